@@ -1,0 +1,154 @@
+import { Entropy } from "../material/entropy";
+
+/** Where the TLS material comes from. Build it with the `Tls` factories. */
+export type TlsSource =
+  | { readonly mode: "self-signed"; readonly serverValidityDays?: number }
+  | { readonly mode: "files"; readonly certificateFile: string; readonly keyFile: string; readonly caFile: string }
+  | { readonly mode: "none" };
+
+export const Tls = {
+  /** A CA and a server certificate generated and kept under the material directory. */
+  selfSigned: (options: { serverValidityDays?: number } = {}): TlsSource => ({ mode: "self-signed", ...options }),
+  /** Your own certificate (leaf, optionally followed by intermediates), its key and the CA clients should trust. */
+  fromFiles: (files: { certificateFile: string; keyFile: string; caFile: string }): TlsSource => ({ mode: "files", ...files }),
+  /** Plain HTTP. Lab use only: clients must list the registry under `insecure-registries`. */
+  none: (): TlsSource => ({ mode: "none" }),
+};
+
+export interface RegistryUserProps {
+  /** Login name; no `:` and no whitespace. */
+  readonly name: string;
+  /**
+   * Password; never put it in a committed config file.
+   * @default - a strong password is generated, kept in `<materialDirectory>/generated-passwords.yml`
+   */
+  readonly password?: string;
+}
+
+export interface RegistryStackProps {
+  /**
+   * Prefix of every Docker object name (containers, networks, volume).
+   * @default "registry"
+   */
+  readonly namePrefix?: string;
+  /**
+   * Docker Engine to deploy to: `unix://…`, `ssh://user@host` or `tcp://host:2376` (TCP requires `dockerCertPath`).
+   * @default "unix:///var/run/docker.sock"
+   */
+  readonly dockerHost?: string;
+  /**
+   * Folder with ca.pem, cert.pem and key.pem for a `tcp://` engine with TLS.
+   * @default - none
+   */
+  readonly dockerCertPath?: string;
+  /**
+   * Extra ssh options for an `ssh://` engine, e.g. ["-o", "StrictHostKeyChecking=yes"].
+   * @default []
+   */
+  readonly dockerSshOptions?: string[];
+  /**
+   * Registry image, pinned to a tag or digest. Registry 2.8.x and 3.x images both work.
+   * @default "registry:3.0.0"
+   */
+  readonly registryImage?: string;
+  /**
+   * Nginx image for the proxy, pinned to a tag or digest.
+   * @default "nginx:1.28.0-alpine"
+   */
+  readonly proxyImage?: string;
+  /**
+   * DNS names clients use to reach the registry; all go into the server certificate.
+   * @default ["localhost"] (when `ipAddresses` is also empty)
+   */
+  readonly hostnames?: string[];
+  /**
+   * IP addresses clients use to reach the registry; all go into the server certificate.
+   * @default ["127.0.0.1"] (when `hostnames` is also empty)
+   */
+  readonly ipAddresses?: string[];
+  /**
+   * Port clients use (`host:port/image`). 443 lets clients omit the port.
+   * @default 5000
+   */
+  readonly publicPort?: number;
+  /**
+   * Host address the public port is published on.
+   * @default "0.0.0.0"
+   */
+  readonly publishAddress?: string;
+  /**
+   * Put Nginx in front (TLS termination, large-upload settings). With `false` the registry publishes its own port.
+   * @default true
+   */
+  readonly proxy?: boolean;
+  /**
+   * Also publish a plain-HTTP port on the proxy that redirects to HTTPS. Needs the proxy and TLS.
+   * @default - no redirect port
+   */
+  readonly httpRedirectPort?: number;
+  /**
+   * TLS material.
+   * @default Tls.selfSigned()
+   */
+  readonly tls?: TlsSource;
+  /**
+   * Registry users (htpasswd).
+   * @default [{ name: "admin" }] (password generated)
+   */
+  readonly users?: RegistryUserProps[];
+  /**
+   * bcrypt cost of the stored password hashes.
+   * @default 10
+   */
+  readonly bcryptCost?: number;
+  /**
+   * Allow `DELETE` of manifests and blobs (needed before garbage collection).
+   * @default false
+   */
+  readonly deleteEnabled?: boolean;
+  /**
+   * Named Docker volume holding the images (`/var/lib/registry`).
+   * @default "<namePrefix>-data"
+   */
+  readonly volumeName?: string;
+  /**
+   * Keep the data volume when the stack is destroyed (Terraform `prevent_destroy`).
+   * @default true
+   */
+  readonly preventVolumeDestroy?: boolean;
+  /**
+   * Store images in this absolute host folder instead of a named volume.
+   * @default - a named volume
+   */
+  readonly storageHostPath?: string;
+  /**
+   * Serve /metrics and /debug on this container port (never published; reach it from the backend network).
+   * @default - debug server off
+   */
+  readonly debugPort?: number;
+  /**
+   * Registry log level.
+   * @default "info"
+   */
+  readonly logLevel?: "error" | "warn" | "info" | "debug";
+  /**
+   * Docker restart policy of both containers.
+   * @default "unless-stopped"
+   */
+  readonly restartPolicy?: "no" | "on-failure" | "always" | "unless-stopped";
+  /**
+   * Where the client files (certs.d/…/ca.crt, daemon.json) are written. Point it at /etc/docker to configure this host.
+   * @default "client-config"
+   */
+  readonly clientConfigDirectory?: string;
+  /**
+   * Where generated keys, certificates, secrets and passwords are kept (owner-only, gitignored).
+   * @default "assets/generated/<stack id>"
+   */
+  readonly materialDirectory?: string;
+  /**
+   * Randomness and clock. Tests inject fixed material.
+   * @default - the system's CSPRNG, Node's RSA key generation and clock
+   */
+  readonly entropy?: Entropy;
+}

@@ -1,0 +1,127 @@
+import * as path from "path";
+import { z } from "zod";
+import { ConfigError } from "./config-error";
+import { RegistryStackProps } from "./registry-stack-props";
+import * as rules from "./rules";
+
+export const DEFAULT_USERS = [{ name: "admin" }];
+
+const port = z.number().int().min(1, { error: "must be a port number from 1 to 65535" }).max(65535, { error: "must be a port number from 1 to 65535" });
+const image = z.string().refine(rules.isPinnedImage, { error: rules.PINNED_IMAGE_HINT });
+const absolutePath = z.string().refine((p) => path.isAbsolute(p), { error: "must be an absolute path" });
+const nonEmptyPath = z.string().min(1, { error: "must not be empty" });
+
+const user = z.strictObject({
+  name: z.string().regex(rules.USER_NAME, { error: rules.USER_NAME_HINT }),
+  password: z
+    .string()
+    .min(1, { error: "is empty; supply a password or leave it out to have one generated" })
+    .refine((p) => Buffer.byteLength(p, "utf8") <= rules.MAX_PASSWORD_BYTES, {
+      error: `is longer than ${rules.MAX_PASSWORD_BYTES} bytes, which bcrypt would silently truncate; use a shorter password`,
+    })
+    .optional(),
+});
+
+const tls = z.discriminatedUnion(
+  "mode",
+  [
+    z.strictObject({ mode: z.literal("self-signed"), serverValidityDays: z.number().int().min(31).max(825).optional() }),
+    z.strictObject({ mode: z.literal("files"), certificateFile: nonEmptyPath, keyFile: nonEmptyPath, caFile: nonEmptyPath }),
+    z.strictObject({ mode: z.literal("none") }),
+  ],
+  { error: "must be one of 'self-signed', 'files', 'none'" },
+);
+
+/** Schema of the stack's props; the config file has the same shape (without passwords and entropy). */
+export const registryStackPropsSchema = z
+  .strictObject({
+    namePrefix: z.string().regex(rules.DOCKER_OBJECT_NAME, { error: rules.DOCKER_OBJECT_NAME_HINT }).default("registry"),
+    dockerHost: z.string().regex(rules.DOCKER_HOST, { error: rules.DOCKER_HOST_HINT }).default("unix:///var/run/docker.sock"),
+    dockerCertPath: nonEmptyPath.optional(),
+    dockerSshOptions: z.array(z.string()).default([]),
+    registryImage: image.default("registry:3.0.0"),
+    proxyImage: image.default("nginx:1.28.0-alpine"),
+    hostnames: z.array(z.string().refine(rules.isDnsName, { error: rules.DNS_NAME_HINT })).default([]),
+    ipAddresses: z.array(z.string().refine(rules.isIpAddress, { error: rules.IP_HINT })).default([]),
+    publicPort: port.default(5000),
+    publishAddress: z.string().refine(rules.isIpAddress, { error: rules.IP_HINT }).default("0.0.0.0"),
+    proxy: z.boolean().default(true),
+    httpRedirectPort: port.optional(),
+    tls: tls.default({ mode: "self-signed" }),
+    users: z.array(user).default(DEFAULT_USERS),
+    bcryptCost: z
+      .number()
+      .int()
+      .min(rules.MIN_BCRYPT_COST, { error: `must be at least ${rules.MIN_BCRYPT_COST} (10 or more recommended)` })
+      .max(rules.MAX_BCRYPT_COST, { error: `must be at most ${rules.MAX_BCRYPT_COST}; every authenticated request pays this cost` })
+      .default(10),
+    deleteEnabled: z.boolean().default(false),
+    volumeName: z.string().regex(rules.DOCKER_OBJECT_NAME, { error: rules.DOCKER_OBJECT_NAME_HINT }).optional(),
+    preventVolumeDestroy: z.boolean().default(true),
+    storageHostPath: absolutePath.optional(),
+    debugPort: port.optional(),
+    logLevel: z.enum(["error", "warn", "info", "debug"]).default("info"),
+    restartPolicy: z.enum(["no", "on-failure", "always", "unless-stopped"]).default("unless-stopped"),
+    clientConfigDirectory: nonEmptyPath.default("client-config"),
+    materialDirectory: nonEmptyPath.optional(),
+  })
+  .superRefine((props, ctx) => {
+    const problem = (field: (string | number)[], message: string) => ctx.addIssue({ code: "custom", path: field, message, input: valueAt(props, field) });
+    const names = new Set<string>();
+    props.users.forEach((u, i) => {
+      if (names.has(u.name)) problem(["users", i, "name"], "is listed twice; each user needs a unique name");
+      names.add(u.name);
+    });
+    if (props.users.length === 0) problem(["users"], "is empty; list at least one user (a registry without users accepts no login)");
+    if (props.dockerHost.startsWith("tcp://") && !props.dockerCertPath)
+      problem(["dockerCertPath"], "is required with a tcp:// dockerHost: a Docker Engine on TCP without TLS gives root on the host to anyone who can reach it");
+    if (props.httpRedirectPort !== undefined && (!props.proxy || props.tls.mode === "none"))
+      problem(["httpRedirectPort"], "needs proxy: true and TLS (tls.mode other than 'none'); remove it");
+    if (props.httpRedirectPort !== undefined && props.httpRedirectPort === props.publicPort)
+      problem(["httpRedirectPort"], "is also publicPort; pick another port");
+    if (props.storageHostPath !== undefined && props.volumeName !== undefined)
+      problem(["storageHostPath"], "and volumeName are both set; choose a host folder or a named volume");
+    if (props.debugPort === REGISTRY_LISTEN_PORT) problem(["debugPort"], "is the registry's own port; pick another");
+  });
+
+/** Port the registry listens on inside its container. */
+export const REGISTRY_LISTEN_PORT = 5000;
+
+type ParsedProps = z.output<typeof registryStackPropsSchema>;
+
+/** Props with every default applied. */
+export interface RegistrySettings extends Omit<ParsedProps, "hostnames" | "ipAddresses" | "volumeName" | "materialDirectory"> {
+  readonly hostnames: string[];
+  readonly ipAddresses: string[];
+  readonly volumeName: string;
+  readonly materialDirectory: string;
+}
+
+/** Validates props (all problems at once) and applies the documented defaults. */
+export function resolveSettings(props: Omit<RegistryStackProps, "entropy">, stackId: string, source?: string): RegistrySettings {
+  const result = registryStackPropsSchema.safeParse(props, { reportInput: true });
+  if (!result.success) throw new ConfigError(result.error.issues.map(describeIssue), source);
+  const parsed = result.data;
+  const noAddresses = parsed.hostnames.length === 0 && parsed.ipAddresses.length === 0;
+  return {
+    ...parsed,
+    hostnames: noAddresses ? ["localhost"] : parsed.hostnames,
+    ipAddresses: noAddresses ? ["127.0.0.1"] : parsed.ipAddresses,
+    volumeName: parsed.volumeName ?? `${parsed.namePrefix}-data`,
+    materialDirectory: parsed.materialDirectory ?? path.join("assets", "generated", stackId),
+  };
+}
+
+function valueAt(root: unknown, field: (string | number)[]): unknown {
+  return field.reduce<unknown>((node, key) => (node as Record<string | number, unknown> | undefined)?.[key], root);
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  const field = issue.path.map((p) => (typeof p === "number" ? `[${p}]` : `.${String(p)}`)).join("").replace(/^\./, "") || "(root)";
+  const secret = issue.path.includes("password");
+  const value = "input" in issue ? issue.input : undefined;
+  const input = !secret && (typeof value === "string" || typeof value === "number") ? `${JSON.stringify(value)} ` : "";
+  if (issue.code === "unrecognized_keys") return `${field || "(root)"}: unknown key(s) ${issue.keys.map((k) => `"${k}"`).join(", ")}; check the spelling against the configuration reference in README.md`;
+  if (issue.code === "invalid_type" && issue.input === undefined) return `${field}: is required`;
+  return `${field}: ${input}${issue.message}`;
+}
