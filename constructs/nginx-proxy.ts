@@ -1,0 +1,110 @@
+import { Container, ContainerHealthcheck, ContainerPorts, ContainerUpload } from "@cdktf/provider-docker/lib/container";
+import { Image } from "@cdktf/provider-docker/lib/image";
+import { Network } from "@cdktf/provider-docker/lib/network";
+import { Construct } from "constructs";
+import { MaterialStore } from "../material/material-store";
+import { DEFAULT_PROXY_TUNING, ProxyTuning, renderNginxConf } from "../renderers/nginx-conf";
+import { healthcheckLabel, IGNORE_DAEMON_LOG_OPTS, NO_NEW_PRIVILEGES } from "./container-defaults";
+import { Registry } from "./registry";
+import { secretUpload } from "./secret-upload";
+
+export interface NginxProxyProps {
+  readonly containerName: string;
+  /** Pinned nginx image. */
+  readonly image: string;
+  /** The registry to proxy to; its alias and port are read from it. */
+  readonly registry: Registry;
+  /** The private network shared with the registry. */
+  readonly backendNetwork: Network;
+  /** The network whose bridge publishes the public port. */
+  readonly edgeNetwork: Network;
+  readonly serverNames: string[];
+  readonly publish: { readonly address: string; readonly port: number };
+  /**
+   * TLS certificate chain and key.
+   * @default - plain HTTP (lab mode)
+   */
+  readonly tls?: { readonly certificateChainPem: string; readonly privateKeyPem: string };
+  /** Where the TLS key is written before upload. */
+  readonly secretFiles: MaterialStore;
+  /**
+   * Host port of a plain-HTTP listener that redirects to HTTPS.
+   * @default - none
+   */
+  readonly httpRedirectPort?: number;
+  /**
+   * Proxy buffering and timeouts.
+   * @default DEFAULT_PROXY_TUNING
+   */
+  readonly tuning?: ProxyTuning;
+  readonly restartPolicy: string;
+}
+
+/** Nginx in front of the registry: TLS termination and the settings large layers need. */
+export class NginxProxy extends Construct {
+  public static readonly LISTEN_PORT = 8443;
+  public static readonly REDIRECT_LISTEN_PORT = 8080;
+  public static readonly HEALTH_LISTEN_PORT = 8081;
+  public static readonly CONFIG_PATH = "/etc/registry-stack/nginx.conf";
+  public static readonly CERTIFICATE_PATH = "/etc/registry-stack/tls/server.crt";
+  public static readonly KEY_PATH = "/etc/registry-stack/tls/server.key";
+
+  public readonly container: Container;
+
+  constructor(scope: Construct, id: string, props: NginxProxyProps) {
+    super(scope, id);
+    const image = new Image(this, "image", { name: props.image, keepLocally: true });
+
+    const config = renderNginxConf({
+      serverNames: props.serverNames,
+      listenPort: NginxProxy.LISTEN_PORT,
+      healthListenPort: NginxProxy.HEALTH_LISTEN_PORT,
+      upstream: { host: props.registry.alias, port: props.registry.port },
+      tls: props.tls ? { certificatePath: NginxProxy.CERTIFICATE_PATH, keyPath: NginxProxy.KEY_PATH } : undefined,
+      httpRedirect:
+        props.httpRedirectPort !== undefined ? { listenPort: NginxProxy.REDIRECT_LISTEN_PORT, publicPort: props.publish.port } : undefined,
+      tuning: props.tuning ?? DEFAULT_PROXY_TUNING,
+    });
+    // nginx.conf holds no secret: uploading it as content makes every change visible in `cdktf diff`.
+    const uploads: ContainerUpload[] = [{ file: NginxProxy.CONFIG_PATH, content: config, permissions: "0644" }];
+    if (props.tls) {
+      uploads.push(
+        { file: NginxProxy.CERTIFICATE_PATH, content: props.tls.certificateChainPem, permissions: "0644" },
+        secretUpload(this, "tls-key-file", props.secretFiles.write("proxy-server.key", props.tls.privateKeyPem), NginxProxy.KEY_PATH),
+      );
+    }
+
+    const ports: ContainerPorts[] = [{ internal: NginxProxy.LISTEN_PORT, external: props.publish.port, ip: props.publish.address }];
+    if (props.httpRedirectPort !== undefined) {
+      ports.push({ internal: NginxProxy.REDIRECT_LISTEN_PORT, external: props.httpRedirectPort, ip: props.publish.address });
+    }
+
+    const healthcheck: ContainerHealthcheck = {
+      test: ["CMD", "wget", "-q", "-O", "/dev/null", `http://127.0.0.1:${NginxProxy.HEALTH_LISTEN_PORT}/healthz`],
+      interval: "15s",
+      timeout: "5s",
+      retries: 3,
+      startPeriod: "5s",
+    };
+
+    this.container = new Container(this, "container", {
+      name: props.containerName,
+      image: image.imageId,
+      command: ["nginx", "-c", NginxProxy.CONFIG_PATH, "-g", "daemon off;"],
+      restart: props.restartPolicy,
+      mustRun: true,
+      wait: true,
+      waitTimeout: 120,
+      networksAdvanced: [{ name: props.edgeNetwork.name }, { name: props.backendNetwork.name }],
+      ports,
+      upload: uploads,
+      healthcheck,
+      labels: [healthcheckLabel(healthcheck)],
+      // The master needs SETUID/SETGID to drop workers to an unprivileged user and CHOWN for its temp dirs.
+      capabilities: { drop: ["ALL"], add: ["CHOWN", "SETGID", "SETUID"] },
+      securityOpts: NO_NEW_PRIVILEGES,
+      dependsOn: [props.registry.container],
+      lifecycle: IGNORE_DAEMON_LOG_OPTS,
+    });
+  }
+}

@@ -1,0 +1,140 @@
+import { Container, ContainerHealthcheck, ContainerUpload, ContainerVolumes } from "@cdktf/provider-docker/lib/container";
+import { Image } from "@cdktf/provider-docker/lib/image";
+import { Network } from "@cdktf/provider-docker/lib/network";
+import { Volume } from "@cdktf/provider-docker/lib/volume";
+import { Construct } from "constructs";
+import { MaterialStore } from "../material/material-store";
+import { renderHtpasswd } from "../renderers/htpasswd";
+import { renderRegistryConfig } from "../renderers/registry-config";
+import { healthcheckLabel, IGNORE_DAEMON_LOG_OPTS, NO_NEW_PRIVILEGES } from "./container-defaults";
+import { secretUpload } from "./secret-upload";
+
+export type RegistryStorage =
+  | { readonly volumeName: string; readonly preventDestroy: boolean }
+  | { readonly hostPath: string };
+
+export interface RegistryProps {
+  readonly containerName: string;
+  /** Pinned registry image (2.8.x or 3.x). */
+  readonly image: string;
+  /** Signs upload state (`http.secret`); persisted so it never changes between deploys. */
+  readonly httpSecret: string;
+  readonly users: ReadonlyArray<{ readonly name: string; readonly hash: string }>;
+  readonly deleteEnabled: boolean;
+  readonly logLevel: "error" | "warn" | "info" | "debug";
+  readonly storage: RegistryStorage;
+  /** Networks to join; the registry answers on each under `Registry.ALIAS`. */
+  readonly networks: Network[];
+  /** Where the secret files (config.yml, htpasswd, key) are written before upload. */
+  readonly secretFiles: MaterialStore;
+  /**
+   * Terminate TLS in the registry itself (the proxy-less topology).
+   * @default - plain HTTP, for a proxy on a private network
+   */
+  readonly tls?: { readonly certificateChainPem: string; readonly privateKeyPem: string };
+  /**
+   * Publish the registry port on the host (the proxy-less topology).
+   * @default - not published
+   */
+  readonly publish?: { readonly address: string; readonly port: number };
+  /**
+   * Debug server port (/metrics, /debug/health); never published.
+   * @default - off
+   */
+  readonly debugPort?: number;
+  readonly restartPolicy: string;
+}
+
+/** The distribution registry: image, data volume and container with its generated config. */
+export class Registry extends Construct {
+  /** Network alias other containers use to reach the registry. */
+  public static readonly ALIAS = "registry";
+  public static readonly PORT = 5000;
+  public static readonly CONFIG_PATH = "/etc/registry-stack/config.yml";
+  public static readonly HTPASSWD_PATH = "/etc/registry-stack/htpasswd";
+  public static readonly CERTIFICATE_PATH = "/etc/registry-stack/tls/server.crt";
+  public static readonly KEY_PATH = "/etc/registry-stack/tls/server.key";
+  public static readonly DATA_PATH = "/var/lib/registry";
+  public static readonly REALM = "Registry";
+
+  public readonly alias = Registry.ALIAS;
+  public readonly port = Registry.PORT;
+  /** "https" when the registry terminates TLS itself. */
+  public readonly scheme: "http" | "https";
+  public readonly container: Container;
+  /** The named data volume, unless a host folder is used. */
+  public readonly volume?: Volume;
+
+  constructor(scope: Construct, id: string, props: RegistryProps) {
+    super(scope, id);
+    this.scheme = props.tls ? "https" : "http";
+
+    const image = new Image(this, "image", { name: props.image, keepLocally: true });
+
+    let volumes: ContainerVolumes[];
+    if ("hostPath" in props.storage) {
+      volumes = [{ hostPath: props.storage.hostPath, containerPath: Registry.DATA_PATH }];
+    } else {
+      this.volume = new Volume(this, "data", {
+        name: props.storage.volumeName,
+        lifecycle: { preventDestroy: props.storage.preventDestroy },
+      });
+      volumes = [{ volumeName: this.volume.name, containerPath: Registry.DATA_PATH }];
+    }
+
+    const config = renderRegistryConfig({
+      httpSecret: props.httpSecret,
+      listenPort: Registry.PORT,
+      htpasswdPath: Registry.HTPASSWD_PATH,
+      realm: Registry.REALM,
+      deleteEnabled: props.deleteEnabled,
+      logLevel: props.logLevel,
+      storageRootDirectory: Registry.DATA_PATH,
+      tls: props.tls ? { certificatePath: Registry.CERTIFICATE_PATH, keyPath: Registry.KEY_PATH } : undefined,
+      debugPort: props.debugPort,
+    });
+    const uploads: ContainerUpload[] = [
+      secretUpload(this, "config-file", props.secretFiles.write("registry-config.yml", config), Registry.CONFIG_PATH),
+      secretUpload(this, "htpasswd-file", props.secretFiles.write("htpasswd", renderHtpasswd(props.users)), Registry.HTPASSWD_PATH),
+    ];
+    if (props.tls) {
+      uploads.push(
+        { file: Registry.CERTIFICATE_PATH, content: props.tls.certificateChainPem, permissions: "0644" },
+        secretUpload(this, "tls-key-file", props.secretFiles.write("registry-server.key", props.tls.privateKeyPem), Registry.KEY_PATH),
+      );
+    }
+
+    const healthcheck: ContainerHealthcheck = {
+      // busybox wget is in the official (alpine) images; `/` answers 200 without credentials.
+      test: props.tls
+        ? ["CMD", "wget", "-q", "-O", "/dev/null", "--no-check-certificate", `https://127.0.0.1:${Registry.PORT}/`]
+        : ["CMD", "wget", "-q", "-O", "/dev/null", `http://127.0.0.1:${Registry.PORT}/`],
+      interval: "15s",
+      timeout: "5s",
+      retries: 3,
+      startPeriod: "10s",
+    };
+
+    this.container = new Container(this, "container", {
+      name: props.containerName,
+      image: image.imageId,
+      // The image entrypoint turns a *.yml argument into `registry serve <file>` (2.8 and 3.x alike).
+      command: [Registry.CONFIG_PATH],
+      // Registry 3.0 images export OpenTelemetry traces to localhost:4318 unless told not to.
+      env: ["OTEL_TRACES_EXPORTER=none"],
+      restart: props.restartPolicy,
+      mustRun: true,
+      wait: true,
+      waitTimeout: 120,
+      networksAdvanced: props.networks.map((network) => ({ name: network.name, aliases: [Registry.ALIAS] })),
+      ports: props.publish ? [{ internal: Registry.PORT, external: props.publish.port, ip: props.publish.address }] : undefined,
+      volumes,
+      upload: uploads,
+      healthcheck,
+      labels: [healthcheckLabel(healthcheck)],
+      capabilities: { drop: ["ALL"] },
+      securityOpts: NO_NEW_PRIVILEGES,
+      lifecycle: IGNORE_DAEMON_LOG_OPTS,
+    });
+  }
+}

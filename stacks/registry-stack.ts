@@ -1,0 +1,127 @@
+import { Network } from "@cdktf/provider-docker/lib/network";
+import { DockerProvider } from "@cdktf/provider-docker/lib/provider";
+import { LocalProvider } from "@cdktf/provider-local/lib/provider";
+import { LocalBackend, TerraformOutput, TerraformStack } from "cdktf";
+import { Construct } from "constructs";
+import { ClientConfig, registryEndpoints } from "../constructs/client-config";
+import { NginxProxy } from "../constructs/nginx-proxy";
+import { Registry } from "../constructs/registry";
+import { RegistryStackProps } from "../config/registry-stack-props";
+import { RegistrySettings, resolveSettings } from "../config/schema";
+import { Entropy, systemEntropy } from "../material/entropy";
+import { ensureHttpSecret } from "../material/http-secret";
+import { MaterialStore } from "../material/material-store";
+import { resolveRegistryUsers } from "../material/registry-users";
+import { ensureSelfSignedTls } from "../material/self-signed-tls";
+import { loadTlsFiles } from "../material/tls-files";
+import { TlsMaterial } from "../material/tls-material";
+
+/**
+ * A private Docker registry: distribution behind Nginx (or terminating TLS itself), htpasswd
+ * users, TLS material and the client files, on one Docker Engine.
+ */
+export class RegistryStack extends TerraformStack {
+  /** Props with every default applied. */
+  public readonly settings: RegistrySettings;
+  public readonly registry: Registry;
+  public readonly proxy?: NginxProxy;
+  public readonly client: ClientConfig;
+  /** `host:port` values clients use. */
+  public readonly endpoints: string[];
+  /** Users whose passwords were generated, and the file holding them. */
+  public readonly generatedPasswords: { readonly users: string[]; readonly file?: string };
+
+  constructor(scope: Construct, id: string, props: RegistryStackProps = {}, source?: string) {
+    super(scope, id);
+    const { entropy = systemEntropy, ...rest } = props;
+    const settings = resolveSettings(rest, id, source);
+    this.settings = settings;
+    // A relative path, so the state location does not depend on where the project is checked out.
+    new LocalBackend(this, { path: `terraform.${id}.tfstate` });
+
+    // Everything that can fail on bad input runs before anything is written.
+    const identity = { hostnames: settings.hostnames, ipAddresses: settings.ipAddresses };
+    const userFiles = settings.tls.mode === "files" ? loadTlsFiles(settings.tls, identity, entropy.now()) : undefined;
+
+    const store = new MaterialStore(settings.materialDirectory);
+    const tls = userFiles ?? this.selfSignedTls(settings, store, entropy);
+    const users = resolveRegistryUsers(store, settings.users, { bcryptCost: settings.bcryptCost, entropy });
+    this.generatedPasswords = { users: users.generatedFor, file: users.generatedPasswordFile };
+    const httpSecret = ensureHttpSecret(store, entropy);
+
+    new DockerProvider(this, "docker", {
+      host: settings.dockerHost,
+      certPath: settings.dockerCertPath,
+      sshOpts: settings.dockerSshOptions.length > 0 ? settings.dockerSshOptions : undefined,
+    });
+    new LocalProvider(this, "local");
+
+    const prefix = settings.namePrefix;
+    // Internal: the registry gets no route out and no published port; only the proxy reaches it.
+    const backend = new Network(this, "backend-network", { name: `${prefix}-backend`, internal: true });
+    const edge = new Network(this, "edge-network", { name: `${prefix}-edge` });
+    const publish = { address: settings.publishAddress, port: settings.publicPort };
+    const tlsPems = tls ? { certificateChainPem: tls.certificateChainPem, privateKeyPem: tls.privateKeyPem } : undefined;
+
+    this.registry = new Registry(this, "registry", {
+      containerName: `${prefix}-registry`,
+      image: settings.registryImage,
+      httpSecret,
+      users: users.entries,
+      deleteEnabled: settings.deleteEnabled,
+      logLevel: settings.logLevel,
+      storage:
+        settings.storageHostPath !== undefined
+          ? { hostPath: settings.storageHostPath }
+          : { volumeName: settings.volumeName, preventDestroy: settings.preventVolumeDestroy },
+      networks: settings.proxy ? [backend] : [edge, backend],
+      secretFiles: store,
+      tls: settings.proxy ? undefined : tlsPems,
+      publish: settings.proxy ? undefined : publish,
+      debugPort: settings.debugPort,
+      restartPolicy: settings.restartPolicy,
+    });
+
+    if (settings.proxy) {
+      this.proxy = new NginxProxy(this, "proxy", {
+        containerName: `${prefix}-proxy`,
+        image: settings.proxyImage,
+        registry: this.registry,
+        backendNetwork: backend,
+        edgeNetwork: edge,
+        serverNames: [...settings.hostnames, ...settings.ipAddresses],
+        publish,
+        tls: tlsPems,
+        secretFiles: store,
+        httpRedirectPort: settings.httpRedirectPort,
+        restartPolicy: settings.restartPolicy,
+      });
+    }
+
+    this.endpoints = registryEndpoints(settings.hostnames, settings.ipAddresses, settings.publicPort);
+    this.client = new ClientConfig(this, "client", {
+      endpoints: this.endpoints,
+      caCertificatePem: tls?.caCertificatePem,
+      directory: settings.clientConfigDirectory,
+    });
+    this.declareOutputs(tls !== undefined);
+  }
+
+  private selfSignedTls(settings: RegistrySettings, store: MaterialStore, entropy: Entropy): TlsMaterial | undefined {
+    if (settings.tls.mode !== "self-signed") return undefined;
+    const identity = { hostnames: settings.hostnames, ipAddresses: settings.ipAddresses };
+    return ensureSelfSignedTls(store, identity, entropy, { serverValidityDays: settings.tls.serverValidityDays });
+  }
+
+  private declareOutputs(withTls: boolean): void {
+    const endpoint = this.endpoints[0];
+    const user = this.settings.users[0].name;
+    const scheme = withTls ? "https" : "http";
+    const curl = withTls ? `curl --cacert ${this.client.caCertificatePaths[0]} -u ${user}` : `curl -u ${user}`;
+    new TerraformOutput(this, "registry_url", { value: `${scheme}://${endpoint}` });
+    new TerraformOutput(this, "docker_login_command", { value: `docker login ${endpoint} -u ${user}` });
+    new TerraformOutput(this, "catalog_command", { value: `${curl} ${scheme}://${endpoint}/v2/_catalog` });
+    new TerraformOutput(this, "tags_command", { value: `${curl} ${scheme}://${endpoint}/v2/<name>/tags/list` });
+    new TerraformOutput(this, "client_config_directory", { value: this.client.directory });
+  }
+}
