@@ -1,0 +1,272 @@
+import { DEFAULT_PROXY_TUNING, NginxConfInput, renderNginxConf } from "../../renderers/nginx-conf";
+import { Directive, all, blockOf, flatten, one, parseNginxConf, value } from "./nginx-conf-parser";
+
+const TLS = { certificatePath: "/etc/nginx/tls/server.crt", keyPath: "/etc/nginx/tls/server.key" };
+
+function input(overrides: Partial<NginxConfInput> = {}): NginxConfInput {
+  return {
+    serverNames: ["registry.example.test", "localhost"],
+    listenPort: 8443,
+    upstream: { host: "registry", port: 5000 },
+    tls: TLS,
+    tuning: DEFAULT_PROXY_TUNING,
+    ...overrides,
+  };
+}
+
+function render(overrides: Partial<NginxConfInput> = {}) {
+  const text = renderNginxConf(input(overrides));
+  const main = parseNginxConf(text);
+  const http = blockOf(main, "http");
+  const servers = all(http, "server").filter((d) => d.block);
+  const proxy = servers[0].block!;
+  const v2 = blockOf(proxy, "location", "/v2/");
+  return { text, main, http, servers, proxy, v2 };
+}
+
+function headers(location: Directive[]): Record<string, string> {
+  return Object.fromEntries(all(location, "proxy_set_header").map((d) => [d.args[0], d.args.slice(1).join(" ")]));
+}
+
+// Directives of nginx core, http core, log, upstream, map, rewrite, proxy, headers and ssl:
+// all present in the official alpine image and in Debian bookworm's nginx/nginx-light.
+const PORTABLE_DIRECTIVES = new Set([
+  "worker_processes", "pid", "error_log", "events", "worker_connections", "http", "server_tokens",
+  "default_type", "access_log", "sendfile", "tcp_nopush", "keepalive_timeout", "client_body_temp_path",
+  "proxy_temp_path", "fastcgi_temp_path", "uwsgi_temp_path", "scgi_temp_path", "map", "upstream", "server",
+  "keepalive", "listen", "server_name", "ssl_certificate", "ssl_certificate_key", "ssl_protocols", "ssl_ciphers",
+  "ssl_prefer_server_ciphers", "ssl_session_cache", "ssl_session_timeout", "ssl_session_tickets",
+  "client_max_body_size", "chunked_transfer_encoding", "client_body_buffer_size", "location", "if", "return",
+  "proxy_pass", "proxy_http_version", "proxy_set_header", "proxy_read_timeout", "proxy_send_timeout",
+  "proxy_request_buffering", "proxy_buffering", "proxy_buffer_size", "proxy_buffers", "proxy_busy_buffers_size",
+  "proxy_max_temp_file_size", "add_header",
+]);
+
+describe("renderNginxConf", () => {
+  describe("main context", () => {
+    test("runs from /tmp, logs to stderr and has no user directive", () => {
+      const { main } = render();
+      expect(main.filter((d) => !d.block).map((d) => `${d.name} ${d.args.join(" ")}`)).toEqual([
+        "worker_processes auto",
+        "pid /tmp/nginx.pid",
+        "error_log stderr warn",
+      ]);
+      expect(main.map((d) => d.name)).toEqual(["worker_processes", "pid", "error_log", "events", "http"]);
+      expect(value(blockOf(main, "events"), "worker_connections")).toBe("1024");
+    });
+
+    test("includes no files and uses only portable directives", () => {
+      const { main } = render({ httpRedirect: { listenPort: 8080, publicPort: 443 } });
+      const withoutMapEntries = flatten(main.map(stripMapEntries));
+      expect(withoutMapEntries.filter((d) => d.name === "include" || d.name === "load_module")).toEqual([]);
+      expect(withoutMapEntries.map((d) => d.name).filter((name) => !PORTABLE_DIRECTIVES.has(name))).toEqual([]);
+    });
+  });
+
+  describe("http block", () => {
+    test("hides the version, logs to stdout and keeps every temp path directly in /tmp", () => {
+      const { http } = render();
+      expect(value(http, "server_tokens")).toBe("off");
+      expect(value(http, "access_log")).toBe("/dev/stdout");
+      const temp = http.filter((d) => d.name.endsWith("_temp_path"));
+      expect(temp.map((d) => [d.name, d.args.join(" ")])).toEqual([
+        ["client_body_temp_path", "/tmp/nginx-client-body"],
+        ["proxy_temp_path", "/tmp/nginx-proxy"],
+        ["fastcgi_temp_path", "/tmp/nginx-fastcgi"],
+        ["uwsgi_temp_path", "/tmp/nginx-uwsgi"],
+        ["scgi_temp_path", "/tmp/nginx-scgi"],
+      ]);
+    });
+
+    test("maps a missing upstream API version header to registry/2.0", () => {
+      const { http } = render();
+      const map = one(http, "map");
+      expect(map.args).toEqual(["$upstream_http_docker_distribution_api_version", "$docker_distribution_api_version"]);
+      expect(map.block).toEqual([{ name: "", args: ["registry/2.0"] }]);
+    });
+
+    test("points the upstream at the registry with keepalive connections", () => {
+      const { http, v2 } = render({ upstream: { host: "registry-alias", port: 5001 } });
+      const upstream = one(http, "upstream");
+      expect(upstream.block).toEqual([
+        { name: "server", args: ["registry-alias:5001"] },
+        { name: "keepalive", args: ["32"] },
+      ]);
+      expect(value(v2, "proxy_pass")).toBe(`http://${upstream.args[0]}`);
+    });
+  });
+
+  describe("registry server", () => {
+    test("accepts unlimited, chunked request bodies", () => {
+      const { proxy } = render();
+      expect(value(proxy, "client_max_body_size")).toBe("0");
+      expect(value(proxy, "chunked_transfer_encoding")).toBe("on");
+      expect(value(proxy, "server_name")).toBe("registry.example.test localhost");
+    });
+
+    test("passes the headers the registry needs to build its URLs", () => {
+      const { v2 } = render();
+      expect(headers(v2)).toEqual({
+        Connection: "",
+        Host: "$http_host",
+        "X-Real-IP": "$remote_addr",
+        "X-Forwarded-For": "$proxy_add_x_forwarded_for",
+        "X-Forwarded-Proto": "$scheme",
+      });
+      expect(value(v2, "proxy_http_version")).toBe("1.1");
+    });
+
+    test("adds the API version header always, so 401s carry it too", () => {
+      const { v2 } = render();
+      expect(one(v2, "add_header").args).toEqual([
+        "Docker-Distribution-Api-Version",
+        "$docker_distribution_api_version",
+        "always",
+      ]);
+    });
+
+    test("rejects docker 1.3-1.5 clients with 404 before proxying", () => {
+      const { v2 } = render();
+      const guard = one(v2, "if");
+      expect(guard.args).toEqual(["($http_user_agent", "~", String.raw`^(docker\/1\.(3|4|5(?!\.[0-9]-dev))|Go ).*$`, ")"]);
+      expect(guard.block).toEqual([{ name: "return", args: ["404"] }]);
+      expect(v2[0]).toBe(guard);
+    });
+
+    test("answers /healthz anonymously and 404 for everything outside /v2/", () => {
+      const { proxy } = render();
+      expect(all(proxy, "location").map((d) => d.args.join(" "))).toEqual(["/v2/", "= /healthz", "/"]);
+      expect(blockOf(proxy, "location", "=")).toEqual([
+        { name: "access_log", args: ["off"] },
+        { name: "default_type", args: ["text/plain"] },
+        { name: "return", args: ["200", "ok\\n"] },
+      ]);
+      expect(blockOf(proxy, "location", "/")).toEqual([{ name: "return", args: ["404"] }]);
+    });
+  });
+
+  describe("TLS", () => {
+    test("terminates TLS 1.2/1.3 with the given certificate", () => {
+      const { proxy } = render();
+      expect(value(proxy, "listen")).toBe("8443 ssl");
+      expect(value(proxy, "ssl_certificate")).toBe(TLS.certificatePath);
+      expect(value(proxy, "ssl_certificate_key")).toBe(TLS.keyPath);
+      expect(value(proxy, "ssl_protocols")).toBe("TLSv1.2 TLSv1.3");
+      expect(value(proxy, "ssl_prefer_server_ciphers")).toBe("off");
+      expect(value(proxy, "ssl_session_cache")).toBe("shared:SSL:10m");
+      expect(value(proxy, "ssl_session_tickets")).toBe("off");
+    });
+
+    test("offers only forward-secret AEAD suites for TLS 1.2", () => {
+      const ciphers = value(render().proxy, "ssl_ciphers").split(":");
+      expect(ciphers.length).toBeGreaterThan(0);
+      for (const cipher of ciphers) {
+        expect(cipher).toMatch(/^ECDHE-(ECDSA|RSA)-(AES(128|256)-GCM-SHA(256|384)|CHACHA20-POLY1305)$/);
+      }
+    });
+
+    test("listens without ssl and has no ssl directives in plain HTTP mode", () => {
+      const { main, proxy } = render({ tls: undefined });
+      expect(value(proxy, "listen")).toBe("8443");
+      expect(flatten(main).filter((d) => d.name.startsWith("ssl_"))).toEqual([]);
+    });
+  });
+
+  describe("HTTP redirect server", () => {
+    test("is absent by default", () => {
+      expect(render().servers).toHaveLength(1);
+    });
+
+    test("redirects to https without a port when the public port is 443", () => {
+      const { servers } = render({ httpRedirect: { listenPort: 8080, publicPort: 443 } });
+      expect(servers).toHaveLength(2);
+      expect(servers[1].block).toEqual([
+        { name: "listen", args: ["8080"] },
+        { name: "server_name", args: ["registry.example.test", "localhost"] },
+        { name: "return", args: ["301", "https://$host$request_uri"] },
+      ]);
+    });
+
+    test("redirects to https with the public port otherwise", () => {
+      const { servers } = render({ httpRedirect: { listenPort: 8080, publicPort: 5443 } });
+      expect(value(servers[1].block!, "return")).toBe("301 https://$host:5443$request_uri");
+    });
+  });
+
+  describe("health server", () => {
+    test("is absent by default", () => {
+      expect(render({ httpRedirect: { listenPort: 8080, publicPort: 443 } }).servers).toHaveLength(2);
+    });
+
+    test("answers only /healthz over plain HTTP on loopback", () => {
+      const { servers } = render({ healthListenPort: 8081, httpRedirect: { listenPort: 8080, publicPort: 443 } });
+      expect(servers).toHaveLength(3);
+      const health = servers[2].block!;
+      expect(health.filter((d) => !d.block)).toEqual([{ name: "listen", args: ["127.0.0.1:8081"] }]);
+      expect(all(health, "location").map((d) => d.args.join(" "))).toEqual(["= /healthz", "/"]);
+      expect(value(blockOf(health, "location", "="), "return")).toBe("200 ok\\n");
+      expect(blockOf(health, "location", "/")).toEqual([{ name: "return", args: ["404"] }]);
+    });
+  });
+
+  describe("tuning", () => {
+    test("defaults stream uploads and buffer downloads in memory", () => {
+      const { v2 } = render();
+      expect(value(v2, "proxy_request_buffering")).toBe("off");
+      expect(value(v2, "proxy_buffering")).toBe("on");
+      expect(value(v2, "proxy_buffer_size")).toBe("64k");
+      expect(value(v2, "proxy_buffers")).toBe("16 256k");
+      expect(value(v2, "proxy_max_temp_file_size")).toBe("0");
+      expect(value(v2, "proxy_read_timeout")).toBe("900s");
+      expect(value(v2, "proxy_send_timeout")).toBe("900s");
+      expect(all(v2, "proxy_busy_buffers_size")).toEqual([]);
+      expect(all(render().proxy, "client_body_buffer_size")).toEqual([]);
+    });
+
+    test("writes every knob as given", () => {
+      const { http, proxy, v2 } = render({
+        tuning: {
+          requestBuffering: true,
+          responseBuffering: false,
+          proxyBufferSize: "128k",
+          proxyBuffers: "4 2m",
+          maxTempFileSize: "1024m",
+          readTimeoutSeconds: 120,
+          sendTimeoutSeconds: 60,
+          proxyBusyBuffersSize: "4m",
+          clientBodyBufferSize: "1m",
+          upstreamKeepalive: 8,
+        },
+      });
+      expect(value(v2, "proxy_request_buffering")).toBe("on");
+      expect(value(v2, "proxy_buffering")).toBe("off");
+      expect(value(v2, "proxy_buffer_size")).toBe("128k");
+      expect(value(v2, "proxy_buffers")).toBe("4 2m");
+      expect(value(v2, "proxy_max_temp_file_size")).toBe("1024m");
+      expect(value(v2, "proxy_read_timeout")).toBe("120s");
+      expect(value(v2, "proxy_send_timeout")).toBe("60s");
+      expect(value(v2, "proxy_busy_buffers_size")).toBe("4m");
+      expect(value(proxy, "client_body_buffer_size")).toBe("1m");
+      expect(value(blockOf(http, "upstream"), "keepalive")).toBe("8");
+    });
+  });
+
+  test("ends with a newline and is deterministic", () => {
+    const first = renderNginxConf(input());
+    expect(first.endsWith("}\n")).toBe(true);
+    expect(renderNginxConf(input())).toBe(first);
+  });
+});
+
+describe("parseNginxConf (test helper)", () => {
+  test("fails when a directive lacks its semicolon or a brace is unbalanced", () => {
+    expect(() => parseNginxConf("http { server_tokens off }")).toThrow("missing ; after server_tokens off");
+    expect(() => parseNginxConf("http { server_tokens off;")).toThrow("missing }");
+    expect(() => parseNginxConf("}")).toThrow("unexpected }");
+  });
+});
+
+function stripMapEntries(d: Directive): Directive {
+  if (d.name === "map") return { ...d, block: [] };
+  return d.block ? { ...d, block: d.block.map(stripMapEntries) } : d;
+}

@@ -1,0 +1,87 @@
+import { parse } from "yaml";
+import { RegistryConfigInput, renderRegistryConfig } from "../../renderers/registry-config";
+
+const BASE: RegistryConfigInput = {
+  httpSecret: "fixture-secret: with 'quotes' & #hash",
+  listenPort: 5000,
+  htpasswdPath: "/auth/htpasswd",
+  realm: "Private Registry",
+  deleteEnabled: false,
+  logLevel: "info",
+  storageRootDirectory: "/var/lib/registry",
+};
+
+function renderParsed(overrides: Partial<RegistryConfigInput> = {}) {
+  return parse(renderRegistryConfig({ ...BASE, ...overrides }));
+}
+
+describe("renderRegistryConfig", () => {
+  test("renders the full config behind a proxy with htpasswd auth", () => {
+    expect(renderParsed()).toEqual({
+      version: 0.1,
+      log: { level: "info", fields: { service: "registry" } },
+      storage: {
+        filesystem: { rootdirectory: "/var/lib/registry" },
+        delete: { enabled: false },
+        cache: { blobdescriptor: "inmemory" },
+        maintenance: { uploadpurging: { enabled: true, age: "168h", interval: "24h", dryrun: false } },
+      },
+      http: {
+        addr: ":5000",
+        secret: "fixture-secret: with 'quotes' & #hash",
+        headers: { "X-Content-Type-Options": ["nosniff"] },
+      },
+      auth: { htpasswd: { realm: "Private Registry", path: "/auth/htpasswd" } },
+      health: { storagedriver: { enabled: true, interval: "10s", threshold: 3 } },
+    });
+  });
+
+  test("starts with an unquoted version 0.1 like the images' own config", () => {
+    expect(renderRegistryConfig(BASE).split("\n")[0]).toBe("version: 0.1");
+  });
+
+  test("passes port, log level, storage root and delete flag through", () => {
+    const config = renderParsed({
+      listenPort: 5443,
+      logLevel: "debug",
+      storageRootDirectory: "/data",
+      deleteEnabled: true,
+    });
+    expect(config.http.addr).toBe(":5443");
+    expect(config.log.level).toBe("debug");
+    expect(config.storage.filesystem.rootdirectory).toBe("/data");
+    expect(config.storage.delete).toEqual({ enabled: true });
+  });
+
+  test("has no auth section without an htpasswd path", () => {
+    const config = renderParsed({ htpasswdPath: undefined });
+    expect(config).not.toHaveProperty("auth");
+    expect(Object.keys(config)).toEqual(["version", "log", "storage", "http", "health"]);
+  });
+
+  test("terminates TLS 1.2+ itself when given a certificate", () => {
+    const config = renderParsed({ tls: { certificatePath: "/certs/server.crt", keyPath: "/certs/server.key" } });
+    expect(config.http.tls).toEqual({
+      certificate: "/certs/server.crt",
+      key: "/certs/server.key",
+      minimumtls: "tls1.2",
+    });
+  });
+
+  test("has no tls and no debug server by default", () => {
+    const config = renderParsed();
+    expect(config.http).not.toHaveProperty("tls");
+    expect(config.http).not.toHaveProperty("debug");
+  });
+
+  test("serves prometheus metrics on the debug port when set", () => {
+    expect(renderParsed({ debugPort: 5001 }).http.debug).toEqual({
+      addr: ":5001",
+      prometheus: { enabled: true, path: "/metrics" },
+    });
+  });
+
+  test("is deterministic", () => {
+    expect(renderRegistryConfig(BASE)).toBe(renderRegistryConfig({ ...BASE }));
+  });
+});

@@ -1,0 +1,241 @@
+/** Proxy knobs a benchmark tunes; every value is written as given. */
+export interface ProxyTuning {
+  /** `proxy_request_buffering`: off streams uploads to the registry as they arrive. */
+  readonly requestBuffering: boolean;
+  /** `proxy_buffering`. */
+  readonly responseBuffering: boolean;
+  /** `proxy_buffer_size`, e.g. "64k". */
+  readonly proxyBufferSize: string;
+  /** `proxy_buffers`, "<number> <size>", e.g. "16 256k". */
+  readonly proxyBuffers: string;
+  /** `proxy_max_temp_file_size`; "0" keeps responses off the disk. */
+  readonly maxTempFileSize: string;
+  readonly readTimeoutSeconds: number;
+  readonly sendTimeoutSeconds: number;
+  /**
+   * `proxy_busy_buffers_size`; nginx refuses to start unless it is below the total of
+   * proxy_buffers minus one buffer, so set it when proxy_buffers has few large buffers.
+   * @default - nginx's default, twice the larger of proxy_buffer_size and one proxy_buffers size
+   */
+  readonly proxyBusyBuffersSize?: string;
+  /**
+   * `client_body_buffer_size`; with request buffering off it is the piece size of uploads.
+   * @default - nginx's default (16k on 64-bit)
+   */
+  readonly clientBodyBufferSize?: string;
+  /**
+   * `keepalive` of the upstream: idle connections to the registry kept per worker.
+   * @default 32
+   */
+  readonly upstreamKeepalive?: number;
+}
+
+export const DEFAULT_PROXY_TUNING: ProxyTuning = {
+  requestBuffering: false,
+  responseBuffering: true,
+  proxyBufferSize: "64k",
+  proxyBuffers: "16 256k",
+  maxTempFileSize: "0",
+  readTimeoutSeconds: 900,
+  sendTimeoutSeconds: 900,
+};
+
+/** Input for a complete nginx.conf in front of the registry; callers validate the values. */
+export interface NginxConfInput {
+  /** `server_name` values, e.g. ["registry.example.com"]. */
+  readonly serverNames: string[];
+  /** Port nginx listens on inside its container, e.g. 8443. */
+  readonly listenPort: number;
+  /** The registry's network alias and port. */
+  readonly upstream: { readonly host: string; readonly port: number };
+  /**
+   * Certificate and key paths inside the container.
+   * @default - plain HTTP (lab mode)
+   */
+  readonly tls?: { readonly certificatePath: string; readonly keyPath: string };
+  /**
+   * An extra plain-HTTP server answering 301 to https://$host[:publicPort]$request_uri.
+   * @default - none
+   */
+  readonly httpRedirect?: { readonly listenPort: number; readonly publicPort: number };
+  /**
+   * A plain-HTTP server on 127.0.0.1:<port> answering only /healthz, for in-container health
+   * checks that cannot speak TLS.
+   * @default - none
+   */
+  readonly healthListenPort?: number;
+  readonly tuning: ProxyTuning;
+}
+
+const UPSTREAM_NAME = "docker-registry";
+const DEFAULT_UPSTREAM_KEEPALIVE = 32;
+
+// Mozilla "intermediate" TLS 1.2 suites minus DHE (nginx offers DHE only with ssl_dhparam).
+const TLS12_CIPHERS = [
+  "ECDHE-ECDSA-AES128-GCM-SHA256",
+  "ECDHE-RSA-AES128-GCM-SHA256",
+  "ECDHE-ECDSA-AES256-GCM-SHA384",
+  "ECDHE-RSA-AES256-GCM-SHA384",
+  "ECDHE-ECDSA-CHACHA20-POLY1305",
+  "ECDHE-RSA-CHACHA20-POLY1305",
+].join(":");
+
+// From distribution's nginx recipe: docker 1.3–1.5 clients speak a broken v2 protocol.
+const ANCIENT_DOCKER_USER_AGENT = String.raw`"^(docker\/1\.(3|4|5(?!\.[0-9]-dev))|Go ).*$"`;
+
+export function renderNginxConf(input: NginxConfInput): string {
+  const servers = [proxyServer(input, [registryLocation(input.tuning), healthLocation(), fallbackLocation()])];
+  if (input.httpRedirect) {
+    servers.push(redirectServer(input.serverNames, input.httpRedirect.listenPort, input.httpRedirect.publicPort));
+  }
+  if (input.healthListenPort !== undefined) {
+    servers.push(healthServer(input.healthListenPort));
+  }
+  return [...mainContext(), "", ...eventsBlock(), "", ...httpBlock(input, servers)].join("\n") + "\n";
+}
+
+/** An nginx block: `header {`, the body indented, `}`. Nested blocks are line arrays too. */
+function block(header: string, body: ReadonlyArray<string | string[]>): string[] {
+  const lines = body.flatMap((item) => (typeof item === "string" ? [item] : item));
+  return [`${header} {`, ...lines.map((line) => (line === "" ? "" : `  ${line}`)), "}"];
+}
+
+function onOff(value: boolean): string {
+  return value ? "on" : "off";
+}
+
+// No `user` directive: the Debian package and the official image compile in an unprivileged
+// default for workers, and the directive warns when the master is not root.
+function mainContext(): string[] {
+  return ["worker_processes auto;", "pid /tmp/nginx.pid;", "error_log stderr warn;"];
+}
+
+function eventsBlock(): string[] {
+  return block("events", ["worker_connections 1024;"]);
+}
+
+function httpBlock(input: NginxConfInput, servers: string[][]): string[] {
+  const body: Array<string | string[]> = [
+    "server_tokens off;",
+    "default_type application/octet-stream;",
+    "access_log /dev/stdout;",
+    "sendfile on;",
+    "tcp_nopush on;",
+    "keepalive_timeout 65s;",
+    "",
+    // The compiled-in temp paths (/var/lib/nginx, /var/cache/nginx) differ per build and need a
+    // writable image. Directly in /tmp because nginx creates only the last path level: a
+    // /tmp/nginx/ parent would have to be created by someone else first.
+    "client_body_temp_path /tmp/nginx-client-body;",
+    "proxy_temp_path /tmp/nginx-proxy;",
+    "fastcgi_temp_path /tmp/nginx-fastcgi;",
+    "uwsgi_temp_path /tmp/nginx-uwsgi;",
+    "scgi_temp_path /tmp/nginx-scgi;",
+    "",
+    // Added only when the registry did not send it, so that 401s from nginx-side auth carry it too.
+    ...block("map $upstream_http_docker_distribution_api_version $docker_distribution_api_version", [
+      "'' 'registry/2.0';",
+    ]),
+    "",
+    upstreamBlock(input.upstream, input.tuning.upstreamKeepalive ?? DEFAULT_UPSTREAM_KEEPALIVE),
+  ];
+  for (const server of servers) {
+    body.push("", server);
+  }
+  return block("http", body);
+}
+
+function upstreamBlock(upstream: NginxConfInput["upstream"], keepalive: number): string[] {
+  return block(`upstream ${UPSTREAM_NAME}`, [`server ${upstream.host}:${upstream.port};`, `keepalive ${keepalive};`]);
+}
+
+function tlsDirectives(tls: NonNullable<NginxConfInput["tls"]>): string[] {
+  return [
+    `ssl_certificate ${tls.certificatePath};`,
+    `ssl_certificate_key ${tls.keyPath};`,
+    "ssl_protocols TLSv1.2 TLSv1.3;",
+    `ssl_ciphers ${TLS12_CIPHERS};`,
+    "ssl_prefer_server_ciphers off;",
+    "ssl_session_cache shared:SSL:10m;",
+    "ssl_session_timeout 1d;",
+    "ssl_session_tickets off;",
+  ];
+}
+
+function proxyServer(input: NginxConfInput, locations: string[][]): string[] {
+  const tuning = input.tuning;
+  const body: Array<string | string[]> = [
+    `listen ${input.listenPort}${input.tls ? " ssl" : ""};`,
+    `server_name ${input.serverNames.join(" ")};`,
+  ];
+  if (input.tls) {
+    body.push(...tlsDirectives(input.tls));
+  }
+  body.push(
+    "",
+    // Layers are pushed in one request of any size (else 413) and may be chunked (else 411).
+    "client_max_body_size 0;",
+    "chunked_transfer_encoding on;",
+  );
+  if (tuning.clientBodyBufferSize !== undefined) {
+    body.push(`client_body_buffer_size ${tuning.clientBodyBufferSize};`);
+  }
+  for (const location of locations) {
+    body.push("", location);
+  }
+  return block("server", body);
+}
+
+function registryLocation(tuning: ProxyTuning): string[] {
+  const body: Array<string | string[]> = [
+    block(`if ($http_user_agent ~ ${ANCIENT_DOCKER_USER_AGENT})`, ["return 404;"]),
+    "",
+    `proxy_pass http://${UPSTREAM_NAME};`,
+    // HTTP/1.1 with an empty Connection header keeps upstream connections alive, and without
+    // it nginx buffers chunked uploads whatever proxy_request_buffering says.
+    "proxy_http_version 1.1;",
+    'proxy_set_header Connection "";',
+    // $http_host keeps the client's port, which the registry puts into Location headers.
+    "proxy_set_header Host $http_host;",
+    "proxy_set_header X-Real-IP $remote_addr;",
+    "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
+    "proxy_set_header X-Forwarded-Proto $scheme;",
+    `proxy_read_timeout ${tuning.readTimeoutSeconds}s;`,
+    `proxy_send_timeout ${tuning.sendTimeoutSeconds}s;`,
+    `proxy_request_buffering ${onOff(tuning.requestBuffering)};`,
+    `proxy_buffering ${onOff(tuning.responseBuffering)};`,
+    `proxy_buffer_size ${tuning.proxyBufferSize};`,
+    `proxy_buffers ${tuning.proxyBuffers};`,
+  ];
+  if (tuning.proxyBusyBuffersSize !== undefined) {
+    body.push(`proxy_busy_buffers_size ${tuning.proxyBusyBuffersSize};`);
+  }
+  body.push(
+    `proxy_max_temp_file_size ${tuning.maxTempFileSize};`,
+    "",
+    "add_header 'Docker-Distribution-Api-Version' $docker_distribution_api_version always;",
+  );
+  return block("location /v2/", body);
+}
+
+// `return` runs before any auth phase, so this location stays anonymous whatever auth is added.
+function healthLocation(): string[] {
+  return block("location = /healthz", ["access_log off;", "default_type text/plain;", 'return 200 "ok\\n";']);
+}
+
+function healthServer(listenPort: number): string[] {
+  return block("server", [`listen 127.0.0.1:${listenPort};`, "", healthLocation(), "", fallbackLocation()]);
+}
+
+function fallbackLocation(): string[] {
+  return block("location /", ["return 404;"]);
+}
+
+function redirectServer(serverNames: string[], listenPort: number, publicPort: number): string[] {
+  const port = publicPort === 443 ? "" : `:${publicPort}`;
+  return block("server", [
+    `listen ${listenPort};`,
+    `server_name ${serverNames.join(" ")};`,
+    `return 301 https://$host${port}$request_uri;`,
+  ]);
+}

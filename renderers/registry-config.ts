@@ -1,0 +1,73 @@
+import { stringify } from "yaml";
+
+/** Input for distribution's config.yml; callers validate the values. */
+export interface RegistryConfigInput {
+  /** Signs upload state; must be identical on every replica or uploads break behind a balancer. */
+  readonly httpSecret: string;
+  /** Port the registry listens on inside its container, e.g. 5000. */
+  readonly listenPort: number;
+  /**
+   * Path of the htpasswd file inside the container.
+   * @default - no auth section (authentication is left to the proxy)
+   */
+  readonly htpasswdPath?: string;
+  /** Basic-auth realm announced in WWW-Authenticate. */
+  readonly realm: string;
+  /** Allows DELETE of manifests and blobs (the registry answers 405 otherwise). */
+  readonly deleteEnabled: boolean;
+  readonly logLevel: "error" | "warn" | "info" | "debug";
+  /** Root of the filesystem storage driver, e.g. /var/lib/registry. */
+  readonly storageRootDirectory: string;
+  /**
+   * Certificate and key paths inside the container when the registry terminates TLS itself.
+   * @default - plain HTTP (a proxy terminates TLS)
+   */
+  readonly tls?: { readonly certificatePath: string; readonly keyPath: string };
+  /**
+   * Port of the debug server serving /metrics and /debug/health; never publish it.
+   * @default - no debug server
+   */
+  readonly debugPort?: number;
+}
+
+export function renderRegistryConfig(input: RegistryConfigInput): string {
+  const http: Record<string, unknown> = {
+    addr: `:${input.listenPort}`,
+    secret: input.httpSecret,
+    headers: { "X-Content-Type-Options": ["nosniff"] },
+  };
+  if (input.tls) {
+    http.tls = {
+      certificate: input.tls.certificatePath,
+      key: input.tls.keyPath,
+      minimumtls: "tls1.2",
+    };
+  }
+  if (input.debugPort !== undefined) {
+    http.debug = {
+      addr: `:${input.debugPort}`,
+      prometheus: { enabled: true, path: "/metrics" },
+    };
+  }
+
+  const config: Record<string, unknown> = {
+    // Unquoted 0.1 as in the config shipped with the 2.x and 3.x images.
+    version: 0.1,
+    log: { level: input.logLevel, fields: { service: "registry" } },
+    storage: {
+      filesystem: { rootdirectory: input.storageRootDirectory },
+      delete: { enabled: input.deleteEnabled },
+      cache: { blobdescriptor: "inmemory" },
+      maintenance: {
+        uploadpurging: { enabled: true, age: "168h", interval: "24h", dryrun: false },
+      },
+    },
+    http,
+  };
+  if (input.htpasswdPath !== undefined) {
+    config.auth = { htpasswd: { realm: input.realm, path: input.htpasswdPath } };
+  }
+  config.health = { storagedriver: { enabled: true, interval: "10s", threshold: 3 } };
+
+  return stringify(config);
+}
