@@ -1,0 +1,170 @@
+import * as bcrypt from "bcryptjs";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import * as YAML from "yaml";
+import { MaterialStore } from "../../material/material-store";
+import { resolveRegistryUsers } from "../../material/registry-users";
+import { fixedEntropy } from "../fixtures/fixed-entropy";
+import { problemsOf } from "../fixtures/problems-of";
+
+const COST = 4;
+const OLD = new Date("2001-01-01T00:00:00Z");
+
+describe("resolveRegistryUsers", () => {
+  let root: string;
+  let store: MaterialStore;
+  beforeEach(() => {
+    root = fs.mkdtempSync(path.join(os.tmpdir(), "registry-users-"));
+    store = new MaterialStore(root);
+  });
+  afterEach(() => fs.rmSync(root, { recursive: true, force: true }));
+
+  const resolve = (users: Array<{ name: string; password?: string }>, seed = "run-1", bcryptCost = COST) =>
+    resolveRegistryUsers(store, users, { bcryptCost, entropy: fixedEntropy({ seed }) });
+  const generatedPasswords = () => YAML.parse(store.read("generated-passwords.yml") ?? "null") as Record<string, string> | null;
+
+  test("hashes supplied passwords with bcrypt at the configured cost, in the given order", () => {
+    // WHEN
+    const result = resolve([{ name: "zoe", password: "zoe-secret" }, { name: "adam", password: "adam-secret" }]);
+    // THEN
+    expect(result.entries.map((e) => e.name)).toEqual(["zoe", "adam"]);
+    expect(result.entries[0].hash).toMatch(/^\$2b\$04\$[./A-Za-z0-9]{53}$/);
+    expect(bcrypt.compareSync("zoe-secret", result.entries[0].hash)).toBe(true);
+    expect(bcrypt.compareSync("adam-secret", result.entries[1].hash)).toBe(true);
+    expect(bcrypt.compareSync("adam-secret", result.entries[0].hash)).toBe(false);
+    expect(result.generatedFor).toEqual([]);
+    expect(result.generatedPasswordFile).toBeUndefined();
+    expect(store.read("generated-passwords.yml")).toBeUndefined();
+  });
+
+  test("takes the salt from the entropy, so equal inputs give equal hashes", () => {
+    const first = resolve([{ name: "ci", password: "pw" }], "same").entries[0].hash;
+    fs.rmSync(root, { recursive: true });
+    const second = resolve([{ name: "ci", password: "pw" }], "same").entries[0].hash;
+    expect(second).toBe(first);
+  });
+
+  test("generates a strong password for a user without one and stores it 0600 for the operator", () => {
+    // WHEN
+    const result = resolve([{ name: "alice", password: "a" }, { name: "ci" }]);
+    // THEN
+    expect(result.generatedFor).toEqual(["ci"]);
+    expect(result.generatedPasswordFile).toBe(path.join(root, "generated-passwords.yml"));
+    expect(fs.statSync(result.generatedPasswordFile as string).mode & 0o777).toBe(0o600);
+    const passwords = generatedPasswords() as Record<string, string>;
+    expect(Object.keys(passwords)).toEqual(["ci"]);
+    expect(passwords.ci).toMatch(/^[A-Za-z0-9_-]{32}$/);
+    expect(bcrypt.compareSync(passwords.ci, result.entries[1].hash)).toBe(true);
+  });
+
+  test("reuses generated passwords and unchanged hashes without running bcrypt or rewriting files", () => {
+    // GIVEN
+    const users = [{ name: "alice", password: "a" }, { name: "ci" }];
+    const first = resolve(users, "run-1");
+    const files = fs.readdirSync(root);
+    files.forEach((f) => fs.utimesSync(store.path(f), OLD, OLD));
+    const entropy = fixedEntropy({ seed: "run-2" });
+    // WHEN
+    const second = resolveRegistryUsers(store, users, { bcryptCost: COST, entropy });
+    // THEN: a bcrypt run would have drawn a salt from the entropy
+    expect(second).toEqual(first);
+    expect(entropy.bytesServed).toBe(0);
+    expect(files.sort()).toEqual(["fingerprint.key", "generated-passwords.yml", "users.json"]);
+    files.forEach((f) => expect(fs.statSync(store.path(f)).mtime).toEqual(OLD));
+  });
+
+  test("re-hashes only the user whose password changed", () => {
+    // GIVEN
+    const first = resolve([{ name: "alice", password: "a" }, { name: "bob", password: "b" }], "run-1");
+    // WHEN
+    const second = resolve([{ name: "alice", password: "a2" }, { name: "bob", password: "b" }], "run-2");
+    // THEN
+    expect(second.entries[0].hash).not.toBe(first.entries[0].hash);
+    expect(bcrypt.compareSync("a2", second.entries[0].hash)).toBe(true);
+    expect(second.entries[1].hash).toBe(first.entries[1].hash);
+  });
+
+  test("re-hashes when the configured cost changes", () => {
+    resolve([{ name: "alice", password: "a" }], "run-1", 4);
+    const second = resolve([{ name: "alice", password: "a" }], "run-2", 5);
+    expect(bcrypt.getRounds(second.entries[0].hash)).toBe(5);
+    expect(bcrypt.compareSync("a", second.entries[0].hash)).toBe(true);
+  });
+
+  test("re-hashes when a user is renamed, since the fingerprint covers the name", () => {
+    const first = resolve([{ name: "alice", password: "a" }], "run-1");
+    const second = resolve([{ name: "alicia", password: "a" }], "run-1");
+    expect(second.entries[0].name).toBe("alicia");
+    expect(second.entries[0].hash).not.toBe(first.entries[0].hash);
+    expect(bcrypt.compareSync("a", second.entries[0].hash)).toBe(true);
+  });
+
+  test("forgets removed users and users who now supply a password", () => {
+    // GIVEN
+    resolve([{ name: "alice" }, { name: "bob" }, { name: "ci" }], "run-1");
+    const before = generatedPasswords() as Record<string, string>;
+    // WHEN
+    const result = resolve([{ name: "alice", password: "chosen" }, { name: "ci" }], "run-2");
+    // THEN
+    expect(result.generatedFor).toEqual(["ci"]);
+    expect(generatedPasswords()).toEqual({ ci: before.ci });
+    expect(Object.keys(JSON.parse(store.read("users.json") as string))).toEqual(["alice", "ci"]);
+  });
+
+  test("deletes the generated password file when no password is generated any more", () => {
+    resolve([{ name: "ci" }]);
+    const result = resolve([{ name: "ci", password: "chosen" }]);
+    expect(result.generatedPasswordFile).toBeUndefined();
+    expect(store.read("generated-passwords.yml")).toBeUndefined();
+  });
+
+  test("keeps its state and key 0600 and never stores supplied passwords", () => {
+    resolve([{ name: "alice", password: "very-secret-password" }]);
+    for (const file of ["users.json", "fingerprint.key"]) {
+      expect(fs.statSync(store.path(file)).mode & 0o777).toBe(0o600);
+    }
+    expect(store.read("fingerprint.key")).toMatch(/^[0-9a-f]{64}$/);
+    expect(store.read("users.json")).not.toContain("very-secret-password");
+  });
+
+  test("re-hashes after a corrupt state file instead of failing", () => {
+    resolve([{ name: "alice", password: "a" }]);
+    store.write("users.json", "{ not json");
+    const result = resolve([{ name: "alice", password: "a" }], "run-2");
+    expect(bcrypt.compareSync("a", result.entries[0].hash)).toBe(true);
+    expect(JSON.parse(store.read("users.json") as string).alice.hash).toBe(result.entries[0].hash);
+  });
+
+  test("handles user names that are Object.prototype members", () => {
+    const result = resolve([{ name: "constructor" }, { name: "__proto__", password: "p" }]);
+    expect(result.generatedFor).toEqual(["constructor"]);
+    expect(Object.keys(JSON.parse(store.read("users.json") as string))).toEqual(["constructor", "__proto__"]);
+    expect(resolve([{ name: "constructor" }, { name: "__proto__", password: "p" }], "run-2")).toEqual(result);
+  });
+
+  test("fails when passwords are empty or longer than bcrypt's 72 bytes", () => {
+    const long = "ü".repeat(37);
+    expect(problemsOf(() => resolve([{ name: "alice", password: "" }, { name: "bob", password: long }]))).toEqual([
+      'users[0].password (user "alice"): is empty; set a password or omit it to have one generated',
+      'users[1].password (user "bob"): is 74 bytes in UTF-8; bcrypt ignores everything after 72 bytes, use a shorter password',
+    ]);
+    expect(fs.readdirSync(root)).toEqual([]);
+  });
+
+  test("fails when names are duplicated or unusable in htpasswd, or the cost is out of range", () => {
+    expect(problemsOf(() => resolve([{ name: "a:b" }, { name: "" }, { name: "ci" }, { name: "ci" }], "run-1", 3))).toEqual([
+      "bcryptCost: 3 is not an integer from 4 to 31; use 10 (about 64 ms per authenticated request)",
+      'users[0].name: "a:b" must be non-empty without ":" or whitespace; rename the user',
+      'users[1].name: "" must be non-empty without ":" or whitespace; rename the user',
+      'users[3].name: "ci" appears more than once; remove the duplicate',
+    ]);
+  });
+
+  test("fails when the generated password file is not a YAML map, rather than replacing passwords", () => {
+    store.write("generated-passwords.yml", "- just\n- a list\n");
+    expect(problemsOf(() => resolve([{ name: "ci" }]))).toEqual([
+      `${store.path("generated-passwords.yml")}: is not a YAML map of user name to password; fix it, or delete it to generate new passwords`,
+    ]);
+  });
+});

@@ -1,0 +1,231 @@
+import { execFileSync } from "child_process";
+import * as crypto from "crypto";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { MaterialError } from "../../material/material-error";
+import { MaterialStore } from "../../material/material-store";
+import { ensureSelfSignedTls } from "../../material/self-signed-tls";
+import { ServerIdentity } from "../../material/tls-material";
+import { FIXED_NOW, fixedEntropy, TEST_KEYS } from "../fixtures/fixed-entropy";
+import { problemsOf } from "../fixtures/problems-of";
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+const IDENTITY: ServerIdentity = { hostnames: ["registry.example.test", "localhost"], ipAddresses: ["127.0.0.1", "::1"] };
+const FILES = ["ca.key", "ca.crt", "server.key", "server.crt"];
+const OLD = new Date("2001-01-01T00:00:00Z");
+
+function later(days: number): Date {
+  return new Date(FIXED_NOW.getTime() + days * DAY_MS);
+}
+
+function opensslText(pem: string): string {
+  return execFileSync("openssl", ["x509", "-noout", "-text"], { input: pem }).toString();
+}
+
+describe("ensureSelfSignedTls", () => {
+  let root: string;
+  let store: MaterialStore;
+  beforeEach(() => {
+    root = fs.mkdtempSync(path.join(os.tmpdir(), "self-signed-tls-"));
+    store = new MaterialStore(root);
+  });
+  afterEach(() => fs.rmSync(root, { recursive: true, force: true }));
+
+  describe("first synth", () => {
+    let tls: ReturnType<typeof ensureSelfSignedTls>;
+    let ca: crypto.X509Certificate;
+    let leaf: crypto.X509Certificate;
+    beforeEach(() => {
+      tls = ensureSelfSignedTls(store, IDENTITY, fixedEntropy());
+      ca = new crypto.X509Certificate(tls.caCertificatePem);
+      leaf = new crypto.X509Certificate(tls.certificatePem);
+    });
+
+    test("issues a CA with the configured name, CA flag and critical key usages", () => {
+      expect(ca.ca).toBe(true);
+      expect(ca.subject).toBe("CN=registry-stack CA");
+      expect(ca.issuer).toBe("CN=registry-stack CA");
+      expect(ca.verify(ca.publicKey)).toBe(true);
+      const text = opensslText(tls.caCertificatePem);
+      expect(text).toMatch(/X509v3 Basic Constraints: critical\s+CA:TRUE/);
+      expect(text).toMatch(/X509v3 Key Usage: critical\s+Certificate Sign, CRL Sign/);
+      expect(text).toContain("X509v3 Subject Key Identifier");
+      expect(text).toContain("Signature Algorithm: sha256WithRSAEncryption");
+    });
+
+    test("issues a server certificate for every host name and IP, signed by the CA", () => {
+      expect(leaf.ca).toBe(false);
+      expect(leaf.subject).toBe("CN=registry.example.test");
+      expect(leaf.subjectAltName).toBe("DNS:registry.example.test, DNS:localhost, IP Address:127.0.0.1, IP Address:0:0:0:0:0:0:0:1");
+      expect(leaf.checkIP("::1")).toBe("::1");
+      expect(leaf.keyUsage).toEqual(["1.3.6.1.5.5.7.3.1"]);
+      expect(leaf.checkIssued(ca)).toBe(true);
+      expect(leaf.verify(ca.publicKey)).toBe(true);
+      expect(leaf.checkPrivateKey(crypto.createPrivateKey(tls.privateKeyPem))).toBe(true);
+      const text = opensslText(tls.certificatePem);
+      expect(text).toContain("Signature Algorithm: sha256WithRSAEncryption");
+      expect(text).toMatch(/X509v3 Key Usage: critical\s+Digital Signature, Key Encipherment/);
+      expect(text).toMatch(/X509v3 Basic Constraints:\s+CA:FALSE/);
+    });
+
+    test("names the CA's key, not the leaf's, as authority key identifier", () => {
+      const caSki = opensslText(tls.caCertificatePem).match(/Subject Key Identifier:\s+([0-9A-F:]+)/)?.[1];
+      const leafText = opensslText(tls.certificatePem);
+      const leafSki = leafText.match(/Subject Key Identifier:\s+([0-9A-F:]+)/)?.[1];
+      const leafAki = leafText.match(/Authority Key Identifier:\s+(?:keyid:)?([0-9A-F:]+)/)?.[1];
+      expect(caSki).toBeDefined();
+      expect(leafAki).toBe(caSki);
+      expect(leafSki).not.toBe(caSki);
+    });
+
+    test("passes openssl's strict verification for TLS servers", () => {
+      fs.writeFileSync(path.join(root, "verify-ca.pem"), tls.caCertificatePem);
+      const out = execFileSync("openssl", [
+        "verify", "-x509_strict", "-purpose", "sslserver", "-attime", String(FIXED_NOW.getTime() / 1000),
+        "-CAfile", path.join(root, "verify-ca.pem"),
+      ], { input: tls.certificatePem }).toString();
+      expect(out.trim()).toBe("stdin: OK");
+    });
+
+    test("backdates by 5 minutes and is valid for 365 days (CA: 3650)", () => {
+      const notBefore = new Date(FIXED_NOW.getTime() - 5 * 60 * 1000);
+      expect(new Date(leaf.validFrom)).toEqual(notBefore);
+      expect(new Date(leaf.validTo)).toEqual(later(365));
+      expect(tls.notAfter).toEqual(later(365));
+      expect(new Date(ca.validFrom)).toEqual(notBefore);
+      expect(new Date(ca.validTo)).toEqual(later(3650));
+    });
+
+    test("uses positive 16-byte serial numbers from the entropy", () => {
+      for (const cert of [ca, leaf]) {
+        expect(cert.serialNumber).toMatch(/^[4-7][0-9A-F]{31}$/);
+      }
+      expect(ca.serialNumber).not.toBe(leaf.serialNumber);
+    });
+
+    test("uses the entropy's keys and persists them 0600, certificates 0644", () => {
+      expect(store.read("ca.key")).toBe(TEST_KEYS[0]);
+      expect(tls.privateKeyPem).toBe(TEST_KEYS[1]);
+      expect(store.read("server.crt")).toBe(tls.certificatePem);
+      expect(store.read("ca.crt")).toBe(tls.caCertificatePem);
+      const modes = Object.fromEntries(FILES.map((f) => [f, fs.statSync(store.path(f)).mode & 0o777]));
+      expect(modes).toEqual({ "ca.key": 0o600, "ca.crt": 0o644, "server.key": 0o600, "server.crt": 0o644 });
+    });
+
+    test("chains leaf then CA for nginx", () => {
+      expect(tls.certificateChainPem).toBe(tls.certificatePem + tls.caCertificatePem);
+      expect(tls.certificatePem).not.toContain("\r");
+    });
+  });
+
+  test("returns stored material byte for byte and writes nothing on the next synth", () => {
+    // GIVEN
+    const first = ensureSelfSignedTls(store, IDENTITY, fixedEntropy());
+    FILES.forEach((f) => fs.utimesSync(store.path(f), OLD, OLD));
+    const entropy = fixedEntropy({ seed: "another run", now: later(100) });
+    // WHEN
+    const second = ensureSelfSignedTls(store, { hostnames: ["LOCALHOST", "registry.example.test"], ipAddresses: ["0:0::1", "127.0.0.1"] }, entropy);
+    // THEN
+    expect(second).toEqual(first);
+    expect(entropy.bytesServed).toBe(0);
+    expect(entropy.keysServed).toBe(0);
+    FILES.forEach((f) => expect(fs.statSync(store.path(f)).mtime).toEqual(OLD));
+  });
+
+  test("re-issues the server certificate, keeping its key and the CA, when the names change", () => {
+    // GIVEN
+    const first = ensureSelfSignedTls(store, IDENTITY, fixedEntropy());
+    // WHEN
+    const second = ensureSelfSignedTls(store, { ...IDENTITY, ipAddresses: ["127.0.0.1", "10.0.0.5"] }, fixedEntropy({ seed: "2" }));
+    // THEN
+    const leaf = new crypto.X509Certificate(second.certificatePem);
+    expect(leaf.subjectAltName).toBe("DNS:registry.example.test, DNS:localhost, IP Address:127.0.0.1, IP Address:10.0.0.5");
+    expect(second.certificatePem).not.toBe(first.certificatePem);
+    expect(second.privateKeyPem).toBe(first.privateKeyPem);
+    expect(second.caCertificatePem).toBe(first.caCertificatePem);
+    expect(store.read("server.crt")).toBe(second.certificatePem);
+  });
+
+  test("keeps a server certificate that expires after the renewal window", () => {
+    const first = ensureSelfSignedTls(store, IDENTITY, fixedEntropy());
+    const second = ensureSelfSignedTls(store, IDENTITY, fixedEntropy({ now: later(334) }));
+    expect(second.certificatePem).toBe(first.certificatePem);
+  });
+
+  test("re-issues the server certificate when it expires within renewBeforeDays", () => {
+    // GIVEN
+    const first = ensureSelfSignedTls(store, IDENTITY, fixedEntropy());
+    // WHEN
+    const second = ensureSelfSignedTls(store, IDENTITY, fixedEntropy({ seed: "2", now: later(336) }));
+    // THEN
+    expect(second.certificatePem).not.toBe(first.certificatePem);
+    expect(second.notAfter).toEqual(later(336 + 365));
+    expect(second.privateKeyPem).toBe(first.privateKeyPem);
+    expect(second.caCertificatePem).toBe(first.caCertificatePem);
+  });
+
+  test("renews the CA and the server certificate when the CA expires within renewBeforeDays", () => {
+    // GIVEN
+    const first = ensureSelfSignedTls(store, IDENTITY, fixedEntropy());
+    // WHEN
+    const second = ensureSelfSignedTls(store, IDENTITY, fixedEntropy({ now: later(3625), firstKey: 2 }));
+    // THEN
+    expect(second.caCertificatePem).not.toBe(first.caCertificatePem);
+    expect(store.read("ca.key")).toBe(TEST_KEYS[2]);
+    const leaf = new crypto.X509Certificate(second.certificatePem);
+    expect(leaf.verify(new crypto.X509Certificate(second.caCertificatePem).publicKey)).toBe(true);
+  });
+
+  test("caps the server certificate at the CA's expiry", () => {
+    ensureSelfSignedTls(store, IDENTITY, fixedEntropy());
+    fs.rmSync(store.path("server.crt"));
+    const tls = ensureSelfSignedTls(store, IDENTITY, fixedEntropy({ now: later(3500) }));
+    expect(tls.notAfter).toEqual(later(3650));
+  });
+
+  test("re-issues the server certificate when it no longer chains to the stored CA", () => {
+    // GIVEN a CA replaced by hand (e.g. restored from another stack)
+    const first = ensureSelfSignedTls(store, IDENTITY, fixedEntropy());
+    fs.rmSync(store.path("ca.key"));
+    // WHEN
+    const second = ensureSelfSignedTls(store, IDENTITY, fixedEntropy({ firstKey: 3 }));
+    // THEN
+    const ca = new crypto.X509Certificate(second.caCertificatePem);
+    expect(second.caCertificatePem).not.toBe(first.caCertificatePem);
+    expect(new crypto.X509Certificate(second.certificatePem).verify(ca.publicKey)).toBe(true);
+    expect(second.privateKeyPem).toBe(first.privateKeyPem);
+  });
+
+  test("uses the first IP address as common name when there is no host name", () => {
+    const tls = ensureSelfSignedTls(store, { hostnames: [], ipAddresses: ["192.0.2.10"] }, fixedEntropy());
+    expect(new crypto.X509Certificate(tls.certificatePem).subject).toBe("CN=192.0.2.10");
+  });
+
+  test("fails when the identity is empty or invalid", () => {
+    const run = (identity: ServerIdentity) => () => ensureSelfSignedTls(store, identity, fixedEntropy());
+    expect(run({ hostnames: [], ipAddresses: [] })).toThrow(
+      "hostnames/ipAddresses: both are empty; give at least one name clients use to reach the registry",
+    );
+    expect(run({ hostnames: ["store_01"], ipAddresses: ["300.1.1.1"] })).toThrow(MaterialError);
+    expect(problemsOf(run({ hostnames: ["store_01"], ipAddresses: ["300.1.1.1", "fe80::1%eth0"] }))).toEqual([
+      'hostnames[0]: "store_01" is not a valid DNS name; use letters, digits, hyphens and dots',
+      'ipAddresses[0]: "300.1.1.1" is not an IPv4 or IPv6 address (without zone id); fix or remove it',
+      'ipAddresses[1]: "fe80::1%eth0" is not an IPv4 or IPv6 address (without zone id); fix or remove it',
+    ]);
+    expect(fs.readdirSync(root)).toEqual([]);
+  });
+
+  test("fails when renewBeforeDays is not shorter than the validity", () => {
+    expect(() => ensureSelfSignedTls(store, IDENTITY, fixedEntropy(), { serverValidityDays: 30, renewBeforeDays: 30 })).toThrow(
+      "serverValidityDays: 30 must be greater than renewBeforeDays (30)",
+    );
+  });
+
+  test("honours caCommonName and validity options", () => {
+    const tls = ensureSelfSignedTls(store, IDENTITY, fixedEntropy(), { caCommonName: "Team CA", serverValidityDays: 90, caValidityDays: 400, renewBeforeDays: 10 });
+    expect(new crypto.X509Certificate(tls.caCertificatePem).subject).toBe("CN=Team CA");
+    expect(tls.notAfter).toEqual(later(90));
+    expect(new Date(new crypto.X509Certificate(tls.caCertificatePem).validTo)).toEqual(later(400));
+  });
+});
