@@ -99,11 +99,15 @@ export class NginxProxy extends Construct {
       ports,
       upload: uploads,
       healthcheck,
-      labels: [healthcheckLabel(healthcheck)],
+      labels: [
+        healthcheckLabel(healthcheck),
+        // nginx resolves the upstream once at start: when the registry container is replaced
+        // (new IP), the proxy must be replaced too or it answers 502.
+        { label: "registry-stack.upstream-container", value: props.registry.container.id },
+      ],
       // The master needs SETUID/SETGID to drop workers to an unprivileged user and CHOWN for its temp dirs.
       capabilities: { drop: ["ALL"], add: ["CHOWN", "SETGID", "SETUID"] },
       securityOpts: NO_NEW_PRIVILEGES,
-      dependsOn: [props.registry.container],
       lifecycle: IGNORE_DAEMON_LOG_OPTS,
     });
   }

@@ -1,0 +1,261 @@
+import "cdktf/lib/testing/adapters/jest";
+import { Container } from "@cdktf/provider-docker/lib/container";
+import { Network } from "@cdktf/provider-docker/lib/network";
+import { Volume } from "@cdktf/provider-docker/lib/volume";
+import { File } from "@cdktf/provider-local/lib/file";
+import { Testing } from "cdktf";
+import * as fs from "fs";
+import * as path from "path";
+import { Tls } from "../../config/registry-stack-props";
+import { ConfigError } from "../../config/config-error";
+import { MaterialError } from "../../material/material-error";
+import { buildStack, resourceOf, synthJson, tempDirectory, TEST_CLIENT_DIRECTORY } from "../fixtures/test-stack";
+
+const THREE_USERS = {
+  hostnames: ["store.example.test"],
+  ipAddresses: ["192.0.2.10"],
+  publicPort: 443,
+  users: [{ name: "alice", password: "alice-password-1" }, { name: "bob", password: "bob-password-22" }, { name: "ci-bot" }],
+};
+
+const SECRET_PATTERNS = [/PRIVATE KEY/, /\$2[aby]\$\d\d\$/, /alice-password-1/, /bob-password-22/];
+
+describe("RegistryStack, proxy + self-signed TLS (default topology)", () => {
+  const stack = buildStack(THREE_USERS);
+  const synthesized = Testing.synth(stack);
+  const json = synthJson(stack);
+
+  test("puts the registry on an internal network only, without published ports", () => {
+    expect(synthesized).toHaveResourceWithProperties(Network, { name: "registry-backend", internal: true });
+    const registry = resourceOf(json, "docker_container", "registry_container");
+    expect(registry.ports).toBeUndefined();
+    expect(registry.networks_advanced).toEqual([{ name: "${docker_network.backend-network.name}", aliases: ["registry"] }]);
+    expect(registry.privileged).toBeUndefined();
+  });
+
+  test("runs the registry with its generated config, OTEL off, a healthcheck and the data volume", () => {
+    expect(synthesized).toHaveResourceWithProperties(Container, {
+      name: "registry-registry",
+      command: ["/etc/registry-stack/config.yml"],
+      env: ["OTEL_TRACES_EXPORTER=none"],
+      restart: "unless-stopped",
+      volumes: [{ volume_name: expect.stringMatching(/^\$\{docker_volume\.registry_data_[0-9A-F]{8}\.name\}$/), container_path: "/var/lib/registry" }],
+      capabilities: { drop: ["ALL"] },
+      security_opts: ["no-new-privileges:true"],
+      lifecycle: { ignore_changes: ["log_opts"] },
+    });
+    const registry = resourceOf(json, "docker_container", "registry_container");
+    expect((registry.healthcheck as { test: string[] }).test).toEqual(["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:5000/"]);
+  });
+
+  test("protects the data volume from destroy", () => {
+    expect(synthesized).toHaveResourceWithProperties(Volume, { name: "registry-data", lifecycle: { prevent_destroy: true } });
+  });
+
+  test("uploads secret files by source and hash, never as content", () => {
+    const registry = resourceOf(json, "docker_container", "registry_container");
+    const uploads = registry.upload as Array<Record<string, string>>;
+    expect(uploads.map((u) => u.file)).toEqual(["/etc/registry-stack/config.yml", "/etc/registry-stack/htpasswd"]);
+    for (const upload of uploads) {
+      expect(upload).toEqual({ file: upload.file, source: expect.stringMatching(/^assets\//), source_hash: expect.stringMatching(/^[0-9A-F]{32}$/), permissions: "0600" });
+    }
+    const proxyKey = (resourceOf(json, "docker_container", "proxy_container").upload as Array<Record<string, string>>).find((u) => u.file.endsWith(".key"));
+    expect(proxyKey).toEqual({ file: "/etc/registry-stack/tls/server.key", source: expect.stringMatching(/^assets\//), source_hash: expect.any(String), permissions: "0600" });
+  });
+
+  test("publishes only the proxy, on the public port, joined to both networks", () => {
+    expect(synthesized).toHaveResourceWithProperties(Container, {
+      name: "registry-proxy",
+      ports: [{ internal: 8443, external: 443, ip: "0.0.0.0" }],
+      networks_advanced: [{ name: "${docker_network.edge-network.name}" }, { name: "${docker_network.backend-network.name}" }],
+    });
+  });
+
+  test("replaces the proxy when the registry container is replaced (nginx resolves the upstream once)", () => {
+    const proxy = resourceOf(json, "docker_container", "proxy_container");
+    expect(proxy.labels).toContainEqual({ label: "registry-stack.upstream-container", value: expect.stringMatching(/^\$\{docker_container\.registry_container_[0-9A-F]{8}\.id\}$/) });
+  });
+
+  test("proxies to the registry's alias and port with TLS on the listener", () => {
+    const proxy = resourceOf(json, "docker_container", "proxy_container");
+    const conf = (proxy.upload as Array<Record<string, string>>).find((u) => u.file === "/etc/registry-stack/nginx.conf")!.content;
+    expect(conf).toContain("server registry:5000;");
+    expect(conf).toContain("listen 8443 ssl;");
+    expect(conf).toContain("server_name store.example.test 192.0.2.10;");
+  });
+
+  test("writes certs.d for every host:port (bare host too on 443) and a daemon.json without insecure registries", () => {
+    for (const endpoint of ["store.example.test", "store.example.test:443", "192.0.2.10", "192.0.2.10:443"]) {
+      expect(synthesized).toHaveResourceWithProperties(File, {
+        filename: path.join(TEST_CLIENT_DIRECTORY, "certs.d", endpoint, "ca.crt"),
+        content: expect.stringContaining("BEGIN CERTIFICATE"),
+        file_permission: "0644",
+      });
+    }
+    expect(synthesized).toHaveResourceWithProperties(File, { filename: path.join(TEST_CLIENT_DIRECTORY, "daemon.json"), content: "{}\n" });
+  });
+
+  test("outputs the URL, login and curl commands and the client folder", () => {
+    expect(json.output.registry_url.value).toBe("https://store.example.test");
+    expect(json.output.docker_login_command.value).toBe("docker login store.example.test -u alice");
+    expect(json.output.catalog_command.value).toBe(
+      `curl --cacert ${TEST_CLIENT_DIRECTORY}/certs.d/store.example.test/ca.crt -u alice https://store.example.test/v2/_catalog`,
+    );
+    expect(json.output.tags_command.value).toContain("/v2/<name>/tags/list");
+    expect(json.output.client_config_directory.value).toBe(TEST_CLIENT_DIRECTORY);
+  });
+
+  test("contains no password, bcrypt hash, private key or http.secret", () => {
+    for (const pattern of SECRET_PATTERNS) expect(synthesized).not.toMatch(pattern);
+    const secret = fs.readFileSync(path.join(stack.settings.materialDirectory, "http-secret"), "utf8").trim();
+    expect(synthesized).not.toContain(secret);
+  });
+
+  test("matches the snapshot", () => {
+    expect(synthesized).toMatchSnapshot();
+  });
+});
+
+describe("RegistryStack, direct TLS (no proxy)", () => {
+  const stack = buildStack({ ...THREE_USERS, proxy: false, publicPort: 5000, publishAddress: "127.0.0.1" });
+  const synthesized = Testing.synth(stack);
+  const json = synthJson(stack);
+
+  test("publishes the registry itself with TLS material and no proxy container", () => {
+    const registry = resourceOf(json, "docker_container", "registry_container");
+    expect(registry.ports).toEqual([{ internal: 5000, external: 5000, ip: "127.0.0.1" }]);
+    expect(Object.keys(json.resource.docker_container)).toEqual([expect.stringMatching(/^registry_container_/)]);
+    const files = (registry.upload as Array<Record<string, string>>).map((u) => u.file);
+    expect(files).toEqual(["/etc/registry-stack/config.yml", "/etc/registry-stack/htpasswd", "/etc/registry-stack/tls/server.crt", "/etc/registry-stack/tls/server.key"]);
+    expect((registry.healthcheck as { test: string[] }).test).toContain("https://127.0.0.1:5000/");
+  });
+
+  test("contains no secret", () => {
+    for (const pattern of SECRET_PATTERNS) expect(synthesized).not.toMatch(pattern);
+  });
+
+  test("matches the snapshot", () => {
+    expect(synthesized).toMatchSnapshot();
+  });
+});
+
+describe("RegistryStack, plain HTTP lab mode", () => {
+  const stack = buildStack({ tls: Tls.none(), users: [{ name: "lab", password: "lab-password" }], publishAddress: "127.0.0.1" });
+  const synthesized = Testing.synth(stack);
+  const json = synthJson(stack);
+
+  test("lists every endpoint as an insecure registry and writes no CA", () => {
+    const daemon = resourceOf(json, "local_file", "client_daemon-json");
+    expect(JSON.parse(daemon.content as string)).toEqual({ "insecure-registries": ["localhost:5000", "127.0.0.1:5000"] });
+    expect(Object.keys(json.resource.local_file)).toEqual([expect.stringMatching(/^client_daemon-json_/)]);
+    expect(json.output.registry_url.value).toBe("http://localhost:5000");
+  });
+
+  test("serves plain HTTP on the proxy", () => {
+    const proxy = resourceOf(json, "docker_container", "proxy_container");
+    const uploads = proxy.upload as Array<Record<string, string>>;
+    expect(uploads.map((u) => u.file)).toEqual(["/etc/registry-stack/nginx.conf"]);
+    expect(uploads[0].content).toContain("listen 8443;");
+    expect(uploads[0].content).not.toContain("ssl_certificate");
+  });
+
+  test("matches the snapshot", () => {
+    expect(synthesized).toMatchSnapshot();
+  });
+});
+
+describe("RegistryStack options", () => {
+  test("uses a host folder instead of a volume when asked, and lets the volume be destroyable", () => {
+    const json = synthJson(buildStack({ storageHostPath: "/srv/registry" }));
+    expect(json.resource.docker_volume).toBeUndefined();
+    expect(resourceOf(json, "docker_container", "registry_container").volumes).toEqual([{ host_path: "/srv/registry", container_path: "/var/lib/registry" }]);
+    expect(Testing.synth(buildStack({ preventVolumeDestroy: false }))).toHaveResourceWithProperties(Volume, { lifecycle: { prevent_destroy: false } });
+  });
+
+  test("configures a remote engine over ssh or tcp+tls", () => {
+    expect(synthJson(buildStack({ dockerHost: "ssh://deploy@store.example.test", dockerSshOptions: ["-o", "StrictHostKeyChecking=yes"] })).provider.docker).toEqual([
+      { host: "ssh://deploy@store.example.test", ssh_opts: ["-o", "StrictHostKeyChecking=yes"] },
+    ]);
+    expect(synthJson(buildStack({ dockerHost: "tcp://store.example.test:2376", dockerCertPath: "/etc/docker-client" })).provider.docker).toEqual([
+      { host: "tcp://store.example.test:2376", cert_path: "/etc/docker-client" },
+    ]);
+  });
+
+  test("publishes an HTTP redirect port on the proxy when asked", () => {
+    const proxy = resourceOf(synthJson(buildStack({ httpRedirectPort: 8080 })), "docker_container", "proxy_container");
+    expect(proxy.ports).toEqual([
+      { internal: 8443, external: 5000, ip: "0.0.0.0" },
+      { internal: 8080, external: 8080, ip: "0.0.0.0" },
+    ]);
+  });
+
+  test("keeps the other keys of an existing daemon.json", () => {
+    const clientDirectory = tempDirectory();
+    fs.writeFileSync(path.join(clientDirectory, "daemon.json"), JSON.stringify({ "log-driver": "journald", "insecure-registries": ["other:5000"] }));
+    const json = synthJson(buildStack({ clientConfigDirectory: clientDirectory, tls: Tls.none() }));
+    const daemon = JSON.parse(resourceOf(json, "local_file", "client_daemon-json").content as string);
+    expect(daemon).toEqual({ "log-driver": "journald", "insecure-registries": ["other:5000", "localhost:5000", "127.0.0.1:5000"] });
+  });
+});
+
+describe("RegistryStack determinism and idempotence", () => {
+  test("two synths with the same inputs and material folder are byte-identical", () => {
+    const materialDirectory = tempDirectory();
+    const first = Testing.synth(buildStack({ ...THREE_USERS, materialDirectory }));
+    const second = Testing.synth(buildStack({ ...THREE_USERS, materialDirectory }));
+    expect(second).toBe(first);
+  });
+
+  test("changing one password changes only the htpasswd upload", () => {
+    const materialDirectory = tempDirectory();
+    const before = synthJson(buildStack({ ...THREE_USERS, materialDirectory }));
+    const users = [{ name: "alice", password: "a-new-password" }, ...THREE_USERS.users.slice(1)];
+    const after = synthJson(buildStack({ ...THREE_USERS, users, materialDirectory }));
+    const uploads = (json: typeof before) => resourceOf(json, "docker_container", "registry_container").upload as Array<Record<string, string>>;
+    expect(uploads(after)[0]).toEqual(uploads(before)[0]);
+    expect(uploads(after)[1].source_hash).not.toEqual(uploads(before)[1].source_hash);
+  });
+});
+
+describe("RegistryStack on bad input", () => {
+  test("fails when props are invalid, naming every field, and writes nothing", () => {
+    const materialDirectory = path.join(tempDirectory(), "material");
+    expect(() => buildStack({ materialDirectory, hostnames: ["store_01"], users: [{ name: "a:b" }] })).toThrow(ConfigError);
+    expect(() => buildStack({ materialDirectory, hostnames: ["store_01"], users: [{ name: "a:b" }] })).toThrow(/hostnames\[0\][\s\S]*users\[0\]\.name/);
+    expect(fs.existsSync(materialDirectory)).toBe(false);
+  });
+
+  test("fails when TLS files are missing, and writes nothing", () => {
+    const materialDirectory = path.join(tempDirectory(), "material");
+    const tls = Tls.fromFiles({ certificateFile: "/nonexistent/server.crt", keyFile: "/nonexistent/server.key", caFile: "/nonexistent/ca.crt" });
+    expect(() => buildStack({ materialDirectory, tls })).toThrow(MaterialError);
+    expect(() => buildStack({ materialDirectory, tls })).toThrow(/tls\.certificateFile "\/nonexistent\/server.crt"/);
+    expect(fs.existsSync(materialDirectory)).toBe(false);
+  });
+
+  test("fails when an existing daemon.json is not JSON", () => {
+    const clientDirectory = tempDirectory();
+    fs.writeFileSync(path.join(clientDirectory, "daemon.json"), "{ not json");
+    expect(() => buildStack({ clientConfigDirectory: clientDirectory })).toThrow(/daemon\.json/);
+  });
+});
+
+describe("RegistryStack full synth", () => {
+  test("copies secret files into the output with owner-only permissions and no secret in cdk.tf.json", () => {
+    const outdir = Testing.fullSynth(buildStack(THREE_USERS));
+    const stackDir = path.join(outdir, "stacks", "registry");
+    const assets: string[] = [];
+    const walk = (dir: string): void => {
+      for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+        const full = path.join(dir, entry.name);
+        if (entry.isDirectory()) walk(full);
+        else assets.push(full);
+      }
+    };
+    walk(path.join(stackDir, "assets"));
+    expect(assets.map((a) => path.basename(a)).sort()).toEqual(["htpasswd", "proxy-server.key", "registry-config.yml"]);
+    for (const asset of assets) expect({ asset, mode: fs.statSync(asset).mode & 0o777 }).toEqual({ asset, mode: 0o600 });
+    const tfJson = fs.readFileSync(path.join(stackDir, "cdk.tf.json"), "utf8");
+    for (const pattern of SECRET_PATTERNS) expect(tfJson).not.toMatch(pattern);
+  });
+});
