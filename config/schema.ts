@@ -55,6 +55,7 @@ export const registryStackPropsSchema = z
       .min(rules.MIN_BCRYPT_COST, { error: `must be at least ${rules.MIN_BCRYPT_COST} (10 or more recommended)` })
       .max(rules.MAX_BCRYPT_COST, { error: `must be at most ${rules.MAX_BCRYPT_COST}; every authenticated request pays this cost` })
       .default(10),
+    authCacheSeconds: z.number().int().min(0, { error: "must be 0 (off) or more seconds" }).max(3600, { error: "must be at most 3600: a removed user stays valid that long until the next deploy" }).default(0),
     deleteEnabled: z.boolean().default(false),
     volumeName: z.string().regex(rules.DOCKER_OBJECT_NAME, { error: rules.DOCKER_OBJECT_NAME_HINT }).optional(),
     preventVolumeDestroy: z.boolean().default(true),
@@ -79,6 +80,7 @@ export const registryStackPropsSchema = z
       problem(["httpRedirectPort"], "needs proxy: true and TLS (tls.mode other than 'none'); remove it");
     if (props.httpRedirectPort !== undefined && props.httpRedirectPort === props.publicPort)
       problem(["httpRedirectPort"], "is also publicPort; pick another port");
+    if (props.authCacheSeconds > 0 && !props.proxy) problem(["authCacheSeconds"], "needs proxy: true (the proxy does the caching); set it to 0 or enable the proxy");
     if (props.storageHostPath !== undefined && props.volumeName !== undefined)
       problem(["storageHostPath"], "and volumeName are both set; choose a host folder or a named volume");
     if (props.debugPort === REGISTRY_LISTEN_PORT) problem(["debugPort"], "is the registry's own port; pick another");

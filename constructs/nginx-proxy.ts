@@ -14,6 +14,11 @@ export interface NginxProxyProps {
   readonly image: string;
   /** The registry to proxy to; its alias and port are read from it. */
   readonly registry: Registry;
+  /**
+   * A registry holding the htpasswd file that nginx asks (and caches) instead of the data registry.
+   * @default - none: the data registry checks credentials itself on every request
+   */
+  readonly authVerifier?: { readonly registry: Registry; readonly cacheSeconds: number };
   /** The private network shared with the registry. */
   readonly backendNetwork: Network;
   /** The network whose bridge publishes the public port. */
@@ -64,13 +69,16 @@ export class NginxProxy extends Construct {
       httpRedirect:
         props.httpRedirectPort !== undefined ? { listenPort: NginxProxy.REDIRECT_LISTEN_PORT, publicPort: props.publish.port } : undefined,
       tuning: props.tuning ?? DEFAULT_PROXY_TUNING,
+      authCache: props.authVerifier
+        ? { verifier: { host: props.authVerifier.registry.alias, port: props.authVerifier.registry.port }, cacheSeconds: props.authVerifier.cacheSeconds }
+        : undefined,
     });
     // nginx.conf holds no secret: uploading it as content makes every change visible in `cdktf diff`.
     const uploads: ContainerUpload[] = [{ file: NginxProxy.CONFIG_PATH, content: config, permissions: "0644" }];
     if (props.tls) {
       uploads.push(
         { file: NginxProxy.CERTIFICATE_PATH, content: props.tls.certificateChainPem, permissions: "0644" },
-        secretUpload(this, "tls-key-file", props.secretFiles.write("proxy-server.key", props.tls.privateKeyPem), NginxProxy.KEY_PATH),
+        secretUpload(this, "tls-key-file", props.secretFiles.write(`${props.containerName}.server.key`, props.tls.privateKeyPem), NginxProxy.KEY_PATH),
       );
     }
 
@@ -104,6 +112,7 @@ export class NginxProxy extends Construct {
         // nginx resolves the upstream once at start: when the registry container is replaced
         // (new IP), the proxy must be replaced too or it answers 502.
         { label: "registry-stack.upstream-container", value: props.registry.container.id },
+        ...(props.authVerifier ? [{ label: "registry-stack.auth-container", value: props.authVerifier.registry.container.id }] : []),
       ],
       // The master needs SETUID/SETGID to drop workers to an unprivileged user and CHOWN for its temp dirs.
       capabilities: { drop: ["ALL"], add: ["CHOWN", "SETGID", "SETUID"] },

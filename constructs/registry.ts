@@ -11,19 +11,30 @@ import { secretUpload } from "./secret-upload";
 
 export type RegistryStorage =
   | { readonly volumeName: string; readonly preventDestroy: boolean }
-  | { readonly hostPath: string };
+  | { readonly hostPath: string }
+  /** Nothing kept: an instance that only verifies credentials for the proxy's auth cache. */
+  | { readonly inMemory: true };
 
 export interface RegistryProps {
   readonly containerName: string;
-  /** Pinned registry image (2.8.x or 3.x). */
-  readonly image: string;
+  /** The registry image (2.8.x or 3.x). */
+  readonly image: Image;
+  /**
+   * Network alias other containers use to reach this registry.
+   * @default Registry.ALIAS
+   */
+  readonly alias?: string;
   /** Signs upload state (`http.secret`); persisted so it never changes between deploys. */
   readonly httpSecret: string;
-  readonly users: ReadonlyArray<{ readonly name: string; readonly hash: string }>;
+  /**
+   * htpasswd users.
+   * @default - no authentication: only for a registry behind a proxy that verifies credentials
+   */
+  readonly users?: ReadonlyArray<{ readonly name: string; readonly hash: string }>;
   readonly deleteEnabled: boolean;
   readonly logLevel: "error" | "warn" | "info" | "debug";
   readonly storage: RegistryStorage;
-  /** Networks to join; the registry answers on each under `Registry.ALIAS`. */
+  /** Networks to join; the registry answers on each under its alias. */
   readonly networks: Network[];
   /** Where the secret files (config.yml, htpasswd, key) are written before upload. */
   readonly secretFiles: MaterialStore;
@@ -57,7 +68,7 @@ export class Registry extends Construct {
   public static readonly DATA_PATH = "/var/lib/registry";
   public static readonly REALM = "Registry";
 
-  public readonly alias = Registry.ALIAS;
+  public readonly alias: string;
   public readonly port = Registry.PORT;
   /** "https" when the registry terminates TLS itself. */
   public readonly scheme: "http" | "https";
@@ -68,13 +79,12 @@ export class Registry extends Construct {
   constructor(scope: Construct, id: string, props: RegistryProps) {
     super(scope, id);
     this.scheme = props.tls ? "https" : "http";
+    this.alias = props.alias ?? Registry.ALIAS;
 
-    const image = new Image(this, "image", { name: props.image, keepLocally: true });
-
-    let volumes: ContainerVolumes[];
+    let volumes: ContainerVolumes[] = [];
     if ("hostPath" in props.storage) {
       volumes = [{ hostPath: props.storage.hostPath, containerPath: Registry.DATA_PATH }];
-    } else {
+    } else if ("volumeName" in props.storage) {
       this.volume = new Volume(this, "data", {
         name: props.storage.volumeName,
         lifecycle: { preventDestroy: props.storage.preventDestroy },
@@ -85,22 +95,26 @@ export class Registry extends Construct {
     const config = renderRegistryConfig({
       httpSecret: props.httpSecret,
       listenPort: Registry.PORT,
-      htpasswdPath: Registry.HTPASSWD_PATH,
+      htpasswdPath: props.users ? Registry.HTPASSWD_PATH : undefined,
       realm: Registry.REALM,
       deleteEnabled: props.deleteEnabled,
       logLevel: props.logLevel,
-      storageRootDirectory: Registry.DATA_PATH,
+      storageRootDirectory: "inMemory" in props.storage ? undefined : Registry.DATA_PATH,
       tls: props.tls ? { certificatePath: Registry.CERTIFICATE_PATH, keyPath: Registry.KEY_PATH } : undefined,
       debugPort: props.debugPort,
     });
+    // Files are named after the container so that two registries never share one.
     const uploads: ContainerUpload[] = [
-      secretUpload(this, "config-file", props.secretFiles.write("registry-config.yml", config), Registry.CONFIG_PATH),
-      secretUpload(this, "htpasswd-file", props.secretFiles.write("htpasswd", renderHtpasswd(props.users)), Registry.HTPASSWD_PATH),
+      secretUpload(this, "config-file", props.secretFiles.write(`${props.containerName}.config.yml`, config), Registry.CONFIG_PATH),
     ];
+    if (props.users) {
+      const htpasswd = props.secretFiles.write(`${props.containerName}.htpasswd`, renderHtpasswd(props.users));
+      uploads.push(secretUpload(this, "htpasswd-file", htpasswd, Registry.HTPASSWD_PATH));
+    }
     if (props.tls) {
       uploads.push(
         { file: Registry.CERTIFICATE_PATH, content: props.tls.certificateChainPem, permissions: "0644" },
-        secretUpload(this, "tls-key-file", props.secretFiles.write("registry-server.key", props.tls.privateKeyPem), Registry.KEY_PATH),
+        secretUpload(this, "tls-key-file", props.secretFiles.write(`${props.containerName}.server.key`, props.tls.privateKeyPem), Registry.KEY_PATH),
       );
     }
 
@@ -117,7 +131,7 @@ export class Registry extends Construct {
 
     this.container = new Container(this, "container", {
       name: props.containerName,
-      image: image.imageId,
+      image: props.image.imageId,
       // The image entrypoint turns a *.yml argument into `registry serve <file>` (2.8 and 3.x alike).
       command: [Registry.CONFIG_PATH],
       // Registry 3.0 images export OpenTelemetry traces to localhost:4318 unless told not to.
@@ -126,9 +140,9 @@ export class Registry extends Construct {
       mustRun: true,
       wait: true,
       waitTimeout: 120,
-      networksAdvanced: props.networks.map((network) => ({ name: network.name, aliases: [Registry.ALIAS] })),
+      networksAdvanced: props.networks.map((network) => ({ name: network.name, aliases: [this.alias] })),
       ports: props.publish ? [{ internal: Registry.PORT, external: props.publish.port, ip: props.publish.address }] : undefined,
-      volumes,
+      volumes: volumes.length > 0 ? volumes : undefined,
       upload: uploads,
       healthcheck,
       labels: [healthcheckLabel(healthcheck)],

@@ -40,6 +40,13 @@ export const DEFAULT_PROXY_TUNING: ProxyTuning = {
   sendTimeoutSeconds: 900,
 };
 
+export interface AuthCache {
+  /** The verifier's network alias and port. */
+  readonly verifier: { readonly host: string; readonly port: number };
+  /** How long a successful login is trusted without asking the verifier again. */
+  readonly cacheSeconds: number;
+}
+
 /** Input for a complete nginx.conf in front of the registry; callers validate the values. */
 export interface NginxConfInput {
   /** `server_name` values, e.g. ["registry.example.com"]. */
@@ -64,10 +71,21 @@ export interface NginxConfInput {
    * @default - none
    */
   readonly healthListenPort?: number;
+  /**
+   * Verify credentials with an `auth_request` subrequest to this verifier (a registry with the
+   * htpasswd file) and cache each successful answer for `cacheSeconds`, keyed on the full
+   * Authorization header. The upstream registry then runs without auth and gets no credentials.
+   * @default - no auth in nginx: the upstream registry checks every request itself
+   */
+  readonly authCache?: AuthCache;
   readonly tuning: ProxyTuning;
 }
 
 const UPSTREAM_NAME = "docker-registry";
+const AUTH_UPSTREAM_NAME = "registry-auth";
+const AUTH_LOCATION = "/_registry_auth";
+const AUTH_CACHE_ZONE = "registry_auth";
+const AUTH_CACHE_DIR = "/tmp/nginx-auth-cache";
 const DEFAULT_UPSTREAM_KEEPALIVE = 32;
 
 // Mozilla "intermediate" TLS 1.2 suites minus DHE (nginx offers DHE only with ssl_dhparam).
@@ -84,7 +102,9 @@ const TLS12_CIPHERS = [
 const ANCIENT_DOCKER_USER_AGENT = String.raw`"^(docker\/1\.(3|4|5(?!\.[0-9]-dev))|Go ).*$"`;
 
 export function renderNginxConf(input: NginxConfInput): string {
-  const servers = [proxyServer(input, [registryLocation(input.tuning), healthLocation(), fallbackLocation()])];
+  const locations = [registryLocation(input.tuning, input.authCache !== undefined), healthLocation(), fallbackLocation()];
+  if (input.authCache) locations.push(authLocation(input.authCache));
+  const servers = [proxyServer(input, locations)];
   if (input.httpRedirect) {
     servers.push(redirectServer(input.serverNames, input.httpRedirect.listenPort, input.httpRedirect.publicPort));
   }
@@ -137,16 +157,54 @@ function httpBlock(input: NginxConfInput, servers: string[][]): string[] {
       "'' 'registry/2.0';",
     ]),
     "",
-    upstreamBlock(input.upstream, input.tuning.upstreamKeepalive ?? DEFAULT_UPSTREAM_KEEPALIVE),
+    upstreamBlock(UPSTREAM_NAME, input.upstream, input.tuning.upstreamKeepalive ?? DEFAULT_UPSTREAM_KEEPALIVE),
   ];
+  if (input.authCache) {
+    body.push("", ...authCacheHttpDirectives(input.authCache));
+  }
   for (const server of servers) {
     body.push("", server);
   }
   return block("http", body);
 }
 
-function upstreamBlock(upstream: NginxConfInput["upstream"], keepalive: number): string[] {
-  return block(`upstream ${UPSTREAM_NAME}`, [`server ${upstream.host}:${upstream.port};`, `keepalive ${keepalive};`]);
+function upstreamBlock(name: string, upstream: { readonly host: string; readonly port: number }, keepalive: number): string[] {
+  return block(`upstream ${name}`, [`server ${upstream.host}:${upstream.port};`, `keepalive ${keepalive};`]);
+}
+
+function authCacheHttpDirectives(authCache: AuthCache): string[] {
+  return [
+    // In /tmp of the proxy container only; entries expire with their validity.
+    `proxy_cache_path ${AUTH_CACHE_DIR} levels=1 keys_zone=${AUTH_CACHE_ZONE}:1m max_size=16m inactive=${authCache.cacheSeconds}s use_temp_path=off;`,
+    "",
+    ...upstreamBlock(AUTH_UPSTREAM_NAME, authCache.verifier, 8),
+  ];
+}
+
+// The verifier is a registry holding the htpasswd file: /v2/ answers 200 for valid Basic
+// credentials and 401 with the Basic challenge otherwise. Only 200s are cached, so every
+// wrong guess still pays the full bcrypt cost.
+function authLocation(authCache: AuthCache): string[] {
+  return block(`location = ${AUTH_LOCATION}`, [
+    "internal;",
+    `proxy_pass http://${AUTH_UPSTREAM_NAME}/v2/;`,
+    // A subrequest would otherwise carry the client's method (PUT, PATCH) and body to the verifier.
+    "proxy_method GET;",
+    "proxy_pass_request_body off;",
+    'proxy_set_header Content-Length "";',
+    "proxy_http_version 1.1;",
+    'proxy_set_header Connection "";',
+    "proxy_set_header Host $http_host;",
+    `proxy_cache ${AUTH_CACHE_ZONE};`,
+    // The whole header, so a changed password never matches an entry of the old one.
+    "proxy_cache_key $http_authorization;",
+    `proxy_cache_valid 200 ${authCache.cacheSeconds}s;`,
+    "proxy_cache_valid any 0;",
+    "proxy_ignore_headers Cache-Control Expires Set-Cookie Vary;",
+    // Parallel layer requests of one client wait for a single bcrypt check instead of each running one.
+    "proxy_cache_lock on;",
+    "proxy_cache_lock_timeout 10s;",
+  ]);
 }
 
 function tlsDirectives(tls: NonNullable<NginxConfInput["tls"]>): string[] {
@@ -186,10 +244,16 @@ function proxyServer(input: NginxConfInput, locations: string[][]): string[] {
   return block("server", body);
 }
 
-function registryLocation(tuning: ProxyTuning): string[] {
+function registryLocation(tuning: ProxyTuning, withAuthCache: boolean): string[] {
   const body: Array<string | string[]> = [
     block(`if ($http_user_agent ~ ${ANCIENT_DOCKER_USER_AGENT})`, ["return 404;"]),
     "",
+  ];
+  if (withAuthCache) {
+    // nginx passes the verifier's WWW-Authenticate on to the client with the 401.
+    body.push(`auth_request ${AUTH_LOCATION};`, 'proxy_set_header Authorization "";', "");
+  }
+  body.push(
     `proxy_pass http://${UPSTREAM_NAME};`,
     // HTTP/1.1 with an empty Connection header keeps upstream connections alive, and without
     // it nginx buffers chunked uploads whatever proxy_request_buffering says.
@@ -206,7 +270,7 @@ function registryLocation(tuning: ProxyTuning): string[] {
     `proxy_buffering ${onOff(tuning.responseBuffering)};`,
     `proxy_buffer_size ${tuning.proxyBufferSize};`,
     `proxy_buffers ${tuning.proxyBuffers};`,
-  ];
+  );
   if (tuning.proxyBusyBuffersSize !== undefined) {
     body.push(`proxy_busy_buffers_size ${tuning.proxyBusyBuffersSize};`);
   }

@@ -16,8 +16,11 @@ export interface RegistryConfigInput {
   /** Allows DELETE of manifests and blobs (the registry answers 405 otherwise). */
   readonly deleteEnabled: boolean;
   readonly logLevel: "error" | "warn" | "info" | "debug";
-  /** Root of the filesystem storage driver, e.g. /var/lib/registry. */
-  readonly storageRootDirectory: string;
+  /**
+   * Root of the filesystem storage driver, e.g. /var/lib/registry.
+   * @default - in-memory storage, for an instance that only verifies credentials
+   */
+  readonly storageRootDirectory?: string;
   /**
    * Certificate and key paths inside the container when the registry terminates TLS itself.
    * @default - plain HTTP (a proxy terminates TLS)
@@ -55,7 +58,7 @@ export function renderRegistryConfig(input: RegistryConfigInput): string {
     version: 0.1,
     log: { level: input.logLevel, fields: { service: "registry" } },
     storage: {
-      filesystem: { rootdirectory: input.storageRootDirectory },
+      ...(input.storageRootDirectory !== undefined ? { filesystem: { rootdirectory: input.storageRootDirectory } } : { inmemory: {} }),
       delete: { enabled: input.deleteEnabled },
       cache: { blobdescriptor: "inmemory" },
       maintenance: {

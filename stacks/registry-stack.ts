@@ -1,4 +1,5 @@
 import { Network } from "@cdktf/provider-docker/lib/network";
+import { Image } from "@cdktf/provider-docker/lib/image";
 import { DockerProvider } from "@cdktf/provider-docker/lib/provider";
 import { LocalProvider } from "@cdktf/provider-local/lib/provider";
 import { LocalBackend, TerraformOutput, TerraformStack } from "cdktf";
@@ -25,6 +26,8 @@ export class RegistryStack extends TerraformStack {
   public readonly settings: RegistrySettings;
   public readonly registry: Registry;
   public readonly proxy?: NginxProxy;
+  /** The registry holding the htpasswd file when the proxy caches logins. */
+  public readonly authVerifier?: Registry;
   public readonly client: ClientConfig;
   /** `host:port` values clients use. */
   public readonly endpoints: string[];
@@ -63,11 +66,13 @@ export class RegistryStack extends TerraformStack {
     const publish = { address: settings.publishAddress, port: settings.publicPort };
     const tlsPems = tls ? { certificateChainPem: tls.certificateChainPem, privateKeyPem: tls.privateKeyPem } : undefined;
 
+    const registryImage = new Image(this, "registry-image", { name: settings.registryImage, keepLocally: true });
+    const withAuthCache = settings.proxy && settings.authCacheSeconds > 0;
     this.registry = new Registry(this, "registry", {
       containerName: `${prefix}-registry`,
-      image: settings.registryImage,
+      image: registryImage,
       httpSecret,
-      users: users.entries,
+      users: withAuthCache ? undefined : users.entries,
       deleteEnabled: settings.deleteEnabled,
       logLevel: settings.logLevel,
       storage:
@@ -82,11 +87,28 @@ export class RegistryStack extends TerraformStack {
       restartPolicy: settings.restartPolicy,
     });
 
+    if (withAuthCache) {
+      this.authVerifier = new Registry(this, "auth-verifier", {
+        containerName: `${prefix}-auth`,
+        alias: "registry-auth",
+        image: registryImage,
+        httpSecret,
+        users: users.entries,
+        deleteEnabled: false,
+        logLevel: settings.logLevel,
+        storage: { inMemory: true },
+        networks: [backend],
+        secretFiles: store,
+        restartPolicy: settings.restartPolicy,
+      });
+    }
+
     if (settings.proxy) {
       this.proxy = new NginxProxy(this, "proxy", {
         containerName: `${prefix}-proxy`,
         image: settings.proxyImage,
         registry: this.registry,
+        authVerifier: this.authVerifier ? { registry: this.authVerifier, cacheSeconds: settings.authCacheSeconds } : undefined,
         backendNetwork: backend,
         edgeNetwork: edge,
         serverNames: [...settings.hostnames, ...settings.ipAddresses],

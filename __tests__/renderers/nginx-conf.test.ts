@@ -270,3 +270,38 @@ function stripMapEntries(d: Directive): Directive {
   if (d.name === "map") return { ...d, block: [] };
   return d.block ? { ...d, block: d.block.map(stripMapEntries) } : d;
 }
+
+describe("renderNginxConf with an auth cache", () => {
+  const conf = renderNginxConf({
+    serverNames: ["store.example.test"],
+    listenPort: 8443,
+    upstream: { host: "registry", port: 5000 },
+    tls: { certificatePath: "/c.crt", keyPath: "/c.key" },
+    authCache: { verifier: { host: "registry-auth", port: 5000 }, cacheSeconds: 60 },
+    tuning: DEFAULT_PROXY_TUNING,
+  });
+
+  test("checks every /v2/ request with an auth_request subrequest and strips credentials toward the registry", () => {
+    const v2 = conf.slice(conf.indexOf("location /v2/ {"));
+    expect(v2).toMatch(/auth_request \/_registry_auth;\n\s+proxy_set_header Authorization "";/);
+  });
+
+  test("caches only successful verifications, keyed on the whole Authorization header, for the given time", () => {
+    const auth = conf.slice(conf.indexOf("location = /_registry_auth {"), conf.indexOf("}", conf.indexOf("location = /_registry_auth {")));
+    expect(auth).toContain("internal;");
+    expect(auth).toContain("proxy_pass http://registry-auth/v2/;");
+    expect(auth).toContain("proxy_method GET;");
+    expect(auth).toContain("proxy_pass_request_body off;");
+    expect(auth).toContain("proxy_cache_key $http_authorization;");
+    expect(auth).toContain("proxy_cache_valid 200 60s;");
+    expect(auth).toContain("proxy_cache_valid any 0;");
+    expect(auth).toContain("proxy_cache_lock on;");
+    expect(conf).toContain("proxy_cache_path /tmp/nginx-auth-cache levels=1 keys_zone=registry_auth:1m max_size=16m inactive=60s use_temp_path=off;");
+    expect(conf).toMatch(/upstream registry-auth {\n\s+server registry-auth:5000;/);
+  });
+
+  test("adds nothing of the kind without it", () => {
+    const plain = renderNginxConf({ serverNames: ["x"], listenPort: 8443, upstream: { host: "registry", port: 5000 }, tuning: DEFAULT_PROXY_TUNING });
+    expect(plain).not.toMatch(/auth_request|proxy_cache|registry-auth|Authorization/);
+  });
+});

@@ -53,6 +53,12 @@ describe("renderRegistryConfig", () => {
     expect(config.storage.delete).toEqual({ enabled: true });
   });
 
+  test("uses in-memory storage without a storage root (a credential verifier)", () => {
+    const config = renderParsed({ storageRootDirectory: undefined });
+    expect(config.storage.inmemory).toEqual({});
+    expect(config.storage).not.toHaveProperty("filesystem");
+  });
+
   test("has no auth section without an htpasswd path", () => {
     const config = renderParsed({ htpasswdPath: undefined });
     expect(config).not.toHaveProperty("auth");

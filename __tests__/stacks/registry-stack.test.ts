@@ -164,6 +164,42 @@ describe("RegistryStack, plain HTTP lab mode", () => {
   });
 });
 
+describe("RegistryStack with the proxy's auth cache", () => {
+  const stack = buildStack({ ...THREE_USERS, authCacheSeconds: 60 });
+  const synthesized = Testing.synth(stack);
+  const json = synthJson(stack);
+  const uploadsOf = (prefix: string) => resourceOf(json, "docker_container", prefix).upload as Array<Record<string, string>>;
+
+  test("gives the htpasswd file to a verifier registry with in-memory storage, not to the data registry", () => {
+    expect(uploadsOf("registry_container").map((u) => u.file)).toEqual(["/etc/registry-stack/config.yml"]);
+    expect(uploadsOf("auth-verifier_container").map((u) => u.file)).toEqual(["/etc/registry-stack/config.yml", "/etc/registry-stack/htpasswd"]);
+    const verifier = resourceOf(json, "docker_container", "auth-verifier_container");
+    expect(verifier.volumes).toBeUndefined();
+    expect(verifier.ports).toBeUndefined();
+    expect(verifier.networks_advanced).toEqual([{ name: "${docker_network.backend-network.name}", aliases: ["registry-auth"] }]);
+    expect(synthesized).toHaveResourceWithProperties(Container, { name: "registry-auth" });
+  });
+
+  test("makes nginx verify through the verifier and flushes its cache when the verifier is replaced", () => {
+    const conf = uploadsOf("proxy_container").find((u) => u.file === "/etc/registry-stack/nginx.conf")!.content;
+    expect(conf).toContain("server registry-auth:5000;");
+    expect(conf).toContain("proxy_cache_valid 200 60s;");
+    expect(resourceOf(json, "docker_container", "proxy_container").labels).toContainEqual({
+      label: "registry-stack.auth-container",
+      value: expect.stringMatching(/^\$\{docker_container\.auth-verifier_container_[0-9A-F]{8}\.id\}$/),
+    });
+  });
+
+  test("shares one image resource between both registries and leaks no secret", () => {
+    expect(Object.keys(json.resource.docker_image).sort()).toEqual([expect.stringMatching(/^proxy_image_/), "registry-image"]);
+    for (const pattern of SECRET_PATTERNS) expect(synthesized).not.toMatch(pattern);
+  });
+
+  test("fails when asked for without the proxy", () => {
+    expect(() => buildStack({ authCacheSeconds: 60, proxy: false })).toThrow(/authCacheSeconds: 60 needs proxy: true/);
+  });
+});
+
 describe("RegistryStack options", () => {
   test("uses a host folder instead of a volume when asked, and lets the volume be destroyable", () => {
     const json = synthJson(buildStack({ storageHostPath: "/srv/registry" }));
@@ -253,7 +289,7 @@ describe("RegistryStack full synth", () => {
       }
     };
     walk(path.join(stackDir, "assets"));
-    expect(assets.map((a) => path.basename(a)).sort()).toEqual(["htpasswd", "proxy-server.key", "registry-config.yml"]);
+    expect(assets.map((a) => path.basename(a)).sort()).toEqual(["registry-proxy.server.key", "registry-registry.config.yml", "registry-registry.htpasswd"]);
     for (const asset of assets) expect({ asset, mode: fs.statSync(asset).mode & 0o777 }).toEqual({ asset, mode: 0o600 });
     const tfJson = fs.readFileSync(path.join(stackDir, "cdk.tf.json"), "utf8");
     for (const pattern of SECRET_PATTERNS) expect(tfJson).not.toMatch(pattern);
