@@ -6,7 +6,7 @@ const app = new App();
 const { props, source } = loadConfig();
 const stack = new RegistryStack(app, "registry", props, source);
 if (stack.generatedPasswords.users.length > 0) {
-  console.error(`Generated passwords for ${stack.generatedPasswords.users.join(", ")} are in ${stack.generatedPasswords.file} (owner-only).`);
+  console.log(`Generated passwords for ${stack.generatedPasswords.users.join(", ")} are in ${stack.generatedPasswords.file} (owner-only).`);
 }
 if (stack.settings.tls.mode === "none") {
   console.error("WARNING: tls.mode is 'none': passwords and images cross the network in clear text. Lab use only.");
