@@ -1,0 +1,239 @@
+import { spawn, ChildProcess } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { DockerApi, pollUntil } from "./docker-api";
+import { run, RunResult, sleep } from "./proc";
+
+/**
+ * A private Docker Engine for one e2e run: its own socket, data-root, exec-root, pidfile,
+ * config file and trust key, all under one temp dir. It never reads /etc/docker/daemon.json
+ * and never touches /var/run/docker.sock or another engine.
+ */
+
+export const DOCKERD = "/usr/sbin/dockerd";
+/** The CLI from Debian's docker.io, matching the engine (a newer CLI in PATH also works). */
+export const DOCKER_CLI = "/usr/bin/docker";
+/**
+ * Address pool for the engine's networks: keeps clear of Docker's default pools
+ * (172.17-31.x, 192.168.x), which another engine on the host would use.
+ */
+export const ADDRESS_POOL = "base=10.213.0.0/16,size=24";
+
+export interface EngineOptions {
+  /**
+   * Let dockerd manage iptables (default true, as on a real host; needed for `internal`
+   * networks to be isolated). Port publishing on 127.0.0.1 works either way.
+   */
+  iptables?: boolean;
+  /** Bound for the engine to answer (default 60 s). */
+  startTimeoutMs?: number;
+  log?: (line: string) => void;
+}
+
+export interface Engine {
+  readonly baseDir: string;
+  readonly socketPath: string;
+  /** unix://… for DOCKER_HOST */
+  readonly dockerHost: string;
+  readonly pid: number;
+  readonly logFile: string;
+  readonly api: DockerApi;
+  /** process.env plus DOCKER_HOST for this engine and a private DOCKER_CONFIG (docker login writes there). */
+  dockerEnv(): NodeJS.ProcessEnv;
+  /** Runs the docker CLI against this engine; errors carry its stderr. */
+  docker(args: readonly string[], opts?: { timeoutMs?: number; input?: string | Buffer }): Promise<RunResult>;
+  /** SIGTERM, bounded wait, SIGKILL; then removes every directory of the engine. Idempotent. */
+  stop(): Promise<void>;
+}
+
+export async function startEngine(options: EngineOptions = {}): Promise<Engine> {
+  if (process.getuid && process.getuid() !== 0) throw new Error("startEngine: dockerd needs root");
+  const log = options.log ?? (() => undefined);
+  // Short base path: unix socket paths are limited to 107 bytes.
+  const baseDir = fs.mkdtempSync(path.join(os.tmpdir(), "rse2e-"));
+  const socketPath = path.join(baseDir, "docker.sock");
+  const dataRoot = path.join(baseDir, "data");
+  const execRoot = path.join(baseDir, "exec");
+  const configDir = path.join(baseDir, "client-config");
+  const logFile = path.join(baseDir, "dockerd.log");
+  const pidFile = path.join(baseDir, "docker.pid");
+  const daemonJson = path.join(baseDir, "daemon.json");
+  fs.mkdirSync(configDir);
+
+  const daemonConfig: Record<string, unknown> = {};
+  // dockerd < 23 writes a trust key to /etc/docker/key.json unless told otherwise.
+  if ((await dockerdMajorVersion()) < 23) daemonConfig["deprecated-key-path"] = path.join(baseDir, "key.json");
+  fs.writeFileSync(daemonJson, JSON.stringify(daemonConfig));
+
+  const args = [
+    `--config-file=${daemonJson}`,
+    `--host=unix://${socketPath}`,
+    `--data-root=${dataRoot}`,
+    `--exec-root=${execRoot}`,
+    `--pidfile=${pidFile}`,
+    // No default bridge: docker0 would collide with another engine's. Containers join the
+    // networks the stack declares; the realizer refuses containers that would use the default.
+    "--bridge=none",
+    `--default-address-pool=${ADDRESS_POOL}`,
+    `--iptables=${options.iptables === false ? "false" : "true"}`,
+  ];
+  const logFd = fs.openSync(logFile, "a");
+  const child = spawn(DOCKERD, args, { stdio: ["ignore", logFd, logFd] });
+  fs.closeSync(logFd);
+  if (child.pid === undefined) throw new Error(`could not start ${DOCKERD}`);
+  const pid = child.pid;
+  let exited = false;
+  const exitPromise = new Promise<void>((resolve) =>
+    child.once("exit", () => {
+      exited = true;
+      resolve();
+    }),
+  );
+  child.once("error", () => undefined);
+  // If this process ends without stop() (uncaught error, Ctrl-C, kill), dockerd is sent
+  // SIGTERM and shuts itself down; only the temp dir stays behind.
+  const onExit = () => {
+    if (!exited) process.kill(pid, "SIGTERM");
+  };
+  const onSignal = (signal: NodeJS.Signals) => {
+    onExit();
+    process.exit(signal === "SIGINT" ? 130 : 143);
+  };
+  process.once("exit", onExit);
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  child.unref();
+  log(`dockerd pid ${pid}, socket ${socketPath}`);
+
+  const api = new DockerApi(socketPath);
+  const dockerHost = `unix://${socketPath}`;
+  let stopped = false;
+  const engine: Engine = {
+    baseDir,
+    socketPath,
+    dockerHost,
+    pid,
+    logFile,
+    api,
+    dockerEnv: () => ({ ...process.env, DOCKER_HOST: dockerHost, DOCKER_CONFIG: configDir }),
+    docker: (dockerArgs, opts = {}) =>
+      run(DOCKER_CLI, dockerArgs, { env: engine.dockerEnv(), timeoutMs: opts.timeoutMs ?? 120_000, input: opts.input }),
+    stop: async () => {
+      if (stopped) return;
+      stopped = true;
+      process.removeListener("exit", onExit);
+      process.removeListener("SIGINT", onSignal);
+      process.removeListener("SIGTERM", onSignal);
+      await stopProcess(child, pid, () => exited, exitPromise, log);
+      await stopOrphanContainerd(execRoot, log);
+      await removeTree(baseDir, log);
+    },
+  };
+
+  const started = Date.now();
+  try {
+    await pollUntil(
+      "dockerd to answer /_ping",
+      async () => {
+        if (exited) throw new Error(`dockerd exited during start-up:\n${logTail(logFile)}`);
+        const res = await api.raw({ method: "GET", path: "/_ping", timeoutMs: 2_000 }).catch(() => undefined);
+        return res?.status === 200 ? true : undefined;
+      },
+      { timeoutMs: options.startTimeoutMs ?? 60_000, intervalMs: 100 },
+    );
+  } catch (err) {
+    await engine.stop();
+    throw new Error(`private dockerd did not start: ${(err as Error).message}\n${logTail(logFile)}`);
+  }
+  log(`dockerd ready in ${Date.now() - started} ms`);
+  return engine;
+}
+
+/** Runs `fn` with a fresh engine and always stops it. */
+export async function withEngine<T>(fn: (engine: Engine) => Promise<T>, options: EngineOptions = {}): Promise<T> {
+  const engine = await startEngine(options);
+  try {
+    return await fn(engine);
+  } finally {
+    await engine.stop();
+  }
+}
+
+async function dockerdMajorVersion(): Promise<number> {
+  const { stdout } = await run(DOCKERD, ["--version"], { timeoutMs: 10_000 });
+  const m = /version (\d+)\./.exec(stdout);
+  if (!m) throw new Error(`cannot read dockerd version from: ${stdout}`);
+  return Number(m[1]);
+}
+
+async function stopProcess(
+  child: ChildProcess,
+  pid: number,
+  hasExited: () => boolean,
+  exitPromise: Promise<void>,
+  log: (line: string) => void,
+): Promise<void> {
+  if (hasExited()) return;
+  const waitExit = (ms: number) =>
+    new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), ms);
+      void exitPromise.then(() => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+  child.kill("SIGTERM");
+  // dockerd stops its containers (10 s default each, in parallel) and containerd first.
+  if (await waitExit(30_000)) return;
+  log(`dockerd ${pid} ignored SIGTERM for 30 s; sending SIGKILL`);
+  child.kill("SIGKILL");
+  if (!(await waitExit(10_000))) throw new Error(`dockerd ${pid} survived SIGKILL`);
+}
+
+/** After a SIGKILL, dockerd's managed containerd (pid in our exec-root) may outlive it. */
+async function stopOrphanContainerd(execRoot: string, log: (line: string) => void): Promise<void> {
+  const pidFile = path.join(execRoot, "containerd", "containerd.pid");
+  if (!fs.existsSync(pidFile)) return;
+  const pid = Number(fs.readFileSync(pidFile, "utf8").trim());
+  if (!Number.isInteger(pid) || pid <= 0 || !isAlive(pid)) return;
+  // Only ours if its command line names our exec-root (pids get reused).
+  const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8");
+  if (!cmdline.includes(execRoot)) return;
+  log(`stopping orphaned containerd ${pid}`);
+  process.kill(pid, "SIGTERM");
+  for (let i = 0; i < 50 && isAlive(pid); i++) await sleep(100);
+  if (isAlive(pid)) process.kill(pid, "SIGKILL");
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Unmounts whatever is still mounted below dir (deepest first), then deletes it. */
+async function removeTree(dir: string, log: (line: string) => void): Promise<void> {
+  const mounts = fs
+    .readFileSync("/proc/self/mountinfo", "utf8")
+    .split("\n")
+    .map((line) => line.split(" ")[4])
+    .filter((m): m is string => m !== undefined && (m === dir || m.startsWith(dir + "/")))
+    .sort((a, b) => b.length - a.length);
+  for (const m of mounts) {
+    log(`unmounting leftover ${m}`);
+    await run("umount", ["-l", m], { timeoutMs: 10_000 }).catch((err: Error) => log(err.message));
+  }
+  fs.rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
+}
+
+function logTail(file: string, lines = 30): string {
+  try {
+    return fs.readFileSync(file, "utf8").trimEnd().split("\n").slice(-lines).join("\n");
+  } catch {
+    return "(no dockerd log)";
+  }
+}
