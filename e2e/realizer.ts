@@ -767,6 +767,9 @@ export class Realization {
     const mustRun = c.optBool("must_run") ?? true;
     const refreshMs = c.optNumber("container_read_refresh_timeout_milliseconds") ?? 15_000;
     if (mustRun) {
+      // Like the provider (100 ms delay, then 'running' at the first look): a container that
+      // crashes later than that passes here too, as it would pass `cdktf deploy`.
+      await new Promise((r) => setTimeout(r, 100));
       await pollUntil(
         `${a} to be running`,
         async () => {

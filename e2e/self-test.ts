@@ -363,7 +363,8 @@ async function exitingContainerRollsBack(workDir: string, api: DockerApi): Promi
   assert(!(await exists(api, "networks", "rse2e-exits")), "network left after failed realize");
 }
 
-async function main(): Promise<number> {
+/** Runs every check on a fresh private engine; resolves to the process exit code. */
+export async function runSelfTest(): Promise<number> {
   const workDir = fs.mkdtempSync(path.join(os.tmpdir(), "rse2e-self-"));
   let engine: Engine | undefined;
   try {
@@ -401,7 +402,7 @@ async function main(): Promise<number> {
 }
 
 if (require.main === module) {
-  main().then(
+  runSelfTest().then(
     (code) => process.exit(code),
     (err: unknown) => {
       console.error(err);
