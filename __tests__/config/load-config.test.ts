@@ -1,8 +1,8 @@
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { ConfigError } from "../../config/config-error";
 import { loadConfig, passwordEnvName } from "../../config/load-config";
+import { problemsOf } from "../fixtures/problems-of";
 
 function project(files: Record<string, string>): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "load-config-"));
@@ -10,15 +10,6 @@ function project(files: Record<string, string>): string {
   return dir;
 }
 
-function problemsOf(run: () => unknown): string[] {
-  try {
-    run();
-  } catch (e) {
-    if (e instanceof ConfigError) return e.problems;
-    throw e;
-  }
-  throw new Error("expected a ConfigError");
-}
 
 describe("loadConfig", () => {
   test("uses the embedded default when there is no config file", () => {

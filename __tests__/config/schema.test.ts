@@ -1,14 +1,8 @@
-import { ConfigError } from "../../config/config-error";
+import { problemsOf as problemsOfRun } from "../fixtures/problems-of";
 import { resolveSettings } from "../../config/schema";
 
 function problemsOf(props: object): string[] {
-  try {
-    resolveSettings(props, "registry");
-  } catch (e) {
-    if (e instanceof ConfigError) return e.problems;
-    throw e;
-  }
-  throw new Error("expected a ConfigError");
+  return problemsOfRun(() => resolveSettings(props, "registry"));
 }
 
 describe("resolveSettings", () => {
