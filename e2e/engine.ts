@@ -28,6 +28,11 @@ export interface EngineOptions {
   iptables?: boolean;
   /** Bound for the engine to answer (default 60 s). */
   startTimeoutMs?: number;
+  /**
+   * `--default-address-pool` for the engine's networks (default ADDRESS_POOL). Give engines
+   * that run at the same time on one host different pools, e.g. "base=10.214.0.0/16,size=24".
+   */
+  addressPool?: string;
   log?: (line: string) => void;
 }
 
@@ -75,7 +80,7 @@ export async function startEngine(options: EngineOptions = {}): Promise<Engine> 
     // No default bridge: docker0 would collide with another engine's. Containers join the
     // networks the stack declares; the realizer refuses containers that would use the default.
     "--bridge=none",
-    `--default-address-pool=${ADDRESS_POOL}`,
+    `--default-address-pool=${options.addressPool ?? ADDRESS_POOL}`,
     `--iptables=${options.iptables === false ? "false" : "true"}`,
   ];
   const logFd = fs.openSync(logFile, "a");
