@@ -15,8 +15,9 @@ export const DOCKERD = "/usr/sbin/dockerd";
 /** The CLI from Debian's docker.io, matching the engine (a newer CLI in PATH also works). */
 export const DOCKER_CLI = "/usr/bin/docker";
 /**
- * Address pool for the engine's networks: keeps clear of Docker's default pools
- * (172.17-31.x, 192.168.x), which another engine on the host would use.
+ * Default address pool for the engine's networks (the e2e suite's): keeps clear of Docker's
+ * default pools (172.17-31.x, 192.168.x), which another engine on the host would use. Another
+ * private engine running at the same time (the benchmark) must pass its own `addressPool`.
  */
 export const ADDRESS_POOL = "base=10.213.0.0/16,size=24";
 
@@ -43,11 +44,19 @@ export interface Engine {
   readonly dockerHost: string;
   readonly pid: number;
   readonly logFile: string;
+  /** The engine's own daemon.json (`--config-file`); change it, then reload(). */
+  readonly configFile: string;
   readonly api: DockerApi;
   /** process.env plus DOCKER_HOST for this engine and a private DOCKER_CONFIG (docker login writes there). */
   dockerEnv(): NodeJS.ProcessEnv;
   /** Runs the docker CLI against this engine; errors carry its stderr. */
   docker(args: readonly string[], opts?: { timeoutMs?: number; input?: string | Buffer }): Promise<RunResult>;
+  /**
+   * SIGHUP: dockerd re-reads its config file and applies the reloadable keys (e.g.
+   * insecure-registries, debug, labels) without restarting containers. Resolves when the
+   * engine answers again; callers check the effect (e.g. with `docker info`).
+   */
+  reload(): Promise<void>;
   /** SIGTERM, bounded wait, SIGKILL; then removes every directory of the engine. Idempotent. */
   stop(): Promise<void>;
 }
@@ -120,10 +129,24 @@ export async function startEngine(options: EngineOptions = {}): Promise<Engine> 
     dockerHost,
     pid,
     logFile,
+    configFile: daemonJson,
     api,
     dockerEnv: () => ({ ...process.env, DOCKER_HOST: dockerHost, DOCKER_CONFIG: configDir }),
     docker: (dockerArgs, opts = {}) =>
       run(DOCKER_CLI, dockerArgs, { env: engine.dockerEnv(), timeoutMs: opts.timeoutMs ?? 120_000, input: opts.input }),
+    reload: async () => {
+      if (stopped || exited) throw new Error("reload: the engine is not running");
+      process.kill(pid, "SIGHUP");
+      await pollUntil(
+        "dockerd to answer /_ping after SIGHUP",
+        async () => {
+          if (exited) throw new Error(`dockerd exited after SIGHUP:\n${logTail(logFile)}`);
+          const res = await api.raw({ method: "GET", path: "/_ping", timeoutMs: 2_000 }).catch(() => undefined);
+          return res?.status === 200 ? true : undefined;
+        },
+        { timeoutMs: 10_000, intervalMs: 100 },
+      );
+    },
     stop: async () => {
       if (stopped) return;
       stopped = true;

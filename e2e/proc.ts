@@ -32,14 +32,44 @@ function tail(text: string, max = 4000): string {
   return text.length > max ? "…" + text.slice(text.length - max) : text;
 }
 
-/** Runs a command without a shell; rejects with its stderr on non-zero exit or timeout. */
+/** Process groups of commands still running (see killRunningCommands). */
+const running = new Set<number>();
+
+function killGroup(pid: number): void {
+  try {
+    // The child leads its own process group: this also reaches what it started (npx → node → ts-node).
+    process.kill(-pid, "SIGKILL");
+  } catch {
+    // already gone
+  }
+}
+
+/**
+ * SIGKILLs every command started by run() that is still running, with whatever it started.
+ * For an aborted run; also done when this process exits.
+ */
+export function killRunningCommands(): number {
+  const pids = [...running];
+  for (const pid of pids) killGroup(pid);
+  running.clear();
+  return pids.length;
+}
+process.on("exit", () => killRunningCommands());
+
+/**
+ * Runs a command without a shell; rejects with its stderr on non-zero exit or timeout. The
+ * command gets its own process group, so a timeout kills its children too.
+ */
 export function run(command: string, args: readonly string[], options: RunOptions): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, {
       env: options.env ?? process.env,
       cwd: options.cwd,
       stdio: ["pipe", "pipe", "pipe"],
+      detached: true,
     });
+    const pid = child.pid;
+    if (pid !== undefined) running.add(pid);
     let stdout = "";
     let stderr = "";
     let timedOut = false;
@@ -51,15 +81,18 @@ export function run(command: string, args: readonly string[], options: RunOption
     });
     const timer = setTimeout(() => {
       timedOut = true;
-      child.kill("SIGKILL");
+      if (pid !== undefined) killGroup(pid);
+      else child.kill("SIGKILL");
     }, options.timeoutMs);
     const shown = [command, ...args].join(" ");
     child.on("error", (err) => {
       clearTimeout(timer);
+      if (pid !== undefined) running.delete(pid);
       reject(new CommandError(`${shown}: ${err.message}`, stdout, stderr, null));
     });
     child.on("close", (code) => {
       clearTimeout(timer);
+      if (pid !== undefined) running.delete(pid);
       if (timedOut) {
         reject(new CommandError(`${shown}: timed out after ${options.timeoutMs} ms\n${tail(stderr)}`, stdout, stderr, code));
       } else if (code !== 0) {

@@ -1,11 +1,103 @@
-import { runSelfTest } from "./self-test";
+import { Engine, startEngine } from "./engine";
+import { Check, say, Timings, Workspace } from "./harness";
+import { prepareImages } from "./images";
+import { authCacheScenario, directTlsScenario, plainHttpScenario, SuiteChecks, SuiteContext, tlsProxyScenario } from "./scenarios";
+import { killRunningCommands } from "./proc";
+import { selfTestOnEngine, setSelfTestOutput } from "./self-test";
 
-// `npm run test:e2e`. For now it runs the self-test of the e2e machinery (engine, images,
-// realizer); the stack's own end-to-end checks are to be added here.
-runSelfTest().then(
+/**
+ * `npm run test:e2e`: deploys the synthesized stack on a private Docker Engine and drives it
+ * with real clients (docker CLI, skopeo, curl, openssl). Prints every check with PASS/FAIL and
+ * its evidence, the timings, and last a line "N passed, M failed"; exits non-zero on failure.
+ */
+
+/** Hard bound on the whole run (E2E_BUDGET_SECONDS overrides it, e.g. to exercise the abort path). */
+const SUITE_BUDGET_MS = Number(process.env.E2E_BUDGET_SECONDS ?? 600) * 1000;
+
+async function main(): Promise<number> {
+  const t0 = Date.now();
+  const timings = new Timings();
+  const selfTest = new Check("0", "e2e machinery self-test (engine, images, realizer)", "self-test");
+  const checks: SuiteChecks = {
+    pushPull: new Check("1", "docker login/push/rmi/pull of a multi-layer image through the proxy: same digest", "tls-proxy"),
+    largeLayer: new Check("2", "a 256 MiB random layer pushed and pulled through the proxy", "tls-proxy"),
+    skopeoTls: new Check("3", "skopeo with strict TLS and the generated certs.d dir; another CA is refused", "tls-proxy"),
+    authRegistry: new Check("4a", "authentication, registry-side htpasswd (default)", "tls-proxy"),
+    authCache: new Check("4b", "authentication, nginx auth cache + verifier registry (authCacheSeconds: 60)", "auth-cache"),
+    tls: new Check("5", "TLS: 1.0/1.1 refused, 1.2 accepted, chain verifies for every configured name", "tls-proxy"),
+    persistence: new Check("6", "data survives a config change that replaces the containers (volume kept)", "tls-proxy"),
+    directTls: new Check("7a", "direct-TLS topology (proxy: false): login/push/pull round trip", "direct-tls"),
+    plainHttp: new Check("7b", "plain-HTTP lab topology (tls.mode: none): daemon.json applied, login/push/pull", "plain-http"),
+    idempotence: new Check("8", "same inputs → byte-identical cdk.tf.json and unchanged upload source_hashes", "tls-proxy"),
+  };
+  const all = [selfTest, ...Object.values(checks)];
+
+  const ws = new Workspace();
+  let engine: Engine | undefined;
+  // A hard bound on the whole run: if something hangs despite the per-command timeouts,
+  // fail the run (the finally below still tears down).
+  let budgetTimer: NodeJS.Timeout | undefined;
+  const budget = new Promise<never>((_, reject) => {
+    budgetTimer = setTimeout(() => reject(new Error(`suite exceeded its budget of ${SUITE_BUDGET_MS / 1000} s`)), SUITE_BUDGET_MS);
+  });
+  try {
+    await Promise.race([
+      budget,
+      (async () => {
+        engine = await timings.time("engine start", () => startEngine({ log: (l) => say("engine", l) }));
+        const e = engine;
+        say("engine", `private dockerd pid ${e.pid}, socket ${e.socketPath}`);
+        await timings.time("images (cached rootfs + import)", () => prepareImages(e, (l) => say("images", l)));
+
+        await timings.time("self-test", async () => {
+          setSelfTestOutput((line) => say("self-test", line));
+          await selfTest.phase("machinery checks on the suite's engine", async () => {
+            const results = await selfTestOnEngine(e);
+            for (const r of results) selfTest.note(`${r.ok ? "ok" : "NOT OK"} - ${r.name}`);
+            const failed = results.filter((r) => !r.ok);
+            if (failed.length > 0) throw new Error(failed.map((r) => `${r.name}: ${r.error}`).join("\n"));
+          });
+          selfTest.finish();
+        });
+
+        const ctx: SuiteContext = { engine: e, ws, timings };
+        // Four independent deployments at once: most of a deployment's time is waiting for
+        // health checks (15 s interval), so running them side by side keeps the suite short.
+        const scenarios = await timings.time("scenarios (in parallel)", () =>
+          Promise.allSettled([tlsProxyScenario(ctx, checks), authCacheScenario(ctx, checks), directTlsScenario(ctx, checks), plainHttpScenario(ctx, checks)]),
+        );
+        for (const s of scenarios) if (s.status === "rejected") say("suite", `scenario crashed: ${String(s.reason)}`);
+      })(),
+    ]);
+  } catch (err) {
+    say("suite", `aborted: ${(err as Error).message}`);
+    for (const c of all) c.abort(`suite aborted: ${(err as Error).message}`);
+    const killed = killRunningCommands();
+    if (killed > 0) say("suite", `killed ${killed} command(s) still running`);
+  } finally {
+    clearTimeout(budgetTimer);
+    if (engine) {
+      const e = engine;
+      await timings.time("engine stop", () => e.stop()).catch((err: Error) => say("engine", `stop failed: ${err.message}`));
+    }
+    ws.remove();
+  }
+
+  console.log("\n==================== results ====================");
+  for (const c of all) console.log(c.report());
+  console.log("\ntimings:");
+  for (const line of timings.lines()) console.log(`  ${line}`);
+  console.log(`  total: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  const failed = all.filter((c) => !c.ok).length;
+  console.log(`${all.length - failed} passed, ${failed} failed`);
+  return failed === 0 ? 0 : 1;
+}
+
+main().then(
   (code) => process.exit(code),
   (err: unknown) => {
     console.error(err);
+    console.log("0 passed, 1 failed");
     process.exit(1);
   },
 );

@@ -17,9 +17,15 @@ import { singleFileTar } from "./tar";
  */
 
 const FIXTURES = path.join(__dirname, "fixtures");
-const log = (line: string) => console.log(`  . ${line}`);
+let print = (line: string) => console.log(line);
+const log = (line: string) => print(`  . ${line}`);
 
-interface Result {
+/** Redirects the output of the self-test (the e2e suite prefixes its lines). */
+export function setSelfTestOutput(fn: (line: string) => void): void {
+  print = fn;
+}
+
+export interface Result {
   name: string;
   ok: boolean;
   error?: string;
@@ -32,11 +38,11 @@ async function check(name: string, fn: () => Promise<void>): Promise<void> {
   try {
     await fn();
     results.push({ name, ok: true });
-    console.log(`ok - ${name}`);
+    print(`ok - ${name}`);
   } catch (err) {
     const error = err instanceof Error ? err.message : String(err);
     results.push({ name, ok: false, error });
-    console.log(`not ok - ${name}\n${error.replace(/^/gm, "    ")}`);
+    print(`not ok - ${name}\n${error.replace(/^/gm, "    ")}`);
   }
 }
 
@@ -363,33 +369,45 @@ async function exitingContainerRollsBack(workDir: string, api: DockerApi): Promi
   assert(!(await exists(api, "networks", "rse2e-exits")), "network left after failed realize");
 }
 
+/**
+ * The machinery checks on an engine that already has both e2e images (see importImages).
+ * Creates only rse2e-probe-*, rse2e-smoke-*, rse2e-exits-* and rse2e-* fixture objects and removes them again.
+ */
+export async function selfTestOnEngine(engine: Engine): Promise<Result[]> {
+  const workDir = fs.mkdtempSync(path.join(os.tmpdir(), "rse2e-self-"));
+  const before = results.length;
+  try {
+    await check("upload before start: creates parent dirs (0755), keeps mode, root-owned", () => uploadSemantics(engine.api));
+    await check("upload into a read_only container is refused by the engine", () => readOnlyRootfsRefusesUploads(engine.api));
+    await check("a port published from an internal-only network is unreachable", () => internalOnlyPortIsUnreachable(engine.api));
+    await check("unsupported constructs are refused with address and attribute, before creating anything", () =>
+      refusals(workDir, engine.api),
+    );
+    await check("smoke stack: realize, /v2/ answers {}, uploads, health, outputs, local_file, redeploy keeps data", () =>
+      smokeStack(workDir, engine),
+    );
+    await check("a container that exits at once fails realize and everything is rolled back", () =>
+      exitingContainerRollsBack(workDir, engine.api),
+    );
+  } finally {
+    fs.rmSync(workDir, { recursive: true, force: true });
+  }
+  return results.slice(before);
+}
+
 /** Runs every check on a fresh private engine; resolves to the process exit code. */
 export async function runSelfTest(): Promise<number> {
-  const workDir = fs.mkdtempSync(path.join(os.tmpdir(), "rse2e-self-"));
   let engine: Engine | undefined;
   try {
     engine = await timed("engine start", () => startEngine({ log }));
     const started = engine;
     const tarball = await timed("rootfs tarball (build or cache)", () => ensureRootfsTarball(log));
     await timed("import both images", () => importImages(started, tarball, log));
-
-    await check("upload before start: creates parent dirs (0755), keeps mode, root-owned", () => uploadSemantics(started.api));
-    await check("upload into a read_only container is refused by the engine", () => readOnlyRootfsRefusesUploads(started.api));
-    await check("a port published from an internal-only network is unreachable", () => internalOnlyPortIsUnreachable(started.api));
-    await check("unsupported constructs are refused with address and attribute, before creating anything", () =>
-      refusals(workDir, started.api),
-    );
-    await check("smoke stack: realize, /v2/ answers {}, uploads, health, outputs, local_file, redeploy keeps data", () =>
-      smokeStack(workDir, started),
-    );
-    await check("a container that exits at once fails realize and everything is rolled back", () =>
-      exitingContainerRollsBack(workDir, started.api),
-    );
+    await selfTestOnEngine(started);
   } catch (err) {
     results.push({ name: "setup", ok: false, error: (err as Error).message });
     console.log(`not ok - setup\n    ${(err as Error).message}`);
   } finally {
-    fs.rmSync(workDir, { recursive: true, force: true });
     if (engine) {
       const e = engine;
       await timed("engine stop", () => e.stop());
