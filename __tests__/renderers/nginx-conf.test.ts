@@ -220,7 +220,7 @@ describe("renderNginxConf", () => {
       expect(value(v2, "proxy_read_timeout")).toBe("900s");
       expect(value(v2, "proxy_send_timeout")).toBe("900s");
       expect(all(v2, "proxy_busy_buffers_size")).toEqual([]);
-      expect(all(render().proxy, "client_body_buffer_size")).toEqual([]);
+      expect(all(render().proxy, "client_body_buffer_size").map((d) => d.args)).toEqual([["128k"]]);
     });
 
     test("writes every knob as given", () => {
