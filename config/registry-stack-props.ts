@@ -107,7 +107,7 @@ export interface RegistryStackProps {
    * With it on, a separate verifier registry holds the htpasswd file, the data registry runs
    * without auth on the internal network, and a deploy that changes users flushes the cache.
    * Needs the proxy. See docs/benchmarks.md.
-   * @default 0
+   * @default 60 with the proxy, 0 without
    */
   readonly authCacheSeconds?: number;
   /**

@@ -55,7 +55,12 @@ export const registryStackPropsSchema = z
       .min(rules.MIN_BCRYPT_COST, { error: `must be at least ${rules.MIN_BCRYPT_COST} (10 or more recommended)` })
       .max(rules.MAX_BCRYPT_COST, { error: `must be at most ${rules.MAX_BCRYPT_COST}; every authenticated request pays this cost` })
       .default(10),
-    authCacheSeconds: z.number().int().min(0, { error: "must be 0 (off) or more seconds" }).max(3600, { error: "must be at most 3600: a removed user stays valid that long until the next deploy" }).default(0),
+    authCacheSeconds: z
+      .number()
+      .int()
+      .min(0, { error: "must be 0 (off) or more seconds" })
+      .max(3600, { error: "must be at most 3600; a cached login is trusted that long" })
+      .optional(),
     deleteEnabled: z.boolean().default(false),
     volumeName: z.string().regex(rules.DOCKER_OBJECT_NAME, { error: rules.DOCKER_OBJECT_NAME_HINT }).optional(),
     preventVolumeDestroy: z.boolean().default(true),
@@ -80,11 +85,18 @@ export const registryStackPropsSchema = z
       problem(["httpRedirectPort"], "needs proxy: true and TLS (tls.mode other than 'none'); remove it");
     if (props.httpRedirectPort !== undefined && props.httpRedirectPort === props.publicPort)
       problem(["httpRedirectPort"], "is also publicPort; pick another port");
-    if (props.authCacheSeconds > 0 && !props.proxy) problem(["authCacheSeconds"], "needs proxy: true (the proxy does the caching); set it to 0 or enable the proxy");
+    if (props.authCacheSeconds !== undefined && props.authCacheSeconds > 0 && !props.proxy) problem(["authCacheSeconds"], "needs proxy: true (the proxy does the caching); set it to 0 or enable the proxy");
     if (props.storageHostPath !== undefined && props.volumeName !== undefined)
       problem(["storageHostPath"], "and volumeName are both set; choose a host folder or a named volume");
     if (props.debugPort === REGISTRY_LISTEN_PORT) problem(["debugPort"], "is the registry's own port; pick another");
   });
+
+/**
+ * On with the proxy: the registry runs a full bcrypt compare on every request with credentials
+ * (distribution#3017), which made an authenticated pull 3.9× slower than anonymous at cost 10;
+ * with the cache it is on par (docs/benchmarks.md). Users changes flush it (the proxy is replaced).
+ */
+export const DEFAULT_AUTH_CACHE_SECONDS = 60;
 
 /** Port the registry listens on inside its container. */
 export const REGISTRY_LISTEN_PORT = 5000;
@@ -92,7 +104,8 @@ export const REGISTRY_LISTEN_PORT = 5000;
 type ParsedProps = z.output<typeof registryStackPropsSchema>;
 
 /** Props with every default applied. */
-export interface RegistrySettings extends Omit<ParsedProps, "hostnames" | "ipAddresses" | "volumeName" | "materialDirectory"> {
+export interface RegistrySettings extends Omit<ParsedProps, "hostnames" | "ipAddresses" | "volumeName" | "materialDirectory" | "authCacheSeconds"> {
+  readonly authCacheSeconds: number;
   readonly hostnames: string[];
   readonly ipAddresses: string[];
   readonly volumeName: string;
@@ -110,6 +123,7 @@ export function resolveSettings(props: Omit<RegistryStackProps, "entropy">, stac
     hostnames: noAddresses ? ["localhost"] : parsed.hostnames,
     ipAddresses: noAddresses ? ["127.0.0.1"] : parsed.ipAddresses,
     volumeName: parsed.volumeName ?? `${parsed.namePrefix}-data`,
+    authCacheSeconds: parsed.authCacheSeconds ?? (parsed.proxy ? DEFAULT_AUTH_CACHE_SECONDS : 0),
     materialDirectory: parsed.materialDirectory ?? path.join("assets", "generated", stackId),
   };
 }

@@ -3,7 +3,7 @@ import { Image } from "@cdktf/provider-docker/lib/image";
 import { Network } from "@cdktf/provider-docker/lib/network";
 import { Construct } from "constructs";
 import { MaterialStore } from "../material/material-store";
-import { DEFAULT_PROXY_TUNING, ProxyTuning, renderNginxConf } from "../renderers/nginx-conf";
+import { AUTH_CACHE_DIR, DEFAULT_PROXY_TUNING, ProxyTuning, renderNginxConf } from "../renderers/nginx-conf";
 import { healthcheckLabel, IGNORE_DAEMON_LOG_OPTS, NO_NEW_PRIVILEGES } from "./container-defaults";
 import { Registry } from "./registry";
 import { secretUpload } from "./secret-upload";
@@ -106,6 +106,8 @@ export class NginxProxy extends Construct {
       networksAdvanced: [{ name: props.edgeNetwork.name }, { name: props.backendNetwork.name }],
       ports,
       upload: uploads,
+      // Cache keys are the clients' Authorization headers: keep them in memory only.
+      tmpfs: props.authVerifier ? { [AUTH_CACHE_DIR]: "rw,noexec,nosuid,size=16m,mode=0700" } : undefined,
       healthcheck,
       labels: [
         healthcheckLabel(healthcheck),

@@ -26,7 +26,7 @@ import { JsonObject } from "./realizer";
  * The checks of issue #3, grouped into four independent deployments that run at the same time
  * on one private engine (different name prefixes, ports, temp dirs and DOCKER_CONFIGs):
  *   tls-proxy  (default topology)        checks 1, 2, 3, 4a, 5, 6, 8
- *   auth-cache (authCacheSeconds: 60)    check 4b
+ *   auth-cache (default: 60 s cache)     check 4b
  *   direct-tls (proxy: false)            check 7a
  *   plain-http (tls.mode: none)          check 7b
  */
@@ -250,6 +250,8 @@ export async function tlsProxyScenario(ctx: SuiteContext, c: SuiteChecks): Promi
     hostnames: ["localhost", "store.example.test"],
     ipAddresses: ["127.0.0.1"],
     logLevel: "info",
+    // Registry-side htpasswd (check 4a); the auth-cache deployment covers the default (4b).
+    authCacheSeconds: 0,
   };
   const endpoint = `localhost:${port}`;
   const baseUrl = `https://127.0.0.1:${port}`;
@@ -580,7 +582,8 @@ export async function authCacheScenario(ctx: SuiteContext, c: SuiteChecks): Prom
     { name: "carol" },
     { name: "dave", password: "dave-cache-password-4" },
   ];
-  const config = { ...baseConfig(dir, "e2e-cache", port, users), hostnames: ["localhost"], ipAddresses: ["127.0.0.1"], authCacheSeconds: 60 };
+  // No authCacheSeconds: the default topology (proxy + 60 s auth cache) is what this deploys.
+  const config = { ...baseConfig(dir, "e2e-cache", port, users), hostnames: ["localhost"], ipAddresses: ["127.0.0.1"] };
   const endpoint = `localhost:${port}`;
   const cacert = path.join(config.clientConfigDirectory, "certs.d", endpoint, "ca.crt");
   const dep = new Deployment(ctx.engine, tag);
@@ -611,7 +614,9 @@ export async function authCacheScenario(ctx: SuiteContext, c: SuiteChecks): Prom
       const doc = fs.readFileSync(s1.stackFile, "utf8");
       assertMatch(doc, /auth_request \/_registry_auth;/, "nginx.conf uses auth_request");
       assertMatch(doc, /proxy_cache_valid 200 60s;/, "nginx.conf caches logins for 60 s");
-      c.authCache.note("verifier container e2e-cache-auth runs; nginx.conf has auth_request + proxy_cache_valid 200 60s");
+      const tmpfs = (await ctx.engine.docker(["inspect", "-f", "{{json .HostConfig.Tmpfs}}", "e2e-cache-proxy"])).stdout.trim();
+      assertMatch(tmpfs, /"\/tmp\/nginx-auth-cache":"rw,noexec,nosuid,size=16m,mode=0700"/, "auth cache directory is a tmpfs");
+      c.authCache.note(`verifier container e2e-cache-auth runs; nginx.conf has auth_request + proxy_cache_valid 200 60s; proxy tmpfs ${tmpfs}`);
     });
     const generatedBefore = readGeneratedPasswords(config.materialDirectory);
     await c.authCache.phase("before removal", () => authBeforeRemoval(c.authCache, target));

@@ -92,7 +92,8 @@ const UPSTREAM_NAME = "docker-registry";
 const AUTH_UPSTREAM_NAME = "registry-auth";
 const AUTH_LOCATION = "/_registry_auth";
 const AUTH_CACHE_ZONE = "registry_auth";
-const AUTH_CACHE_DIR = "/tmp/nginx-auth-cache";
+/** Where nginx keeps cached logins; the proxy container mounts a tmpfs there so they never reach a disk. */
+export const AUTH_CACHE_DIR = "/tmp/nginx-auth-cache";
 const DEFAULT_UPSTREAM_KEEPALIVE = 32;
 
 // Mozilla "intermediate" TLS 1.2 suites minus DHE (nginx offers DHE only with ssl_dhparam).

@@ -28,6 +28,12 @@ describe("resolveSettings", () => {
     });
   });
 
+  test("turns the auth cache on with the proxy and off without it", () => {
+    expect(resolveSettings({}, "registry").authCacheSeconds).toBe(60);
+    expect(resolveSettings({ proxy: false }, "registry").authCacheSeconds).toBe(0);
+    expect(resolveSettings({ authCacheSeconds: 0 }, "registry").authCacheSeconds).toBe(0);
+  });
+
   test("keeps explicit values, including only IP addresses", () => {
     const settings = resolveSettings({ ipAddresses: ["192.0.2.10"], publicPort: 443, namePrefix: "store", bcryptCost: 12 }, "s");
     expect(settings.hostnames).toEqual([]);

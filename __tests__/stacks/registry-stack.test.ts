@@ -53,14 +53,20 @@ describe("RegistryStack, proxy + self-signed TLS (default topology)", () => {
   });
 
   test("uploads secret files by source and hash, never as content", () => {
-    const registry = resourceOf(json, "docker_container", "registry_container");
-    const uploads = registry.upload as Array<Record<string, string>>;
-    expect(uploads.map((u) => u.file)).toEqual(["/etc/registry-stack/config.yml", "/etc/registry-stack/htpasswd"]);
-    for (const upload of uploads) {
+    const uploadsOf = (prefix: string) => resourceOf(json, "docker_container", prefix).upload as Array<Record<string, string>>;
+    expect(uploadsOf("registry_container").map((u) => u.file)).toEqual(["/etc/registry-stack/config.yml"]);
+    expect(uploadsOf("auth-verifier_container").map((u) => u.file)).toEqual(["/etc/registry-stack/config.yml", "/etc/registry-stack/htpasswd"]);
+    const proxyKey = uploadsOf("proxy_container").find((u) => u.file.endsWith(".key"));
+    for (const upload of [...uploadsOf("registry_container"), ...uploadsOf("auth-verifier_container"), proxyKey!]) {
       expect(upload).toEqual({ file: upload.file, source: expect.stringMatching(/^assets\//), source_hash: expect.stringMatching(/^[0-9A-F]{32}$/), permissions: "0600" });
     }
-    const proxyKey = (resourceOf(json, "docker_container", "proxy_container").upload as Array<Record<string, string>>).find((u) => u.file.endsWith(".key"));
-    expect(proxyKey).toEqual({ file: "/etc/registry-stack/tls/server.key", source: expect.stringMatching(/^assets\//), source_hash: expect.any(String), permissions: "0600" });
+  });
+
+  test("verifies logins through the proxy's auth cache by default, kept in a tmpfs", () => {
+    const proxy = resourceOf(json, "docker_container", "proxy_container");
+    expect(proxy.tmpfs).toEqual({ "/tmp/nginx-auth-cache": "rw,noexec,nosuid,size=16m,mode=0700" });
+    const conf = (proxy.upload as Array<Record<string, string>>).find((u) => u.file === "/etc/registry-stack/nginx.conf")!.content;
+    expect(conf).toContain("proxy_cache_valid 200 60s;");
   });
 
   test("publishes only the proxy, on the public port, joined to both networks", () => {
@@ -165,7 +171,7 @@ describe("RegistryStack, plain HTTP lab mode", () => {
 });
 
 describe("RegistryStack with the proxy's auth cache", () => {
-  const stack = buildStack({ ...THREE_USERS, authCacheSeconds: 60 });
+  const stack = buildStack({ ...THREE_USERS, authCacheSeconds: 120 });
   const synthesized = Testing.synth(stack);
   const json = synthJson(stack);
   const uploadsOf = (prefix: string) => resourceOf(json, "docker_container", prefix).upload as Array<Record<string, string>>;
@@ -183,7 +189,7 @@ describe("RegistryStack with the proxy's auth cache", () => {
   test("makes nginx verify through the verifier and flushes its cache when the verifier is replaced", () => {
     const conf = uploadsOf("proxy_container").find((u) => u.file === "/etc/registry-stack/nginx.conf")!.content;
     expect(conf).toContain("server registry-auth:5000;");
-    expect(conf).toContain("proxy_cache_valid 200 60s;");
+    expect(conf).toContain("proxy_cache_valid 200 120s;");
     expect(resourceOf(json, "docker_container", "proxy_container").labels).toContainEqual({
       label: "registry-stack.auth-container",
       value: expect.stringMatching(/^\$\{docker_container\.auth-verifier_container_[0-9A-F]{8}\.id\}$/),
@@ -193,6 +199,14 @@ describe("RegistryStack with the proxy's auth cache", () => {
   test("shares one image resource between both registries and leaks no secret", () => {
     expect(Object.keys(json.resource.docker_image).sort()).toEqual([expect.stringMatching(/^proxy_image_/), "registry-image"]);
     for (const pattern of SECRET_PATTERNS) expect(synthesized).not.toMatch(pattern);
+  });
+
+  test("can be turned off: the data registry then checks htpasswd itself", () => {
+    const json = synthJson(buildStack({ ...THREE_USERS, authCacheSeconds: 0 }));
+    expect(Object.keys(json.resource.docker_container).some((id) => id.startsWith("auth-verifier"))).toBe(false);
+    const uploads = resourceOf(json, "docker_container", "registry_container").upload as Array<Record<string, string>>;
+    expect(uploads.map((u) => u.file)).toEqual(["/etc/registry-stack/config.yml", "/etc/registry-stack/htpasswd"]);
+    expect(resourceOf(json, "docker_container", "proxy_container").tmpfs).toBeUndefined();
   });
 
   test("fails when asked for without the proxy", () => {
@@ -247,7 +261,7 @@ describe("RegistryStack determinism and idempotence", () => {
     const before = synthJson(buildStack({ ...THREE_USERS, materialDirectory }));
     const users = [{ name: "alice", password: "a-new-password" }, ...THREE_USERS.users.slice(1)];
     const after = synthJson(buildStack({ ...THREE_USERS, users, materialDirectory }));
-    const uploads = (json: typeof before) => resourceOf(json, "docker_container", "registry_container").upload as Array<Record<string, string>>;
+    const uploads = (json: typeof before) => resourceOf(json, "docker_container", "auth-verifier_container").upload as Array<Record<string, string>>;
     expect(uploads(after)[0]).toEqual(uploads(before)[0]);
     expect(uploads(after)[1].source_hash).not.toEqual(uploads(before)[1].source_hash);
   });
@@ -289,7 +303,7 @@ describe("RegistryStack full synth", () => {
       }
     };
     walk(path.join(stackDir, "assets"));
-    expect(assets.map((a) => path.basename(a)).sort()).toEqual(["registry-proxy.server.key", "registry-registry.config.yml", "registry-registry.htpasswd"]);
+    expect(assets.map((a) => path.basename(a)).sort()).toEqual(["registry-auth.config.yml", "registry-auth.htpasswd", "registry-proxy.server.key", "registry-registry.config.yml"]);
     for (const asset of assets) expect({ asset, mode: fs.statSync(asset).mode & 0o777 }).toEqual({ asset, mode: 0o600 });
     const tfJson = fs.readFileSync(path.join(stackDir, "cdk.tf.json"), "utf8");
     for (const pattern of SECRET_PATTERNS) expect(tfJson).not.toMatch(pattern);
