@@ -32,9 +32,9 @@ export interface ProxyTuning {
 
 /**
  * Chosen with `npm run bench -- --explore` (docs/benchmarks.md): uploads stream to the
- * registry in 128k pieces (16k, nginx's default, measured ~10-15 % slower on a 512 MiB
- * layer); downloads are buffered in memory only (no temp files; other buffer sizes and
- * unbuffered responses were not faster, nginx's 4k/8×4k defaults were slower).
+ * registry in 128k pieces (nginx's 16k default was a few per cent slower on a 512 MiB layer);
+ * downloads are buffered in memory only (no temp files; other buffer sizes and unbuffered
+ * responses were not faster, nginx's 4k/8×4k defaults were slower).
  */
 export const DEFAULT_PROXY_TUNING: ProxyTuning = {
   requestBuffering: false,

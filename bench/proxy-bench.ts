@@ -1,0 +1,281 @@
+import * as fs from "fs";
+import * as path from "path";
+import { NginxProxy } from "../constructs/nginx-proxy";
+import { Registry } from "../constructs/registry";
+import { DEFAULT_PROXY_TUNING, ProxyTuning, renderNginxConf } from "../renderers/nginx-conf";
+import { BlobFile, downloadBlob, Endpoint, uploadBlob, writeRandomBlob } from "./blobs";
+import { Lab, Log, SERVER_NAME } from "./lab";
+import { run } from "./proc";
+import { renderRecipeConf } from "./recipe";
+import { repeat, medianOf, RepeatResult } from "./reps";
+import { Budget } from "./stats";
+
+export const BLOB_BYTES = 512 * 1024 * 1024;
+const MIB = 1024 * 1024;
+/** Bound of one transfer; a 512 MiB blob takes 1-6 s here. */
+const TRANSFER_TIMEOUT_MS = 120_000;
+const DOWNLOAD_REPO = "bench/blob";
+
+/** A proxy configuration under test: the stack's renderer with a tuning, or a raw edit of its output. */
+export interface ProxyVariant {
+  readonly key: string;
+  readonly label: string;
+  readonly tuning: ProxyTuning;
+  readonly tls: boolean;
+  /** Changes outside ProxyTuning (e.g. sendfile), applied to the rendered nginx.conf. */
+  readonly edit?: (conf: string) => string;
+}
+
+export const DEFAULT_VARIANT: ProxyVariant = { key: "proxy", label: "our proxy, TLS (DEFAULT_PROXY_TUNING)", tuning: DEFAULT_PROXY_TUNING, tls: true };
+export const PLAIN_VARIANT: ProxyVariant = { key: "proxy_plain", label: "our proxy, plain HTTP (context)", tuning: DEFAULT_PROXY_TUNING, tls: false };
+
+const t = (changes: Partial<ProxyTuning>): ProxyTuning => ({ ...DEFAULT_PROXY_TUNING, ...changes });
+
+/** `npm run bench -- --explore`: every variant changes one thing against DEFAULT_PROXY_TUNING. */
+export const EXPLORE_VARIANTS: readonly ProxyVariant[] = [
+  DEFAULT_VARIANT,
+  { key: "reqbuf_on", label: "proxy_request_buffering on", tuning: t({ requestBuffering: true }), tls: true },
+  { key: "body_16k", label: "client_body_buffer_size 16k (nginx's default; the proxy's before the bench)", tuning: t({ clientBodyBufferSize: "16k" }), tls: true },
+  { key: "body_64k", label: "client_body_buffer_size 64k", tuning: t({ clientBodyBufferSize: "64k" }), tls: true },
+  { key: "body_128k", label: "client_body_buffer_size 128k (the default again: shows the run-to-run spread)", tuning: t({ clientBodyBufferSize: "128k" }), tls: true },
+  { key: "body_1m", label: "client_body_buffer_size 1m", tuning: t({ clientBodyBufferSize: "1m" }), tls: true },
+  { key: "respbuf_off", label: "proxy_buffering off (proxy_buffer_size 64k)", tuning: t({ responseBuffering: false }), tls: true },
+  { key: "respbuf_off_1m", label: "proxy_buffering off, proxy_buffer_size 1m", tuning: t({ responseBuffering: false, proxyBufferSize: "1m" }), tls: true },
+  { key: "buffers_8x1m", label: "proxy_buffer_size 1m, proxy_buffers 8 1m, busy 2m", tuning: t({ proxyBufferSize: "1m", proxyBuffers: "8 1m", proxyBusyBuffersSize: "2m" }), tls: true },
+  { key: "buffers_small", label: "nginx default buffer sizes (4k, 8 4k)", tuning: t({ proxyBufferSize: "4k", proxyBuffers: "8 4k" }), tls: true },
+  { key: "tempfile_1024m", label: "proxy_max_temp_file_size 1024m (nginx default)", tuning: t({ maxTempFileSize: "1024m" }), tls: true },
+  {
+    key: "tls13_aes128",
+    label: "TLS 1.3 limited to AES-128-GCM (not a ProxyTuning knob)",
+    tuning: DEFAULT_PROXY_TUNING,
+    tls: true,
+    edit: (conf) => replaceOnce(conf, "ssl_session_tickets off;", "ssl_session_tickets off;\n    ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256;"),
+  },
+  {
+    key: "sendfile_off",
+    label: "sendfile off (not a ProxyTuning knob)",
+    tuning: DEFAULT_PROXY_TUNING,
+    tls: true,
+    edit: (conf) => replaceOnce(conf, "sendfile on;", "sendfile off;"),
+  },
+];
+
+function replaceOnce(text: string, from: string, to: string): string {
+  if (!text.includes(from)) throw new Error(`rendered nginx.conf has no "${from}"`);
+  return text.replace(from, to);
+}
+
+/** nginx.conf for a variant, rendered exactly as constructs/nginx-proxy.ts calls the renderer. */
+export function variantConf(v: ProxyVariant, upstreamHost: string): string {
+  const conf = renderNginxConf({
+    serverNames: [SERVER_NAME],
+    listenPort: NginxProxy.LISTEN_PORT,
+    healthListenPort: NginxProxy.HEALTH_LISTEN_PORT,
+    upstream: { host: upstreamHost, port: Registry.PORT },
+    tls: v.tls ? { certificatePath: NginxProxy.CERTIFICATE_PATH, keyPath: NginxProxy.KEY_PATH } : undefined,
+    tuning: v.tuning,
+  });
+  return v.edit ? v.edit(conf) : conf;
+}
+
+/** The random blob of each lab (generated and seeded once, reused by a second measurement). */
+const blobs = new Map<string, BlobFile>();
+
+export interface TransferTarget {
+  readonly key: string;
+  readonly label: string;
+  readonly endpoint: Endpoint;
+  /** Containers on the path (their CPU time counts as server side, with the port's docker-proxy). */
+  readonly serverContainers: string[];
+  readonly port: number;
+}
+
+export interface TransferResult {
+  readonly key: string;
+  readonly label: string;
+  /** Seconds per repetition. */
+  readonly uploads: number[];
+  readonly downloads: number[];
+  readonly uploadMedianS: number;
+  readonly downloadMedianS: number;
+  readonly uploadMiBps: number;
+  readonly downloadMiBps: number;
+  /** CPU seconds per transfer (medians): containers + docker-proxy, and the curl client. */
+  readonly uploadServerCpuS: number;
+  readonly downloadServerCpuS: number;
+  readonly uploadClientCpuS: number;
+  readonly downloadClientCpuS: number;
+}
+
+export interface ProxyBenchResult {
+  readonly blobBytes: number;
+  /** Repetitions the medians use. */
+  readonly repetitions: number;
+  readonly reps: RepeatResult;
+  readonly results: TransferResult[];
+  readonly blob: BlobFile;
+  /** Longest `PUT ?digest=` (the registry's commit of the uploaded blob) seen on any path. */
+  readonly maxCommitSeconds: number;
+}
+
+export interface ProxySetup {
+  /** The registry without auth, published on 127.0.0.1, alias "registry" on the backend network. */
+  readonly registryName: string;
+  readonly directPort: number;
+  /** Name and port of the proxy with DEFAULT_PROXY_TUNING and TLS (reused by the auth part). */
+  readonly defaultProxyPort: number;
+}
+
+/**
+ * Starts the registry (no auth, published: "direct") and, per variant, an nginx container in
+ * front of it; with `context`, also the registry terminating TLS itself and distribution's
+ * recipe. Returns the targets in measuring order.
+ */
+export async function startTransferTargets(
+  lab: Lab,
+  variants: readonly ProxyVariant[],
+  opts: { registryTls: boolean; recipe: boolean },
+): Promise<{ targets: TransferTarget[]; setup: ProxySetup }> {
+  const registry = await lab.startRegistry({ name: `rsbench-${lab.id}-registry`, alias: Registry.ALIAS, publish: true });
+  const targets: TransferTarget[] = [
+    {
+      key: "direct",
+      label: "registry directly, plain HTTP",
+      endpoint: { label: "direct", base: `http://127.0.0.1:${registry.port}` },
+      serverContainers: [registry.name],
+      port: registry.port!,
+    },
+  ];
+  if (opts.registryTls) {
+    const tlsRegistry = await lab.startRegistry({ name: `rsbench-${lab.id}-registry-tls`, alias: "registry-tls", publish: true, tls: true });
+    targets.push({
+      key: "direct_tls",
+      label: "registry terminating TLS itself (proxy: false topology; context)",
+      endpoint: { label: "direct_tls", base: `https://${SERVER_NAME}:${tlsRegistry.port}`, caFile: lab.caFile },
+      serverContainers: [tlsRegistry.name],
+      port: tlsRegistry.port!,
+    });
+  }
+  let defaultProxyPort: number | undefined;
+  for (const v of variants) {
+    const c = await lab.startNginx({ name: `rsbench-${lab.id}-nginx-${v.key}`, conf: variantConf(v, Registry.ALIAS), tls: v.tls });
+    if (v === DEFAULT_VARIANT) defaultProxyPort = c.port;
+    const scheme = v.tls ? "https" : "http";
+    targets.push({
+      key: v.key,
+      label: v.label,
+      endpoint: { label: v.key, base: `${scheme}://${SERVER_NAME}:${c.port}`, caFile: v.tls ? lab.caFile : undefined },
+      serverContainers: [c.name, registry.name],
+      port: c.port!,
+    });
+  }
+  if (opts.recipe) {
+    const conf = renderRecipeConf({
+      listenPort: NginxProxy.LISTEN_PORT,
+      serverName: SERVER_NAME,
+      upstream: { host: Registry.ALIAS, port: Registry.PORT },
+      certificatePath: NginxProxy.CERTIFICATE_PATH,
+      keyPath: NginxProxy.KEY_PATH,
+    });
+    // The recipe has no health location: any answer on /v2/ means nginx is up.
+    const c = await lab.startNginx({ name: `rsbench-${lab.id}-nginx-recipe`, conf, tls: true, probePath: "/v2/" });
+    targets.push({
+      key: "recipe",
+      label: "distribution's nginx recipe, TLS (its default buffering)",
+      endpoint: { label: "recipe", base: `https://${SERVER_NAME}:${c.port}`, caFile: lab.caFile },
+      serverContainers: [c.name, registry.name],
+      port: c.port!,
+    });
+  }
+  if (defaultProxyPort === undefined) throw new Error("the default proxy variant must be among the variants");
+  return { targets, setup: { registryName: registry.name, directPort: registry.port!, defaultProxyPort } };
+}
+
+/**
+ * Uploads and downloads the blob through every target, interleaved (the order rotates each
+ * repetition so no target always runs first), until three repetitions ran undisturbed by
+ * other processes on the machine (bounded in count and by the time budget).
+ */
+export async function measureTransfers(
+  lab: Lab,
+  targets: readonly TransferTarget[],
+  opts: { minClean: number; minReps?: number; maxReps: number; budget: Budget; reserveMs: number; log: Log; uploadsOnly?: boolean },
+): Promise<ProxyBenchResult> {
+  const file = path.join(lab.workDir, "blob.bin");
+  const blob = blobs.get(file) ?? writeRandomBlob(file, BLOB_BYTES);
+  const direct = targets.find((x) => x.key === "direct");
+  if (!direct) throw new Error("no direct target");
+  if (!blobs.has(file)) {
+    // Seed the blob for downloads, and warm every path once (TLS sessions, workers, page cache).
+    await uploadBlob(direct.endpoint, DOWNLOAD_REPO, blob, TRANSFER_TIMEOUT_MS);
+    for (const x of targets) await downloadBlob(x.endpoint, DOWNLOAD_REPO, blob, TRANSFER_TIMEOUT_MS);
+    blobs.set(file, blob);
+  }
+
+  const up = new Map<string, number[]>(targets.map((x) => [x.key, []]));
+  const down = new Map<string, number[]>(targets.map((x) => [x.key, []]));
+  const commits: number[] = [];
+  const cpu = new Map(targets.map((x) => [x.key, { upServer: [] as number[], upClient: [] as number[], downServer: [] as number[], downClient: [] as number[] }]));
+  const reps = await repeat(
+    { what: opts.uploadsOnly ? "uploads" : "blob transfers", minClean: opts.minClean, minReps: opts.minReps, maxReps: opts.maxReps, budget: opts.budget, reserveMs: opts.reserveMs, meter: lab.meter, quietWaitMs: 15_000, log: opts.log },
+    async (rep) => {
+      const order = targets.map((_, i) => targets[(i + rep) % targets.length]);
+      for (const x of order) {
+        // Every transfer starts with no dirty pages: each upload leaves 0.5-1 GiB to write back
+        // (registry, and nginx temp files with request buffering), which would otherwise slow
+        // down whichever transfer comes next.
+        await run("sync", [], { timeoutMs: 60_000 });
+        let server = lab.serverCpuSeconds(x.serverContainers, x.port);
+        let client = childrenCpuSeconds();
+        const { seconds: u, commitSeconds } = await uploadBlob(x.endpoint, `bench/up-${x.key}`, blob, TRANSFER_TIMEOUT_MS);
+        cpu.get(x.key)!.upServer.push(lab.serverCpuSeconds(x.serverContainers, x.port) - server);
+        cpu.get(x.key)!.upClient.push(childrenCpuSeconds() - client);
+        commits.push(commitSeconds);
+        if (opts.uploadsOnly) {
+          up.get(x.key)!.push(u);
+          opts.log(`rep ${rep + 1} ${x.key.padEnd(16)} upload ${u.toFixed(2)} s`);
+          continue;
+        }
+        await run("sync", [], { timeoutMs: 60_000 });
+        server = lab.serverCpuSeconds(x.serverContainers, x.port);
+        client = childrenCpuSeconds();
+        const d = await downloadBlob(x.endpoint, DOWNLOAD_REPO, blob, TRANSFER_TIMEOUT_MS);
+        cpu.get(x.key)!.downServer.push(lab.serverCpuSeconds(x.serverContainers, x.port) - server);
+        cpu.get(x.key)!.downClient.push(childrenCpuSeconds() - client);
+        up.get(x.key)!.push(u);
+        down.get(x.key)!.push(d);
+        opts.log(`rep ${rep + 1} ${x.key.padEnd(16)} upload ${u.toFixed(2)} s  download ${d.toFixed(2)} s`);
+      }
+    },
+  );
+  const results = targets.map((x): TransferResult => {
+    const uploads = up.get(x.key)!;
+    const downloads = down.get(x.key)!;
+    const uploadMedianS = medianOf(uploads, reps.used);
+    const downloadMedianS = medianOf(downloads, reps.used);
+    const c = cpu.get(x.key)!;
+    return {
+      key: x.key,
+      label: x.label,
+      uploads,
+      downloads,
+      uploadMedianS,
+      downloadMedianS,
+      uploadMiBps: BLOB_BYTES / MIB / uploadMedianS,
+      downloadMiBps: BLOB_BYTES / MIB / downloadMedianS,
+      uploadServerCpuS: medianOf(c.upServer, reps.used),
+      downloadServerCpuS: medianOf(c.downServer, reps.used),
+      uploadClientCpuS: medianOf(c.upClient, reps.used),
+      downloadClientCpuS: medianOf(c.downClient, reps.used),
+    };
+  });
+  return { blobBytes: BLOB_BYTES, repetitions: reps.used.length, reps, results, blob, maxCommitSeconds: Math.max(...commits) };
+}
+
+/** CPU seconds of this process's finished (waited-for) children: the curl processes of a transfer. */
+function childrenCpuSeconds(): number {
+  const stat = fs.readFileSync("/proc/self/stat", "utf8");
+  const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // cutime and cstime are fields 16 and 17.
+  return (Number(rest[13]) + Number(rest[14])) / 100;
+}

@@ -1,0 +1,736 @@
+import { DEFAULT_PROXY_TUNING } from "../renderers/nginx-conf";
+import { AUTH_CACHE_SECONDS, AUTH_COSTS, AuthBenchResult, AuthTargetKey, CACHED_COST, CONCURRENCY, IMAGE_LAYERS, LAYER_BYTES } from "./auth-bench";
+import { QUIET_THRESHOLD_CORES } from "./cpu";
+import { BLOB_BYTES, ProxyBenchResult, TransferResult } from "./proxy-bench";
+import { median, round } from "./stats";
+import { SynthBenchResult, USER_COUNTS } from "./synth-bench";
+
+export interface Machine {
+  cpus: number;
+  cpuModel: string;
+  memoryGiB: number;
+  kernel: string;
+  node: string;
+  dockerd: string;
+  curl: string;
+  skopeo: string;
+}
+
+type Direction = "higher-is-better" | "lower-is-better";
+
+interface Target {
+  readonly figure: string;
+  readonly target: string;
+  readonly met: boolean;
+}
+
+export interface Report {
+  readonly generated: string;
+  readonly command: string;
+  readonly totalRunSeconds: number;
+  readonly machine: Machine;
+  /** Every claim: a ratio of two figures measured in the same run. */
+  readonly ratios: Record<string, number>;
+  readonly ratioDefinitions: Record<string, { readonly definition: string; readonly direction: Direction }>;
+  readonly targets: Target[];
+  /** Absolute values, context only (they depend on the machine). */
+  readonly context: Record<string, unknown>;
+  readonly checks: string[];
+  readonly explore?: unknown;
+}
+
+const MiB = 1024 * 1024;
+
+function byKey(p: ProxyBenchResult, key: string): TransferResult {
+  const r = p.results.find((x) => x.key === key);
+  if (!r) throw new Error(`no transfer result for ${key}`);
+  return r;
+}
+
+export function buildReport(
+  machine: Machine,
+  parts: { proxy?: ProxyBenchResult; auth?: AuthBenchResult; synth?: SynthBenchResult },
+  totalRunSeconds: number,
+  explore: unknown,
+): Report {
+  const ratios: Record<string, number> = {};
+  const defs: Report["ratioDefinitions"] = {};
+  const targets: Target[] = [];
+  const context: Record<string, unknown> = {};
+  const checks: string[] = [];
+  const ratio = (key: string, value: number, definition: string, direction: Direction) => {
+    ratios[key] = round(value, 3);
+    defs[key] = { definition, direction };
+  };
+
+  const { proxy, auth, synth } = parts;
+  if (proxy) {
+    const direct = byKey(proxy, "direct");
+    const thr = (key: string, dir: "upload" | "download") => {
+      const x = byKey(proxy, key);
+      return dir === "upload" ? direct.uploadMedianS / x.uploadMedianS : direct.downloadMedianS / x.downloadMedianS;
+    };
+    for (const [prefix, key, what] of [
+      ["proxy", "proxy", "our proxy (TLS, DEFAULT_PROXY_TUNING)"],
+      ["recipe", "recipe", "distribution's nginx recipe (TLS)"],
+      ["plain_proxy", "proxy_plain", "our proxy over plain HTTP"],
+      ["registry_tls", "direct_tls", "the registry terminating TLS itself"],
+    ] as const) {
+      for (const dir of ["upload", "download"] as const) {
+        ratio(`${prefix}_${dir}_vs_direct`, thr(key, dir), `${dir} throughput of ${what} ÷ ${dir} throughput directly to the registry (plain HTTP), medians of the same run`, "higher-is-better");
+      }
+    }
+    for (const [prefix, key, what] of [
+      ["proxy", "proxy", "our proxy (TLS)"],
+      ["recipe", "recipe", "the recipe (TLS)"],
+      ["plain_proxy", "proxy_plain", "our proxy over plain HTTP"],
+      ["registry_tls", "direct_tls", "the registry terminating TLS itself"],
+    ] as const) {
+      const x = byKey(proxy, key);
+      ratio(`${prefix}_upload_server_cpu_vs_direct`, x.uploadServerCpuS / direct.uploadServerCpuS, `server-side CPU seconds (containers + docker-proxy) of an upload through ${what} ÷ directly to the registry`, "lower-is-better");
+      ratio(`${prefix}_download_server_cpu_vs_direct`, x.downloadServerCpuS / direct.downloadServerCpuS, `server-side CPU seconds of a download through ${what} ÷ directly to the registry`, "lower-is-better");
+    }
+    const recipe = byKey(proxy, "recipe");
+    const ours = byKey(proxy, "proxy");
+    ratio("proxy_upload_vs_recipe", recipe.uploadMedianS / ours.uploadMedianS, "upload throughput of our proxy ÷ the recipe's", "higher-is-better");
+    ratio("proxy_download_vs_recipe", recipe.downloadMedianS / ours.downloadMedianS, "download throughput of our proxy ÷ the recipe's", "higher-is-better");
+    targets.push(
+      { figure: "proxy_upload_vs_direct", target: "≥ 0.9", met: ratios.proxy_upload_vs_direct >= 0.9 },
+      { figure: "proxy_download_vs_direct", target: "≥ 0.8", met: ratios.proxy_download_vs_direct >= 0.8 },
+      { figure: "proxy_upload_vs_recipe", target: "> 1 (ahead of the recipe)", met: ratios.proxy_upload_vs_recipe > 1 },
+      { figure: "proxy_download_vs_recipe", target: "> 1 (ahead of the recipe)", met: ratios.proxy_download_vs_recipe > 1 },
+    );
+    context.transfer = {
+      blob_bytes: BLOB_BYTES,
+      repetitions: proxy.repetitions,
+      repetitions_run: proxy.reps.background.length,
+      background_cores_per_repetition: proxy.reps.background.map((v) => round(v, 2)),
+      medians_over_repetitions: proxy.reps.used.map((i) => i + 1),
+      disturbed: proxy.reps.disturbed,
+      longest_upload_commit_s: round(proxy.maxCommitSeconds, 3),
+      targets: Object.fromEntries(
+        proxy.results.map((x) => [
+          x.key,
+          {
+            label: x.label,
+            upload_median_s: round(x.uploadMedianS, 3),
+            download_median_s: round(x.downloadMedianS, 3),
+            upload_mib_per_s: round(x.uploadMiBps, 0),
+            download_mib_per_s: round(x.downloadMiBps, 0),
+            upload_server_cpu_s: round(x.uploadServerCpuS, 2),
+            download_server_cpu_s: round(x.downloadServerCpuS, 2),
+            upload_client_cpu_s: round(x.uploadClientCpuS, 2),
+            download_client_cpu_s: round(x.downloadClientCpuS, 2),
+            upload_s: x.uploads.map((v) => round(v, 3)),
+            download_s: x.downloads.map((v) => round(v, 3)),
+          },
+        ]),
+      ),
+    };
+    context.default_proxy_tuning = DEFAULT_PROXY_TUNING;
+  }
+
+  if (auth) {
+    const pull = (k: AuthTargetKey) => {
+      const v = auth.pullMedianS[k];
+      if (v === undefined) throw new Error(`no pull figure for ${k}`);
+      return v;
+    };
+    const anon = pull("anonymous");
+    ratio("auth_pull_vs_anonymous", pull("cost10") / anon, `time of an authenticated pull of the ${IMAGE_LAYERS}-layer image (htpasswd in the registry, bcrypt cost 10) ÷ anonymous pull`, "lower-is-better");
+    ratio("auth_cached_pull_vs_anonymous", pull("cached10") / anon, `time of an authenticated pull through the auth cache (cost ${CACHED_COST}, warm cache) ÷ anonymous pull`, "lower-is-better");
+    ratio("auth_cached_cold_pull_vs_anonymous", auth.cachedColdPullS / anon, "time of the first pull through a fresh auth cache (one sample) ÷ anonymous pull", "lower-is-better");
+    for (const cost of AUTH_COSTS.filter((c) => c !== 10)) {
+      const v = auth.pullMedianS[`cost${cost}` as AuthTargetKey];
+      if (v !== undefined) ratio(`auth_pull_cost${cost}_vs_anonymous`, v / anon, `time of an authenticated pull at bcrypt cost ${cost} ÷ anonymous pull`, "lower-is-better");
+    }
+    for (const [name, slug] of [
+      ["GET /v2/", "get_v2"],
+      ["HEAD blob", "head_blob"],
+    ] as const) {
+      const base = auth.load[name].anonymous;
+      for (const key of ["cost5", "cost10", "cost12", "cached10"] as const) {
+        ratio(`auth_rps_${slug}_${key}_vs_anonymous`, auth.load[name][key].rps / base.rps, `requests/s of authenticated ${name} (${auth.labels[key]}) ÷ anonymous, concurrency ${CONCURRENCY}`, "higher-is-better");
+      }
+    }
+    targets.push(
+      { figure: "auth_pull_vs_anonymous", target: "≤ 1.25 (cost 10, no cache)", met: ratios.auth_pull_vs_anonymous <= 1.25 },
+      { figure: "auth_cached_pull_vs_anonymous", target: "≤ 1.25 (cost 10, auth cache)", met: ratios.auth_cached_pull_vs_anonymous <= 1.25 },
+    );
+    context.auth = {
+      concurrency: CONCURRENCY,
+      image: { layers: IMAGE_LAYERS, layer_random_bytes: LAYER_BYTES, total_bytes: auth.imageBytes },
+      auth_cache_ttl_s: AUTH_CACHE_SECONDS,
+      labels: auth.labels,
+      load: Object.fromEntries(
+        Object.entries(auth.load).map(([name, perTarget]) => [
+          name,
+          Object.fromEntries(
+            Object.entries(perTarget).map(([k, r]) => [
+              k,
+              { rps: round(r.rps, 1), p50_ms: round(r.p50Ms, 2), p99_ms: round(r.p99Ms, 2), requests: r.requests, seconds: round(r.seconds, 2), stopped_by: r.stoppedBy },
+            ]),
+          ),
+        ]),
+      ),
+      load_background_cores: Object.fromEntries(
+        Object.entries(auth.loadBackground).map(([n, per]) => [n, Object.fromEntries(Object.entries(per).map(([k, v]) => [k, round(v, 2)]))]),
+      ),
+      pull_repetitions: auth.pullReps.used.length,
+      pull_background_cores_per_repetition: auth.pullReps.background.map((v) => round(v, 2)),
+      pull_medians_over_repetitions: auth.pullReps.used.map((i) => i + 1),
+      pull_disturbed: auth.pullReps.disturbed,
+      pull_median_s: Object.fromEntries(Object.entries(auth.pullMedianS).map(([k, v]) => [k, round(v ?? NaN, 3)])),
+      pull_s: Object.fromEntries(Object.entries(auth.pulls).map(([k, v]) => [k, (v ?? []).map((x) => round(x, 3))])),
+      cached_cold_pull_s: round(auth.cachedColdPullS, 3),
+      credentials_in_auth_cache_files: auth.credentialsInCacheFiles,
+      auth_cache_entries_seen: auth.cacheFiles,
+    };
+    checks.push(...auth.checks);
+    if (auth.credentialsInCacheFiles) checks.push("the auth cache files in the proxy's /tmp/nginx-auth-cache contain the client's base64 Authorization header (nginx stores the cache key in each file)");
+  }
+
+  if (synth) {
+    ratio("resynth_100_vs_1_users", synth.resynthMedianS[100] / synth.resynthMedianS[1], "`cdktf synth` time with 100 unchanged users ÷ with 1 unchanged user", "lower-is-better");
+    ratio("resynth_10_vs_1_users", synth.resynthMedianS[10] / synth.resynthMedianS[1], "`cdktf synth` time with 10 unchanged users ÷ with 1", "lower-is-better");
+    ratio("cold_synth_vs_resynth_1_user", synth.coldMedianS / synth.resynthMedianS[1], "cold `cdktf synth` (fresh material directory) ÷ re-synth, 1 user", "lower-is-better");
+    ratio("app_share_of_synth", synth.appMedianS / synth.resynthMedianS[1], "`npx ts-node main.ts` alone ÷ `cdktf synth` (1 user, unchanged)", "lower-is-better");
+    ratio("typecheck_share_of_app", (synth.appMedianS - synth.appTranspileOnlyMedianS) / synth.appMedianS, "(ts-node − ts-node --transpile-only) ÷ ts-node: the part of the app's time spent type-checking", "lower-is-better");
+    targets.push({ figure: "resynth_100_vs_1_users", target: "≤ 1.5", met: ratios.resynth_100_vs_1_users <= 1.5 });
+    context.synth = {
+      repetitions: synth.resynthS[1].length,
+      cold_median_s: round(synth.coldMedianS, 2),
+      resynth_median_s: Object.fromEntries(USER_COUNTS.map((n) => [`${n}_users`, round(synth.resynthMedianS[n], 2)])),
+      app_ts_node_median_s: round(synth.appMedianS, 2),
+      app_transpile_only_median_s: round(synth.appTranspileOnlyMedianS, 2),
+      seed_100_users_s: round(synth.seed100S, 2),
+      cold_s: synth.coldS.map((v) => round(v, 2)),
+      resynth_s: Object.fromEntries(USER_COUNTS.map((n) => [`${n}_users`, synth.resynthS[n].map((v) => round(v, 2))])),
+      app_ts_node_s: synth.appS.map((v) => round(v, 2)),
+      app_transpile_only_s: synth.appTranspileOnlyS.map((v) => round(v, 2)),
+      background_cores_per_repetition: Object.fromEntries(
+        Object.entries(synth.background).map(([k, rr]) => [k, { background: rr.background.map((v) => round(v, 2)), used: rr.used.map((i) => i + 1), disturbed: rr.disturbed }]),
+      ),
+    };
+    checks.push(...synth.checks);
+  }
+
+  return {
+    generated: new Date().toISOString(),
+    command: "npm run bench",
+    totalRunSeconds: round(totalRunSeconds, 0),
+    machine,
+    ratios,
+    ratioDefinitions: defs,
+    targets,
+    context,
+    checks,
+    explore,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rendering
+
+function table(header: string[], rows: (string | number)[][]): string {
+  const cells = [header, ...rows.map((r) => r.map(String))];
+  const widths = header.map((_, i) => Math.max(...cells.map((r) => r[i].length)));
+  const line = (r: string[]) => `| ${r.map((c, i) => c.padEnd(widths[i])).join(" | ")} |`;
+  return [line(header), `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`, ...cells.slice(1).map(line)].join("\n");
+}
+
+const fmt = (v: unknown, digits = 2) => (typeof v === "number" ? v.toFixed(digits) : String(v));
+
+/** The claims table: every ratio with its target where there is one. */
+export function renderTable(r: Report): string {
+  const targetOf = new Map(r.targets.map((t) => [t.figure, t]));
+  const rows = Object.entries(r.ratios).map(([k, v]) => {
+    const t = targetOf.get(k);
+    const dir = r.ratioDefinitions[k].direction === "higher-is-better" ? "↑" : "↓";
+    return [k, fmt(v, 2), dir, t ? t.target : "–", t ? (t.met ? "met" : "NOT met") : "–"];
+  });
+  return table(["ratio (same run)", "value", "better", "target", ""], rows);
+}
+
+function transferTable(r: Report): string {
+  const t = r.context.transfer as {
+    targets: Record<
+      string,
+      {
+        label: string;
+        upload_median_s: number;
+        download_median_s: number;
+        upload_mib_per_s: number;
+        download_mib_per_s: number;
+        upload_s: number[];
+        download_s: number[];
+        upload_server_cpu_s: number;
+        download_server_cpu_s: number;
+        upload_client_cpu_s: number;
+        download_client_cpu_s: number;
+      }
+    >;
+  };
+  return table(
+    ["path", "upload median", "download median", "upload runs (s)", "download runs (s)", "CPU s up: server / client", "CPU s down: server / client"],
+    Object.values(t.targets).map((x) => [
+      x.label,
+      `${fmt(x.upload_median_s)} s (${x.upload_mib_per_s} MiB/s)`,
+      `${fmt(x.download_median_s)} s (${x.download_mib_per_s} MiB/s)`,
+      x.upload_s.map((v) => fmt(v)).join(", "),
+      x.download_s.map((v) => fmt(v)).join(", "),
+      `${fmt(x.upload_server_cpu_s)} / ${fmt(x.upload_client_cpu_s)}`,
+      `${fmt(x.download_server_cpu_s)} / ${fmt(x.download_client_cpu_s)}`,
+    ]),
+  );
+}
+
+interface BackgroundInfo {
+  background_cores_per_repetition: number[];
+  medians_over_repetitions: number[];
+  disturbed: boolean;
+}
+
+function backgroundNote(b: BackgroundInfo, what: string): string {
+  const list = b.background_cores_per_repetition.map((v) => fmt(v)).join(", ");
+  const used = b.medians_over_repetitions.join(", ");
+  return (
+    `CPU used by other processes on the machine during each ${what}: ${list} cores. ` +
+    (b.disturbed
+      ? `**Fewer than 3 ${what}s ran undisturbed (< ${QUIET_THRESHOLD_CORES} cores); the medians use all of them — treat the figures with care.**`
+      : `The medians use ${what}s ${used} (undisturbed: < ${QUIET_THRESHOLD_CORES} cores).`)
+  );
+}
+
+function authTables(r: Report): string {
+  const a = r.context.auth as {
+    labels: Record<string, string>;
+    load: Record<string, Record<string, { rps: number; p50_ms: number; p99_ms: number; requests: number }>>;
+    pull_median_s: Record<string, number>;
+    pull_s: Record<string, number[]>;
+    cached_cold_pull_s: number;
+  };
+  const keys = Object.keys(a.labels);
+  const load = table(
+    ["server side", ...Object.keys(a.load).flatMap((n) => [`${n} req/s`, `${n} p50 / p99 ms`])],
+    keys.map((k) => [
+      a.labels[k],
+      ...Object.keys(a.load).flatMap((n) => {
+        const x = a.load[n][k];
+        return [`${fmt(x.rps, 0)} (${x.requests} req)`, `${fmt(x.p50_ms, 1)} / ${fmt(x.p99_ms, 1)}`];
+      }),
+    ]),
+  );
+  const pulls = table(
+    ["pull of the 20-layer image (skopeo)", "median", "runs (s)"],
+    Object.keys(a.pull_s).map((k) => [a.labels[k], `${fmt(a.pull_median_s[k])} s`, a.pull_s[k].map((v) => fmt(v)).join(", ")]),
+  );
+  const bg = r.context.auth as { pull_background_cores_per_repetition: number[]; pull_medians_over_repetitions: number[]; pull_disturbed: boolean; load_background_cores: Record<string, Record<string, number>> };
+  const loadBg = Math.max(...Object.values(bg.load_background_cores).flatMap((x) => Object.values(x)));
+  return [
+    load,
+    "",
+    `CPU used by other processes during the load runs: at most ${fmt(loadBg)} cores (a disturbed run is repeated once and the quieter one kept).`,
+    "",
+    pulls,
+    "",
+    backgroundNote({ background_cores_per_repetition: bg.pull_background_cores_per_repetition, medians_over_repetitions: bg.pull_medians_over_repetitions, disturbed: bg.pull_disturbed }, "pull round"),
+    "",
+    `First pull through a fresh auth cache (every credential check misses): ${fmt(a.cached_cold_pull_s)} s.`,
+  ].join("\n");
+}
+
+function synthTable(r: Report): string {
+  const s = r.context.synth as {
+    cold_median_s: number;
+    resynth_median_s: Record<string, number>;
+    app_ts_node_median_s: number;
+    app_transpile_only_median_s: number;
+    seed_100_users_s: number;
+    cold_s: number[];
+    resynth_s: Record<string, number[]>;
+    app_ts_node_s: number[];
+    app_transpile_only_s: number[];
+  };
+  return table(
+    ["command", "median", "runs (s)"],
+    [
+      ["`npx cdktf synth`, cold (fresh material directory, 1 user)", `${fmt(s.cold_median_s)} s`, s.cold_s.map((v) => fmt(v)).join(", ")],
+      ...Object.keys(s.resynth_median_s).map((k) => [
+        `\`npx cdktf synth\`, re-synth, ${k === "1_users" ? "1 user" : k.replace("_", " ")} unchanged`,
+        `${fmt(s.resynth_median_s[k])} s`,
+        s.resynth_s[k].map((v) => fmt(v)).join(", "),
+      ]),
+      ["`npx ts-node main.ts` (the app alone, 1 user)", `${fmt(s.app_ts_node_median_s)} s`, s.app_ts_node_s.map((v) => fmt(v)).join(", ")],
+      ["`npx ts-node --transpile-only main.ts`", `${fmt(s.app_transpile_only_median_s)} s`, s.app_transpile_only_s.map((v) => fmt(v)).join(", ")],
+      ["first synth after adding 99 users (hashes them at cost 10; one run)", `${fmt(s.seed_100_users_s)} s`, "–"],
+    ],
+  );
+}
+
+export function renderMarkdown(r: Report): string {
+  const ratio = (k: string, d = 2) => fmt(r.ratios[k], d);
+  const met = (k: string) => r.targets.find((t) => t.figure === k)?.met;
+  const verdict = (k: string) => (met(k) ? "**met**" : "**not met**");
+  const targetsTable = table(
+    ["target", "figure", "value", "result"],
+    r.targets.map((t) => [t.target, `\`${t.figure}\``, ratio(t.figure), t.met ? "met" : "NOT met"]),
+  );
+  return [
+    "# Benchmarks",
+    "",
+    `Generated by \`${r.command}\` (bench/run.ts) on ${r.generated}; the whole run took ${r.totalRunSeconds} s.`,
+    "Every claim below is a ratio of two figures measured in the same run on the same machine; absolute",
+    "times are context and will differ on other machines. `docs/benchmarks.json` holds the same figures",
+    "(`ratios`, their `ratioDefinitions`, `targets`, and the absolute values under `context`).",
+    "",
+    "## Targets",
+    "",
+    targetsTable,
+    "",
+    "## All ratios",
+    "",
+    "↑ = higher is better (throughput, requests/s), ↓ = lower is better (time).",
+    "",
+    renderTable(r),
+    "",
+    "## Details (absolute values, context only)",
+    "",
+    `### Blob transfers (${BLOB_BYTES / MiB} MiB random blob, ${(r.context.transfer as { repetitions: number }).repetitions} repetitions, median)`,
+    "",
+    transferTable(r),
+    "",
+    backgroundNote(r.context.transfer as BackgroundInfo, "repetition"),
+    "",
+    `### Authentication (concurrency ${CONCURRENCY}; pulls: median of ${(r.context.auth as { pull_s: Record<string, number[]> }).pull_s.anonymous.length})`,
+    "",
+    authTables(r),
+    "",
+    `### Synth (${(r.context.synth as { repetitions: number }).repetitions} runs each, median)`,
+    "",
+    synthTable(r),
+    "",
+    ...Object.entries((r.context.synth as { background_cores_per_repetition: Record<string, { background: number[]; used: number[]; disturbed: boolean }> }).background_cores_per_repetition).map(
+      ([k, b]) => `- ${k}: ${backgroundNote({ background_cores_per_repetition: b.background, medians_over_repetitions: b.used, disturbed: b.disturbed }, "run")}`,
+    ),
+    "",
+    methodSection(r),
+    "",
+    exploreSection(r),
+    "",
+    reasoningSection(r, { ratio, verdict }),
+    "",
+    "## Checks made during the run",
+    "",
+    ...r.checks.map((c) => `- ${c}`),
+    "",
+  ].join("\n");
+}
+
+function methodSection(r: Report): string {
+  const m = r.machine;
+  return [
+    "## Method",
+    "",
+    `**Machine.** ${m.cpus} vCPU (${m.cpuModel}), ${m.memoryGiB} GiB RAM, ${m.kernel}, Node ${m.node}; ${m.dockerd};`,
+    `${m.curl.split(" ").slice(0, 2).join(" ")}; ${m.skopeo}. Client, proxy, registry and docker-proxy share the same ${m.cpus} vCPUs,`,
+    "so every path pays for all of its hops in CPU time — the ratios say how much more the proxied",
+    "path costs, not how fast a larger server would be.",
+    "",
+    "**Environment.** The e2e suite's machinery: a private `dockerd` (e2e/engine.ts) with its own",
+    "address pool (10.214.0.0/16, the e2e suite uses 10.213.0.0/16) and `--iptables=false` (a dockerd that",
+    "manages iptables flushes other engines' DOCKER chains when it starts; the bench adds one",
+    "`FORWARD -i <bridge> -o <bridge> -j ACCEPT` rule per bridge it creates and deletes it at the end), and the",
+    "e2e images built from Debian packages (e2e/images.ts: distribution 2.8.2, nginx 1.22.1). Containers",
+    "are created through the Engine API the way the constructs declare them (constructs/registry.ts,",
+    "constructs/nginx-proxy.ts: same commands, file paths, `cap_drop ALL` (+ CHOWN/SETGID/SETUID for nginx),",
+    "`no-new-privileges`, a named data volume, a backend network marked internal plus an edge network)",
+    "with the files the renderers produce (renderRegistryConfig, renderNginxConf with the tuning under test,",
+    "renderHtpasswd via material/registry-users.ts, the stack's self-signed TLS material). They are not",
+    "realized from a synthesized stack because the realizer waits for health checks with a 15 s",
+    "interval per container and the bench needs a dozen variants. All client traffic goes to ports",
+    "published on 127.0.0.1; proxy → registry traffic stays on the bench's own bridge networks.",
+    "",
+    `**Proxy throughput.** One ${BLOB_BYTES / MiB} MiB random blob. Upload = what \`docker push\` does per layer:`,
+    "`POST /v2/<name>/blobs/uploads/`, one `PATCH` streaming the file with chunked transfer encoding",
+    "(`curl -T`, no `Expect: 100-continue`), `PUT ?digest=`; the time is the sum of curl's `time_total`",
+    "of the three requests. Download = `GET /v2/<name>/blobs/<digest>` to /dev/null. Paths: directly to",
+    "the registry (no auth, plain HTTP, published port) — the reference; our proxy with",
+    "DEFAULT_PROXY_TUNING and TLS as deployed; the same proxy over plain HTTP and the registry",
+    "terminating TLS itself (the `proxy: false` topology) as context; distribution's nginx recipe",
+    "(bench/recipe.ts: the published nginx.conf without auth_basic — HTTP/1.0 upstream, request",
+    "buffering on, nginx's default response buffers and 1024m temp files). All paths end at the same",
+    "registry container and volume and run without auth. One warm-up download per path, then",
+    "repetitions interleaved (the order rotates every repetition); the median is reported.",
+    "",
+    `**Authentication cost.** Node's https client with ${CONCURRENCY} keep-alive connections, ${CONCURRENCY} requests in flight,`,
+    "each loop bounded to 5 s (and 20 000 requests) after a warm-up of 16 requests, against `GET /v2/` and",
+    "`HEAD` of a 64 KiB blob, through our TLS proxy in front of: the registry without auth (anonymous),",
+    "the registry with htpasswd at bcrypt cost 5, 10 and 12 (hashes made by material/registry-users.ts),",
+    `and the auth-cache design (\`authCache\` in renderNginxConf, TTL ${AUTH_CACHE_SECONDS} s: nginx \`auth_request\` → a verifier`,
+    "registry with the htpasswd file and in-memory storage; the data registry without auth), as",
+    "stacks/registry-stack.ts wires it for `authCacheSeconds > 0`. Pulls: `skopeo copy` of a",
+    `${IMAGE_LAYERS}-layer image (${IMAGE_LAYERS} gzip layers of ${LAYER_BYTES / 1024} KiB random data) from the proxy to a fresh \`dir:\`,`,
+    "with `--src-creds` or anonymously; one warm-up pull per path, then repetitions interleaved; the",
+    "first pull through a freshly started cache proxy is reported separately. Before measuring, each",
+    "authenticated path is checked to answer 401 without and with a wrong password.",
+    "",
+    "**Synth time.** `npx cdktf synth --output <dir>` (what users run, with CHECKPOINT_DISABLE=1) in a",
+    "scratch copy of the project under .e2e/ with a config file of N users and their passwords in",
+    "REGISTRY_PASSWORD_<USER>. Cold = fresh material directory each time (CA and server keys, http",
+    "secret, bcrypt). Re-synth = material from the previous synth with the same users (the 10- and",
+    "100-user material is seeded by one uncounted synth); 1/10/100 interleaved. Breakdown (context):",
+    "`npx ts-node main.ts` and `npx ts-node --transpile-only main.ts` alone.",
+    "",
+    "**Bounds and clean-up.** Every child process runs in its own process group with a timeout and is",
+    "killed by its pid; every loop is bounded in count and time; a watchdog ends the run at 9.5 min.",
+    "Containers, networks, the volume, the iptables rules, the engine and all scratch files are removed",
+    "at the end, also after a failure.",
+  ].join("\n");
+}
+
+interface ExploreReport {
+  generated: string;
+  totalRunSeconds: number;
+  repetitions: number;
+  background?: BackgroundInfo;
+  /** Uploads only, more repetitions, for the knob whose effect is near the spread. */
+  focus?: {
+    repetitions: number;
+    background?: BackgroundInfo;
+    /** Per repetition: 16k upload time ÷ default upload time (paired, so drift between repetitions cancels). */
+    paired?: { median_16k_over_default: number; default_faster: number; of: number };
+    rows: { key: string; label: string; upload_median_s: number; upload_vs_direct: number; upload_s: number[] }[] };
+  rows: { key: string; label: string; upload_median_s: number; download_median_s: number; upload_vs_direct: number; download_vs_direct: number; upload_s: number[]; download_s: number[] }[];
+  machine: Machine;
+}
+
+function pairedFocus(p: ProxyBenchResult): { median_16k_over_default: number; default_faster: number; of: number } | undefined {
+  const small = p.results.find((x) => x.key === "body_16k");
+  const ours = p.results.find((x) => x.key === "proxy");
+  if (!small || !ours) return undefined;
+  const ratios = p.reps.used.map((i) => small.uploads[i] / ours.uploads[i]);
+  return { median_16k_over_default: round(median(ratios), 3), default_faster: ratios.filter((v) => v > 1).length, of: ratios.length };
+}
+
+function backgroundInfo(p: ProxyBenchResult): BackgroundInfo {
+  return {
+    background_cores_per_repetition: p.reps.background.map((v) => round(v, 2)),
+    medians_over_repetitions: p.reps.used.map((i) => i + 1),
+    disturbed: p.reps.disturbed,
+  };
+}
+
+export function buildExploreReport(machine: Machine, proxy: ProxyBenchResult, totalRunSeconds: number, focus?: ProxyBenchResult): ExploreReport {
+  const direct = byKey(proxy, "direct");
+  const focusDirect = focus ? byKey(focus, "direct") : undefined;
+  return {
+    focus:
+      focus && focusDirect
+        ? {
+            repetitions: focus.repetitions,
+            background: backgroundInfo(focus),
+            paired: pairedFocus(focus),
+            rows: focus.results.map((x) => ({
+              key: x.key,
+              label: x.label,
+              upload_median_s: round(x.uploadMedianS, 3),
+              upload_vs_direct: round(focusDirect.uploadMedianS / x.uploadMedianS, 3),
+              upload_s: x.uploads.map((v) => round(v, 3)),
+            })),
+          }
+        : undefined,
+    generated: new Date().toISOString(),
+    totalRunSeconds: round(totalRunSeconds, 0),
+    repetitions: proxy.repetitions,
+    background: backgroundInfo(proxy),
+    machine,
+    rows: proxy.results.map((x) => ({
+      key: x.key,
+      label: x.label,
+      upload_median_s: round(x.uploadMedianS, 3),
+      download_median_s: round(x.downloadMedianS, 3),
+      upload_vs_direct: round(direct.uploadMedianS / x.uploadMedianS, 3),
+      download_vs_direct: round(direct.downloadMedianS / x.downloadMedianS, 3),
+      upload_s: x.uploads.map((v) => round(v, 3)),
+      download_s: x.downloads.map((v) => round(v, 3)),
+    })),
+  };
+}
+
+function exploreTable(e: ExploreReport): string {
+  return table(
+    ["variant (one change against DEFAULT_PROXY_TUNING at the time)", "upload ÷ direct", "download ÷ direct", "upload runs (s)", "download runs (s)"],
+    e.rows.map((x) => [x.label, fmt(x.upload_vs_direct), fmt(x.download_vs_direct), x.upload_s.map((v) => fmt(v)).join(", "), x.download_s.map((v) => fmt(v)).join(", ")]),
+  );
+}
+
+function focusTable(e: ExploreReport): string {
+  if (!e.focus) return "";
+  return [
+    `Second stage, uploads only, ${e.focus.repetitions} interleaved repetitions (same run):`,
+    "",
+    table(
+      ["upload path", "upload ÷ direct", "median", "runs (s)"],
+      e.focus.rows.map((x) => [x.label, fmt(x.upload_vs_direct), `${fmt(x.upload_median_s)} s`, x.upload_s.map((v) => fmt(v)).join(", ")]),
+    ),
+    ...(e.focus.paired
+      ? [
+          "",
+          `Paired per repetition: 16k upload time ÷ default (128k) upload time, median ${fmt(e.focus.paired.median_16k_over_default)}; the default was faster in ${e.focus.paired.default_faster} of ${e.focus.paired.of} repetitions.`,
+        ]
+      : []),
+    ...(e.focus.background ? ["", backgroundNote(e.focus.background, "repetition")] : []),
+  ].join("\n");
+}
+
+export function renderExploreMarkdown(e: ExploreReport): string {
+  return [
+    "# Proxy tuning exploration",
+    "",
+    `Generated by \`npm run bench -- --explore\` on ${e.generated} (${e.totalRunSeconds} s, ${e.repetitions} interleaved repetitions per variant,`,
+    `${BLOB_BYTES / MiB} MiB blob, TLS unless noted; method as in benchmarks.md). Ratios are throughput ÷ direct-to-registry throughput`,
+    "in the same run (higher is better); differences under ~10 % are within the run-to-run spread here (the default",
+    "appears twice).",
+    "",
+    exploreTable(e),
+    "",
+    ...(e.background ? [backgroundNote(e.background, "repetition"), ""] : []),
+    focusTable(e),
+    "",
+  ].join("\n");
+}
+
+function exploreSection(r: Report): string {
+  const e = r.explore as ExploreReport | undefined;
+  if (!e || !Array.isArray(e.rows)) return "## Tuning exploration\n\nNo exploration results found (run `npm run bench -- --explore`).";
+  return [
+    "## Tuning exploration (`npm run bench -- --explore`)",
+    "",
+    `From docs/benchmarks-explore.md (${e.generated}, a separate run; ${e.repetitions} repetitions each, median). Each variant changes one`,
+    "thing against the DEFAULT_PROXY_TUNING of that run.",
+    "",
+    exploreTable(e),
+    "",
+    ...(e.background ? [backgroundNote(e.background, "repetition"), ""] : []),
+    focusTable(e),
+  ].join("\n");
+}
+
+function exploreRatio(r: Report, key: string, dir: "upload" | "download"): string | undefined {
+  const e = r.explore as ExploreReport | undefined;
+  const row = e?.rows?.find((x) => x.key === key);
+  if (!row) return undefined;
+  return fmt(dir === "upload" ? row.upload_vs_direct : row.download_vs_direct);
+}
+
+function focusSentence(r: Report): string {
+  const f = (r.explore as ExploreReport | undefined)?.focus;
+  const p = f?.paired;
+  if (!f || !p) return "";
+  const gain = p.median_16k_over_default - 1;
+  const verdict =
+    gain >= 0.03
+      ? `16k uploads took ${Math.round(gain * 100)} % longer (median of the paired ratios), and 128k was faster in ${p.default_faster} of ${p.of} repetitions.`
+      : gain > -0.03
+        ? `The paired ratio (16k ÷ 128k upload time) has a median of ${fmt(p.median_16k_over_default)} — no difference beyond the spread in that run (128k faster in ${p.default_faster} of ${p.of}); 128k is kept for fewer, larger writes at a negligible memory cost.`
+        : `16k was faster there (paired median ${fmt(p.median_16k_over_default)}): reconsider the default.`;
+  return `A second stage compares 16k with the default head to head (uploads only, ${f.repetitions} interleaved repetitions): ${verdict}`;
+}
+
+function reasoningSection(r: Report, h: { ratio: (k: string, d?: number) => string; verdict: (k: string) => string }): string {
+  const ex = (key: string, dir: "upload" | "download") => exploreRatio(r, key, dir) ?? "(no exploration data)";
+  const t = r.context.transfer as { longest_upload_commit_s: number; targets: Record<string, { download_client_cpu_s: number; download_server_cpu_s: number }> };
+  const a = r.context.auth as {
+    load: Record<string, Record<string, { p50_ms: number; rps: number }>>;
+    credentials_in_auth_cache_files: boolean;
+    auth_cache_ttl_s: number;
+  };
+  const s = r.context.synth as { seed_100_users_s: number; app_ts_node_median_s: number; resynth_median_s: Record<string, number> };
+  const met = (k: string) => r.targets.find((x) => x.figure === k)?.met === true;
+  return [
+    "## Defaults and why",
+    "",
+    "### Proxy buffering and buffer sizes (DEFAULT_PROXY_TUNING)",
+    "",
+    `- **Uploads stream** (\`proxy_request_buffering off\`, HTTP/1.1 to the registry): upload through our proxy ${h.ratio("proxy_upload_vs_direct")}× the`,
+    `  direct throughput (target ≥ 0.9: ${h.verdict("proxy_upload_vs_direct")}). The recipe's request buffering writes the whole layer to the proxy's`,
+    `  disk before the registry sees a byte: ${h.ratio("recipe_upload_vs_direct")}× direct here, and in the exploration turning request`,
+    `  buffering on in our configuration gave ${ex("reqbuf_on", "upload")}× direct. It also needs free disk the size of the largest layer.`,
+    `- **\`client_body_buffer_size 128k\`** (new; before, nginx's 16k): with request buffering off it is the piece size nginx reads`,
+    `  from the client and writes (as one chunk) to the registry. Exploration: 16k ${ex("body_16k", "upload")}×, 64k ${ex("body_64k", "upload")}×, 128k`,
+    `  ${ex("body_128k", "upload")}× and ${ex("proxy", "upload")}× (the same configuration twice), 1m ${ex("body_1m", "upload")}× direct. ${focusSentence(r)}`,
+    "  Memory: one such buffer per upload in flight.",
+    "- **Downloads are buffered in memory only** (`proxy_buffering on`, `proxy_buffer_size 64k`, `proxy_buffers 16 256k`,",
+    "  `proxy_max_temp_file_size 0`), unchanged: in the exploration no variant was faster beyond the run-to-run spread —",
+    `  unbuffered ${ex("respbuf_off", "download")}× (1m buffer: ${ex("respbuf_off_1m", "download")}×), 8 × 1m buffers ${ex("buffers_8x1m", "download")}×,`,
+    `  temp files allowed (1024m) ${ex("tempfile_1024m", "download")}×, against ${ex("proxy", "download")}× for the default — and nginx's own 4k`,
+    `  buffers were slower (${ex("buffers_small", "download")}×). Temp files stay off so that a slow client throttles the read from the registry`,
+    "  instead of spooling up to 1 GiB per response into the container's writable layer; the price is at most",
+    "  64k + 16 × 256k ≈ 4 MiB of memory per download whose client is slower than the registry. `sendfile` does not",
+    `  matter for proxied responses (off: ${ex("sendfile_off", "download")}×).`,
+    `- **Download target (≥ 0.8× direct): ${met("proxy_download_vs_direct") ? "met" : "not met"}, ${h.ratio("proxy_download_vs_direct")}×.** Most of the cost is TLS on a 2-vCPU machine,`,
+    `  not the proxy's buffering: the registry terminating TLS itself, with no proxy at all, reaches ${h.ratio("registry_tls_download_vs_direct")}×; the`,
+    `  proxy hop without TLS (the same proxy over plain HTTP) ${h.ratio("plain_proxy_download_vs_direct")}×; both together give the ${h.ratio("proxy_download_vs_direct")}×. Client`,
+    "  (curl decrypting), nginx (encrypting), registry and docker-proxy share the two vCPUs, so the client's decryption",
+    `  is part of the measured time: curl used ${fmt(t.targets.proxy.download_client_cpu_s)} CPU-s per download through the TLS proxy against`,
+    `  ${fmt(t.targets.direct.download_client_cpu_s)} directly; the server side used ${h.ratio("proxy_download_server_cpu_vs_direct")}× the CPU of a direct download`,
+    `  (plain-HTTP proxy: ${h.ratio("plain_proxy_download_server_cpu_vs_direct")}×). Limiting TLS 1.3 to AES-128-GCM did not help either`,
+    `  (${ex("tls13_aes128", "download")}×). On a server whose clients are elsewhere, the client half of that cost is not on the server.`,
+    `  Against the recipe our proxy is ahead in both directions (upload ${h.ratio("proxy_upload_vs_recipe")}×, download ${h.ratio("proxy_download_vs_recipe")}×`,
+    "  the recipe's throughput).",
+    "",
+    "### Timeouts",
+    "",
+    "`proxy_read_timeout` and `proxy_send_timeout` stay at 900 s (the recipe's value). They do not change throughput; they bound",
+    "how long nginx waits for a silent registry. The longest silence on a healthy path is the registry's commit of an upload",
+    `(\`PUT ?digest=\`): at most ${fmt(t.longest_upload_commit_s)} s for 512 MiB on local disk here, but on object storage the commit copies the blob and`,
+    "takes much longer for multi-GiB layers. A lower value would cut such pushes off; the bench does not measure anything",
+    "that argues for changing it.",
+    "",
+    "### bcrypt cost",
+    "",
+    `Stays at 10. Every request with Basic credentials runs a full bcrypt compare in the registry: at cost 10 \`GET /v2/\` serves`,
+    `${h.ratio("auth_rps_get_v2_cost10_vs_anonymous")}× the anonymous request rate (p50 ${fmt(a.load["GET /v2/"].cost10.p50_ms, 0)} ms at concurrency 8, against`,
+    `${fmt(a.load["GET /v2/"].anonymous.p50_ms, 0)} ms anonymous), cost 12 ${h.ratio("auth_rps_get_v2_cost12_vs_anonymous")}× (p50 ${fmt(a.load["GET /v2/"].cost12.p50_ms, 0)} ms). Cost 5 would`,
+    `nearly remove the penalty (pull ${h.ratio("auth_pull_cost5_vs_anonymous")}× anonymous, ${h.ratio("auth_rps_get_v2_cost5_vs_anonymous")}× the request rate) but makes`,
+    "guessing passwords from a leaked htpasswd 32 times cheaper than at cost 10: rejected, stored hashes keep cost ≥ 10.",
+    "The schema still accepts 4–9 (`MIN_BCRYPT_COST` in config/rules.ts); raising that minimum to 10 would enforce it.",
+    "",
+    "### Auth cache: default and TTL",
+    "",
+    `Without the cache an authenticated pull of the ${IMAGE_LAYERS}-layer image takes ${h.ratio("auth_pull_vs_anonymous")}× the anonymous time`,
+    `(target ≤ 1.25: ${h.verdict("auth_pull_vs_anonymous")}): a pull is more than ${IMAGE_LAYERS} requests and each pays a bcrypt compare. Through the auth`,
+    `cache (cost 10, TTL ${a.auth_cache_ttl_s} s) it takes ${h.ratio("auth_cached_pull_vs_anonymous")}× (${h.verdict("auth_cached_pull_vs_anonymous")}); the first pull through an empty cache`,
+    `${h.ratio("auth_cached_cold_pull_vs_anonymous")}×, and \`GET /v2/\` runs at ${h.ratio("auth_rps_get_v2_cached10_vs_anonymous")}× the anonymous rate. The hashes stay at cost 10 in the`,
+    "verifier; what changes is what else is trusted and stored:",
+    "",
+    "- **Removed users and changed passwords.** A cached success is trusted for the TTL. The stack replaces the verifier",
+    "  whenever the users change (its htpasswd upload changes) and the proxy with it (its `registry-stack.auth-container`",
+    "  label carries the verifier's container id), so every deploy that removes a user or changes a password starts with",
+    "  an empty cache; the window is the deploy itself. Only an out-of-band edit inside the verifier would be masked",
+    "  for up to the TTL.",
+    "- **Guessing.** Only 200s are cached; every wrong password still costs a full bcrypt in the verifier.",
+    `- **Credentials at rest — the real cost.** nginx writes each entry's key, the client's \`Authorization\` header (base64 of`,
+    "  `user:password`), into the cache file under /tmp/nginx-auth-cache in the proxy container's writable layer, i.e. on",
+    `  the Docker host's disk (${a.credentials_in_auth_cache_files ? "found in this run's cache files with `docker cp`" : "not found in this run's cache files — check bench/auth-bench.ts"}). Without the cache the host holds only bcrypt`,
+    "  hashes; with it, reversible passwords of every user active within the TTL (an entry stays while it is used and is",
+    "  deleted after a TTL without use).",
+    "",
+    `**Recommendation:** on by default with a TTL of ${a.auth_cache_ttl_s} s *once the proxy mounts /tmp/nginx-auth-cache as a tmpfs*`,
+    "(constructs/nginx-proxy.ts; `tmpfs` is one of the few container attributes the docker provider changes in place), so",
+    "credentials never reach the disk. Until then the schema default `authCacheSeconds: 0` is the right one and operators",
+    "who need the speed opt in knowingly. 60 s is enough: a pull or a push is a burst of requests within seconds, a",
+    "request after expiry pays one bcrypt and refreshes the entry, and a longer TTL only keeps idle credentials longer.",
+    "With the cache on, a higher cost (12) becomes affordable, since one compare per user per TTL pays it — not measured",
+    "here beyond the per-request figures above.",
+    "",
+    "### Synth",
+    "",
+    `Re-synth with 100 unchanged users takes ${h.ratio("resynth_100_vs_1_users")}× the 1-user time (target ≤ 1.5: ${h.verdict("resynth_100_vs_1_users")}): unchanged`,
+    "passwords are recognised by their HMAC fingerprint and not re-hashed (every re-synth produced a byte-identical",
+    `cdk.tf.json). Hashing is paid once, when users are added: the first synth after adding 99 users took ${fmt(s.seed_100_users_s)} s against`,
+    `${fmt(s.resynth_median_s["1_users"])} s for a re-synth. Synth time is tool start-up: the app alone (\`ts-node main.ts\`) is ${h.ratio("app_share_of_synth")} of`,
+    `\`cdktf synth\`, and ${h.ratio("typecheck_share_of_app")} of the app's time is ts-node's type check; the rest of \`cdktf synth\` is the CLI itself.`,
+  ].join("\n");
+}

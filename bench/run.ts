@@ -1,0 +1,185 @@
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { AuthBenchResult, runAuthBench } from "./auth-bench";
+import { Lab } from "./lab";
+import { killAllChildren, run } from "./proc";
+import {
+  DEFAULT_VARIANT,
+  EXPLORE_VARIANTS,
+  measureTransfers,
+  PLAIN_VARIANT,
+  ProxyBenchResult,
+  startTransferTargets,
+} from "./proxy-bench";
+import { buildReport, buildExploreReport, Machine, renderExploreMarkdown, renderMarkdown, renderTable } from "./report";
+import { Budget } from "./stats";
+import { runSynthBench, SynthBenchResult } from "./synth-bench";
+
+/**
+ * `npm run bench`               proxy throughput, authentication cost, synth time → docs/benchmarks.{md,json}
+ * `npm run bench -- --explore`  proxy tuning variants → docs/benchmarks-explore.{md,json}
+ * `npm run bench -- --only=proxy,auth,synth`  a subset, printed only (docs are written by full runs)
+ *
+ * Needs root (a private dockerd, like the e2e suite). The whole run is bounded: a watchdog
+ * stops it, cleans up and exits non-zero at HARD_LIMIT_MS.
+ */
+
+const PROJECT_DIR = path.resolve(__dirname, "..");
+const DOCS_DIR = path.join(PROJECT_DIR, "docs");
+/** The watchdog's limit; BENCH_HARD_LIMIT_S may only lower it (used to test the abort path). */
+const HARD_LIMIT_MS = Math.min(9.5 * 60_000, 1000 * Number(process.env.BENCH_HARD_LIMIT_S ?? Infinity));
+const CLEANUP_RESERVE_MS = 30_000;
+/** Time the later phases need (estimates from runs on the 2-vCPU machine, with margin). */
+const SYNTH_PHASE_MS = 270_000;
+const AUTH_PHASE_MS = 110_000;
+const FOCUS_PHASE_MS = 140_000;
+const FOCUS_KEYS = ["direct", "body_16k", "proxy"];
+
+const log = (line: string) => console.log(`  . ${line}`);
+
+interface Args {
+  explore: boolean;
+  only: Set<string>;
+}
+
+function parseArgs(argv: string[]): Args {
+  const args: Args = { explore: false, only: new Set(["proxy", "auth", "synth"]) };
+  for (const a of argv) {
+    if (a === "--explore") args.explore = true;
+    else if (a.startsWith("--only=")) args.only = new Set(a.slice("--only=".length).split(",").filter(Boolean));
+    else throw new Error(`unknown argument ${a}; use --explore or --only=proxy,auth,synth`);
+  }
+  for (const part of args.only) if (!["proxy", "auth", "synth"].includes(part)) throw new Error(`--only: unknown part ${part}`);
+  if (args.only.has("auth") && !args.only.has("proxy")) throw new Error("--only=auth needs proxy too (the auth part reuses its registry and proxy)");
+  return args;
+}
+
+async function machine(): Promise<Machine> {
+  const version = async (cmd: string, a: string[]) => {
+    try {
+      const { stdout, stderr } = await run(cmd, a, { timeoutMs: 10_000 });
+      return (stdout || stderr).trim().split("\n")[0];
+    } catch {
+      return "unknown";
+    }
+  };
+  return {
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model ?? "unknown",
+    memoryGiB: Math.round(os.totalmem() / 1024 ** 3),
+    kernel: `${os.type()} ${os.release()}`,
+    node: process.version,
+    dockerd: await version("/usr/sbin/dockerd", ["--version"]),
+    curl: await version("curl", ["--version"]),
+    skopeo: await version("skopeo", ["--version"]),
+  };
+}
+
+async function main(): Promise<number> {
+  const args = parseArgs(process.argv.slice(2));
+  const budget = new Budget(HARD_LIMIT_MS);
+  const lab = new Lab(log);
+  let aborted = false;
+  const watchdog = new Promise<never>((_, reject) => {
+    const timer = setTimeout(() => {
+      aborted = true;
+      reject(new Error(`time limit of ${HARD_LIMIT_MS / 1000} s reached`));
+    }, HARD_LIMIT_MS - CLEANUP_RESERVE_MS);
+    timer.unref();
+  });
+
+  const work = async () => {
+    const info = await machine();
+    const needsEngine = args.explore || args.only.has("proxy");
+    if (needsEngine) {
+      log("starting the bench engine and importing the e2e images");
+      await lab.start();
+    }
+    if (args.explore) {
+      const { targets } = await startTransferTargets(lab, [...EXPLORE_VARIANTS, PLAIN_VARIANT], { registryTls: false, recipe: true });
+      const proxy = await measureTransfers(lab, targets, { minClean: 3, maxReps: 4, budget, reserveMs: FOCUS_PHASE_MS + CLEANUP_RESERVE_MS, log });
+      // Second stage: the one knob whose effect is about the size of the spread above, with
+      // more repetitions (uploads only): nginx's 16k upload pieces against the default.
+      log("focus: upload piece size (client_body_buffer_size), more repetitions");
+      const focusTargets = targets.filter((x) => FOCUS_KEYS.includes(x.key));
+      const focus = await measureTransfers(lab, focusTargets, { minClean: 8, minReps: 3, maxReps: 9, budget, reserveMs: CLEANUP_RESERVE_MS, log, uploadsOnly: true });
+      return { info, explore: proxy, focus };
+    }
+    let proxy: ProxyBenchResult | undefined;
+    let auth: AuthBenchResult | undefined;
+    let synth: SynthBenchResult | undefined;
+    if (args.only.has("proxy")) {
+      log("part 1: proxy throughput (512 MiB blob)");
+      const { targets, setup } = await startTransferTargets(lab, [DEFAULT_VARIANT, PLAIN_VARIANT], { registryTls: true, recipe: true });
+      const reserve = CLEANUP_RESERVE_MS + (args.only.has("auth") ? AUTH_PHASE_MS : 0) + (args.only.has("synth") ? SYNTH_PHASE_MS : 0);
+      proxy = await measureTransfers(lab, targets, { minClean: 3, maxReps: 5, budget, reserveMs: reserve, log });
+      if (args.only.has("auth")) {
+        log("part 2: authentication cost");
+        auth = await runAuthBench(lab, setup, {
+          budget,
+          minPullReps: 5,
+          maxPullReps: 8,
+          loadMs: 5_000,
+          reserveMs: CLEANUP_RESERVE_MS + (args.only.has("synth") ? SYNTH_PHASE_MS : 0),
+          log,
+        });
+      }
+      // The engine is not needed for synth: stop it first so it does not compete for the CPUs.
+      await lab.cleanup();
+    }
+    if (args.only.has("synth")) {
+      log("part 3: synth time");
+      synth = await runSynthBench(PROJECT_DIR, { minClean: 3, maxReps: 4, budget, reserveMs: CLEANUP_RESERVE_MS, log });
+    }
+    return { info, proxy, auth, synth };
+  };
+
+  let result: Awaited<ReturnType<typeof work>>;
+  try {
+    result = await Promise.race([work(), watchdog]);
+  } catch (err) {
+    console.error(`bench failed: ${(err as Error).message}`);
+    if (aborted) killAllChildren();
+    await lab.cleanup();
+    return aborted ? 3 : 1;
+  }
+  await lab.cleanup();
+  const totalS = budget.elapsedMs() / 1000;
+
+  if ("explore" in result && result.explore) {
+    const report = buildExploreReport(result.info, result.explore, totalS, "focus" in result ? result.focus : undefined);
+    console.log(renderExploreMarkdown(report));
+    fs.writeFileSync(path.join(DOCS_DIR, "benchmarks-explore.json"), JSON.stringify(report, null, 2) + "\n");
+    fs.writeFileSync(path.join(DOCS_DIR, "benchmarks-explore.md"), renderExploreMarkdown(report));
+    console.log(`wrote docs/benchmarks-explore.md and docs/benchmarks-explore.json (total ${totalS.toFixed(0)} s)`);
+    return 0;
+  }
+  const r = result as { info: Machine; proxy?: ProxyBenchResult; auth?: AuthBenchResult; synth?: SynthBenchResult };
+  const report = buildReport(r.info, { proxy: r.proxy, auth: r.auth, synth: r.synth }, totalS, readExplore());
+  console.log(renderTable(report));
+  if (r.proxy && r.auth && r.synth) {
+    fs.writeFileSync(path.join(DOCS_DIR, "benchmarks.json"), JSON.stringify(report, null, 2) + "\n");
+    fs.writeFileSync(path.join(DOCS_DIR, "benchmarks.md"), renderMarkdown(report));
+    console.log(`wrote docs/benchmarks.md and docs/benchmarks.json (total run time ${totalS.toFixed(0)} s)`);
+  } else {
+    console.log(`partial run (--only): docs not written (total ${totalS.toFixed(0)} s)`);
+  }
+  return 0;
+}
+
+function readExplore(): unknown {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(DOCS_DIR, "benchmarks-explore.json"), "utf8")) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
