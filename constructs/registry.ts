@@ -70,15 +70,12 @@ export class Registry extends Construct {
 
   public readonly alias: string;
   public readonly port = Registry.PORT;
-  /** "https" when the registry terminates TLS itself. */
-  public readonly scheme: "http" | "https";
   public readonly container: Container;
   /** The named data volume, unless a host folder is used. */
   public readonly volume?: Volume;
 
   constructor(scope: Construct, id: string, props: RegistryProps) {
     super(scope, id);
-    this.scheme = props.tls ? "https" : "http";
     this.alias = props.alias ?? Registry.ALIAS;
 
     let volumes: ContainerVolumes[] = [];

@@ -9,13 +9,12 @@ import { NginxProxy } from "../constructs/nginx-proxy";
 import { Registry } from "../constructs/registry";
 import { RegistryStackProps } from "../config/registry-stack-props";
 import { RegistrySettings, resolveSettings } from "../config/schema";
-import { Entropy, systemEntropy } from "../material/entropy";
+import { systemEntropy } from "../material/entropy";
 import { ensureHttpSecret } from "../material/http-secret";
 import { MaterialStore } from "../material/material-store";
 import { resolveRegistryUsers } from "../material/registry-users";
 import { ensureSelfSignedTls } from "../material/self-signed-tls";
 import { loadTlsFiles } from "../material/tls-files";
-import { TlsMaterial } from "../material/tls-material";
 
 /**
  * A private Docker registry: distribution behind Nginx (or terminating TLS itself), htpasswd
@@ -47,7 +46,11 @@ export class RegistryStack extends TerraformStack {
     const userFiles = settings.tls.mode === "files" ? loadTlsFiles(settings.tls, identity, entropy.now()) : undefined;
 
     const store = new MaterialStore(settings.materialDirectory);
-    const tls = userFiles ?? this.selfSignedTls(settings, store, entropy);
+    const tls =
+      userFiles ??
+      (settings.tls.mode === "self-signed"
+        ? ensureSelfSignedTls(store, identity, entropy, { serverValidityDays: settings.tls.serverValidityDays })
+        : undefined);
     const users = resolveRegistryUsers(store, settings.users, { bcryptCost: settings.bcryptCost, entropy });
     this.generatedPasswords = { users: users.generatedFor, file: users.generatedPasswordFile };
     const httpSecret = ensureHttpSecret(store, entropy);
@@ -127,12 +130,6 @@ export class RegistryStack extends TerraformStack {
       directory: settings.clientConfigDirectory,
     });
     this.declareOutputs(tls !== undefined);
-  }
-
-  private selfSignedTls(settings: RegistrySettings, store: MaterialStore, entropy: Entropy): TlsMaterial | undefined {
-    if (settings.tls.mode !== "self-signed") return undefined;
-    const identity = { hostnames: settings.hostnames, ipAddresses: settings.ipAddresses };
-    return ensureSelfSignedTls(store, identity, entropy, { serverValidityDays: settings.tls.serverValidityDays });
   }
 
   private declareOutputs(withTls: boolean): void {
