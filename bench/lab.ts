@@ -66,6 +66,8 @@ export interface NginxOptions {
   tls: boolean;
   /** Readiness probe path on the published port (any HTTP answer counts). */
   probePath?: string;
+  /** tmpfs mounts (path → options), as the construct declares them. */
+  tmpfs?: Record<string, string>;
 }
 
 export class Lab {
@@ -203,6 +205,7 @@ export class Lab {
           CapDrop: ["ALL"],
           CapAdd: ["CHOWN", "SETGID", "SETUID"],
           SecurityOpt: NO_NEW_PRIVILEGES,
+          Tmpfs: o.tmpfs,
           PortBindings: { [`${NginxProxy.LISTEN_PORT}/tcp`]: [{ HostIp: "127.0.0.1", HostPort: String(port) }] },
         },
       },
@@ -262,10 +265,24 @@ export class Lab {
     return this.api.logs(name, 30);
   }
 
-  /** Runs a command in a container (docker exec), bounded. */
-  async exec(name: string, cmd: string[]): Promise<string> {
-    const { stdout } = await this.engineHandle.docker(["exec", name, ...cmd], { timeoutMs: 20_000 });
-    return stdout;
+  /**
+   * Contents of every file below `dir` inside a running container, read from the host through
+   * /proc/<pid>/root of the container's main process (sees tmpfs mounts, unlike `docker cp`).
+   */
+  async readTree(name: string, dir: string): Promise<Buffer[]> {
+    const info = await this.api.call<{ State: { Pid: number } }>({ method: "GET", path: `/containers/${name}/json` });
+    const root = path.join(`/proc/${info.State.Pid}/root`, dir);
+    const out: Buffer[] = [];
+    const walk = (d: string, depth: number) => {
+      if (depth > 4) return;
+      for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+        const p = path.join(d, e.name);
+        if (e.isDirectory()) walk(p, depth + 1);
+        else if (e.isFile() && out.length < 1000) out.push(fs.readFileSync(p));
+      }
+    };
+    walk(root, 0);
+    return out;
   }
 
   /** Removes everything the lab created, also after failures; never throws. */

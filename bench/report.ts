@@ -1,3 +1,5 @@
+import { DEFAULT_AUTH_CACHE_SECONDS } from "../config/schema";
+import { MIN_BCRYPT_COST } from "../config/rules";
 import { DEFAULT_PROXY_TUNING } from "../renderers/nginx-conf";
 import { AUTH_CACHE_SECONDS, AUTH_COSTS, AuthBenchResult, AuthTargetKey, CACHED_COST, CONCURRENCY, IMAGE_LAYERS, LAYER_BYTES } from "./auth-bench";
 import { QUIET_THRESHOLD_CORES } from "./cpu";
@@ -187,7 +189,11 @@ export function buildReport(
       auth_cache_entries_seen: auth.cacheFiles,
     };
     checks.push(...auth.checks);
-    if (auth.credentialsInCacheFiles) checks.push("the auth cache files in the proxy's /tmp/nginx-auth-cache contain the client's base64 Authorization header (nginx stores the cache key in each file)");
+    checks.push(
+      auth.credentialsInCacheFiles
+        ? "the auth cache files in the proxy's /tmp/nginx-auth-cache (a tmpfs, as the construct mounts it) contain the client's base64 Authorization header (nginx stores the cache key in each file)"
+        : "the client's Authorization header was NOT found in the auth cache files (unexpected: nginx stores the cache key in each file)",
+    );
   }
 
   if (synth) {
@@ -468,8 +474,9 @@ function methodSection(r: Report): string {
     "`HEAD` of a 64 KiB blob, through our TLS proxy in front of: the registry without auth (anonymous),",
     "the registry with htpasswd at bcrypt cost 5, 10 and 12 (hashes made by material/registry-users.ts),",
     `and the auth-cache design (\`authCache\` in renderNginxConf, TTL ${AUTH_CACHE_SECONDS} s: nginx \`auth_request\` → a verifier`,
-    "registry with the htpasswd file and in-memory storage; the data registry without auth), as",
-    "stacks/registry-stack.ts wires it for `authCacheSeconds > 0`. Pulls: `skopeo copy` of a",
+    "registry with the htpasswd file and in-memory storage; the data registry without auth; the cache directory on",
+    "a tmpfs), as stacks/registry-stack.ts and constructs/nginx-proxy.ts deploy it by default with the proxy; \"htpasswd in",
+    "the registry\" is the stack with `authCacheSeconds: 0`. Pulls: `skopeo copy` of a",
     `${IMAGE_LAYERS}-layer image (${IMAGE_LAYERS} gzip layers of ${LAYER_BYTES / 1024} KiB random data) from the proxy to a fresh \`dir:\`,`,
     "with `--src-creds` or anonymously; one warm-up pull per path, then repetitions interleaved; the",
     "first pull through a freshly started cache proxy is reported separately. Before measuring, each",
@@ -648,6 +655,7 @@ function reasoningSection(r: Report, h: { ratio: (k: string, d?: number) => stri
   };
   const s = r.context.synth as { seed_100_users_s: number; app_ts_node_median_s: number; resynth_median_s: Record<string, number> };
   const met = (k: string) => r.targets.find((x) => x.figure === k)?.met === true;
+  const tlsDominates = r.ratios.registry_tls_download_vs_direct < r.ratios.plain_proxy_download_vs_direct;
   return [
     "## Defaults and why",
     "",
@@ -669,8 +677,8 @@ function reasoningSection(r: Report, h: { ratio: (k: string, d?: number) => stri
     "  instead of spooling up to 1 GiB per response into the container's writable layer; the price is at most",
     "  64k + 16 × 256k ≈ 4 MiB of memory per download whose client is slower than the registry. `sendfile` does not",
     `  matter for proxied responses (off: ${ex("sendfile_off", "download")}×).`,
-    `- **Download target (≥ 0.8× direct): ${met("proxy_download_vs_direct") ? "met" : "not met"}, ${h.ratio("proxy_download_vs_direct")}×.** Most of the cost is TLS on a 2-vCPU machine,`,
-    `  not the proxy's buffering: the registry terminating TLS itself, with no proxy at all, reaches ${h.ratio("registry_tls_download_vs_direct")}×; the`,
+    `- **Download target (≥ 0.8× direct): ${met("proxy_download_vs_direct") ? "met" : "not met"}, ${h.ratio("proxy_download_vs_direct")}×.** ${tlsDominates ? "Most of the cost is TLS" : "The extra hop costs more than TLS"} on this 2-vCPU machine,`,
+    `  and no buffering variant changes it: the registry terminating TLS itself, with no proxy at all, reaches ${h.ratio("registry_tls_download_vs_direct")}×; the`,
     `  proxy hop without TLS (the same proxy over plain HTTP) ${h.ratio("plain_proxy_download_vs_direct")}×; both together give the ${h.ratio("proxy_download_vs_direct")}×. Client`,
     "  (curl decrypting), nginx (encrypting), registry and docker-proxy share the two vCPUs, so the client's decryption",
     `  is part of the measured time: curl used ${fmt(t.targets.proxy.download_client_cpu_s)} CPU-s per download through the TLS proxy against`,
@@ -695,7 +703,9 @@ function reasoningSection(r: Report, h: { ratio: (k: string, d?: number) => stri
     `${fmt(a.load["GET /v2/"].anonymous.p50_ms, 0)} ms anonymous), cost 12 ${h.ratio("auth_rps_get_v2_cost12_vs_anonymous")}× (p50 ${fmt(a.load["GET /v2/"].cost12.p50_ms, 0)} ms). Cost 5 would`,
     `nearly remove the penalty (pull ${h.ratio("auth_pull_cost5_vs_anonymous")}× anonymous, ${h.ratio("auth_rps_get_v2_cost5_vs_anonymous")}× the request rate) but makes`,
     "guessing passwords from a leaked htpasswd 32 times cheaper than at cost 10: rejected, stored hashes keep cost ≥ 10.",
-    "The schema still accepts 4–9 (`MIN_BCRYPT_COST` in config/rules.ts); raising that minimum to 10 would enforce it.",
+    MIN_BCRYPT_COST < 10
+      ? `The schema still accepts ${MIN_BCRYPT_COST}–9 (\`MIN_BCRYPT_COST\` in config/rules.ts); raising that minimum to 10 would enforce it.`
+      : `The schema enforces it (\`MIN_BCRYPT_COST\` = ${MIN_BCRYPT_COST}).`,
     "",
     "### Auth cache: default and TTL",
     "",
@@ -711,19 +721,21 @@ function reasoningSection(r: Report, h: { ratio: (k: string, d?: number) => stri
     "  an empty cache; the window is the deploy itself. Only an out-of-band edit inside the verifier would be masked",
     "  for up to the TTL.",
     "- **Guessing.** Only 200s are cached; every wrong password still costs a full bcrypt in the verifier.",
-    `- **Credentials at rest — the real cost.** nginx writes each entry's key, the client's \`Authorization\` header (base64 of`,
-    "  `user:password`), into the cache file under /tmp/nginx-auth-cache in the proxy container's writable layer, i.e. on",
-    `  the Docker host's disk (${a.credentials_in_auth_cache_files ? "found in this run's cache files with `docker cp`" : "not found in this run's cache files — check bench/auth-bench.ts"}). Without the cache the host holds only bcrypt`,
-    "  hashes; with it, reversible passwords of every user active within the TTL (an entry stays while it is used and is",
-    "  deleted after a TTL without use).",
+    `- **Credentials in the cache — the real cost.** nginx writes each entry's key, the client's \`Authorization\` header (base64`,
+    "  of `user:password`), into its cache file under /tmp/nginx-auth-cache in the proxy container",
+    `  (${a.credentials_in_auth_cache_files ? "found in this run's cache files, read from the host through /proc/<pid>/root" : "NOT found in this run's cache files — check bench/auth-bench.ts"}). Without the cache the Docker host holds`,
+    "  only bcrypt hashes; with it, the reversible passwords of every user active within the TTL (an entry stays while",
+    "  it is used and is deleted after a TTL without use). constructs/nginx-proxy.ts mounts a tmpfs there (16 MiB,",
+    "  mode 0700, and the bench does the same), so they never reach the container's writable layer, a disk or a backup",
+    "  of /var/lib/docker; root on the host can still read them (docker exec, /proc), as it can read nginx's memory",
+    "  and the TLS key, and on a host with swap, tmpfs pages can be swapped out.",
     "",
-    `**Recommendation:** on by default with a TTL of ${a.auth_cache_ttl_s} s *once the proxy mounts /tmp/nginx-auth-cache as a tmpfs*`,
-    "(constructs/nginx-proxy.ts; `tmpfs` is one of the few container attributes the docker provider changes in place), so",
-    "credentials never reach the disk. Until then the schema default `authCacheSeconds: 0` is the right one and operators",
-    "who need the speed opt in knowingly. 60 s is enough: a pull or a push is a burst of requests within seconds, a",
-    "request after expiry pays one bcrypt and refreshes the entry, and a longer TTL only keeps idle credentials longer.",
-    "With the cache on, a higher cost (12) becomes affordable, since one compare per user per TTL pays it — not measured",
-    "here beyond the per-request figures above.",
+    `**Recommendation, and what the stack now does** (config/schema.ts: \`DEFAULT_AUTH_CACHE_SECONDS\` = ${DEFAULT_AUTH_CACHE_SECONDS}${DEFAULT_AUTH_CACHE_SECONDS === a.auth_cache_ttl_s ? ", the TTL measured here" : `, while this run measured ${a.auth_cache_ttl_s} s`}):`,
+    "the cache on by default whenever the proxy is used, with the cache directory on a tmpfs. 60 s is enough: a pull",
+    "or a push is a burst of requests within seconds, a request after expiry pays one bcrypt and refreshes the entry,",
+    "and a longer TTL only keeps idle credentials around longer. Turn it off (`authCacheSeconds: 0`) where nobody",
+    "with root on the Docker host may see passwords. With the cache on, a higher bcrypt cost (12) becomes",
+    "affordable, since one compare per user and TTL pays it — not measured here beyond the per-request figures above.",
     "",
     "### Synth",
     "",

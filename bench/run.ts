@@ -12,7 +12,7 @@ import {
   ProxyBenchResult,
   startTransferTargets,
 } from "./proxy-bench";
-import { buildReport, buildExploreReport, Machine, renderExploreMarkdown, renderMarkdown, renderTable } from "./report";
+import { buildReport, buildExploreReport, Machine, renderExploreMarkdown, renderMarkdown, renderTable, Report } from "./report";
 import { Budget } from "./stats";
 import { runSynthBench, SynthBenchResult } from "./synth-bench";
 
@@ -20,6 +20,7 @@ import { runSynthBench, SynthBenchResult } from "./synth-bench";
  * `npm run bench`               proxy throughput, authentication cost, synth time → docs/benchmarks.{md,json}
  * `npm run bench -- --explore`  proxy tuning variants → docs/benchmarks-explore.{md,json}
  * `npm run bench -- --only=proxy,auth,synth`  a subset, printed only (docs are written by full runs)
+ * `npm run bench -- --render-only`  rewrites docs/benchmarks.md from docs/benchmarks.json (no measuring)
  *
  * Needs root (a private dockerd, like the e2e suite). The whole run is bounded: a watchdog
  * stops it, cleans up and exits non-zero at HARD_LIMIT_MS.
@@ -39,14 +40,16 @@ const FOCUS_KEYS = ["direct", "body_16k", "proxy"];
 const log = (line: string) => console.log(`  . ${line}`);
 
 interface Args {
+  renderOnly: boolean;
   explore: boolean;
   only: Set<string>;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { explore: false, only: new Set(["proxy", "auth", "synth"]) };
+  const args: Args = { renderOnly: false, explore: false, only: new Set(["proxy", "auth", "synth"]) };
   for (const a of argv) {
-    if (a === "--explore") args.explore = true;
+    if (a === "--render-only") args.renderOnly = true;
+    else if (a === "--explore") args.explore = true;
     else if (a.startsWith("--only=")) args.only = new Set(a.slice("--only=".length).split(",").filter(Boolean));
     else throw new Error(`unknown argument ${a}; use --explore or --only=proxy,auth,synth`);
   }
@@ -78,6 +81,13 @@ async function machine(): Promise<Machine> {
 
 async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2));
+  if (args.renderOnly) {
+    const report = JSON.parse(fs.readFileSync(path.join(DOCS_DIR, "benchmarks.json"), "utf8")) as Report;
+    fs.writeFileSync(path.join(DOCS_DIR, "benchmarks.md"), renderMarkdown(report));
+    console.log(renderTable(report));
+    console.log("rewrote docs/benchmarks.md from docs/benchmarks.json");
+    return 0;
+  }
   const budget = new Budget(HARD_LIMIT_MS);
   const lab = new Lab(log);
   let aborted = false;
@@ -113,7 +123,7 @@ async function main(): Promise<number> {
       log("part 1: proxy throughput (512 MiB blob)");
       const { targets, setup } = await startTransferTargets(lab, [DEFAULT_VARIANT, PLAIN_VARIANT], { registryTls: true, recipe: true });
       const reserve = CLEANUP_RESERVE_MS + (args.only.has("auth") ? AUTH_PHASE_MS : 0) + (args.only.has("synth") ? SYNTH_PHASE_MS : 0);
-      proxy = await measureTransfers(lab, targets, { minClean: 3, maxReps: 5, budget, reserveMs: reserve, log });
+      proxy = await measureTransfers(lab, targets, { minClean: 5, minReps: 3, maxReps: 6, budget, reserveMs: reserve, log });
       if (args.only.has("auth")) {
         log("part 2: authentication cost");
         auth = await runAuthBench(lab, setup, {

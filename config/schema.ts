@@ -93,7 +93,7 @@ export const registryStackPropsSchema = z
 
 /**
  * On with the proxy: the registry runs a full bcrypt compare on every request with credentials
- * (distribution#3017), which made an authenticated pull 4.4× slower than anonymous at cost 10;
+ * (distribution#3017), which made an authenticated pull about 4× slower than anonymous at cost 10;
  * with the cache it is on par (docs/benchmarks.md). Users changes flush it (the proxy is replaced).
  */
 export const DEFAULT_AUTH_CACHE_SECONDS = 60;
