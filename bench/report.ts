@@ -484,7 +484,7 @@ function methodSection(r: Report): string {
     "authenticated path is checked to answer 401 without and with a wrong password.",
     "",
     "**Synth time.** `npx cdktf synth --output <dir>` (what users run, with CHECKPOINT_DISABLE=1) in a",
-    "scratch copy of the project under .e2e/ with a config file of N users and their passwords in",
+    "scratch copy of the project (node_modules linked) with a config file of N users and their passwords in",
     "REGISTRY_PASSWORD_<USER>. Cold = fresh material directory each time (CA and server keys, http",
     "secret, bcrypt). Re-synth = material from the previous synth with the same users (the 10- and",
     "100-user material is seeded by one uncounted synth); 1/10/100 interleaved. Breakdown (context):",

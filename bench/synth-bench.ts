@@ -1,5 +1,6 @@
 import * as crypto from "crypto";
 import * as fs from "fs";
+import * as os from "os";
 import * as path from "path";
 import { passwordEnvName } from "../config/load-config";
 import { Log } from "./lab";
@@ -32,8 +33,8 @@ export interface SynthBenchResult {
 }
 
 /**
- * Times what users run, `npx cdktf synth`, in a scratch copy of the project under .e2e/
- * (gitignored): cold (fresh material directory: CA and server keys, http secret, bcrypt) and
+ * Times what users run, `npx cdktf synth`, in a scratch copy of the project in the temp
+ * directory (its node_modules linked to the project's): cold (fresh material directory: CA and server keys, http secret, bcrypt) and
  * re-synth with 1, 10 and 100 unchanged users (passwords from REGISTRY_PASSWORD_<USER>).
  */
 export async function runSynthBench(
@@ -41,11 +42,13 @@ export async function runSynthBench(
   opts: { minClean: number; maxReps: number; budget: Budget; reserveMs: number; log: Log },
 ): Promise<SynthBenchResult> {
   const log = opts.log;
-  const scratch = fs.mkdtempSync(path.join(projectDir, ".e2e", "bench-synth-"));
+  const scratch = fs.mkdtempSync(path.join(os.tmpdir(), "rsbench-synth-"));
   const cleanup = () => fs.rmSync(scratch, { recursive: true, force: true });
   process.once("exit", cleanup);
   try {
     for (const entry of PROJECT_ENTRIES) fs.cpSync(path.join(projectDir, entry), path.join(scratch, entry), { recursive: true });
+    // The project's own dependencies: npx finds cdktf and ts-node through this link, as in the project.
+    fs.symlinkSync(path.join(projectDir, "node_modules"), path.join(scratch, "node_modules"), "dir");
     const users = Array.from({ length: 100 }, (_, i) => `user${String(i + 1).padStart(3, "0")}`);
     const passwords = Object.fromEntries(users.map((u) => [passwordEnvName(u), crypto.randomBytes(18).toString("base64url")]));
     const env = { ...process.env, CHECKPOINT_DISABLE: "1", ...passwords };
