@@ -89,6 +89,14 @@ export class Lab {
   /** On any exit (also Ctrl-C, which e2e/engine.ts turns into stopping dockerd and exiting). */
   private readonly onExit = () => {
     this.removeRulesSync();
+    // After a signal dockerd is stopped without removing its networks: their bridges would stay.
+    for (const bridge of this.bridges) {
+      try {
+        execFileSync("ip", ["link", "delete", bridge], { stdio: "pipe", timeout: 10_000 });
+      } catch {
+        // already gone (the normal path removes the networks first)
+      }
+    }
     fs.rmSync(this.workDir, { recursive: true, force: true });
   };
   /** CPU used by everything that is not the bench (its processes, engine and containers). */
