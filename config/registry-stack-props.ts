@@ -1,5 +1,25 @@
 import { Entropy } from "../material/entropy";
 
+/**
+ * Where Terraform keeps the stack's state. Credentials never go here: the s3 backend reads
+ * `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, pg reads `PG_CONN_STR`, http reads
+ * `TF_HTTP_USERNAME`/`TF_HTTP_PASSWORD` from the environment of `cdktf deploy`.
+ */
+export type StateBackend =
+  | { readonly type: "local"; readonly path?: string }
+  | {
+      readonly type: "s3";
+      readonly bucket: string;
+      readonly key: string;
+      readonly region: string;
+      /** S3-compatible endpoint (MinIO, Ceph, …). @default - AWS */
+      readonly endpoint?: string;
+      /** Path-style addressing, as most S3-compatible stores need. @default false */
+      readonly usePathStyle?: boolean;
+    }
+  | { readonly type: "pg"; readonly schemaName?: string }
+  | { readonly type: "http"; readonly address: string; readonly lockAddress?: string; readonly unlockAddress?: string };
+
 /** Where the TLS material comes from. Build it with the `Tls` factories. */
 export type TlsSource =
   | { readonly mode: "self-signed"; readonly serverValidityDays?: number }
@@ -48,12 +68,12 @@ export interface RegistryStackProps {
   readonly dockerSshOptions?: string[];
   /**
    * Registry image, pinned to a tag or digest. Registry 2.8.x and 3.x images both work.
-   * @default "registry:3.0.0"
+   * @default "registry:3.1.1"
    */
   readonly registryImage?: string;
   /**
    * Nginx image for the proxy, pinned to a tag or digest.
-   * @default "nginx:1.28.0-alpine"
+   * @default "nginx:1.28.2-alpine"
    */
   readonly proxyImage?: string;
   /**
@@ -155,6 +175,48 @@ export interface RegistryStackProps {
    * @default "assets/generated/<stack id>"
    */
   readonly materialDirectory?: string;
+  /**
+   * Terraform state location.
+   * @default { type: "local" }: `terraform.<stack id>.tfstate` in the project folder (absolute path)
+   */
+  readonly stateBackend?: StateBackend;
+  /**
+   * Folder relative paths and the local state file are resolved against.
+   * @default - the current directory (cdktf runs the app in the project folder)
+   */
+  readonly projectDirectory?: string;
+  /**
+   * Seconds a container gets to finish in-flight pushes and pulls when it is replaced or
+   * destroyed (nginx gets SIGQUIT, its graceful stop) before it is killed.
+   * @default 120
+   */
+  readonly stopGraceSeconds?: number;
+  /**
+   * Memory limit of the registry container, in MiB.
+   * @default 1024
+   */
+  readonly registryMemoryMb?: number;
+  /**
+   * Memory limit of the proxy container, in MiB.
+   * @default 256
+   */
+  readonly proxyMemoryMb?: number;
+  /**
+   * Memory limit of the login verifier container, in MiB.
+   * @default 128
+   */
+  readonly authVerifierMemoryMb?: number;
+  /**
+   * Maximum number of processes/threads in each container.
+   * @default 512
+   */
+  readonly pidsLimit?: number;
+  /**
+   * Failed logins (wrong user or password) the proxy accepts per client address and minute
+   * before answering 429 with Retry-After; bounds online guessing and bcrypt CPU load.
+   * @default 30
+   */
+  readonly failedLoginsPerMinute?: number;
   /**
    * Randomness and clock. Tests inject fixed material.
    * @default - the system's CSPRNG, Node's RSA key generation and clock

@@ -31,7 +31,7 @@ export function isPinnedImage(value: string): boolean {
   const colon = lastSegment.indexOf(":");
   return colon > 0 && lastSegment.slice(colon + 1) !== "latest" && /^[\w][\w.-]{0,127}$/.test(lastSegment.slice(colon + 1));
 }
-export const PINNED_IMAGE_HINT = "must be pinned to a tag other than 'latest' or to a digest, e.g. registry:3.0.0";
+export const PINNED_IMAGE_HINT = "must be pinned to a tag other than 'latest' or to a digest, e.g. registry:3.1.1";
 
 export const DOCKER_HOST = /^(unix:\/\/\/.+|ssh:\/\/.+|tcp:\/\/.+)$/;
 export const DOCKER_HOST_HINT = "must start with unix:///, ssh:// or tcp://";

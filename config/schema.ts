@@ -32,6 +32,26 @@ const tls = z.discriminatedUnion(
   { error: "must be one of 'self-signed', 'files', 'none'" },
 );
 
+const httpUrl = z.string().refine((u) => /^https?:\/\/[^\s/]+/.test(u), { error: "must be an http:// or https:// URL" });
+const stateBackend = z.discriminatedUnion(
+  "type",
+  [
+    z.strictObject({ type: z.literal("local"), path: absolutePath.optional() }),
+    z.strictObject({
+      type: z.literal("s3"),
+      bucket: z.string().min(1, { error: "must not be empty" }),
+      key: z.string().min(1, { error: "must not be empty" }),
+      region: z.string().min(1, { error: "must not be empty" }),
+      endpoint: httpUrl.optional(),
+      usePathStyle: z.boolean().optional(),
+    }),
+    z.strictObject({ type: z.literal("pg"), schemaName: z.string().min(1, { error: "must not be empty" }).optional() }),
+    z.strictObject({ type: z.literal("http"), address: httpUrl, lockAddress: httpUrl.optional(), unlockAddress: httpUrl.optional() }),
+  ],
+  { error: "must be one of 'local', 's3', 'pg', 'http'" },
+);
+const memoryMb = z.number().int().min(32, { error: "must be at least 32 (MiB)" }).max(1048576, { error: "must be at most 1048576 (MiB)" });
+
 /** Schema of the stack's props; the config file has the same shape (without passwords and entropy). */
 export const registryStackPropsSchema = z
   .strictObject({
@@ -39,8 +59,8 @@ export const registryStackPropsSchema = z
     dockerHost: z.string().regex(rules.DOCKER_HOST, { error: rules.DOCKER_HOST_HINT }).default("unix:///var/run/docker.sock"),
     dockerCertPath: nonEmptyPath.optional(),
     dockerSshOptions: z.array(z.string()).default([]),
-    registryImage: image.default("registry:3.0.0"),
-    proxyImage: image.default("nginx:1.28.0-alpine"),
+    registryImage: image.default("registry:3.1.1"),
+    proxyImage: image.default("nginx:1.28.2-alpine"),
     hostnames: z.array(z.string().refine(rules.isDnsName, { error: rules.DNS_NAME_HINT })).default([]),
     ipAddresses: z.array(z.string().refine(rules.isIpAddress, { error: rules.IP_HINT })).default([]),
     publicPort: port.default(5000),
@@ -70,6 +90,14 @@ export const registryStackPropsSchema = z
     restartPolicy: z.enum(["no", "on-failure", "always", "unless-stopped"]).default("unless-stopped"),
     clientConfigDirectory: nonEmptyPath.default("client-config"),
     materialDirectory: nonEmptyPath.optional(),
+    projectDirectory: absolutePath.optional(),
+    stateBackend: stateBackend.default({ type: "local" }),
+    stopGraceSeconds: z.number().int().min(0, { error: "must be 0 or more seconds" }).max(3600, { error: "must be at most 3600" }).default(120),
+    registryMemoryMb: memoryMb.default(1024),
+    proxyMemoryMb: memoryMb.default(256),
+    authVerifierMemoryMb: memoryMb.default(128),
+    pidsLimit: z.number().int().min(16, { error: "must be at least 16" }).max(65536, { error: "must be at most 65536" }).default(512),
+    failedLoginsPerMinute: z.number().int().min(1, { error: "must be at least 1" }).max(6000, { error: "must be at most 6000" }).default(30),
   })
   .superRefine((props, ctx) => {
     const problem = (field: (string | number)[], message: string) => ctx.addIssue({ code: "custom", path: field, message, input: valueAt(props, field) });
@@ -104,7 +132,8 @@ export const REGISTRY_LISTEN_PORT = 5000;
 type ParsedProps = z.output<typeof registryStackPropsSchema>;
 
 /** Props with every default applied. */
-export interface RegistrySettings extends Omit<ParsedProps, "hostnames" | "ipAddresses" | "volumeName" | "materialDirectory" | "authCacheSeconds"> {
+export interface RegistrySettings extends Omit<ParsedProps, "hostnames" | "ipAddresses" | "volumeName" | "materialDirectory" | "authCacheSeconds" | "projectDirectory"> {
+  readonly projectDirectory: string;
   readonly authCacheSeconds: number;
   readonly hostnames: string[];
   readonly ipAddresses: string[];
@@ -125,6 +154,7 @@ export function resolveSettings(props: Omit<RegistryStackProps, "entropy">, stac
     volumeName: parsed.volumeName ?? `${parsed.namePrefix}-data`,
     authCacheSeconds: parsed.authCacheSeconds ?? (parsed.proxy ? DEFAULT_AUTH_CACHE_SECONDS : 0),
     materialDirectory: parsed.materialDirectory ?? path.join("assets", "generated", stackId),
+    projectDirectory: parsed.projectDirectory ?? process.cwd(),
   };
 }
 

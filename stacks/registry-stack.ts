@@ -2,7 +2,7 @@ import { Network } from "@cdktf/provider-docker/lib/network";
 import { Image } from "@cdktf/provider-docker/lib/image";
 import { DockerProvider } from "@cdktf/provider-docker/lib/provider";
 import { LocalProvider } from "@cdktf/provider-local/lib/provider";
-import { LocalBackend, TerraformOutput, TerraformStack } from "cdktf";
+import { TerraformOutput, TerraformStack } from "cdktf";
 import { Construct } from "constructs";
 import { ClientConfig, registryEndpoints } from "../constructs/client-config";
 import { NginxProxy } from "../constructs/nginx-proxy";
@@ -15,6 +15,7 @@ import { MaterialStore } from "../material/material-store";
 import { resolveRegistryUsers } from "../material/registry-users";
 import { ensureSelfSignedTls } from "../material/self-signed-tls";
 import { loadTlsFiles } from "../material/tls-files";
+import { declareStateBackend } from "./state-backend";
 
 /**
  * A private Docker registry: distribution behind Nginx (or terminating TLS itself), htpasswd
@@ -38,8 +39,7 @@ export class RegistryStack extends TerraformStack {
     const { entropy = systemEntropy, ...rest } = props;
     const settings = resolveSettings(rest, id, source);
     this.settings = settings;
-    // A relative path, so the state location does not depend on where the project is checked out.
-    new LocalBackend(this, { path: `terraform.${id}.tfstate` });
+    declareStateBackend(this, id, settings.stateBackend, settings.projectDirectory);
 
     // Everything that can fail on bad input runs before anything is written.
     const identity = { hostnames: settings.hostnames, ipAddresses: settings.ipAddresses };

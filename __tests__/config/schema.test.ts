@@ -11,8 +11,8 @@ describe("resolveSettings", () => {
     expect(settings).toMatchObject({
       namePrefix: "registry",
       dockerHost: "unix:///var/run/docker.sock",
-      registryImage: "registry:3.0.0",
-      proxyImage: "nginx:1.28.0-alpine",
+      registryImage: "registry:3.1.1",
+      proxyImage: "nginx:1.28.2-alpine",
       hostnames: ["localhost"],
       ipAddresses: ["127.0.0.1"],
       publicPort: 5000,
