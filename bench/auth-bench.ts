@@ -100,7 +100,14 @@ export async function runAuthBench(
     conf: renderNginxConf({
       ...base,
       upstream: { host: Registry.ALIAS, port: Registry.PORT },
-      authCache: { verifier: { host: verifierAlias, port: Registry.PORT }, cacheSeconds: AUTH_CACHE_SECONDS },
+      authCache: {
+        verifier: { host: verifierAlias, port: Registry.PORT },
+        cacheSeconds: AUTH_CACHE_SECONDS,
+        realm: Registry.REALM,
+        // High enough that the bench's cold-login load is never limited.
+        verificationsPerMinute: 6000,
+        limiterListenPort: NginxProxy.LOGIN_LIMITER_LISTEN_PORT,
+      },
     }),
     tls: true,
     tmpfs: AUTH_CACHE_TMPFS,
@@ -192,7 +199,14 @@ export async function runAuthBench(
     conf: renderNginxConf({
       ...base,
       upstream: { host: Registry.ALIAS, port: Registry.PORT },
-      authCache: { verifier: { host: verifierAlias, port: Registry.PORT }, cacheSeconds: AUTH_CACHE_SECONDS },
+      authCache: {
+        verifier: { host: verifierAlias, port: Registry.PORT },
+        cacheSeconds: AUTH_CACHE_SECONDS,
+        realm: Registry.REALM,
+        // High enough that the bench's cold-login load is never limited.
+        verificationsPerMinute: 6000,
+        limiterListenPort: NginxProxy.LOGIN_LIMITER_LISTEN_PORT,
+      },
     }),
     tls: true,
     tmpfs: AUTH_CACHE_TMPFS,

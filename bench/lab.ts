@@ -160,7 +160,9 @@ export class Lab {
   async startRegistry(o: RegistryOptions): Promise<ContainerHandle> {
     const config = renderRegistryConfig({
       httpSecret: this.httpSecret,
-      listenPort: Registry.PORT,
+      listen: { port: Registry.PORT },
+      drainTimeoutSeconds: 0,
+      debugPort: Registry.DEFAULT_DEBUG_PORT,
       htpasswdPath: o.htpasswd !== undefined ? Registry.HTPASSWD_PATH : undefined,
       realm: Registry.REALM,
       deleteEnabled: false,

@@ -10,7 +10,11 @@ export function healthcheckLabel(healthcheck: ContainerHealthcheck): { label: st
   return { label: "registry-stack.healthcheck", value: digest };
 }
 
-/** Daemon-wide default log-opts make 3.6.2 replace containers on every apply (kreuzwerker#873). */
-export const IGNORE_DAEMON_LOG_OPTS = { ignoreChanges: ["log_opts"] };
+/**
+ * Engine-wide defaults read back as drift, and both attributes force replacement in 3.6.2:
+ * default `log-opts` (kreuzwerker#873) and `default-ulimits` (hardened hosts, Amazon Linux).
+ * The stack sets neither, so ignoring them hides nothing it declares.
+ */
+export const IGNORE_ENGINE_DEFAULTS = { ignoreChanges: ["log_opts", "ulimit"] };
 
 export const NO_NEW_PRIVILEGES = ["no-new-privileges:true"];

@@ -1,10 +1,11 @@
 import { Container, ContainerHealthcheck, ContainerPorts, ContainerUpload } from "@cdktf/provider-docker/lib/container";
 import { Image } from "@cdktf/provider-docker/lib/image";
 import { Network } from "@cdktf/provider-docker/lib/network";
+import { Volume } from "@cdktf/provider-docker/lib/volume";
 import { Construct } from "constructs";
 import { MaterialStore } from "../material/material-store";
 import { AUTH_CACHE_DIR, DEFAULT_PROXY_TUNING, ProxyTuning, renderNginxConf } from "../renderers/nginx-conf";
-import { healthcheckLabel, IGNORE_DAEMON_LOG_OPTS, NO_NEW_PRIVILEGES } from "./container-defaults";
+import { healthcheckLabel, IGNORE_ENGINE_DEFAULTS, NO_NEW_PRIVILEGES } from "./container-defaults";
 import { Registry } from "./registry";
 import { secretUpload } from "./secret-upload";
 
@@ -12,15 +13,20 @@ export interface NginxProxyProps {
   readonly containerName: string;
   /** Pinned nginx image. */
   readonly image: string;
-  /** The registry to proxy to; its alias and port are read from it. */
+  /** The registry to proxy to; it listens on a unix socket in `socketVolume`. */
   readonly registry: Registry;
   /**
    * A registry holding the htpasswd file that nginx asks (and caches) instead of the data registry.
    * @default - none: the data registry checks credentials itself on every request
    */
-  readonly authVerifier?: { readonly registry: Registry; readonly cacheSeconds: number };
-  /** The private network shared with the registry. */
-  readonly backendNetwork: Network;
+  readonly authVerifier?: {
+    readonly registry: Registry;
+    readonly cacheSeconds: number;
+    /** Logins verified per client address and minute; cached logins do not count. */
+    readonly verificationsPerMinute: number;
+  };
+  /** The volume holding the registry's (and the verifier's) unix socket; mounted read-only. */
+  readonly socketVolume: Volume;
   /** The network whose bridge publishes the public port. */
   readonly edgeNetwork: Network;
   readonly serverNames: string[];
@@ -43,6 +49,9 @@ export interface NginxProxyProps {
    */
   readonly tuning?: ProxyTuning;
   readonly restartPolicy: string;
+  /** Seconds nginx gets to finish in-flight transfers (graceful SIGQUIT) before it is killed. */
+  readonly stopGraceSeconds: number;
+  readonly memoryMb: number;
 }
 
 /** Nginx in front of the registry: TLS termination and the settings large layers need. */
@@ -50,6 +59,7 @@ export class NginxProxy extends Construct {
   public static readonly LISTEN_PORT = 8443;
   public static readonly REDIRECT_LISTEN_PORT = 8080;
   public static readonly HEALTH_LISTEN_PORT = 8081;
+  public static readonly LOGIN_LIMITER_LISTEN_PORT = 8082;
   public static readonly CONFIG_PATH = "/etc/registry-stack/nginx.conf";
   public static readonly CERTIFICATE_PATH = "/etc/registry-stack/tls/server.crt";
   public static readonly KEY_PATH = "/etc/registry-stack/tls/server.key";
@@ -60,17 +70,28 @@ export class NginxProxy extends Construct {
     super(scope, id);
     const image = new Image(this, "image", { name: props.image, keepLocally: true });
 
+    const socketPath = (registry: Registry): string => {
+      if (registry.socketPath === undefined) throw new Error(`${registry.node.path}: the proxy reaches registries by unix socket; give it a socket endpoint`);
+      return registry.socketPath;
+    };
+    const verifier = props.authVerifier;
     const config = renderNginxConf({
       serverNames: props.serverNames,
       listenPort: NginxProxy.LISTEN_PORT,
       healthListenPort: NginxProxy.HEALTH_LISTEN_PORT,
-      upstream: { host: props.registry.alias, port: props.registry.port },
+      upstream: { socketPath: socketPath(props.registry) },
       tls: props.tls ? { certificatePath: NginxProxy.CERTIFICATE_PATH, keyPath: NginxProxy.KEY_PATH } : undefined,
       httpRedirect:
         props.httpRedirectPort !== undefined ? { listenPort: NginxProxy.REDIRECT_LISTEN_PORT, publicPort: props.publish.port } : undefined,
       tuning: props.tuning ?? DEFAULT_PROXY_TUNING,
-      authCache: props.authVerifier
-        ? { verifier: { host: props.authVerifier.registry.alias, port: props.authVerifier.registry.port }, cacheSeconds: props.authVerifier.cacheSeconds }
+      authCache: verifier
+        ? {
+            verifier: { socketPath: socketPath(verifier.registry) },
+            cacheSeconds: verifier.cacheSeconds,
+            realm: Registry.REALM,
+            verificationsPerMinute: verifier.verificationsPerMinute,
+            limiterListenPort: NginxProxy.LOGIN_LIMITER_LISTEN_PORT,
+          }
         : undefined,
     });
     // nginx.conf holds no secret: uploading it as content makes every change visible in `cdktf diff`.
@@ -99,27 +120,30 @@ export class NginxProxy extends Construct {
       name: props.containerName,
       image: image.imageId,
       command: ["nginx", "-c", NginxProxy.CONFIG_PATH, "-g", "daemon off;"],
+      // SIGQUIT is nginx's graceful stop: in-flight pushes and pulls finish within the grace period.
+      stopSignal: "SIGQUIT",
+      destroyGraceSeconds: props.stopGraceSeconds,
       restart: props.restartPolicy,
       mustRun: true,
       wait: true,
       waitTimeout: 120,
-      networksAdvanced: [{ name: props.edgeNetwork.name }, { name: props.backendNetwork.name }],
+      networksAdvanced: [{ name: props.edgeNetwork.name }],
+      volumes: [{ volumeName: props.socketVolume.name, containerPath: Registry.SOCKET_DIRECTORY, readOnly: true }],
       ports,
       upload: uploads,
       // Cache keys are the clients' Authorization headers: keep them in memory only.
-      tmpfs: props.authVerifier ? { [AUTH_CACHE_DIR]: "rw,noexec,nosuid,size=16m,mode=0700" } : undefined,
+      tmpfs: verifier ? { [AUTH_CACHE_DIR]: "rw,noexec,nosuid,size=16m,mode=0700" } : undefined,
       healthcheck,
       labels: [
         healthcheckLabel(healthcheck),
-        // nginx resolves the upstream once at start: when the registry container is replaced
-        // (new IP), the proxy must be replaced too or it answers 502.
-        { label: "registry-stack.upstream-container", value: props.registry.container.id },
-        ...(props.authVerifier ? [{ label: "registry-stack.auth-container", value: props.authVerifier.registry.container.id }] : []),
+        // A users change replaces the verifier; replacing the proxy with it empties the login cache.
+        ...(verifier ? [{ label: "registry-stack.auth-container", value: verifier.registry.container.id }] : []),
       ],
       // The master needs SETUID/SETGID to drop workers to an unprivileged user and CHOWN for its temp dirs.
       capabilities: { drop: ["ALL"], add: ["CHOWN", "SETGID", "SETUID"] },
       securityOpts: NO_NEW_PRIVILEGES,
-      lifecycle: IGNORE_DAEMON_LOG_OPTS,
+      memory: props.memoryMb,
+      lifecycle: IGNORE_ENGINE_DEFAULTS,
     });
   }
 }

@@ -6,7 +6,7 @@ import { Construct } from "constructs";
 import { MaterialStore } from "../material/material-store";
 import { renderHtpasswd } from "../renderers/htpasswd";
 import { renderRegistryConfig } from "../renderers/registry-config";
-import { healthcheckLabel, IGNORE_DAEMON_LOG_OPTS, NO_NEW_PRIVILEGES } from "./container-defaults";
+import { healthcheckLabel, IGNORE_ENGINE_DEFAULTS, NO_NEW_PRIVILEGES } from "./container-defaults";
 import { secretUpload } from "./secret-upload";
 
 export type RegistryStorage =
@@ -34,8 +34,11 @@ export interface RegistryProps {
   readonly deleteEnabled: boolean;
   readonly logLevel: "error" | "warn" | "info" | "debug";
   readonly storage: RegistryStorage;
-  /** Networks to join; the registry answers on each under its alias. */
-  readonly networks: Network[];
+  /**
+   * How the registry is reached: a unix socket in a volume shared only with the proxy (the
+   * registry then has no network at all), or TCP on networks (the proxy-less topology).
+   */
+  readonly endpoint: { readonly socketVolume: Volume; readonly socketName: string } | { readonly networks: Network[] };
   /** Where the secret files (config.yml, htpasswd, key) are written before upload. */
   readonly secretFiles: MaterialStore;
   /**
@@ -49,11 +52,14 @@ export interface RegistryProps {
    */
   readonly publish?: { readonly address: string; readonly port: number };
   /**
-   * Debug server port (/metrics, /debug/health); never published.
-   * @default - off
+   * Debug server port (/metrics, /debug/health) on the container's loopback; the healthcheck uses it.
+   * @default Registry.DEFAULT_DEBUG_PORT
    */
   readonly debugPort?: number;
   readonly restartPolicy: string;
+  /** Seconds in-flight requests get to finish when the container is replaced or destroyed. */
+  readonly stopGraceSeconds: number;
+  readonly memoryMb: number;
 }
 
 /** The distribution registry: image, data volume and container with its generated config. */
@@ -67,9 +73,14 @@ export class Registry extends Construct {
   public static readonly KEY_PATH = "/etc/registry-stack/tls/server.key";
   public static readonly DATA_PATH = "/var/lib/registry";
   public static readonly REALM = "Registry";
+  public static readonly DEFAULT_DEBUG_PORT = 5001;
+  /** Where the socket volume is mounted in the registry and the proxy. */
+  public static readonly SOCKET_DIRECTORY = "/run/registry-stack";
 
   public readonly alias: string;
   public readonly port = Registry.PORT;
+  /** Path of the unix socket inside the registry and the proxy, when reached by socket. */
+  public readonly socketPath?: string;
   public readonly container: Container;
   /** The named data volume, unless a host folder is used. */
   public readonly volume?: Volume;
@@ -78,27 +89,35 @@ export class Registry extends Construct {
     super(scope, id);
     this.alias = props.alias ?? Registry.ALIAS;
 
-    let volumes: ContainerVolumes[] = [];
+    const volumes: ContainerVolumes[] = [];
     if ("hostPath" in props.storage) {
-      volumes = [{ hostPath: props.storage.hostPath, containerPath: Registry.DATA_PATH }];
+      volumes.push({ hostPath: props.storage.hostPath, containerPath: Registry.DATA_PATH });
     } else if ("volumeName" in props.storage) {
       this.volume = new Volume(this, "data", {
         name: props.storage.volumeName,
         lifecycle: { preventDestroy: props.storage.preventDestroy },
       });
-      volumes = [{ volumeName: this.volume.name, containerPath: Registry.DATA_PATH }];
+      volumes.push({ volumeName: this.volume.name, containerPath: Registry.DATA_PATH });
     }
+
+    const socket = "socketVolume" in props.endpoint ? props.endpoint : undefined;
+    if (socket) {
+      this.socketPath = `${Registry.SOCKET_DIRECTORY}/${socket.socketName}`;
+      volumes.push({ volumeName: socket.socketVolume.name, containerPath: Registry.SOCKET_DIRECTORY });
+    }
+    const debugPort = props.debugPort ?? Registry.DEFAULT_DEBUG_PORT;
 
     const config = renderRegistryConfig({
       httpSecret: props.httpSecret,
-      listenPort: Registry.PORT,
+      listen: this.socketPath !== undefined ? { socketPath: this.socketPath } : { port: Registry.PORT },
+      drainTimeoutSeconds: props.stopGraceSeconds,
       htpasswdPath: props.users ? Registry.HTPASSWD_PATH : undefined,
       realm: Registry.REALM,
       deleteEnabled: props.deleteEnabled,
       logLevel: props.logLevel,
       storageRootDirectory: "inMemory" in props.storage ? undefined : Registry.DATA_PATH,
       tls: props.tls ? { certificatePath: Registry.CERTIFICATE_PATH, keyPath: Registry.KEY_PATH } : undefined,
-      debugPort: props.debugPort,
+      debugPort,
     });
     // Files are named after the container so that two registries never share one.
     const uploads: ContainerUpload[] = [
@@ -116,10 +135,8 @@ export class Registry extends Construct {
     }
 
     const healthcheck: ContainerHealthcheck = {
-      // busybox wget is in the official (alpine) images; `/` answers 200 without credentials.
-      test: props.tls
-        ? ["CMD", "wget", "-q", "-O", "/dev/null", "--no-check-certificate", `https://127.0.0.1:${Registry.PORT}/`]
-        : ["CMD", "wget", "-q", "-O", "/dev/null", `http://127.0.0.1:${Registry.PORT}/`],
+      // busybox wget is in the official (alpine) images; the debug server is on loopback only.
+      test: ["CMD", "wget", "-q", "-O", "/dev/null", `http://127.0.0.1:${debugPort}/debug/health`],
       interval: "15s",
       timeout: "5s",
       retries: 3,
@@ -129,15 +146,26 @@ export class Registry extends Construct {
     this.container = new Container(this, "container", {
       name: props.containerName,
       image: props.image.imageId,
-      // The image entrypoint turns a *.yml argument into `registry serve <file>` (2.8 and 3.x alike).
-      command: [Registry.CONFIG_PATH],
+      ...(this.socketPath !== undefined
+        ? {
+            // umask 0: the socket must be connectable by nginx's unprivileged workers (the volume
+            // is shared with the proxy only). A socket left by a killed predecessor would make
+            // the listen fail, so it is removed first.
+            entrypoint: ["/bin/sh", "-c", `umask 0 && rm -f ${this.socketPath} && exec registry serve ${Registry.CONFIG_PATH}`],
+          }
+        : {
+            // The image entrypoint turns a *.yml argument into `registry serve <file>` (2.8 and 3.x alike).
+            command: [Registry.CONFIG_PATH],
+          }),
       // Registry 3.0 images export OpenTelemetry traces to localhost:4318 unless told not to.
       env: ["OTEL_TRACES_EXPORTER=none"],
       restart: props.restartPolicy,
       mustRun: true,
       wait: true,
       waitTimeout: 120,
-      networksAdvanced: props.networks.map((network) => ({ name: network.name, aliases: [this.alias] })),
+      ...("networks" in props.endpoint
+        ? { networksAdvanced: props.endpoint.networks.map((network) => ({ name: network.name, aliases: [this.alias] })) }
+        : { networkMode: "none" }),
       ports: props.publish ? [{ internal: Registry.PORT, external: props.publish.port, ip: props.publish.address }] : undefined,
       volumes: volumes.length > 0 ? volumes : undefined,
       upload: uploads,
@@ -145,7 +173,9 @@ export class Registry extends Construct {
       labels: [healthcheckLabel(healthcheck)],
       capabilities: { drop: ["ALL"] },
       securityOpts: NO_NEW_PRIVILEGES,
-      lifecycle: IGNORE_DAEMON_LOG_OPTS,
+      memory: props.memoryMb,
+      destroyGraceSeconds: props.stopGraceSeconds,
+      lifecycle: IGNORE_ENGINE_DEFAULTS,
     });
   }
 }

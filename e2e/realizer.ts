@@ -66,6 +66,7 @@ const CONTAINER: Schema = {
   max_retry_count: num,
   memory: num,
   memory_swap: num,
+  network_mode: str,
   shm_size: num,
   read_only: bool,
   init: bool,
@@ -639,7 +640,11 @@ export class Realization {
         IPAMConfig: { IPv4Address: n.optString("ipv4_address") ?? "", IPv6Address: n.optString("ipv6_address") ?? "" },
       },
     }));
-    if (networks.length === 0) {
+    const networkMode = c.optString("network_mode");
+    if (networkMode !== undefined && networks.length > 0) {
+      throw new RealizeError(`${a}: network_mode "${networkMode}" together with networks_advanced is not implemented by the realizer`);
+    }
+    if (networkMode === undefined && networks.length === 0) {
       throw new RealizeError(
         `${a} networks_advanced: missing; the provider would attach the container to the default bridge, which the e2e engine does not have`,
       );
@@ -722,9 +727,9 @@ export class Realization {
         Init: c.optBool("init") ?? false,
         // The provider creates on the default network, disconnects it and connects each
         // networks_advanced entry; creating on the first one directly ends in the same state.
-        NetworkMode: first.name,
+        NetworkMode: networkMode ?? first.name,
       },
-      NetworkingConfig: { EndpointsConfig: { [first.name]: first.endpoint } },
+      NetworkingConfig: first ? { EndpointsConfig: { [first.name]: first.endpoint } } : undefined,
     };
 
     // Read every upload before creating anything, so a bad upload leaves no container behind.

@@ -47,11 +47,23 @@ export const DEFAULT_PROXY_TUNING: ProxyTuning = {
   clientBodyBufferSize: "128k",
 };
 
+/** A TCP address, or a unix socket (`unix:` in nginx) in a volume shared with the registry. */
+export type UpstreamAddress = { readonly host: string; readonly port: number } | { readonly socketPath: string };
+
 export interface AuthCache {
-  /** The verifier's network alias and port. */
-  readonly verifier: { readonly host: string; readonly port: number };
+  /** Where the verifier listens. */
+  readonly verifier: UpstreamAddress;
   /** How long a successful login is trusted without asking the verifier again. */
   readonly cacheSeconds: number;
+  /** Basic-auth realm of the verifier, repeated in nginx's own 401s. */
+  readonly realm: string;
+  /**
+   * Logins the verifier checks per client address and minute (new or wrong credentials: a
+   * cached login never reaches it); more get 429 with Retry-After before any bcrypt work.
+   */
+  readonly verificationsPerMinute: number;
+  /** Loopback port of the internal server that applies that limit in front of the verifier. */
+  readonly limiterListenPort: number;
 }
 
 /** Input for a complete nginx.conf in front of the registry; callers validate the values. */
@@ -60,15 +72,16 @@ export interface NginxConfInput {
   readonly serverNames: string[];
   /** Port nginx listens on inside its container, e.g. 8443. */
   readonly listenPort: number;
-  /** The registry's network alias and port. */
-  readonly upstream: { readonly host: string; readonly port: number };
+  /** Where the registry listens. */
+  readonly upstream: UpstreamAddress;
   /**
    * Certificate and key paths inside the container.
    * @default - plain HTTP (lab mode)
    */
   readonly tls?: { readonly certificatePath: string; readonly keyPath: string };
   /**
-   * An extra plain-HTTP server answering 301 to https://$host[:publicPort]$request_uri.
+   * An extra plain-HTTP server answering 301 to https://<name>[:publicPort]$request_uri, where
+   * <name> is the requested host if it is one of `serverNames`, else the first of them.
    * @default - none
    */
   readonly httpRedirect?: { readonly listenPort: number; readonly publicPort: number };
@@ -91,6 +104,10 @@ export interface NginxConfInput {
 const UPSTREAM_NAME = "docker-registry";
 const AUTH_UPSTREAM_NAME = "registry-auth";
 const AUTH_LOCATION = "/_registry_auth";
+const ANONYMOUS_LOCATION = "/_registry_anonymous";
+const AUTH_ERROR_LOCATION = "@registry_auth_error";
+const LOGIN_LIMIT_ZONE = "registry_logins";
+const CLIENT_ADDRESS_HEADER = "X-Registry-Client";
 const AUTH_CACHE_ZONE = "registry_auth";
 /** Where nginx keeps cached logins; the proxy container mounts a tmpfs there so they never reach a disk. */
 export const AUTH_CACHE_DIR = "/tmp/nginx-auth-cache";
@@ -111,10 +128,11 @@ const ANCIENT_DOCKER_USER_AGENT = String.raw`"^(docker\/1\.(3|4|5(?!\.[0-9]-dev)
 
 export function renderNginxConf(input: NginxConfInput): string {
   const locations = [registryLocation(input.tuning, input.authCache !== undefined), healthLocation(), fallbackLocation()];
-  if (input.authCache) locations.push(authLocation(input.authCache));
+  if (input.authCache) locations.push(authLocation(input.authCache), anonymousLocation(input.authCache.realm), authErrorLocation());
   const servers = [proxyServer(input, locations)];
+  if (input.authCache) servers.push(loginLimiterServer(input.authCache));
   if (input.httpRedirect) {
-    servers.push(redirectServer(input.serverNames, input.httpRedirect.listenPort, input.httpRedirect.publicPort));
+    servers.push(...redirectServers(input.serverNames, input.httpRedirect.listenPort, input.httpRedirect.publicPort));
   }
   if (input.healthListenPort !== undefined) {
     servers.push(healthServer(input.healthListenPort));
@@ -176,8 +194,9 @@ function httpBlock(input: NginxConfInput, servers: string[][]): string[] {
   return block("http", body);
 }
 
-function upstreamBlock(name: string, upstream: { readonly host: string; readonly port: number }, keepalive: number): string[] {
-  return block(`upstream ${name}`, [`server ${upstream.host}:${upstream.port};`, `keepalive ${keepalive};`]);
+function upstreamBlock(name: string, upstream: UpstreamAddress, keepalive: number): string[] {
+  const server = "socketPath" in upstream ? `unix:${upstream.socketPath}` : `${upstream.host}:${upstream.port}`;
+  return block(`upstream ${name}`, [`server ${server};`, `keepalive ${keepalive};`]);
 }
 
 function authCacheHttpDirectives(authCache: AuthCache): string[] {
@@ -186,7 +205,58 @@ function authCacheHttpDirectives(authCache: AuthCache): string[] {
     `proxy_cache_path ${AUTH_CACHE_DIR} levels=1 keys_zone=${AUTH_CACHE_ZONE}:1m max_size=16m inactive=${authCache.cacheSeconds}s use_temp_path=off;`,
     "",
     ...upstreamBlock(AUTH_UPSTREAM_NAME, authCache.verifier, 8),
+    "",
+    // Keyed on the client address the auth location passes on; only the limiter server sees it.
+    `limit_req_zone $http_${CLIENT_ADDRESS_HEADER.toLowerCase().replace(/-/g, "_")} zone=${LOGIN_LIMIT_ZONE}:1m rate=${authCache.verificationsPerMinute}r/m;`,
+    ...block("map $registry_auth_status $registry_retry_after", ["429 60;", "default '';"]),
   ];
+}
+
+// Cache misses only (new or wrong credentials) get here, so limiting them per client address
+// bounds password guessing and the verifier's bcrypt load without slowing cached logins.
+function loginLimiterServer(authCache: AuthCache): string[] {
+  return block("server", [
+    `listen 127.0.0.1:${authCache.limiterListenPort};`,
+    "",
+    ...block("location /", [
+      `limit_req zone=${LOGIN_LIMIT_ZONE} burst=${authCache.verificationsPerMinute} nodelay;`,
+      "limit_req_status 429;",
+      `proxy_pass http://${AUTH_UPSTREAM_NAME};`,
+      "proxy_http_version 1.1;",
+      'proxy_set_header Connection "";',
+      "proxy_set_header Host $http_host;",
+      `proxy_set_header ${CLIENT_ADDRESS_HEADER} "";`,
+    ]),
+  ]);
+}
+
+// Requests without credentials (every docker client's first /v2/ ping) are answered here:
+// they never queue behind the verifier's cache lock or cost a subrequest.
+function anonymousLocation(realm: string): string[] {
+  return block(`location = ${ANONYMOUS_LOCATION}`, [
+    "internal;",
+    "default_type application/json;",
+    `add_header WWW-Authenticate 'Basic realm="${realm}"' always;`,
+    "add_header Docker-Distribution-Api-Version registry/2.0 always;",
+    `return 401 '${registryError("UNAUTHORIZED", "authentication required")}';`,
+  ]);
+}
+
+// auth_request turns any verifier answer other than 2xx/401/403 into 500.
+function authErrorLocation(): string[] {
+  return block(`location ${AUTH_ERROR_LOCATION}`, [
+    "default_type application/json;",
+    "add_header Docker-Distribution-Api-Version registry/2.0 always;",
+    "add_header Retry-After $registry_retry_after always;",
+    ...block("if ($registry_auth_status = 429)", [
+      `return 429 '${registryError("TOOMANYREQUESTS", "too many logins to verify from this address; retry later")}';`,
+    ]),
+    `return 503 '${registryError("UNAVAILABLE", "login verification is unavailable")}';`,
+  ]);
+}
+
+function registryError(code: string, message: string): string {
+  return `${JSON.stringify({ errors: [{ code, message, detail: null }] })}\n`;
 }
 
 // The verifier is a registry holding the htpasswd file: /v2/ answers 200 for valid Basic
@@ -195,7 +265,8 @@ function authCacheHttpDirectives(authCache: AuthCache): string[] {
 function authLocation(authCache: AuthCache): string[] {
   return block(`location = ${AUTH_LOCATION}`, [
     "internal;",
-    `proxy_pass http://${AUTH_UPSTREAM_NAME}/v2/;`,
+    `proxy_pass http://127.0.0.1:${authCache.limiterListenPort}/v2/;`,
+    `proxy_set_header ${CLIENT_ADDRESS_HEADER} $remote_addr;`,
     // A subrequest would otherwise carry the client's method (PUT, PATCH) and body to the verifier.
     "proxy_method GET;",
     "proxy_pass_request_body off;",
@@ -259,7 +330,14 @@ function registryLocation(tuning: ProxyTuning, withAuthCache: boolean): string[]
   ];
   if (withAuthCache) {
     // nginx passes the verifier's WWW-Authenticate on to the client with the 401.
-    body.push(`auth_request ${AUTH_LOCATION};`, 'proxy_set_header Authorization "";', "");
+    body.push(
+      block('if ($http_authorization = "")', [`rewrite ^ ${ANONYMOUS_LOCATION} last;`]),
+      `auth_request ${AUTH_LOCATION};`,
+      "auth_request_set $registry_auth_status $upstream_status;",
+      `error_page 500 = ${AUTH_ERROR_LOCATION};`,
+      'proxy_set_header Authorization "";',
+      "",
+    );
   }
   body.push(
     `proxy_pass http://${UPSTREAM_NAME};`,
@@ -303,11 +381,16 @@ function fallbackLocation(): string[] {
   return block("location /", ["return 404;"]);
 }
 
-function redirectServer(serverNames: string[], listenPort: number, publicPort: number): string[] {
+// Redirect targets come from the configuration, never from the client's Host header alone:
+// $host is used only in the server whose server_name matched it.
+function redirectServers(serverNames: string[], listenPort: number, publicPort: number): string[][] {
   const port = publicPort === 443 ? "" : `:${publicPort}`;
-  return block("server", [
-    `listen ${listenPort};`,
-    `server_name ${serverNames.join(" ")};`,
-    `return 301 https://$host${port}$request_uri;`,
-  ]);
+  return [
+    block("server", [`listen ${listenPort};`, `server_name ${serverNames.join(" ")};`, `return 301 https://$host${port}$request_uri;`]),
+    block("server", [`listen ${listenPort} default_server;`, "server_name _;", `return 301 https://${hostForUrl(serverNames[0])}${port}$request_uri;`]),
+  ];
+}
+
+function hostForUrl(name: string): string {
+  return name.includes(":") ? `[${name}]` : name;
 }

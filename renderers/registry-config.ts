@@ -2,10 +2,15 @@ import { stringify } from "yaml";
 
 /** Input for distribution's config.yml; callers validate the values. */
 export interface RegistryConfigInput {
+  /** Seconds in-flight requests get to finish after SIGTERM (`http.draintimeout`). */
+  readonly drainTimeoutSeconds: number;
   /** Signs upload state; must be identical on every replica or uploads break behind a balancer. */
   readonly httpSecret: string;
-  /** Port the registry listens on inside its container, e.g. 5000. */
-  readonly listenPort: number;
+  /**
+   * Where the registry listens: a TCP port inside its container (it terminates TLS itself),
+   * or a unix socket that only the proxy can reach (the registry then has no network at all).
+   */
+  readonly listen: { readonly port: number } | { readonly socketPath: string };
   /**
    * Path of the htpasswd file inside the container.
    * @default - no auth section (authentication is left to the proxy)
@@ -27,16 +32,18 @@ export interface RegistryConfigInput {
    */
   readonly tls?: { readonly certificatePath: string; readonly keyPath: string };
   /**
-   * Port of the debug server serving /metrics and /debug/health; never publish it.
-   * @default - no debug server
+   * Port of the debug server (/metrics, /debug/health) on the container's loopback only:
+   * the healthcheck probes it, nothing outside the container can reach it.
    */
-  readonly debugPort?: number;
+  readonly debugPort: number;
 }
 
 export function renderRegistryConfig(input: RegistryConfigInput): string {
+  const listen = "socketPath" in input.listen ? { net: "unix", addr: input.listen.socketPath } : { addr: `:${input.listen.port}` };
   const http: Record<string, unknown> = {
-    addr: `:${input.listenPort}`,
+    ...listen,
     secret: input.httpSecret,
+    draintimeout: `${input.drainTimeoutSeconds}s`,
     headers: { "X-Content-Type-Options": ["nosniff"] },
   };
   if (input.tls) {
@@ -46,12 +53,10 @@ export function renderRegistryConfig(input: RegistryConfigInput): string {
       minimumtls: "tls1.2",
     };
   }
-  if (input.debugPort !== undefined) {
-    http.debug = {
-      addr: `:${input.debugPort}`,
-      prometheus: { enabled: true, path: "/metrics" },
-    };
-  }
+  http.debug = {
+    addr: `127.0.0.1:${input.debugPort}`,
+    prometheus: { enabled: true, path: "/metrics" },
+  };
 
   const config: Record<string, unknown> = {
     // Unquoted 0.1 as in the config shipped with the 2.x and 3.x images.

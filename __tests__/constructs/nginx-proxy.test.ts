@@ -2,6 +2,7 @@ import "cdktf/lib/testing/adapters/jest";
 import { Container } from "@cdktf/provider-docker/lib/container";
 import { Image } from "@cdktf/provider-docker/lib/image";
 import { Network } from "@cdktf/provider-docker/lib/network";
+import { Volume } from "@cdktf/provider-docker/lib/volume";
 import { Testing } from "cdktf";
 import { Construct } from "constructs";
 import { NginxProxy, NginxProxyProps } from "../../constructs/nginx-proxy";
@@ -15,32 +16,37 @@ interface UploadJson {
   source?: string;
 }
 
-function proxyJson(overrides: (scope: Construct, registry: Registry) => Partial<NginxProxyProps> = () => ({})): { upload: UploadJson[]; labels: unknown[] } {
+type ProxyJson = { upload: UploadJson[]; labels: unknown[] } & Record<string, unknown>;
+
+function proxyJson(overrides: (scope: Construct, registry: Registry) => Partial<NginxProxyProps> = () => ({})): ProxyJson {
   const synthesized = Testing.synthScope((scope) => {
     const store = new MaterialStore(tempDirectory());
-    const backend = new Network(scope, "backend", { name: "b", internal: true });
+    const sockets = new Volume(scope, "sockets", { name: "r-sockets" });
     const registry = new Registry(scope, "registry", {
       containerName: "r",
-      alias: "upstream-alias",
-      image: new Image(scope, "image", { name: "registry:3.0.0" }),
+      image: new Image(scope, "image", { name: "registry:3.1.1" }),
       httpSecret: "s",
       deleteEnabled: false,
       logLevel: "info",
       storage: { inMemory: true },
-      networks: [backend],
+      endpoint: { socketVolume: sockets, socketName: "upstream.sock" },
       secretFiles: store,
       restartPolicy: "no",
+      stopGraceSeconds: 120,
+      memoryMb: 128,
     });
     new NginxProxy(scope, "proxy", {
       containerName: "p",
-      image: "nginx:1.28.0-alpine",
+      image: "nginx:1.28.2-alpine",
       registry,
-      backendNetwork: backend,
+      socketVolume: sockets,
       edgeNetwork: new Network(scope, "edge", { name: "e" }),
       serverNames: ["store.example.test"],
       publish: { address: "127.0.0.1", port: 443 },
       secretFiles: store,
       restartPolicy: "no",
+      stopGraceSeconds: 90,
+      memoryMb: 256,
       ...overrides(scope, registry),
     });
   });
@@ -50,9 +56,12 @@ function proxyJson(overrides: (scope: Construct, registry: Registry) => Partial<
 }
 
 describe("NginxProxy", () => {
-  test("reads the upstream alias and port from the registry construct", () => {
-    const conf = proxyJson().upload.find((u) => u.file === "/etc/registry-stack/nginx.conf")!.content!;
-    expect(conf).toContain("server upstream-alias:5000;");
+  test("reads the upstream socket from the registry construct and mounts the socket volume read-only", () => {
+    const proxy = proxyJson();
+    const conf = proxy.upload.find((u) => u.file === "/etc/registry-stack/nginx.conf")!.content!;
+    expect(conf).toContain("server unix:/run/registry-stack/upstream.sock;");
+    expect(proxy.volumes).toEqual([{ volume_name: "${docker_volume.sockets.name}", container_path: "/run/registry-stack", read_only: true }]);
+    expect(proxy.networks_advanced).toEqual([{ name: "${docker_network.edge.name}" }]);
     expect(conf).toContain("listen 8443;");
     expect(conf).toContain("listen 127.0.0.1:8081;");
   });
@@ -65,9 +74,13 @@ describe("NginxProxy", () => {
     expect(key.source).toMatch(/^assets\/.*\/p\.server\.key$/);
   });
 
-  test("is replaced with the registry (label on its container id) and with the verifier when there is one", () => {
-    expect(proxyJson().labels).toContainEqual({ label: "registry-stack.upstream-container", value: "${docker_container.registry_container_ADE921E6.id}" });
-    const labels = proxyJson((_scope, registry) => ({ authVerifier: { registry, cacheSeconds: 30 } })).labels;
+  test("is replaced with the verifier (emptying the login cache) but not with the registry", () => {
+    expect(JSON.stringify(proxyJson().labels)).not.toContain("docker_container.registry");
+    const labels = proxyJson((_scope, registry) => ({ authVerifier: { registry, cacheSeconds: 30, verificationsPerMinute: 30 } })).labels;
     expect(labels).toContainEqual({ label: "registry-stack.auth-container", value: "${docker_container.registry_container_ADE921E6.id}" });
+  });
+
+  test("stops gracefully with SIGQUIT within the grace period and is memory-bounded", () => {
+    expect(proxyJson()).toMatchObject({ stop_signal: "SIGQUIT", destroy_grace_seconds: 90, memory: 256, lifecycle: { ignore_changes: ["log_opts", "ulimit"] } });
   });
 });

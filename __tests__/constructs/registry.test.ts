@@ -16,15 +16,17 @@ const HASH = "$2b$10$abcdefghijklmnopqrstuuBxHcWYQ6JZsBTZL6iEK/Xy1QySrwm7y";
 function registry(scope: Construct, store: MaterialStore, overrides: Partial<RegistryProps> = {}): Registry {
   return new Registry(scope, "registry", {
     containerName: "r-registry",
-    image: new Image(scope, "image", { name: "registry:3.0.0" }),
+    image: new Image(scope, "image", { name: "registry:3.1.1" }),
     httpSecret: "s".repeat(64),
     users: [{ name: "alice", hash: HASH }],
     deleteEnabled: false,
     logLevel: "info",
     storage: { volumeName: "r-data", preventDestroy: true },
-    networks: [new Network(scope, "net", { name: "r-backend" })],
+    endpoint: { networks: [new Network(scope, "net", { name: "r-edge" })] },
     secretFiles: store,
     restartPolicy: "unless-stopped",
+    stopGraceSeconds: 120,
+    memoryMb: 1024,
     ...overrides,
   });
 }
@@ -54,7 +56,35 @@ describe("Registry", () => {
     expect(synthesized).toHaveResourceWithProperties(Container, { networks_advanced: [{ name: "${docker_network.net.name}", aliases: ["other"] }] });
   });
 
-  test("labels the container with a hash of its healthcheck, which changes with TLS", () => {
+  test("listens on a unix socket in the shared volume and has no network behind a proxy", () => {
+    const store = new MaterialStore(tempDirectory());
+    const synthesized = Testing.synthScope((scope) => {
+      const sockets = new Volume(scope, "sockets", { name: "r-sockets" });
+      registry(scope, store, { endpoint: { socketVolume: sockets, socketName: "registry.sock" } });
+    });
+    const config = parse(fs.readFileSync(store.path("r-registry.config.yml"), "utf8"));
+    expect(config.http).toMatchObject({ net: "unix", addr: "/run/registry-stack/registry.sock", draintimeout: "120s" });
+    expect(config.http.debug.addr).toBe("127.0.0.1:5001");
+    const container = Object.values(JSON.parse(synthesized).resource.docker_container)[0] as Record<string, unknown>;
+    expect(container.network_mode).toBe("none");
+    expect(container).not.toHaveProperty("networks_advanced");
+    expect(container).not.toHaveProperty("ports");
+    expect(container.volumes).toContainEqual({ volume_name: "${docker_volume.sockets.name}", container_path: "/run/registry-stack" });
+    expect(container.entrypoint).toEqual([
+      "/bin/sh",
+      "-c",
+      "umask 0 && rm -f /run/registry-stack/registry.sock && exec registry serve /etc/registry-stack/config.yml",
+    ]);
+    expect(container.healthcheck).toMatchObject({ test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:5001/debug/health"] });
+  });
+
+  test("stops gracefully, is memory-bounded and ignores engine-default drift", () => {
+    const json = JSON.parse(Testing.synthScope((scope) => void registry(scope, new MaterialStore(tempDirectory()), { stopGraceSeconds: 45, memoryMb: 300 })));
+    const container = Object.values(json.resource.docker_container)[0] as Record<string, unknown>;
+    expect(container).toMatchObject({ destroy_grace_seconds: 45, memory: 300, lifecycle: { ignore_changes: ["log_opts", "ulimit"] } });
+  });
+
+  test("labels the container with a hash of its healthcheck, which changes with the debug port", () => {
     const labelOf = (overrides: Partial<RegistryProps>) => {
       const json = JSON.parse(Testing.synthScope((scope) => void registry(scope, new MaterialStore(tempDirectory()), overrides)));
       const container = Object.values(json.resource.docker_container)[0] as { labels: Array<{ label: string; value: string }> };
@@ -62,6 +92,6 @@ describe("Registry", () => {
     };
     const plain = labelOf({});
     expect(plain).toMatch(/^[0-9a-f]{16}$/);
-    expect(labelOf({ tls: { certificateChainPem: "CERT", privateKeyPem: "KEY" } })).not.toBe(plain);
+    expect(labelOf({ debugPort: 5002 })).not.toBe(plain);
   });
 });

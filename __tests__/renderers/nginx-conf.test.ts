@@ -177,9 +177,9 @@ describe("renderNginxConf", () => {
       expect(render().servers).toHaveLength(1);
     });
 
-    test("redirects to https without a port when the public port is 443", () => {
+    test("redirects a configured name to itself over https, without a port on 443", () => {
       const { servers } = render({ httpRedirect: { listenPort: 8080, publicPort: 443 } });
-      expect(servers).toHaveLength(2);
+      expect(servers).toHaveLength(3);
       expect(servers[1].block).toEqual([
         { name: "listen", args: ["8080"] },
         { name: "server_name", args: ["registry.example.test", "localhost"] },
@@ -187,21 +187,31 @@ describe("renderNginxConf", () => {
       ]);
     });
 
-    test("redirects to https with the public port otherwise", () => {
+    test("sends any other Host to the first configured name, never to the client's", () => {
       const { servers } = render({ httpRedirect: { listenPort: 8080, publicPort: 5443 } });
+      expect(servers[2].block).toEqual([
+        { name: "listen", args: ["8080", "default_server"] },
+        { name: "server_name", args: ["_"] },
+        { name: "return", args: ["301", "https://registry.example.test:5443$request_uri"] },
+      ]);
       expect(value(servers[1].block!, "return")).toBe("301 https://$host:5443$request_uri");
+    });
+
+    test("brackets an IPv6 first name in the redirect target", () => {
+      const { servers } = render({ serverNames: ["::1"], httpRedirect: { listenPort: 8080, publicPort: 443 } });
+      expect(value(servers[2].block!, "return")).toBe("301 https://[::1]$request_uri");
     });
   });
 
   describe("health server", () => {
     test("is absent by default", () => {
-      expect(render({ httpRedirect: { listenPort: 8080, publicPort: 443 } }).servers).toHaveLength(2);
+      expect(render({ httpRedirect: { listenPort: 8080, publicPort: 443 } }).servers).toHaveLength(3);
     });
 
     test("answers only /healthz over plain HTTP on loopback", () => {
       const { servers } = render({ healthListenPort: 8081, httpRedirect: { listenPort: 8080, publicPort: 443 } });
-      expect(servers).toHaveLength(3);
-      const health = servers[2].block!;
+      expect(servers).toHaveLength(4);
+      const health = servers[3].block!;
       expect(health.filter((d) => !d.block)).toEqual([{ name: "listen", args: ["127.0.0.1:8081"] }]);
       expect(all(health, "location").map((d) => d.args.join(" "))).toEqual(["= /healthz", "/"]);
       expect(value(blockOf(health, "location", "="), "return")).toBe("200 ok\\n");
@@ -275,21 +285,76 @@ describe("renderNginxConf with an auth cache", () => {
   const conf = renderNginxConf({
     serverNames: ["store.example.test"],
     listenPort: 8443,
-    upstream: { host: "registry", port: 5000 },
+    upstream: { socketPath: "/run/registry-stack/registry.sock" },
     tls: { certificatePath: "/c.crt", keyPath: "/c.key" },
-    authCache: { verifier: { host: "registry-auth", port: 5000 }, cacheSeconds: 60 },
+    authCache: { verifier: { socketPath: "/run/registry-stack/auth.sock" }, cacheSeconds: 60, realm: "Registry", verificationsPerMinute: 30, limiterListenPort: 8082 },
     tuning: DEFAULT_PROXY_TUNING,
   });
+  const parsed = parseNginxConf(conf);
+  const http = blockOf(parsed, "http");
+  const servers = all(http, "server").filter((d) => d.block);
+  const v2 = blockOf(servers[0].block!, "location", "/v2/");
+  const exactLocation = (uri: string) => all(servers[0].block!, "location").find((d) => d.args.join(" ") === `= ${uri}`)!.block!;
 
   test("checks every /v2/ request with an auth_request subrequest and strips credentials toward the registry", () => {
-    const v2 = conf.slice(conf.indexOf("location /v2/ {"));
-    expect(v2).toMatch(/auth_request \/_registry_auth;\n\s+proxy_set_header Authorization "";/);
+    expect(value(v2, "auth_request")).toBe("/_registry_auth");
+    expect(value(v2, "auth_request_set")).toBe("$registry_auth_status $upstream_status");
+    expect(value(v2, "error_page")).toBe("500 = @registry_auth_error");
+    expect(headers(v2)["Authorization"]).toBe("");
+    expect(value(v2, "proxy_pass")).toBe("http://docker-registry");
+    expect(one(http, "upstream", "docker-registry").block).toEqual([
+      { name: "server", args: ["unix:/run/registry-stack/registry.sock"] },
+      { name: "keepalive", args: ["32"] },
+    ]);
+  });
+
+  test("answers requests without credentials itself, with the registry's challenge and error body", () => {
+    const anonymousIf = all(v2, "if").find((d) => d.args[0] === "($http_authorization")!;
+    expect(anonymousIf.args).toEqual(["($http_authorization", "=", "", ")"]);
+    expect(anonymousIf.block).toEqual([{ name: "rewrite", args: ["^", "/_registry_anonymous", "last"] }]);
+    const anonymous = exactLocation("/_registry_anonymous");
+    const [status, body] = one(anonymous, "return").args;
+    expect(status).toBe("401");
+    expect(JSON.parse(body)).toEqual({ errors: [{ code: "UNAUTHORIZED", message: "authentication required", detail: null }] });
+    expect(all(anonymous, "add_header").map((d) => d.args.join(" "))).toEqual([
+      `WWW-Authenticate Basic realm="Registry" always`,
+      "Docker-Distribution-Api-Version registry/2.0 always",
+    ]);
+    expect(all(anonymous, "internal")).toHaveLength(1);
+  });
+
+  test("limits verifications per client address in a loopback server in front of the verifier", () => {
+    expect(value(http, "limit_req_zone")).toBe("$http_x_registry_client zone=registry_logins:1m rate=30r/m");
+    const auth = exactLocation("/_registry_auth");
+    expect(value(auth, "proxy_pass")).toBe("http://127.0.0.1:8082/v2/");
+    expect(headers(auth)["X-Registry-Client"]).toBe("$remote_addr");
+    const limiter = servers.find((s) => value(s.block!, "listen") === "127.0.0.1:8082")!.block!;
+    const location = blockOf(limiter, "location", "/");
+    expect(value(location, "limit_req")).toBe("zone=registry_logins burst=30 nodelay");
+    expect(value(location, "limit_req_status")).toBe("429");
+    expect(value(location, "proxy_pass")).toBe("http://registry-auth");
+    expect(headers(location)["X-Registry-Client"]).toBe("");
+  });
+
+  test("turns a limited verification into 429 with Retry-After and other verifier failures into 503", () => {
+    const error = blockOf(servers[0].block!, "location", "@registry_auth_error");
+    expect(all(error, "add_header").map((d) => d.args.join(" "))).toContain("Retry-After $registry_retry_after always");
+    const limited = one(error, "if");
+    expect(limited.args).toEqual(["($registry_auth_status", "=", "429)"]);
+    expect(limited.block![0].args[0]).toBe("429");
+    expect(JSON.parse(limited.block![0].args[1]).errors[0].code).toBe("TOOMANYREQUESTS");
+    expect(one(error, "return").args[0]).toBe("503");
+    const retryMap = all(http, "map").find((d) => d.args[0] === "$registry_auth_status")!;
+    expect(retryMap.block).toEqual([
+      { name: "429", args: ["60"] },
+      { name: "default", args: [""] },
+    ]);
   });
 
   test("caches only successful verifications, keyed on the whole Authorization header, for the given time", () => {
     const auth = conf.slice(conf.indexOf("location = /_registry_auth {"), conf.indexOf("}", conf.indexOf("location = /_registry_auth {")));
     expect(auth).toContain("internal;");
-    expect(auth).toContain("proxy_pass http://registry-auth/v2/;");
+    expect(auth).toContain("proxy_pass http://127.0.0.1:8082/v2/;");
     expect(auth).toContain("proxy_method GET;");
     expect(auth).toContain("proxy_pass_request_body off;");
     expect(auth).toContain("proxy_cache_key $http_authorization;");
@@ -297,11 +362,11 @@ describe("renderNginxConf with an auth cache", () => {
     expect(auth).toContain("proxy_cache_valid any 0;");
     expect(auth).toContain("proxy_cache_lock on;");
     expect(conf).toContain("proxy_cache_path /tmp/nginx-auth-cache levels=1 keys_zone=registry_auth:1m max_size=16m inactive=60s use_temp_path=off;");
-    expect(conf).toMatch(/upstream registry-auth {\n\s+server registry-auth:5000;/);
+    expect(conf).toMatch(/upstream registry-auth {\n\s+server unix:\/run\/registry-stack\/auth.sock;/);
   });
 
   test("adds nothing of the kind without it", () => {
     const plain = renderNginxConf({ serverNames: ["x"], listenPort: 8443, upstream: { host: "registry", port: 5000 }, tuning: DEFAULT_PROXY_TUNING });
-    expect(plain).not.toMatch(/auth_request|proxy_cache|registry-auth|Authorization/);
+    expect(plain).not.toMatch(/auth_request|proxy_cache|registry-auth|Authorization|limit_req|_registry_anonymous/);
   });
 });

@@ -3,7 +3,9 @@ import { RegistryConfigInput, renderRegistryConfig } from "../../renderers/regis
 
 const BASE: RegistryConfigInput = {
   httpSecret: "fixture-secret: with 'quotes' & #hash",
-  listenPort: 5000,
+  listen: { socketPath: "/run/registry-stack/registry.sock" },
+  debugPort: 5001,
+  drainTimeoutSeconds: 120,
   htpasswdPath: "/auth/htpasswd",
   realm: "Private Registry",
   deleteEnabled: false,
@@ -27,9 +29,12 @@ describe("renderRegistryConfig", () => {
         maintenance: { uploadpurging: { enabled: true, age: "168h", interval: "24h", dryrun: false } },
       },
       http: {
-        addr: ":5000",
+        net: "unix",
+        addr: "/run/registry-stack/registry.sock",
         secret: "fixture-secret: with 'quotes' & #hash",
+        draintimeout: "120s",
         headers: { "X-Content-Type-Options": ["nosniff"] },
+        debug: { addr: "127.0.0.1:5001", prometheus: { enabled: true, path: "/metrics" } },
       },
       auth: { htpasswd: { realm: "Private Registry", path: "/auth/htpasswd" } },
       health: { storagedriver: { enabled: true, interval: "10s", threshold: 3 } },
@@ -42,12 +47,13 @@ describe("renderRegistryConfig", () => {
 
   test("passes port, log level, storage root and delete flag through", () => {
     const config = renderParsed({
-      listenPort: 5443,
+      listen: { port: 5443 },
       logLevel: "debug",
       storageRootDirectory: "/data",
       deleteEnabled: true,
     });
     expect(config.http.addr).toBe(":5443");
+    expect(config.http).not.toHaveProperty("net");
     expect(config.log.level).toBe("debug");
     expect(config.storage.filesystem.rootdirectory).toBe("/data");
     expect(config.storage.delete).toEqual({ enabled: true });
@@ -74,15 +80,13 @@ describe("renderRegistryConfig", () => {
     });
   });
 
-  test("has no tls and no debug server by default", () => {
-    const config = renderParsed();
-    expect(config.http).not.toHaveProperty("tls");
-    expect(config.http).not.toHaveProperty("debug");
+  test("has no tls by default", () => {
+    expect(renderParsed().http).not.toHaveProperty("tls");
   });
 
-  test("serves prometheus metrics on the debug port when set", () => {
-    expect(renderParsed({ debugPort: 5001 }).http.debug).toEqual({
-      addr: ":5001",
+  test("binds the debug server (metrics, health) to the container's loopback only", () => {
+    expect(renderParsed({ debugPort: 5099 }).http.debug).toEqual({
+      addr: "127.0.0.1:5099",
       prometheus: { enabled: true, path: "/metrics" },
     });
   });

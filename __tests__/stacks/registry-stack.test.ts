@@ -1,6 +1,5 @@
 import "cdktf/lib/testing/adapters/jest";
 import { Container } from "@cdktf/provider-docker/lib/container";
-import { Network } from "@cdktf/provider-docker/lib/network";
 import { Volume } from "@cdktf/provider-docker/lib/volume";
 import { File } from "@cdktf/provider-local/lib/file";
 import { Testing } from "cdktf";
@@ -25,27 +24,38 @@ describe("RegistryStack, proxy + self-signed TLS (default topology)", () => {
   const synthesized = Testing.synth(stack);
   const json = synthJson(stack);
 
-  test("puts the registry on an internal network only, without published ports", () => {
-    expect(synthesized).toHaveResourceWithProperties(Network, { name: "registry-backend", internal: true });
-    const registry = resourceOf(json, "docker_container", "registry_container");
-    expect(registry.ports).toBeUndefined();
-    expect(registry.networks_advanced).toEqual([{ name: "${docker_network.backend-network.name}", aliases: ["registry"] }]);
-    expect(registry.privileged).toBeUndefined();
+  test("gives the registry and the verifier no network and no port: only the proxy reaches their sockets", () => {
+    expect(json.resource.docker_network).toEqual({ "edge-network": { name: "registry-edge" } });
+    expect(synthesized).toHaveResourceWithProperties(Volume, { name: "registry-sockets" });
+    for (const id of ["registry_container", "auth-verifier_container"]) {
+      const container = resourceOf(json, "docker_container", id);
+      expect(container.network_mode).toBe("none");
+      expect(container.networks_advanced).toBeUndefined();
+      expect(container.ports).toBeUndefined();
+      expect(container.privileged).toBeUndefined();
+      expect(container.volumes).toContainEqual({ volume_name: "${docker_volume.socket-volume.name}", container_path: "/run/registry-stack" });
+    }
   });
 
-  test("runs the registry with its generated config, OTEL off, a healthcheck and the data volume", () => {
+  test("runs the registry with its generated config, OTEL off, a healthcheck, limits and the data volume", () => {
     expect(synthesized).toHaveResourceWithProperties(Container, {
       name: "registry-registry",
-      command: ["/etc/registry-stack/config.yml"],
+      entrypoint: ["/bin/sh", "-c", "umask 0 && rm -f /run/registry-stack/registry.sock && exec registry serve /etc/registry-stack/config.yml"],
       env: ["OTEL_TRACES_EXPORTER=none"],
       restart: "unless-stopped",
-      volumes: [{ volume_name: expect.stringMatching(/^\$\{docker_volume\.registry_data_[0-9A-F]{8}\.name\}$/), container_path: "/var/lib/registry" }],
+      volumes: [
+        { volume_name: expect.stringMatching(/^\$\{docker_volume\.registry_data_[0-9A-F]{8}\.name\}$/), container_path: "/var/lib/registry" },
+        { volume_name: "${docker_volume.socket-volume.name}", container_path: "/run/registry-stack" },
+      ],
       capabilities: { drop: ["ALL"] },
       security_opts: ["no-new-privileges:true"],
-      lifecycle: { ignore_changes: ["log_opts"] },
+      memory: 1024,
+      destroy_grace_seconds: 120,
+      lifecycle: { ignore_changes: ["log_opts", "ulimit"] },
     });
     const registry = resourceOf(json, "docker_container", "registry_container");
-    expect((registry.healthcheck as { test: string[] }).test).toEqual(["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:5000/"]);
+    expect((registry.healthcheck as { test: string[] }).test).toEqual(["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:5001/debug/health"]);
+    expect(resourceOf(json, "docker_container", "auth-verifier_container").memory).toBe(128);
   });
 
   test("protects the data volume from destroy", () => {
@@ -69,23 +79,27 @@ describe("RegistryStack, proxy + self-signed TLS (default topology)", () => {
     expect(conf).toContain("proxy_cache_valid 200 60s;");
   });
 
-  test("publishes only the proxy, on the public port, joined to both networks", () => {
+  test("publishes only the proxy, on the public port, on the edge network, stopping gracefully", () => {
     expect(synthesized).toHaveResourceWithProperties(Container, {
       name: "registry-proxy",
       ports: [{ internal: 8443, external: 443, ip: "0.0.0.0" }],
-      networks_advanced: [{ name: "${docker_network.edge-network.name}" }, { name: "${docker_network.backend-network.name}" }],
+      networks_advanced: [{ name: "${docker_network.edge-network.name}" }],
+      volumes: [{ volume_name: "${docker_volume.socket-volume.name}", container_path: "/run/registry-stack", read_only: true }],
+      stop_signal: "SIGQUIT",
+      destroy_grace_seconds: 120,
+      memory: 256,
     });
   });
 
-  test("replaces the proxy when the registry container is replaced (nginx resolves the upstream once)", () => {
+  test("does not replace the proxy when only the registry is replaced (the socket path stays)", () => {
     const proxy = resourceOf(json, "docker_container", "proxy_container");
-    expect(proxy.labels).toContainEqual({ label: "registry-stack.upstream-container", value: expect.stringMatching(/^\$\{docker_container\.registry_container_[0-9A-F]{8}\.id\}$/) });
+    expect(JSON.stringify(proxy.labels)).not.toContain("docker_container.registry_container");
   });
 
-  test("proxies to the registry's alias and port with TLS on the listener", () => {
+  test("proxies to the registry's socket with TLS on the listener", () => {
     const proxy = resourceOf(json, "docker_container", "proxy_container");
     const conf = (proxy.upload as Array<Record<string, string>>).find((u) => u.file === "/etc/registry-stack/nginx.conf")!.content;
-    expect(conf).toContain("server registry:5000;");
+    expect(conf).toContain("server unix:/run/registry-stack/registry.sock;");
     expect(conf).toContain("listen 8443 ssl;");
     expect(conf).toContain("server_name store.example.test 192.0.2.10;");
   });
@@ -133,7 +147,9 @@ describe("RegistryStack, direct TLS (no proxy)", () => {
     expect(Object.keys(json.resource.docker_container)).toEqual([expect.stringMatching(/^registry_container_/)]);
     const files = (registry.upload as Array<Record<string, string>>).map((u) => u.file);
     expect(files).toEqual(["/etc/registry-stack/config.yml", "/etc/registry-stack/htpasswd", "/etc/registry-stack/tls/server.crt", "/etc/registry-stack/tls/server.key"]);
-    expect((registry.healthcheck as { test: string[] }).test).toContain("https://127.0.0.1:5000/");
+    expect((registry.healthcheck as { test: string[] }).test).toContain("http://127.0.0.1:5001/debug/health");
+    expect(registry.networks_advanced).toEqual([{ name: "${docker_network.edge-network.name}", aliases: ["registry"] }]);
+    expect(json.resource.docker_volume).not.toHaveProperty("socket-volume");
   });
 
   test("contains no secret", () => {
@@ -180,15 +196,16 @@ describe("RegistryStack with the proxy's auth cache", () => {
     expect(uploadsOf("registry_container").map((u) => u.file)).toEqual(["/etc/registry-stack/config.yml"]);
     expect(uploadsOf("auth-verifier_container").map((u) => u.file)).toEqual(["/etc/registry-stack/config.yml", "/etc/registry-stack/htpasswd"]);
     const verifier = resourceOf(json, "docker_container", "auth-verifier_container");
-    expect(verifier.volumes).toBeUndefined();
+    expect(verifier.volumes).toEqual([{ volume_name: "${docker_volume.socket-volume.name}", container_path: "/run/registry-stack" }]);
     expect(verifier.ports).toBeUndefined();
-    expect(verifier.networks_advanced).toEqual([{ name: "${docker_network.backend-network.name}", aliases: ["registry-auth"] }]);
+    expect(verifier.network_mode).toBe("none");
     expect(synthesized).toHaveResourceWithProperties(Container, { name: "registry-auth" });
   });
 
   test("makes nginx verify through the verifier and flushes its cache when the verifier is replaced", () => {
     const conf = uploadsOf("proxy_container").find((u) => u.file === "/etc/registry-stack/nginx.conf")!.content;
-    expect(conf).toContain("server registry-auth:5000;");
+    expect(conf).toContain("server unix:/run/registry-stack/auth.sock;");
+    expect(conf).toContain("rate=30r/m;");
     expect(conf).toContain("proxy_cache_valid 200 120s;");
     expect(resourceOf(json, "docker_container", "proxy_container").labels).toContainEqual({
       label: "registry-stack.auth-container",
@@ -217,8 +234,11 @@ describe("RegistryStack with the proxy's auth cache", () => {
 describe("RegistryStack options", () => {
   test("uses a host folder instead of a volume when asked, and lets the volume be destroyable", () => {
     const json = synthJson(buildStack({ storageHostPath: "/srv/registry" }));
-    expect(json.resource.docker_volume).toBeUndefined();
-    expect(resourceOf(json, "docker_container", "registry_container").volumes).toEqual([{ host_path: "/srv/registry", container_path: "/var/lib/registry" }]);
+    expect(Object.keys(json.resource.docker_volume)).toEqual(["socket-volume"]);
+    expect(resourceOf(json, "docker_container", "registry_container").volumes).toEqual([
+      { host_path: "/srv/registry", container_path: "/var/lib/registry" },
+      { volume_name: "${docker_volume.socket-volume.name}", container_path: "/run/registry-stack" },
+    ]);
     expect(Testing.synth(buildStack({ preventVolumeDestroy: false }))).toHaveResourceWithProperties(Volume, { lifecycle: { prevent_destroy: false } });
   });
 
