@@ -128,6 +128,8 @@ export class RegistryStack extends TerraformStack {
       endpoints: this.endpoints,
       caCertificatePem: tls?.caCertificatePem,
       directory: settings.clientConfigDirectory,
+      projectDirectory: settings.projectDirectory,
+      dockerHost: settings.dockerHost,
     });
     this.declareOutputs(tls !== undefined);
   }

@@ -1,10 +1,25 @@
 import "cdktf/lib/testing/adapters/jest";
 import { File } from "@cdktf/provider-local/lib/file";
-import { Testing } from "cdktf";
+import { DataResource, Testing } from "cdktf";
 import * as fs from "fs";
 import * as path from "path";
 import { ClientConfig, registryEndpoints } from "../../constructs/client-config";
 import { tempDirectory } from "../fixtures/test-stack";
+
+const PROJECT = "/nonexistent/project";
+
+interface Synthesized {
+  resource: Record<string, Record<string, Record<string, unknown>>>;
+  removed?: unknown[];
+}
+
+function synth(props: Partial<ConstructorParameters<typeof ClientConfig>[2]> & { directory: string }) {
+  let client: ClientConfig | undefined;
+  const text = Testing.synthScope((scope) => {
+    client = new ClientConfig(scope, "client", { endpoints: ["localhost:5000", "127.0.0.1:5000"], projectDirectory: PROJECT, ...props });
+  });
+  return { text, json: JSON.parse(text) as Synthesized, client: client! };
+}
 
 describe("registryEndpoints", () => {
   test("lists host:port for every name and address, IPv6 in brackets", () => {
@@ -21,25 +36,87 @@ describe("registryEndpoints", () => {
 });
 
 describe("ClientConfig", () => {
-  test("writes one ca.crt per endpoint and a merged daemon.json", () => {
-    const directory = tempDirectory();
-    fs.writeFileSync(path.join(directory, "daemon.json"), '{"data-root": "/srv/docker", "insecure-registries": ["store.example.test:5000"]}');
-    const stack = Testing.synthScope((scope) => {
-      new ClientConfig(scope, "client", { endpoints: ["store.example.test:5000"], caCertificatePem: "PEM", directory });
+  test("writes one ca.crt per endpoint as local_file and claims no insecure registry with TLS", () => {
+    const directory = "/nonexistent/client";
+    const { text, json } = synth({ directory, caCertificatePem: "PEM", endpoints: ["store.example.test:5000"] });
+    expect(text).toHaveResourceWithProperties(File, { filename: "/nonexistent/client/certs.d/store.example.test:5000/ca.crt", content: "PEM" });
+    expect(Object.keys(json.resource.local_file)).toEqual([expect.stringMatching(/^client_ca-0_/)]);
+    expect(text).toHaveResourceWithProperties(DataResource, {
+      input: { daemon_json: "/nonexistent/client/daemon.json", owner: "stack/client", insecure_registries: [] },
     });
-    expect(stack).toHaveResourceWithProperties(File, { filename: path.join(directory, "certs.d/store.example.test:5000/ca.crt"), content: "PEM" });
-    // Switching to TLS removes our endpoint from insecure-registries and keeps the rest.
-    expect(stack).toHaveResourceWithProperties(File, {
-      filename: path.join(directory, "daemon.json"),
-      content: JSON.stringify({ "data-root": "/srv/docker", "insecure-registries": [] }, null, 2) + "\n",
+  });
+
+  test("keeps daemon.json out of local_file: a terraform_data carries the entries and replaces on change", () => {
+    const { json } = synth({ directory: "/nonexistent/client" });
+    expect(json.resource.local_file).toBeUndefined();
+    const [data] = Object.values(json.resource.terraform_data);
+    const input = { daemon_json: "/nonexistent/client/daemon.json", owner: "stack/client", insecure_registries: ["localhost:5000", "127.0.0.1:5000"] };
+    expect(data.input).toEqual(input);
+    expect(data.triggers_replace).toEqual(input);
+  });
+
+  test("adds on create and removes on destroy through the script, from the resource's own state", () => {
+    const { json } = synth({ directory: "/nonexistent/client" });
+    const [data] = Object.values(json.resource.terraform_data);
+    const env = { REGISTRY_STACK_DAEMON_JSON: "${jsonencode(self.input)}" };
+    expect(data.provisioner).toEqual([
+      { "local-exec": { command: "node -r ts-node/register/transpile-only scripts/daemon-json-file.ts add", working_dir: PROJECT, environment: env } },
+      {
+        "local-exec": {
+          command: "node -r ts-node/register/transpile-only scripts/daemon-json-file.ts remove",
+          working_dir: PROJECT,
+          environment: env,
+          when: "destroy",
+        },
+      },
+    ]);
+  });
+
+  test("forgets the daemon.json local_file of earlier versions without deleting the file", () => {
+    const { json, client } = synth({ directory: "/nonexistent/client" });
+    expect(json.removed).toEqual([{ from: `local_file.${client.daemonJson.friendlyUniqueId}`, lifecycle: { destroy: false } }]);
+    expect(client.daemonJson.friendlyUniqueId).toMatch(/^client_daemon-json_[0-9A-F]{8}$/);
+  });
+
+  test("runs the script from this checkout by default", () => {
+    const text = Testing.synthScope((scope) => {
+      new ClientConfig(scope, "client", { endpoints: ["a:1"], directory: "/nonexistent/client" });
     });
+    const [data] = Object.values((JSON.parse(text) as Synthesized).resource.terraform_data);
+    const provisioners = data.provisioner as Array<{ "local-exec": { working_dir: string } }>;
+    expect(provisioners[0]["local-exec"].working_dir).toBe(path.resolve(__dirname, "../.."));
+    expect(fs.existsSync(path.join(provisioners[0]["local-exec"].working_dir, "scripts/daemon-json-file.ts"))).toBe(true);
   });
 
   test("writes nothing to disk at synth", () => {
     const directory = path.join(tempDirectory(), "client");
-    Testing.synthScope((scope) => {
-      new ClientConfig(scope, "client", { endpoints: ["localhost:5000"], directory });
-    });
+    synth({ directory });
     expect(fs.existsSync(directory)).toBe(false);
+  });
+
+  test("reads an existing daemon.json only to check it, and leaves it as it is", () => {
+    const directory = tempDirectory();
+    const file = path.join(directory, "daemon.json");
+    fs.writeFileSync(file, '{"insecure-registries": ["localhost:5000"]}');
+    const { json } = synth({ directory });
+    expect(Object.values(json.resource.terraform_data)[0].input).toMatchObject({ insecure_registries: ["localhost:5000", "127.0.0.1:5000"] });
+    expect(fs.readFileSync(file, "utf8")).toBe('{"insecure-registries": ["localhost:5000"]}');
+  });
+
+  test("fails at synth when an existing daemon.json is not JSON, naming it", () => {
+    const directory = tempDirectory();
+    fs.writeFileSync(path.join(directory, "daemon.json"), "{ not json");
+    expect(() => synth({ directory })).toThrow(`${path.join(directory, "daemon.json")} is not valid JSON`);
+  });
+
+  test("warns when a remote engine's stack would write this machine's /etc/docker", () => {
+    const warnings = (dockerHost: string | undefined, directory: string) =>
+      synth({ directory, dockerHost }).client.node.metadata.filter((m) => m.type === "@cdktf/warn").map((m) => m.data as string);
+    expect(warnings("ssh://deploy@store.example.test", "/etc/docker")).toEqual([
+      expect.stringMatching(/^clientConfigDirectory is \/etc\/docker but dockerHost is ssh:\/\/deploy@store\.example\.test: Terraform writes the client files on the machine running cdktf/),
+    ]);
+    expect(warnings("tcp://store.example.test:2376", "/etc/docker/")).toHaveLength(1);
+    expect(warnings("unix:///var/run/docker.sock", "/etc/docker")).toEqual([]);
+    expect(warnings("ssh://deploy@store.example.test", "/nonexistent/client-config")).toEqual([]);
   });
 });

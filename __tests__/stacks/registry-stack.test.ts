@@ -104,7 +104,7 @@ describe("RegistryStack, proxy + self-signed TLS (default topology)", () => {
     expect(conf).toContain("server_name store.example.test 192.0.2.10;");
   });
 
-  test("writes certs.d for every host:port (bare host too on 443) and a daemon.json without insecure registries", () => {
+  test("writes certs.d for every host:port (bare host too on 443) and claims no insecure registry in daemon.json", () => {
     for (const endpoint of ["store.example.test", "store.example.test:443", "192.0.2.10", "192.0.2.10:443"]) {
       expect(synthesized).toHaveResourceWithProperties(File, {
         filename: path.join(TEST_CLIENT_DIRECTORY, "certs.d", endpoint, "ca.crt"),
@@ -112,7 +112,11 @@ describe("RegistryStack, proxy + self-signed TLS (default topology)", () => {
         file_permission: "0644",
       });
     }
-    expect(synthesized).toHaveResourceWithProperties(File, { filename: path.join(TEST_CLIENT_DIRECTORY, "daemon.json"), content: "{}\n" });
+    expect(resourceOf(json, "terraform_data", "client_daemon-json").input).toEqual({
+      daemon_json: path.join(TEST_CLIENT_DIRECTORY, "daemon.json"),
+      owner: "registry/client",
+      insecure_registries: [],
+    });
   });
 
   test("outputs the URL, login and curl commands and the client folder", () => {
@@ -167,9 +171,10 @@ describe("RegistryStack, plain HTTP lab mode", () => {
   const json = synthJson(stack);
 
   test("lists every endpoint as an insecure registry and writes no CA", () => {
-    const daemon = resourceOf(json, "local_file", "client_daemon-json");
-    expect(JSON.parse(daemon.content as string)).toEqual({ "insecure-registries": ["localhost:5000", "127.0.0.1:5000"] });
-    expect(Object.keys(json.resource.local_file)).toEqual([expect.stringMatching(/^client_daemon-json_/)]);
+    const daemon = resourceOf(json, "terraform_data", "client_daemon-json");
+    expect(daemon.input).toMatchObject({ insecure_registries: ["localhost:5000", "127.0.0.1:5000"] });
+    expect(daemon.triggers_replace).toEqual(daemon.input);
+    expect(json.resource.local_file).toBeUndefined();
     expect(json.output.registry_url.value).toBe("http://localhost:5000");
   });
 
@@ -259,12 +264,11 @@ describe("RegistryStack options", () => {
     ]);
   });
 
-  test("keeps the other keys of an existing daemon.json", () => {
-    const clientDirectory = tempDirectory();
-    fs.writeFileSync(path.join(clientDirectory, "daemon.json"), JSON.stringify({ "log-driver": "journald", "insecure-registries": ["other:5000"] }));
-    const json = synthJson(buildStack({ clientConfigDirectory: clientDirectory, tls: Tls.none() }));
-    const daemon = JSON.parse(resourceOf(json, "local_file", "client_daemon-json").content as string);
-    expect(daemon).toEqual({ "log-driver": "journald", "insecure-registries": ["other:5000", "localhost:5000", "127.0.0.1:5000"] });
+  test("does not depend on an existing daemon.json (merged at apply, not at synth)", () => {
+    const props = { clientConfigDirectory: tempDirectory(), materialDirectory: tempDirectory(), tls: Tls.none() };
+    const before = Testing.synth(buildStack(props));
+    fs.writeFileSync(path.join(props.clientConfigDirectory, "daemon.json"), JSON.stringify({ "log-driver": "journald", "insecure-registries": ["other:5000"] }));
+    expect(Testing.synth(buildStack(props))).toBe(before);
   });
 });
 

@@ -1,0 +1,148 @@
+/**
+ * Adds or removes the registry stack's entries in a Docker daemon.json, keeping everything else.
+ * Terraform runs it from the `local-exec` provisioners of the client config's `terraform_data`
+ * (constructs/client-config.ts): `add` when the resource is created, `remove` when it is
+ * destroyed — also before a replacement, so entries of an earlier deploy (an old port) go first.
+ *
+ *   REGISTRY_STACK_DAEMON_JSON='{"daemon_json":"/etc/docker/daemon.json","owner":"registry/client",
+ *     "insecure_registries":["localhost:5000"]}' node -r ts-node/register/transpile-only scripts/daemon-json-file.ts add
+ *
+ * What the stack wrote is recorded in `<daemon.json>.registry-stack` next to the file (see
+ * renderers/daemon-json.ts). Files are replaced atomically (temp file + rename, mode kept); an
+ * unparsable daemon.json or ledger is refused, naming it, and nothing is written.
+ */
+import * as fs from "fs";
+import * as path from "path";
+import { DaemonJsonLedger, EMPTY_LEDGER, parseLedger, reconcileDaemonJson, renderLedger } from "../renderers/daemon-json";
+
+export const CHANGE_VARIABLE = "REGISTRY_STACK_DAEMON_JSON";
+export const LEDGER_SUFFIX = ".registry-stack";
+
+/** The `input` of the terraform_data resource (snake_case: it is Terraform data). */
+export interface DaemonJsonChange {
+  /** Absolute path of daemon.json. */
+  readonly daemon_json: string;
+  readonly owner: string;
+  readonly insecure_registries: readonly string[];
+}
+
+export type Action = "add" | "remove";
+
+export interface Outcome {
+  /** What happened to daemon.json. */
+  readonly daemonJson: "written" | "deleted" | "unchanged";
+  readonly ledgerFile: string;
+}
+
+export function ledgerPath(daemonJson: string): string {
+  return daemonJson + LEDGER_SUFFIX;
+}
+
+/** Applies one change to the file system. Reads everything and validates before writing anything. */
+export function applyChange(action: Action, change: DaemonJsonChange): Outcome {
+  const file = change.daemon_json;
+  if (!path.isAbsolute(file)) throw new Error(`${CHANGE_VARIABLE}: daemon_json must be an absolute path, got ${JSON.stringify(file)}`);
+  const ledgerFile = ledgerPath(file);
+  const existing = readIfExists(file);
+  const ledgerText = readIfExists(ledgerFile);
+  const ledger: DaemonJsonLedger = ledgerText === undefined ? EMPTY_LEDGER : parseLedger(ledgerText, ledgerFile);
+  const result = reconcileDaemonJson(existing, ledger, change.owner, action === "add" ? change.insecure_registries : undefined, file);
+
+  // daemon.json first, the ledger second: after a crash in between, the ledger under-reports
+  // what the stack inserted, so a later remove may leave an entry but never removes a foreign one.
+  let outcome: Outcome["daemonJson"] = "unchanged";
+  if (result.changed) {
+    if (result.daemonJson === undefined) {
+      fs.rmSync(file, { force: true });
+      outcome = "deleted";
+    } else {
+      writeAtomically(file, result.daemonJson);
+      outcome = "written";
+    }
+  }
+  if (result.ledger === undefined) fs.rmSync(ledgerFile, { force: true });
+  else writeAtomically(ledgerFile, renderLedger(result.ledger));
+  return { daemonJson: outcome, ledgerFile };
+}
+
+/** Parses and checks the JSON Terraform passes in the environment. */
+export function parseChange(text: string | undefined): DaemonJsonChange {
+  if (text === undefined || text === "") throw new Error(`${CHANGE_VARIABLE} is not set; Terraform's local-exec provisioner passes it`);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    throw new Error(`${CHANGE_VARIABLE} is not valid JSON (${(error as Error).message})`);
+  }
+  const c = parsed as Record<string, unknown>;
+  const ok =
+    typeof c === "object" &&
+    c !== null &&
+    typeof c.daemon_json === "string" &&
+    typeof c.owner === "string" &&
+    c.owner !== "" &&
+    Array.isArray(c.insecure_registries) &&
+    c.insecure_registries.every((e) => typeof e === "string");
+  if (!ok) throw new Error(`${CHANGE_VARIABLE} must be {"daemon_json": string, "owner": string, "insecure_registries": string[]}, got ${text}`);
+  return c as unknown as DaemonJsonChange;
+}
+
+function readIfExists(file: string): string | undefined {
+  try {
+    return fs.readFileSync(file, "utf8");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw new Error(`cannot read ${file}: ${(error as Error).message}`);
+  }
+}
+
+/** Temp file in the same folder, then rename: readers (dockerd on SIGHUP) never see half a file. */
+function writeAtomically(file: string, content: string): void {
+  const dir = path.dirname(file);
+  fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
+  const previous = statIfExists(file);
+  const temp = path.join(dir, `.${path.basename(file)}.${process.pid}.tmp`);
+  try {
+    const fd = fs.openSync(temp, "w", previous ? previous.mode & 0o7777 : 0o644);
+    try {
+      fs.writeFileSync(fd, content);
+      if (previous) fs.fchmodSync(fd, previous.mode & 0o7777);
+      if (previous && process.getuid?.() === 0) fs.fchownSync(fd, previous.uid, previous.gid);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(temp, file);
+  } catch (error) {
+    fs.rmSync(temp, { force: true });
+    throw error;
+  }
+}
+
+function statIfExists(file: string): fs.Stats | undefined {
+  try {
+    return fs.statSync(file);
+  } catch {
+    return undefined;
+  }
+}
+
+function main(argv: string[]): number {
+  const action = argv[0];
+  if (action !== "add" && action !== "remove") {
+    process.stderr.write(`usage: ${CHANGE_VARIABLE}='{...}' daemon-json-file.ts add|remove\n`);
+    return 2;
+  }
+  try {
+    const change = parseChange(process.env[CHANGE_VARIABLE]);
+    const outcome = applyChange(action, change);
+    const entries = change.insecure_registries.join(", ") || "none";
+    process.stdout.write(`daemon.json ${action} (${change.owner}; insecure-registries: ${entries}): ${change.daemon_json} ${outcome.daemonJson}\n`);
+    return 0;
+  } catch (error) {
+    process.stderr.write(`daemon-json-file: ${(error as Error).message}\n`);
+    return 1;
+  }
+}
+
+if (require.main === module) process.exitCode = main(process.argv.slice(2));
