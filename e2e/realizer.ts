@@ -2,6 +2,7 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import { DockerApi, DockerApiError, pollUntil } from "./docker-api";
+import { CommandError, run } from "./proc";
 import { singleFileTar } from "./tar";
 
 /**
@@ -31,7 +32,7 @@ export class RealizeError extends Error {
 // ---------------------------------------------------------------------------------------------
 // Supported schema
 
-type ScalarKind = "string" | "number" | "bool" | "stringList" | "stringMap";
+type ScalarKind = "string" | "number" | "bool" | "stringList" | "stringMap" | "json";
 interface BlockKind {
   block: Schema;
   /** A block that may appear at most once (max_items = 1). */
@@ -153,7 +154,20 @@ const LOCAL_FILE: Schema = {
   directory_permission: str,
 };
 
-type ResourceType = "docker_network" | "docker_volume" | "docker_image" | "docker_container" | "local_file" | "local_sensitive_file";
+/** Terraform's built-in terraform_data (see the terraform_data region at the end of the file). */
+const TERRAFORM_DATA: Schema = {
+  input: { kind: "json" },
+  triggers_replace: { kind: "json" },
+};
+
+type ResourceType =
+  | "docker_network"
+  | "docker_volume"
+  | "docker_image"
+  | "docker_container"
+  | "local_file"
+  | "local_sensitive_file"
+  | "terraform_data";
 
 const SCHEMAS: Record<ResourceType, Schema> = {
   docker_network: NETWORK,
@@ -162,6 +176,7 @@ const SCHEMAS: Record<ResourceType, Schema> = {
   docker_container: CONTAINER,
   local_file: LOCAL_FILE,
   local_sensitive_file: LOCAL_FILE,
+  terraform_data: TERRAFORM_DATA,
 };
 
 /** Attributes that `${type.name.attr}` may read. */
@@ -172,6 +187,7 @@ const READABLE: Record<ResourceType, readonly string[]> = {
   docker_container: ["name", "id"],
   local_file: ["filename", "id", "content_sha256"],
   local_sensitive_file: ["filename", "id", "content_sha256"],
+  terraform_data: ["id"],
 };
 
 /** Creation order among resources that do not depend on each other. */
@@ -182,9 +198,12 @@ const RANK: Record<ResourceType, number> = {
   docker_container: 3,
   local_file: 4,
   local_sensitive_file: 4,
+  terraform_data: 4,
 };
 
 const TOP_LEVEL_IGNORED = new Set(["//", "terraform", "provider", "output"]);
+/** Top-level blocks checked by checkTopLevelBlock (terraform_data region below). */
+const TOP_LEVEL_CHECKED = new Set(["removed"]);
 
 // ---------------------------------------------------------------------------------------------
 // Plan: parse and validate everything before touching the engine
@@ -200,6 +219,8 @@ export interface PlannedResource {
   dependsOn: string[];
   preventDestroy: boolean;
   ignoreChanges: string[];
+  /** local-exec provisioners (terraform_data only). */
+  provisioners: LocalExec[];
 }
 
 export interface StackPlan {
@@ -223,7 +244,9 @@ export function planStack(cdkTfJsonPath: string): StackPlan {
   const doc = JSON.parse(fs.readFileSync(file, "utf8")) as Json;
   if (!isObject(doc)) throw new RealizeError(`${file}: not a JSON object`);
   for (const key of Object.keys(doc)) {
-    if (key !== "resource" && !TOP_LEVEL_IGNORED.has(key)) {
+    if (TOP_LEVEL_CHECKED.has(key)) {
+      checkTopLevelBlock(key, doc[key], file);
+    } else if (key !== "resource" && !TOP_LEVEL_IGNORED.has(key)) {
       throw new RealizeError(`${file}: top-level block "${key}" is not supported by the realizer`);
     }
   }
@@ -248,6 +271,7 @@ export function planStack(cdkTfJsonPath: string): StackPlan {
     const dependsOn = new Set<string>();
     let preventDestroy = false;
     let ignoreChanges: string[] = [];
+    let provisioners: LocalExec[] = [];
     for (const [key, value] of Object.entries(body)) {
       if (key === "//") continue;
       if (key === "depends_on") {
@@ -263,6 +287,8 @@ export function planStack(cdkTfJsonPath: string): StackPlan {
         const ic = value["ignore_changes"];
         if (Array.isArray(ic)) ignoreChanges = ic.filter((x): x is string => typeof x === "string");
         else if (typeof ic === "string") ignoreChanges = [ic];
+      } else if (key === "provisioner" && type === "terraform_data") {
+        provisioners = parseProvisioners(value, address);
       } else if (["count", "for_each", "provider", "provisioner", "connection"].includes(key)) {
         throw new RealizeError(`${address}: meta-argument "${key}" is not supported by the realizer`);
       } else {
@@ -273,7 +299,7 @@ export function planStack(cdkTfJsonPath: string): StackPlan {
     checkValues(type, config, address, path.dirname(file));
     for (const ref of collectRefs(config, address, "", declared)) dependsOn.add(ref.address);
     dependsOn.delete(address);
-    return { address, type, logicalId, config, dependsOn: [...dependsOn].sort(), preventDestroy, ignoreChanges };
+    return { address, type, logicalId, config, dependsOn: [...dependsOn].sort(), preventDestroy, ignoreChanges, provisioners };
   });
 
   const outputsBlock = doc["output"] ?? {};
@@ -322,6 +348,9 @@ function checkKind(value: Json, spec: AttrSpec, address: string, where: string):
       if (!Array.isArray(value) || !value.every((v) => typeof v === "string")) {
         throw fail(`expected a list of strings, got ${JSON.stringify(value)}`);
       }
+      break;
+    case "json":
+      checkJsonLiteral(value, address, where);
       break;
     case "stringMap":
       if (!isObject(value) || !Object.values(value).every((v) => typeof v === "string")) {
@@ -569,6 +598,9 @@ export class Realization {
         case "local_file":
         case "local_sensitive_file":
           this.createLocalFile(res);
+          break;
+        case "terraform_data":
+          await this.createTerraformData(res);
           break;
       }
     }
@@ -874,6 +906,16 @@ export class Realization {
     });
   }
 
+  /** terraform_data: like Terraform, `self` of the provisioners is the resource's state. */
+  private readonly dataSelf = new Map<string, TerraformDataSelf>();
+
+  private async createTerraformData(res: PlannedResource): Promise<void> {
+    const self = terraformDataState(res);
+    this.record(res, self.id, false, { id: self.id });
+    this.dataSelf.set(res.address, self);
+    await runProvisioners(res, "create", self, this.plan.stackDir, this.log);
+  }
+
   private record(res: PlannedResource, id: string, reused: boolean, attrs: Record<string, string>): void {
     this.created.push({ address: res.address, type: res.type, id, reused });
     this.state.set(res.address, attrs);
@@ -916,6 +958,12 @@ export class Realization {
       case "local_sensitive_file":
         fs.rmSync(res.id, { force: true });
         break;
+      case "terraform_data": {
+        const self = this.dataSelf.get(res.address);
+        const planned = this.plan.resources.find((r) => r.address === res.address);
+        if (self && planned) await runProvisioners(planned, "destroy", self, this.plan.stackDir, this.log);
+        break;
+      }
     }
   }
 }
@@ -1099,4 +1147,173 @@ export function parseGoDuration(s: string, where: string): number {
   }
   if (s.length === 0 || matched !== s.length) throw new RealizeError(`${where}: not a Go duration: ${JSON.stringify(s)}`);
   return Math.round(total);
+}
+
+// ---------------------------------------------------------------------------------------------
+// terraform_data with local-exec provisioners, and `removed` blocks
+//
+// What Terraform 1.11 does, and the realizer with it: on create, terraform_data stores `input`
+// (also as `output`) and `triggers_replace` in its state, then runs the create-time provisioners;
+// if one fails the resource is tainted, and a tainted resource's destroy-time provisioners never
+// run. On destroy the `when = destroy` provisioners run first; in them `self` is the resource's
+// state. local-exec runs `/bin/sh -c <command>` in `working_dir` (relative to Terraform's working
+// directory, the stack dir), with `environment` added to Terraform's own environment.
+// Supported in provisioner strings: literal text, `$${`, `${self.<attr>}` and
+// `${jsonencode(self.<attr>)}`; anything else is refused at plan time.
+
+export interface LocalExec {
+  when: "create" | "destroy";
+  command: string;
+  workingDir?: string;
+  environment: Record<string, string>;
+}
+
+interface TerraformDataSelf {
+  id: string;
+  attributes: Record<string, Json>;
+  tainted: boolean;
+}
+
+const LOCAL_EXEC_KEYS = new Set(["command", "working_dir", "environment", "when", "on_failure"]);
+const SELF_ATTRIBUTES = new Set(["id", "input", "output", "triggers_replace"]);
+const PROVISIONER_TIMEOUT_MS = 120_000;
+
+function parseProvisioners(value: Json, address: string): LocalExec[] {
+  const items = Array.isArray(value) ? value : [value];
+  return items.map((item, i) => {
+    const where = `${address} provisioner[${i}]`;
+    if (!isObject(item) || Object.keys(item).length !== 1) throw new RealizeError(`${where}: expected one provisioner block`);
+    const [kind, body] = Object.entries(item)[0];
+    if (kind !== "local-exec") throw new RealizeError(`${where}: provisioner "${kind}" is not supported by the realizer (only local-exec)`);
+    if (!isObject(body)) throw new RealizeError(`${where}: not an object`);
+    for (const key of Object.keys(body)) {
+      if (!LOCAL_EXEC_KEYS.has(key)) throw new RealizeError(`${where}: local-exec argument "${key}" is not supported by the realizer`);
+    }
+    const command = body["command"];
+    if (typeof command !== "string" || command === "") throw new RealizeError(`${where}: local-exec needs a command`);
+    const when = body["when"] ?? "create";
+    if (when !== "create" && when !== "destroy") throw new RealizeError(`${where}: when must be "create" or "destroy", got ${JSON.stringify(when)}`);
+    if (body["on_failure"] !== undefined && body["on_failure"] !== "fail") {
+      throw new RealizeError(`${where}: only on_failure = "fail" (the default) is supported by the realizer`);
+    }
+    const workingDir = body["working_dir"];
+    if (workingDir !== undefined && typeof workingDir !== "string") throw new RealizeError(`${where}: working_dir must be a string`);
+    const environment = body["environment"] ?? {};
+    if (!isObject(environment) || !Object.values(environment).every((v) => typeof v === "string")) {
+      throw new RealizeError(`${where}: environment must be a map of strings`);
+    }
+    const strings = [command, ...(workingDir === undefined ? [] : [workingDir]), ...(Object.values(environment) as string[])];
+    for (const text of strings) interpolateSelf(text, undefined, where);
+    return { when, command, workingDir, environment: environment as Record<string, string> };
+  });
+}
+
+/** Resolves `${self.x}` / `${jsonencode(self.x)}`; with self undefined only checks the syntax. */
+function interpolateSelf(text: string, self: TerraformDataSelf | undefined, where: string): string {
+  let out = "";
+  let i = 0;
+  while (i < text.length) {
+    if (text.startsWith("$${", i) || text.startsWith("%%{", i)) {
+      out += text.slice(i + 1, i + 3);
+      i += 3;
+    } else if (text.startsWith("%{", i)) {
+      throw new RealizeError(`${where}: template directives are not supported by the realizer: ${shorten(text)}`);
+    } else if (text.startsWith("${", i)) {
+      const end = text.indexOf("}", i + 2);
+      if (end < 0) throw new RealizeError(`${where}: unterminated \${ in ${shorten(text)}`);
+      const expr = text.slice(i + 2, end).trim();
+      const m = /^(?:jsonencode\(\s*self\.([a-z_]+)\s*\)|self\.([a-z_]+))$/.exec(expr);
+      const attribute = m?.[1] ?? m?.[2];
+      if (!m || attribute === undefined || !SELF_ATTRIBUTES.has(attribute)) {
+        throw new RealizeError(
+          `${where}: unsupported expression \${${expr}} (the realizer resolves only self.<attr> and jsonencode(self.<attr>) ` +
+            `with attr one of ${[...SELF_ATTRIBUTES].join(", ")})`,
+        );
+      }
+      if (self) {
+        const value = attribute === "id" ? self.id : (self.attributes[attribute] ?? null);
+        if (m[1] !== undefined) out += terraformJsonEncode(value);
+        else if (typeof value === "string") out += value;
+        else throw new RealizeError(`${where}: self.${attribute} is not a string; use jsonencode(self.${attribute})`);
+      }
+      i = end + 1;
+    } else {
+      out += text[i];
+      i += 1;
+    }
+  }
+  return out;
+}
+
+/** Terraform's jsonencode: object keys sorted, no spaces, <, >, &, U+2028 and U+2029 escaped. */
+export function terraformJsonEncode(value: Json): string {
+  const sorted = (v: Json): Json =>
+    Array.isArray(v) ? v.map(sorted) : isObject(v) ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, sorted(v[k])])) : v;
+  return JSON.stringify(sorted(value)).replace(/[<>&\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
+function checkJsonLiteral(value: Json, address: string, where: string): void {
+  if (typeof value === "string" && (value.includes("${") || value.includes("%{"))) {
+    throw new RealizeError(`${address} ${where}: expressions are not supported by the realizer in terraform_data values: ${shorten(value)}`);
+  }
+  if (Array.isArray(value)) value.forEach((v, i) => checkJsonLiteral(v, address, `${where}[${i}]`));
+  else if (isObject(value)) for (const [k, v] of Object.entries(value)) checkJsonLiteral(v, address, `${where}.${k}`);
+}
+
+/**
+ * `removed { from = <address>, lifecycle { destroy = false } }` makes Terraform forget a resource
+ * that is in its state; a realization always starts from an empty state, so there is nothing to
+ * do beyond checking the block.
+ */
+function checkTopLevelBlock(key: string, value: Json | undefined, file: string): void {
+  const items = Array.isArray(value) ? value : [value ?? null];
+  items.forEach((item, i) => {
+    const where = `${file}: ${key}[${i}]`;
+    if (!isObject(item) || typeof item["from"] !== "string" || !/^[a-z_]+\.[A-Za-z0-9_-]+$/.test(item["from"])) {
+      throw new RealizeError(`${where}: expected { from = <type>.<name>, ... }`);
+    }
+    const lifecycle = item["lifecycle"];
+    if (!isObject(lifecycle) || lifecycle["destroy"] !== false || Object.keys(item).some((k) => k !== "from" && k !== "lifecycle")) {
+      throw new RealizeError(`${where}: only removed blocks with lifecycle { destroy = false } are supported by the realizer`);
+    }
+  });
+}
+
+function terraformDataState(res: PlannedResource): TerraformDataSelf {
+  const input = res.config["input"] ?? null;
+  return {
+    id: crypto.randomUUID(),
+    attributes: { input, output: input, triggers_replace: res.config["triggers_replace"] ?? null },
+    tainted: false,
+  };
+}
+
+async function runProvisioners(
+  res: PlannedResource,
+  when: "create" | "destroy",
+  self: TerraformDataSelf,
+  stackDir: string,
+  log: (line: string) => void,
+): Promise<void> {
+  if (when === "destroy" && self.tainted) {
+    log(`${res.address}: tainted by a failed create-time provisioner; destroy-time provisioners skipped (as Terraform does)`);
+    return;
+  }
+  for (const [i, p] of res.provisioners.entries()) {
+    if (p.when !== when) continue;
+    const where = `${res.address} provisioner[${i}]`;
+    const command = interpolateSelf(p.command, self, `${where} command`);
+    const cwd = path.resolve(stackDir, p.workingDir === undefined ? "." : interpolateSelf(p.workingDir, self, `${where} working_dir`));
+    const env: NodeJS.ProcessEnv = { ...process.env };
+    for (const [k, v] of Object.entries(p.environment)) env[k] = interpolateSelf(v, self, `${where} environment.${k}`);
+    log(`${res.address} (local-exec, ${when}): Executing: ["/bin/sh" "-c" ${JSON.stringify(command)}]`);
+    try {
+      const out = await run("/bin/sh", ["-c", command], { cwd, env, timeoutMs: PROVISIONER_TIMEOUT_MS });
+      for (const line of `${out.stdout}${out.stderr}`.split("\n").filter((l) => l.trim() !== "")) log(`${res.address} (local-exec): ${line}`);
+    } catch (err) {
+      if (when === "create") self.tainted = true;
+      const detail = err instanceof CommandError ? `${err.message}\n${err.stdout}${err.stderr}` : (err as Error).message;
+      throw new RealizeError(`${where} (local-exec, ${when}): ${detail.trim()}`);
+    }
+  }
 }

@@ -1,0 +1,137 @@
+import { spawnSync } from "child_process";
+import { Testing } from "cdktf";
+import * as fs from "fs";
+import * as path from "path";
+import { ClientConfig } from "../../constructs/client-config";
+import { DockerApi } from "../../e2e/docker-api";
+import { planStack, realize, RealizeError, terraformJsonEncode } from "../../e2e/realizer";
+import { tempDirectory } from "../fixtures/test-stack";
+
+/**
+ * The synthesized terraform_data of ClientConfig, applied for real: by the e2e realizer and, when a
+ * `terraform` binary is on PATH, by Terraform itself (terraform_data is built in, so `init` needs
+ * no provider download). The stack is only the client config, with the real script.
+ */
+
+const PROJECT = path.resolve(__dirname, "../..");
+const FOREIGN = { "log-level": "warn", "insecure-registries": ["foreign:5000"] };
+
+/** Synthesizes a ClientConfig for `port` into `<stackDir>/cdk.tf.json`, like `cdktf synth` does. */
+function synthClient(stackDir: string, clientDir: string, port: number, tls = false): string {
+  const text = Testing.synthScope((scope) => {
+    new ClientConfig(scope, "client", {
+      endpoints: [`localhost:${port}`, `127.0.0.1:${port}`],
+      caCertificatePem: tls ? "PEM\n" : undefined,
+      directory: clientDir,
+      projectDirectory: PROJECT,
+    });
+  });
+  const doc = JSON.parse(text) as Record<string, unknown>;
+  // Keep terraform_data and removed: the local provider (certs.d) is not available to Terraform here.
+  const resource = doc.resource as Record<string, unknown>;
+  const out = { resource: { terraform_data: resource.terraform_data }, removed: doc.removed };
+  fs.mkdirSync(stackDir, { recursive: true });
+  const file = path.join(stackDir, "cdk.tf.json");
+  fs.writeFileSync(file, JSON.stringify(out, null, 2));
+  return file;
+}
+
+const readJson = (file: string) => JSON.parse(fs.readFileSync(file, "utf8"));
+const noEngine = {} as DockerApi; // terraform_data never calls the engine
+
+describe("terraform_data daemon.json through the e2e realizer", () => {
+  test("merges on create, removes exactly its entries on destroy", async () => {
+    const root = tempDirectory();
+    const clientDir = path.join(root, "client");
+    fs.mkdirSync(clientDir);
+    fs.writeFileSync(path.join(clientDir, "daemon.json"), JSON.stringify(FOREIGN));
+    const lines: string[] = [];
+    const r = await realize(synthClient(path.join(root, "stack"), clientDir, 5000), { api: noEngine, log: (l) => lines.push(l) });
+    expect(readJson(path.join(clientDir, "daemon.json"))).toEqual({ ...FOREIGN, "insecure-registries": ["foreign:5000", "localhost:5000", "127.0.0.1:5000"] });
+    expect(lines.join("\n")).toContain('Executing: ["/bin/sh" "-c" "node -r ts-node/register/transpile-only scripts/daemon-json-file.ts add"]');
+    await r.destroy();
+    expect(readJson(path.join(clientDir, "daemon.json"))).toEqual(FOREIGN);
+    expect(fs.readdirSync(clientDir)).toEqual(["daemon.json"]);
+  });
+
+  test("fails when the create provisioner fails, and skips the destroy provisioner of the tainted resource", async () => {
+    const root = tempDirectory();
+    const clientDir = path.join(root, "client");
+    const file = synthClient(path.join(root, "stack"), clientDir, 5000);
+    fs.mkdirSync(clientDir);
+    fs.writeFileSync(path.join(clientDir, "daemon.json"), "{ broken");
+    const lines: string[] = [];
+    await expect(realize(file, { api: noEngine, log: (l) => lines.push(l) })).rejects.toThrow(/provisioner\[0\] \(local-exec, create\):[\s\S]*is not valid JSON/);
+    expect(lines.join("\n")).toContain("tainted by a failed create-time provisioner; destroy-time provisioners skipped");
+    expect(fs.readFileSync(path.join(clientDir, "daemon.json"), "utf8")).toBe("{ broken");
+  });
+
+  test("refuses provisioner expressions it cannot evaluate", () => {
+    const root = tempDirectory();
+    const file = synthClient(path.join(root, "stack"), path.join(root, "client"), 5000);
+    const doc = readJson(file);
+    const data = Object.values(doc.resource.terraform_data)[0] as { provisioner: Array<Record<string, { environment: Record<string, string> }>> };
+    data.provisioner[0]["local-exec"].environment.X = "${path.module}";
+    fs.writeFileSync(file, JSON.stringify(doc));
+    expect(() => planStack(file)).toThrow(RealizeError);
+    expect(() => planStack(file)).toThrow("unsupported expression ${path.module}");
+  });
+
+  test("encodes like Terraform's jsonencode (sorted keys, HTML characters escaped)", () => {
+    expect(terraformJsonEncode({ owner: "a", daemon_json: "/x<&>", list: ["b"] })).toBe('{"daemon_json":"/x\\u003c\\u0026\\u003e","list":["b"],"owner":"a"}');
+  });
+});
+
+const terraform = spawnSync("terraform", ["version"], { encoding: "utf8" });
+const describeWithTerraform = terraform.status === 0 ? describe : describe.skip;
+
+describeWithTerraform(`terraform_data daemon.json through ${terraform.stdout?.split("\n")[0] ?? "terraform (not found: skipped)"}`, () => {
+  const env = { ...process.env, CHECKPOINT_DISABLE: "1", TF_IN_AUTOMATION: "1" };
+  const tf = (dir: string, ...args: string[]) => {
+    const result = spawnSync("terraform", [...args, "-no-color"], { cwd: dir, env, encoding: "utf8", timeout: 120_000 });
+    if (result.status !== 0) throw new Error(`terraform ${args.join(" ")} failed:\n${result.stdout}\n${result.stderr}`);
+    return result.stdout;
+  };
+
+  test("port 5000 → 5001 → TLS → destroy: no stale entry, foreign settings kept, file untouched at the end", () => {
+    const root = tempDirectory();
+    const clientDir = path.join(root, "client");
+    const stackDir = path.join(root, "stack");
+    const daemonJson = path.join(clientDir, "daemon.json");
+    fs.mkdirSync(clientDir);
+    fs.writeFileSync(daemonJson, JSON.stringify(FOREIGN));
+
+    synthClient(stackDir, clientDir, 5000);
+    tf(stackDir, "init", "-input=false");
+    tf(stackDir, "apply", "-auto-approve", "-input=false");
+    expect(readJson(daemonJson)["insecure-registries"]).toEqual(["foreign:5000", "localhost:5000", "127.0.0.1:5000"]);
+
+    synthClient(stackDir, clientDir, 5001);
+    const replaced = tf(stackDir, "apply", "-auto-approve", "-input=false");
+    expect(replaced).toContain("Plan: 1 to add, 0 to change, 1 to destroy.");
+    expect(readJson(daemonJson)).toEqual({ ...FOREIGN, "insecure-registries": ["foreign:5000", "localhost:5001", "127.0.0.1:5001"] });
+
+    synthClient(stackDir, clientDir, 5001, true);
+    tf(stackDir, "apply", "-auto-approve", "-input=false");
+    expect(readJson(daemonJson)).toEqual(FOREIGN);
+
+    synthClient(stackDir, clientDir, 5002);
+    tf(stackDir, "apply", "-auto-approve", "-input=false");
+    const destroyed = tf(stackDir, "destroy", "-auto-approve", "-input=false");
+    expect(destroyed).toContain("scripts/daemon-json-file.ts remove");
+    expect(readJson(daemonJson)).toEqual(FOREIGN);
+    expect(fs.readdirSync(clientDir)).toEqual(["daemon.json"]);
+  });
+
+  test("a file the stack created is deleted by destroy; the removed block of the old local_file is accepted", () => {
+    const root = tempDirectory();
+    const clientDir = path.join(root, "client");
+    const stackDir = path.join(root, "stack");
+    synthClient(stackDir, clientDir, 5000);
+    tf(stackDir, "init", "-input=false");
+    tf(stackDir, "apply", "-auto-approve", "-input=false");
+    expect(readJson(path.join(clientDir, "daemon.json"))).toEqual({ "insecure-registries": ["localhost:5000", "127.0.0.1:5000"] });
+    tf(stackDir, "destroy", "-auto-approve", "-input=false");
+    expect(fs.readdirSync(clientDir)).toEqual([]);
+  });
+});
