@@ -1,14 +1,44 @@
 import { App } from "cdktf";
+import { ConfigError } from "./config/config-error";
 import { loadConfig } from "./config/load-config";
 import { RegistryStack } from "./stacks/registry-stack";
 
-const app = new App();
-const { props, source } = loadConfig();
-const stack = new RegistryStack(app, "registry", props, source);
-if (stack.generatedPasswords.users.length > 0) {
-  console.log(`Generated passwords for ${stack.generatedPasswords.users.join(", ")} are in ${stack.generatedPasswords.file} (owner-only).`);
+export interface MainOptions {
+  readonly env?: NodeJS.ProcessEnv;
+  /** The project folder: config files and relative paths are found here. @default process.cwd() */
+  readonly cwd?: string;
+  /** @default - cdktf's (cdktf.out, or what the CLI sets) */
+  readonly outdir?: string;
+  readonly stdout?: (line: string) => void;
+  readonly stderr?: (line: string) => void;
 }
-if (stack.settings.tls.mode === "none") {
-  console.error("WARNING: tls.mode is 'none': passwords and images cross the network in clear text. Lab use only.");
+
+/**
+ * Loads the configuration, builds the stack and synthesizes it. Bad input is one ConfigError:
+ * its problem list and source go to stderr, without a stack trace, and the exit code is 1.
+ */
+export function main(options: MainOptions = {}): number {
+  const cwd = options.cwd ?? process.cwd();
+  const stdout = options.stdout ?? ((line: string) => process.stdout.write(`${line}\n`));
+  const stderr = options.stderr ?? ((line: string) => process.stderr.write(`${line}\n`));
+  try {
+    const { props, source, warnings } = loadConfig(options.env ?? process.env, cwd);
+    warnings.forEach((warning) => stderr(`WARNING: ${warning}`));
+    const app = new App(options.outdir === undefined ? undefined : { outdir: options.outdir });
+    const stack = new RegistryStack(app, "registry", { projectDirectory: cwd, ...props }, source);
+    if (stack.generatedPasswords.users.length > 0) {
+      stdout(`Generated passwords for ${stack.generatedPasswords.users.join(", ")} are in ${stack.generatedPasswords.file} (owner-only).`);
+    }
+    if (stack.settings.tls.mode === "none") {
+      stderr("WARNING: tls.mode is 'none': passwords and images cross the network in clear text. Lab use only.");
+    }
+    app.synth();
+    return 0;
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    stderr(error.message);
+    return 1;
+  }
 }
-app.synth();
+
+if (require.main === module) process.exitCode = main();

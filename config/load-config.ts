@@ -1,20 +1,18 @@
 import * as fs from "fs";
 import * as path from "path";
-import { parse } from "yaml";
+import { LineCounter, parseDocument } from "yaml";
 import { z } from "zod";
 import { ConfigError } from "./config-error";
 import { RegistryStackProps } from "./registry-stack-props";
+import { MAX_INPUT_FILE_BYTES, passwordEnvName, passwordProblem } from "./rules";
 import { DEFAULT_USERS } from "./schema";
+
+export { passwordEnvName } from "./rules";
 
 export const CONFIG_FILE_ENV = "REGISTRY_STACK_CONFIG";
 export const SECRETS_FILE_ENV = "REGISTRY_STACK_SECRETS";
 export const DEFAULT_CONFIG_FILE = "registry-stack.yml";
 export const DEFAULT_SECRETS_FILE = "registry.secrets.yml";
-
-/** `alice` → `REGISTRY_PASSWORD_ALICE`, `ci.bot-1` → `REGISTRY_PASSWORD_CI_BOT_1`. */
-export function passwordEnvName(user: string): string {
-  return `REGISTRY_PASSWORD_${user.toUpperCase().replace(/[^A-Z0-9]/g, "_")}`;
-}
 
 const secretsSchema = z.strictObject({ passwords: z.record(z.string(), z.string()).default({}) });
 
@@ -23,46 +21,70 @@ export interface LoadedConfig {
   readonly props: RegistryStackProps;
   /** Where the props came from, for messages. */
   readonly source: string;
+  /** Things the user should fix that do not stop the synth (e.g. a secrets file others can read). */
+  readonly warnings: string[];
 }
 
 /**
  * Reads the config file (`$REGISTRY_STACK_CONFIG`, else ./registry-stack.yml, else the embedded default: no file)
  * and the passwords (`REGISTRY_PASSWORD_<USER>` variables win over the secrets file,
- * `$REGISTRY_STACK_SECRETS` else ./registry.secrets.yml). Structure is validated later by the stack, with all problems at once.
+ * `$REGISTRY_STACK_SECRETS` else ./registry.secrets.yml). Passwords are checked here, where the
+ * message can name their variable or file; the structure is validated by the stack, all problems at once.
+ * No message quotes the secrets file's text.
  */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): LoadedConfig {
   const configFile = locate(env[CONFIG_FILE_ENV], DEFAULT_CONFIG_FILE, CONFIG_FILE_ENV, cwd);
-  const raw = configFile ? readYamlObject(configFile) : {};
+  const raw = configFile ? readYamlObject(configFile, { secret: false }) : {};
   const source = configFile ? `configuration in ${configFile}` : "embedded default configuration";
 
   const problems: string[] = [];
+  const warnings: string[] = [];
   const users = raw.users === undefined ? DEFAULT_USERS : Array.isArray(raw.users) ? (raw.users as unknown[]) : undefined;
+  const nameOf = (u: unknown): string => String((u as { name?: unknown } | null)?.name);
   users?.forEach((u, i) => {
     if (u && typeof u === "object" && "password" in u)
-      problems.push(`users[${i}].password: passwords do not belong in the config file; set ${passwordEnvName(String((u as { name?: unknown }).name ?? "user"))} or use the secrets file`);
+      problems.push(`users[${i}].password: passwords do not belong in the config file; set ${passwordEnvName(nameOf(u))} or use the secrets file`);
   });
 
   const secretsFile = locate(env[SECRETS_FILE_ENV], DEFAULT_SECRETS_FILE, SECRETS_FILE_ENV, cwd);
   let filePasswords: Record<string, string> = {};
   if (secretsFile) {
-    const parsed = secretsSchema.safeParse(readYamlObject(secretsFile));
+    const mode = fs.statSync(secretsFile).mode & 0o777;
+    if ((mode & 0o077) !== 0)
+      warnings.push(`${secretsFile} is accessible by group or others (mode ${mode.toString(8).padStart(4, "0")}); restrict it: chmod 600 ${secretsFile}`);
+    const parsed = secretsSchema.safeParse(readYamlObject(secretsFile, { secret: true }));
+    // Issue paths and codes only: zod's messages never carry the value, but keep it that way.
     if (parsed.success) filePasswords = parsed.data.passwords;
-    else problems.push(`${secretsFile}: expected "passwords:" mapping user names to passwords (${parsed.error.issues.map((i) => i.path.join(".") || i.message).join(", ")})`);
+    else problems.push(`${secretsFile}: expected "passwords:" mapping user names to passwords (${parsed.error.issues.map((i) => i.path.join(".") || i.code).join(", ")})`);
   }
-  const userNames = new Set((users ?? []).map((u) => String((u as { name?: unknown })?.name)));
+  const userNames = new Set((users ?? []).map(nameOf));
   for (const name of Object.keys(filePasswords)) {
     if (!userNames.has(name)) problems.push(`${secretsFile}: passwords.${name} names no configured user; fix the name or remove the entry`);
   }
-  if (problems.length > 0) throw new ConfigError(problems, source);
 
+  const passwordOf = (name: string): string | undefined => {
+    const envName = passwordEnvName(name);
+    const fromEnv = env[envName];
+    if (fromEnv !== undefined) {
+      const problem = passwordProblem(fromEnv);
+      if (problem) problems.push(`${envName}: the password for user "${name}" ${problem}; set another password or unset the variable`);
+      return fromEnv;
+    }
+    const fromFile = Object.prototype.hasOwnProperty.call(filePasswords, name) ? filePasswords[name] : undefined;
+    if (fromFile !== undefined) {
+      const problem = passwordProblem(fromFile);
+      if (problem) problems.push(`${secretsFile}: passwords.${name} ${problem}; set another password or remove the entry to have one generated`);
+    }
+    return fromFile;
+  };
   const withPasswords = (u: unknown): unknown => {
     if (!u || typeof u !== "object") return u;
-    const name = String((u as { name?: unknown }).name);
-    const password = env[passwordEnvName(name)] ?? filePasswords[name];
+    const password = passwordOf(nameOf(u));
     return password === undefined ? u : { ...u, password };
   };
   const props = users ? { ...raw, users: users.map(withPasswords) } : raw;
-  return { props: props as RegistryStackProps, source };
+  if (problems.length > 0) throw new ConfigError(problems, source);
+  return { props: props as RegistryStackProps, source, warnings };
 }
 
 function locate(fromEnv: string | undefined, fallback: string, envName: string, cwd: string): string | undefined {
@@ -75,12 +97,38 @@ function locate(fromEnv: string | undefined, fallback: string, envName: string, 
   return fs.existsSync(file) ? file : undefined;
 }
 
-function readYamlObject(file: string): Record<string, unknown> {
+/**
+ * Parses a YAML file into a mapping. yaml's default messages and warnings print a code frame of
+ * the offending line (on stderr, for warnings): for the secrets file that is the password, so
+ * errors name the position and the parser's code only, and warnings are silenced.
+ */
+function readYamlObject(file: string, { secret }: { secret: boolean }): Record<string, unknown> {
+  let text: string;
+  try {
+    const size = fs.statSync(file).size;
+    if (size > MAX_INPUT_FILE_BYTES)
+      throw new ConfigError([`${file}: is ${size} bytes; files over ${MAX_INPUT_FILE_BYTES} bytes are refused (lists are limited, see README.md)`]);
+    text = fs.readFileSync(file, "utf8");
+  } catch (error) {
+    if (error instanceof ConfigError) throw error;
+    throw new ConfigError([`${file}: cannot be read (${(error as NodeJS.ErrnoException).code ?? "error"}); fix the path or its permissions`]);
+  }
+  const lineCounter = new LineCounter();
+  const document = parseDocument(text, { prettyErrors: false, logLevel: "error", lineCounter, uniqueKeys: true });
+  if (document.errors.length > 0) {
+    throw new ConfigError(
+      document.errors.map((error) => {
+        const { line, col } = lineCounter.linePos(error.pos[0]);
+        const what = secret ? error.code : `${error.code}: ${error.message}`;
+        return `${file}: not valid YAML (${what}) at line ${line}, column ${col}; fix the file`;
+      }),
+    );
+  }
   let value: unknown;
   try {
-    value = parse(fs.readFileSync(file, "utf8"));
-  } catch (e) {
-    throw new ConfigError([`${file}: not valid YAML: ${(e as Error).message}`]);
+    value = document.toJS({ maxAliasCount: 100 });
+  } catch {
+    throw new ConfigError([`${file}: its YAML aliases expand too far; write the values out`]);
   }
   if (value === null || value === undefined) return {};
   if (typeof value !== "object" || Array.isArray(value)) throw new ConfigError([`${file}: must be a YAML mapping of settings (see README.md)`]);

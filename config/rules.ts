@@ -1,40 +1,125 @@
 import { isIP } from "net";
 
-/** Rule table for configuration values; each rule says what to do when it fails. */
+/**
+ * Rule table for configuration values: each rule lives here once and says what to do when it
+ * fails. The schema (schema.ts) applies them to the props; the loader applies the password rule
+ * where a password arrives (environment, secrets file), so its message names that source.
+ */
 
 const DNS_LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/i;
 
+/** A host name clients connect to: no wildcard (a wildcard is a certificate pattern, not a host). */
 export function isDnsName(value: string): boolean {
   return value.length <= 253 && value.split(".").every((label) => DNS_LABEL.test(label)) && !isIP(value);
 }
-export const DNS_NAME_HINT = "is not a valid DNS name; use letters, digits and hyphens in dot-separated labels";
+export const DNS_NAME_HINT = "is not a valid DNS name; use letters, digits and hyphens in dot-separated labels (no wildcards)";
 
+/** An IPv4 or IPv6 address without zone id (a zone id means nothing in a certificate). */
 export function isIpAddress(value: string): boolean {
-  return isIP(value) !== 0;
+  return isIP(value) !== 0 && !value.includes("%");
 }
 export const IP_HINT = "is not an IPv4 or IPv6 address";
 
 // distribution's htpasswd parser splits on the first ':' and trims lines.
 export const USER_NAME = /^[^:\s]+$/;
 export const USER_NAME_HINT = "must not be empty and must not contain ':' or whitespace";
+export const MAX_USER_NAME_LENGTH = 128;
+
+/** `alice` → `REGISTRY_PASSWORD_ALICE`, `ci.bot-1` → `REGISTRY_PASSWORD_CI_BOT_1`. */
+export function passwordEnvName(user: string): string {
+  return `REGISTRY_PASSWORD_${user.toUpperCase().replace(/[^A-Z0-9]/g, "_")}`;
+}
 
 // bcrypt only looks at the first 72 bytes of a password; bcryptjs truncates silently.
 export const MAX_PASSWORD_BYTES = 72;
 
+/** What is wrong with a password, never quoting it; undefined when it is fine. */
+export function passwordProblem(password: string): string | undefined {
+  if (password === "") return "is empty";
+  const bytes = Buffer.byteLength(password, "utf8");
+  if (bytes > MAX_PASSWORD_BYTES) return `is longer than ${MAX_PASSWORD_BYTES} bytes (${bytes}), which bcrypt would silently truncate`;
+  return undefined;
+}
+
 export const DOCKER_OBJECT_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 export const DOCKER_OBJECT_NAME_HINT = "must start with a letter or digit and contain only letters, digits, '_', '.' and '-'";
+/** Docker object names get suffixes ("-registry", "-backend"); keep room for them. */
+export const MAX_NAME_PREFIX_LENGTH = 48;
 
-/** An image reference pinned to a tag (not `latest`) or a digest. */
-export function isPinnedImage(value: string): boolean {
-  if (/@sha256:[a-f0-9]{64}$/.test(value)) return true;
-  const lastSegment = value.slice(value.lastIndexOf("/") + 1);
-  const colon = lastSegment.indexOf(":");
-  return colon > 0 && lastSegment.slice(colon + 1) !== "latest" && /^[\w][\w.-]{0,127}$/.test(lastSegment.slice(colon + 1));
-}
+// distribution/reference grammar (reference/regexp.go).
+const DOMAIN_COMPONENT = "(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])";
+const DOMAIN = `(?:${DOMAIN_COMPONENT}(?:\\.${DOMAIN_COMPONENT})*|\\[[0-9a-fA-F:.]+\\])(?::[0-9]+)?`;
+const PATH_COMPONENT = "[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*";
+const REPOSITORY = new RegExp(`^(?:${DOMAIN}/)?${PATH_COMPONENT}(?:/${PATH_COMPONENT})*$`);
+const TAG = /^[\w][\w.-]{0,127}$/;
+const SHA256_DIGEST = /^sha256:[a-f0-9]{64}$/;
+const MAX_REPOSITORY_LENGTH = 255;
 export const PINNED_IMAGE_HINT = "must be pinned to a tag other than 'latest' or to a digest, e.g. registry:3.1.1";
 
-export const DOCKER_HOST = /^(unix:\/\/\/.+|ssh:\/\/.+|tcp:\/\/.+)$/;
+/**
+ * What is wrong with an image reference that must be pinned (`name:tag`, `name@sha256:<64 hex>`
+ * or both); undefined when it is fine. Parsed like docker does: `registry@sha256:deadbeef`
+ * is a digest of the wrong length, not repository `registry@sha256` with tag `deadbeef`.
+ */
+export function imageReferenceProblem(value: string): string | undefined {
+  const at = value.indexOf("@");
+  const beforeDigest = at < 0 ? value : value.slice(0, at);
+  if (at >= 0) {
+    const digest = value.slice(at + 1);
+    if (!SHA256_DIGEST.test(digest)) {
+      const hex = digest.startsWith("sha256:") ? digest.slice("sha256:".length) : undefined;
+      return hex !== undefined && /^[a-f0-9]*$/.test(hex)
+        ? `has a sha256 digest of ${hex.length} hex digits, not 64; copy the whole digest (docker images --digests)`
+        : "has a digest that is not sha256:<64 lowercase hex digits>; copy the whole digest (docker images --digests)";
+    }
+  }
+  const lastSlash = beforeDigest.lastIndexOf("/");
+  const colon = beforeDigest.indexOf(":", lastSlash + 1);
+  const repository = colon < 0 ? beforeDigest : beforeDigest.slice(0, colon);
+  const tag = colon < 0 ? undefined : beforeDigest.slice(colon + 1);
+  if (repository.length > MAX_REPOSITORY_LENGTH || !REPOSITORY.test(repository)) {
+    return `has an invalid repository name "${repository}"; use lowercase letters, digits and . _ - separators, optionally after a registry host`;
+  }
+  if (tag !== undefined && !TAG.test(tag)) return `has an invalid tag "${tag}"; tags are up to 128 letters, digits, '_', '.' and '-'`;
+  if (at < 0 && (tag === undefined || tag === "latest")) return PINNED_IMAGE_HINT;
+  return undefined;
+}
+
 export const DOCKER_HOST_HINT = "must start with unix:///, ssh:// or tcp://";
+const HOST = "(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\\[[0-9A-Fa-f:.]+\\])";
+
+/** What is wrong with a Docker Engine address; undefined when it is fine. */
+export function dockerHostProblem(value: string): string | undefined {
+  if (value.startsWith("unix://")) {
+    return /^unix:\/\/\/\S+$/.test(value) ? undefined : "needs an absolute socket path after unix://, e.g. unix:///var/run/docker.sock";
+  }
+  if (value.startsWith("ssh://")) {
+    const rest = value.slice("ssh://".length);
+    if (rest === "" || rest.endsWith("@")) return "has no host after ssh://; use ssh://user@host or ssh://user@host:port";
+    return new RegExp(`^(?:[^@\\s/:]+@)?${HOST}(?::[0-9]{1,5})?/?$`).test(rest)
+      ? undefined
+      : "is not ssh://[user@]host[:port]; e.g. ssh://deploy@store.example.test";
+  }
+  if (value.startsWith("tcp://")) {
+    return new RegExp(`^${HOST}:[0-9]{1,5}/?$`).test(value.slice("tcp://".length))
+      ? undefined
+      : "is not tcp://host:port; e.g. tcp://build.example.test:2376";
+  }
+  return DOCKER_HOST_HINT;
+}
 
 export const MIN_BCRYPT_COST = 4;
 export const MAX_BCRYPT_COST = 15;
+
+/**
+ * Upper bounds on lists. Every host name and address goes into the certificate, nginx's
+ * server_name and one certs.d folder each; every user costs a bcrypt hash per synth that
+ * changes it. Without a bound, 403k host names ran 163 s and 2.6 GB before failing inside cdktf.
+ */
+export const MAX_HOSTNAMES = 100;
+export const MAX_IP_ADDRESSES = 100;
+export const MAX_USERS = 100;
+export const MAX_SSH_OPTIONS = 32;
+
+/** Config and secrets files larger than this are refused before they are parsed. */
+export const MAX_INPUT_FILE_BYTES = 1024 * 1024;

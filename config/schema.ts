@@ -7,17 +7,36 @@ import * as rules from "./rules";
 export const DEFAULT_USERS = [{ name: "admin" }];
 
 const port = z.number().int().min(1, { error: "must be a port number from 1 to 65535" }).max(65535, { error: "must be a port number from 1 to 65535" });
-const image = z.string().refine(rules.isPinnedImage, { error: rules.PINNED_IMAGE_HINT });
+/** A string checked by a rule from rules.ts that returns what is wrong, or undefined. */
+const ruled = (problemOf: (value: string) => string | undefined) =>
+  z.string().superRefine((value, ctx) => {
+    const message = problemOf(value);
+    if (message !== undefined) ctx.addIssue({ code: "custom", message, input: value });
+  });
+const image = ruled(rules.imageReferenceProblem);
 const absolutePath = z.string().refine((p) => path.isAbsolute(p), { error: "must be an absolute path" });
 const nonEmptyPath = z.string().min(1, { error: "must not be empty" });
 
+/** A list whose length is checked before its entries, so a huge list fails at once. */
+function boundedList<T extends z.ZodType>(element: T, max: number) {
+  return z
+    .array(z.unknown())
+    .max(max, { error: (issue) => `has ${(issue.input as unknown[]).length} entries; at most ${max} are supported` })
+    .pipe(z.array(element));
+}
+
 const user = z.strictObject({
-  name: z.string().regex(rules.USER_NAME, { error: rules.USER_NAME_HINT }),
+  name: z
+    .string()
+    .regex(rules.USER_NAME, { error: rules.USER_NAME_HINT })
+    .max(rules.MAX_USER_NAME_LENGTH, { error: `must be at most ${rules.MAX_USER_NAME_LENGTH} characters` }),
   password: z
     .string()
-    .min(1, { error: "is empty; supply a password or leave it out to have one generated" })
-    .refine((p) => Buffer.byteLength(p, "utf8") <= rules.MAX_PASSWORD_BYTES, {
-      error: `is longer than ${rules.MAX_PASSWORD_BYTES} bytes, which bcrypt would silently truncate; use a shorter password`,
+    .superRefine((password, ctx) => {
+      const problem = rules.passwordProblem(password);
+      if (problem === undefined) return;
+      const remedy = password === "" ? "supply a password or leave it out to have one generated" : "use a shorter password";
+      ctx.addIssue({ code: "custom", message: `${problem}; ${remedy}` });
     })
     .optional(),
 });
@@ -55,20 +74,24 @@ const memoryMb = z.number().int().min(32, { error: "must be at least 32 (MiB)" }
 /** Schema of the stack's props; the config file has the same shape (without passwords and entropy). */
 export const registryStackPropsSchema = z
   .strictObject({
-    namePrefix: z.string().regex(rules.DOCKER_OBJECT_NAME, { error: rules.DOCKER_OBJECT_NAME_HINT }).default("registry"),
-    dockerHost: z.string().regex(rules.DOCKER_HOST, { error: rules.DOCKER_HOST_HINT }).default("unix:///var/run/docker.sock"),
+    namePrefix: z
+      .string()
+      .regex(rules.DOCKER_OBJECT_NAME, { error: rules.DOCKER_OBJECT_NAME_HINT })
+      .max(rules.MAX_NAME_PREFIX_LENGTH, { error: `must be at most ${rules.MAX_NAME_PREFIX_LENGTH} characters` })
+      .default("registry"),
+    dockerHost: ruled(rules.dockerHostProblem).default("unix:///var/run/docker.sock"),
     dockerCertPath: nonEmptyPath.optional(),
-    dockerSshOptions: z.array(z.string()).default([]),
+    dockerSshOptions: boundedList(z.string(), rules.MAX_SSH_OPTIONS).default([]),
     registryImage: image.default("registry:3.1.1"),
     proxyImage: image.default("nginx:1.28.2-alpine"),
-    hostnames: z.array(z.string().refine(rules.isDnsName, { error: rules.DNS_NAME_HINT })).default([]),
-    ipAddresses: z.array(z.string().refine(rules.isIpAddress, { error: rules.IP_HINT })).default([]),
+    hostnames: boundedList(z.string().refine(rules.isDnsName, { error: rules.DNS_NAME_HINT }), rules.MAX_HOSTNAMES).default([]),
+    ipAddresses: boundedList(z.string().refine(rules.isIpAddress, { error: rules.IP_HINT }), rules.MAX_IP_ADDRESSES).default([]),
     publicPort: port.default(5000),
     publishAddress: z.string().refine(rules.isIpAddress, { error: rules.IP_HINT }).default("0.0.0.0"),
     proxy: z.boolean().default(true),
     httpRedirectPort: port.optional(),
     tls: tls.default({ mode: "self-signed" }),
-    users: z.array(user).default(DEFAULT_USERS),
+    users: boundedList(user, rules.MAX_USERS).default(DEFAULT_USERS),
     bcryptCost: z
       .number()
       .int()
@@ -102,8 +125,16 @@ export const registryStackPropsSchema = z
   .superRefine((props, ctx) => {
     const problem = (field: (string | number)[], message: string) => ctx.addIssue({ code: "custom", path: field, message, input: valueAt(props, field) });
     const names = new Set<string>();
+    const envNames = new Map<string, number>();
     props.users.forEach((u, i) => {
       if (names.has(u.name)) problem(["users", i, "name"], "is listed twice; each user needs a unique name");
+      else {
+        const envName = rules.passwordEnvName(u.name);
+        const first = envNames.get(envName);
+        if (first !== undefined)
+          problem(["users", i, "name"], `reads its password from ${envName}, as users[${first}] "${props.users[first].name}" does; rename one of them`);
+        else envNames.set(envName, i);
+      }
       names.add(u.name);
     });
     if (props.users.length === 0) problem(["users"], "is empty; list at least one user (a registry without users accepts no login)");
@@ -147,14 +178,21 @@ export function resolveSettings(props: Omit<RegistryStackProps, "entropy">, stac
   if (!result.success) throw new ConfigError(result.error.issues.map(describeIssue), source);
   const parsed = result.data;
   const noAddresses = parsed.hostnames.length === 0 && parsed.ipAddresses.length === 0;
+  const projectDirectory = parsed.projectDirectory ?? process.cwd();
+  const inProject = (file: string) => path.resolve(projectDirectory, file);
   return {
     ...parsed,
     hostnames: noAddresses ? ["localhost"] : parsed.hostnames,
     ipAddresses: noAddresses ? ["127.0.0.1"] : parsed.ipAddresses,
     volumeName: parsed.volumeName ?? `${parsed.namePrefix}-data`,
     authCacheSeconds: parsed.authCacheSeconds ?? (parsed.proxy ? DEFAULT_AUTH_CACHE_SECONDS : 0),
-    materialDirectory: parsed.materialDirectory ?? path.join("assets", "generated", stackId),
-    projectDirectory: parsed.projectDirectory ?? process.cwd(),
+    tls:
+      parsed.tls.mode === "files"
+        ? { ...parsed.tls, certificateFile: inProject(parsed.tls.certificateFile), keyFile: inProject(parsed.tls.keyFile), caFile: inProject(parsed.tls.caFile) }
+        : parsed.tls,
+    clientConfigDirectory: inProject(parsed.clientConfigDirectory),
+    materialDirectory: inProject(parsed.materialDirectory ?? path.join("assets", "generated", stackId)),
+    projectDirectory,
   };
 }
 

@@ -1,11 +1,5 @@
 /**
- * Problems with generated or operator-supplied material (certificates, keys, passwords).
- * All problems are collected and reported at once; each names the field, the value and
- * what to do.
+ * @deprecated There is one error type for bad input: import `ConfigError` from
+ * config/config-error. This alias is the same class (kept until the last importer moves).
  */
-export class MaterialError extends Error {
-  constructor(readonly problems: string[]) {
-    super(`Invalid TLS or credential material:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
-    this.name = "MaterialError";
-  }
-}
+export { ConfigError as MaterialError } from "../config/config-error";

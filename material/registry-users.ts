@@ -2,7 +2,7 @@ import * as bcrypt from "bcryptjs";
 import * as crypto from "crypto";
 import * as YAML from "yaml";
 import { Entropy } from "./entropy";
-import { MaterialError } from "./material-error";
+import { ConfigError } from "../config/config-error";
 import { MaterialStore } from "./material-store";
 
 export interface RegistryUser {
@@ -12,7 +12,7 @@ export interface RegistryUser {
 }
 
 export interface RegistryUsersOptions {
-  /** bcrypt cost (4–31). Every authenticated registry request pays it (distribution#3017). */
+  /** bcrypt cost, validated by the config schema. Every authenticated registry request pays it (distribution#3017). */
   readonly bcryptCost: number;
   readonly entropy: Entropy;
 }
@@ -20,7 +20,7 @@ export interface RegistryUsersOptions {
 export interface ResolvedRegistryUsers {
   /** htpasswd entries, in the given order: `${name}:${hash}` per line. */
   readonly entries: Array<{ name: string; hash: string }>;
-  /** Absolute path of the 0600 YAML file with generated passwords, if any were generated. */
+  /** Absolute path of the 0600 YAML file with generated passwords, if it has any. */
   readonly generatedPasswordFile?: string;
   /** Users whose password was generated. */
   readonly generatedFor: string[];
@@ -44,13 +44,17 @@ interface StoredHash {
  * read both files can test password guesses fast, without bcrypt's cost. They sit beside
  * the CA key and generated passwords, all 0600, so such a reader already has the keys to
  * the registry; the HMAC adds no new exposure there and must never leave the store.
+ *
+ * generated-passwords.yml only grows: a synth never deletes a generated password, also not
+ * when its user now has a password from the environment or the secrets file, or is removed
+ * (it may be the only copy of a deployed password). Delete an entry by hand to retire it.
+ * Users are validated by the config schema (names, uniqueness, password length) before this runs.
  */
 export function resolveRegistryUsers(
   store: MaterialStore,
   users: ReadonlyArray<RegistryUser>,
   options: RegistryUsersOptions,
 ): ResolvedRegistryUsers {
-  validate(users, options.bcryptCost);
   const previousPasswords = readGeneratedPasswords(store);
   const previousHashes = readState(store);
   const fingerprintKey = ensureFingerprintKey(store, options.entropy);
@@ -73,38 +77,11 @@ export function resolveRegistryUsers(
 
   store.write(FILES.state, `${JSON.stringify(Object.fromEntries(state), null, 2)}\n`, 0o600);
   const generatedFor = [...generated.keys()];
-  if (generatedFor.length === 0) {
-    // Stale generated passwords would be secrets without a purpose.
-    store.remove(FILES.passwords);
-    return { entries, generatedFor };
-  }
-  return { entries, generatedFor, generatedPasswordFile: store.write(FILES.passwords, renderPasswords(generated), 0o600) };
-}
-
-function validate(users: ReadonlyArray<RegistryUser>, cost: number): void {
-  const problems: string[] = [];
-  if (!Number.isInteger(cost) || cost < 4 || cost > 31) {
-    problems.push(`bcryptCost: ${cost} is not an integer from 4 to 31; use 10 (about 64 ms per authenticated request)`);
-  }
-  const seen = new Set<string>();
-  users.forEach(({ name, password }, i) => {
-    const field = `users[${i}]`;
-    // htpasswd is "name:hash" per line.
-    if (name === "" || /[:\s]/.test(name)) {
-      problems.push(`${field}.name: "${name}" must be non-empty without ":" or whitespace; rename the user`);
-    } else if (seen.has(name)) {
-      problems.push(`${field}.name: "${name}" appears more than once; remove the duplicate`);
-    }
-    seen.add(name);
-    if (password === "") {
-      problems.push(`${field}.password (user "${name}"): is empty; set a password or omit it to have one generated`);
-    } else if (password !== undefined && bcrypt.truncates(password)) {
-      problems.push(
-        `${field}.password (user "${name}"): is ${Buffer.byteLength(password)} bytes in UTF-8; bcrypt ignores everything after 72 bytes, use a shorter password`,
-      );
-    }
-  });
-  if (problems.length > 0) throw new MaterialError(problems);
+  // Previous entries keep their place; a user's (re)generated password replaces its own entry only.
+  const allGenerated = new Map<string, unknown>(Object.entries(previousPasswords));
+  for (const [name, password] of generated) allGenerated.set(name, password);
+  if (allGenerated.size === 0) return { entries, generatedFor };
+  return { entries, generatedFor, generatedPasswordFile: store.write(FILES.passwords, renderPasswords(allGenerated), 0o600) };
 }
 
 function readGeneratedPasswords(store: MaterialStore): Record<string, unknown> {
@@ -112,16 +89,18 @@ function readGeneratedPasswords(store: MaterialStore): Record<string, unknown> {
   if (text === undefined) return {};
   let parsed: unknown;
   try {
-    parsed = YAML.parse(text);
+    // Silent, without code frames: the text is passwords.
+    parsed = YAML.parse(text, { logLevel: "error", prettyErrors: false });
   } catch {
     parsed = undefined;
   }
   if (parsed === null) return {};
   // Regenerating silently would lock out whoever uses these passwords: stop instead.
   if (typeof parsed !== "object" || parsed === undefined || Array.isArray(parsed)) {
-    throw new MaterialError([
-      `${store.path(FILES.passwords)}: is not a YAML map of user name to password; fix it, or delete it to generate new passwords`,
-    ]);
+    throw new ConfigError(
+      [`${store.path(FILES.passwords)}: is not a YAML map of user name to password; fix it, or delete it to generate new passwords`],
+      `material in ${store.directory}`,
+    );
   }
   return parsed as Record<string, unknown>;
 }
@@ -169,7 +148,7 @@ function salt(cost: number, entropy: Entropy): string {
   return `$2b$${String(cost).padStart(2, "0")}$${bcrypt.encodeBase64(entropy.randomBytes(16), 16)}`;
 }
 
-function renderPasswords(passwords: Map<string, string>): string {
+function renderPasswords(passwords: Map<string, unknown>): string {
   const document = new YAML.Document(passwords);
   document.commentBefore = " Generated registry passwords (user: password). Keep this file private.";
   return document.toString();

@@ -1,7 +1,7 @@
 import * as crypto from "crypto";
 import * as forge from "node-forge";
 import { Entropy } from "./entropy";
-import { MaterialError } from "./material-error";
+import { ConfigError } from "../config/config-error";
 import { MaterialStore } from "./material-store";
 import { normalizeIdentity, ServerIdentity, TlsMaterial } from "./tls-material";
 
@@ -30,9 +30,15 @@ interface StoredPair {
 /**
  * A private CA and a server certificate for `identity`, persisted in `store` and reused:
  * a new serial or key on every synth would replace the containers on every deploy.
- * The CA is kept while it has more than `renewBeforeDays` left. The server certificate
- * (keeping its key) is re-issued only when its names differ from `identity`, it expires
- * within `renewBeforeDays`, or it no longer chains to the stored CA.
+ *
+ * A CA is created only when neither ca.key nor ca.crt exists. Every client trusts it, so any
+ * problem with an existing one (one file without the other, unreadable, not a CA, key and
+ * certificate not a pair, not yet valid, expiring within `renewBeforeDays`) is an error naming
+ * the file: replacing it silently would break every client's certs.d at the next deploy and
+ * lose the old key. Rotating the CA is an explicit step (README, "Rotating passwords and certificates").
+ *
+ * The server certificate (keeping its key) is re-issued automatically when its names differ
+ * from `identity`, it expires within `renewBeforeDays`, or it no longer chains to the CA.
  */
 export function ensureSelfSignedTls(
   store: MaterialStore,
@@ -93,22 +99,50 @@ function validateOptions(caValidityDays: number, serverValidityDays: number, ren
   if (!(caValidityDays > renewBeforeDays)) {
     problems.push(`caValidityDays: ${caValidityDays} must be greater than renewBeforeDays (${renewBeforeDays})`);
   }
-  if (problems.length > 0) throw new MaterialError(problems);
+  if (problems.length > 0) throw new ConfigError(problems, "self-signed TLS options");
 }
 
 function storedCa(store: MaterialStore, now: Date, renewBy: Date): StoredPair | undefined {
   const keyPem = store.read(FILES.caKey);
   const certPem = store.read(FILES.caCert);
-  if (keyPem === undefined || certPem === undefined) return undefined;
+  if (keyPem === undefined && certPem === undefined) return undefined;
+
+  const keyFile = store.path(FILES.caKey);
+  const certFile = store.path(FILES.caCert);
+  const restore = `restore ca.key and ca.crt from your backup, or ${ROTATE_CA}`;
+  const problems: string[] = [];
+  if (keyPem === undefined) problems.push(`${keyFile}: is missing while ${certFile} exists; ${restore}`);
+  if (certPem === undefined) problems.push(`${certFile}: is missing while ${keyFile} exists; ${restore}`);
+
+  const key = keyPem === undefined ? undefined : parseOr(() => crypto.createPrivateKey(keyPem), () => problems.push(`${keyFile}: is not a PEM private key; ${restore}`));
+  const cert = certPem === undefined ? undefined : parseOr(() => new crypto.X509Certificate(certPem), () => problems.push(`${certFile}: is not a PEM certificate; ${restore}`));
+  if (cert !== undefined) {
+    if (!cert.ca) problems.push(`${certFile}: is not a CA certificate (basicConstraints CA:FALSE); ${restore}`);
+    if (key !== undefined && !cert.checkPrivateKey(key)) problems.push(`${keyFile}: is not the key of ${certFile}; ${restore}`);
+    const notBefore = new Date(cert.validFrom);
+    const notAfter = new Date(cert.validTo);
+    if (notBefore > now) {
+      problems.push(`${certFile}: is not valid before ${notBefore.toISOString()}, but the clock says ${now.toISOString()}; fix the system clock (the CA is kept)`);
+    } else if (notAfter <= now) {
+      problems.push(`${certFile}: expired on ${notAfter.toISOString()}; ${ROTATE_CA}`);
+    } else if (notAfter <= renewBy) {
+      problems.push(`${certFile}: expires on ${notAfter.toISOString()}, within the renewal window; ${ROTATE_CA}`);
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems, `CA in ${store.directory}`);
+  return { keyPem: keyPem as string, certPem: certPem as string };
+}
+
+/** What every CA problem tells the user to do when the old CA cannot be restored. */
+const ROTATE_CA =
+  "rotate the CA: move ca.key and ca.crt out of the material folder (keep them until clients have the new CA), synth again, " +
+  "then install the new ca.crt on every client (README.md, \"Rotating passwords and certificates\")";
+
+function parseOr<T>(parse: () => T, onError: () => void): T | undefined {
   try {
-    const cert = new crypto.X509Certificate(certPem);
-    const usable =
-      cert.ca &&
-      cert.checkPrivateKey(crypto.createPrivateKey(keyPem)) &&
-      new Date(cert.validFrom) <= now &&
-      new Date(cert.validTo) > renewBy;
-    return usable ? { keyPem, certPem } : undefined;
+    return parse();
   } catch {
+    onError();
     return undefined;
   }
 }

@@ -1,6 +1,6 @@
 import * as crypto from "crypto";
 import * as fs from "fs";
-import { MaterialError } from "./material-error";
+import { ConfigError } from "../config/config-error";
 import { normalizeIdentity, ServerIdentity, TlsMaterial } from "./tls-material";
 
 /** Operator-supplied PEM files. Relative paths resolve against the working directory. */
@@ -17,7 +17,7 @@ const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE
 
 /**
  * Reads and checks operator-supplied TLS files: a mistake here would otherwise surface
- * only as a failed `docker login` after deploy. Throws one MaterialError listing every
+ * only as a failed `docker login` after deploy. Throws one ConfigError listing every
  * problem found.
  */
 export function loadTlsFiles(files: TlsFiles, identity: ServerIdentity, now: Date): TlsMaterial {
@@ -60,7 +60,7 @@ export function loadTlsFiles(files: TlsFiles, identity: ServerIdentity, now: Dat
     }
   }
 
-  if (problems.length > 0) throw new MaterialError(problems);
+  if (problems.length > 0) throw new ConfigError(problems, "TLS files");
   return {
     caCertificatePem: withNewline(caText as string),
     certificatePem: leaf.toString(),
@@ -117,13 +117,7 @@ function parsePrivateKey(field: string, text: string, problems: string[]): crypt
 }
 
 function uncoveredNames(field: string, leaf: crypto.X509Certificate, identity: ServerIdentity): string[] {
-  let names: ServerIdentity;
-  try {
-    names = normalizeIdentity(identity);
-  } catch (error) {
-    if (error instanceof MaterialError) return error.problems;
-    throw error;
-  }
+  const names = normalizeIdentity(identity);
   const certified = leaf.subjectAltName ?? "none";
   const fix = `(certificate names: ${certified}); re-issue the certificate with it in subjectAltName, or stop using that name`;
   return [

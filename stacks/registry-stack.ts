@@ -10,11 +10,7 @@ import { Registry } from "../constructs/registry";
 import { RegistryStackProps } from "../config/registry-stack-props";
 import { RegistrySettings, resolveSettings } from "../config/schema";
 import { systemEntropy } from "../material/entropy";
-import { ensureHttpSecret } from "../material/http-secret";
-import { MaterialStore } from "../material/material-store";
-import { resolveRegistryUsers } from "../material/registry-users";
-import { ensureSelfSignedTls } from "../material/self-signed-tls";
-import { loadTlsFiles } from "../material/tls-files";
+import { prepareMaterial } from "../material/prepare-material";
 import { declareStateBackend } from "./state-backend";
 
 /**
@@ -41,19 +37,11 @@ export class RegistryStack extends TerraformStack {
     this.settings = settings;
     declareStateBackend(this, id, settings.stateBackend, settings.projectDirectory);
 
-    // Everything that can fail on bad input runs before anything is written.
-    const identity = { hostnames: settings.hostnames, ipAddresses: settings.ipAddresses };
-    const userFiles = settings.tls.mode === "files" ? loadTlsFiles(settings.tls, identity, entropy.now()) : undefined;
-
-    const store = new MaterialStore(settings.materialDirectory);
-    const tls =
-      userFiles ??
-      (settings.tls.mode === "self-signed"
-        ? ensureSelfSignedTls(store, identity, entropy, { serverValidityDays: settings.tls.serverValidityDays })
-        : undefined);
-    const users = resolveRegistryUsers(store, settings.users, { bcryptCost: settings.bcryptCost, entropy });
+    // Every check on input (files included) runs in prepareMaterial, which writes nothing; the
+    // commit comes before the constructs because TerraformAsset reads the secret files they write.
+    const { tls, users, httpSecret, store } = prepareMaterial(settings, entropy);
+    store.commit();
     this.generatedPasswords = { users: users.generatedFor, file: users.generatedPasswordFile };
-    const httpSecret = ensureHttpSecret(store, entropy);
 
     new DockerProvider(this, "docker", {
       host: settings.dockerHost,

@@ -1,20 +1,43 @@
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { ConfigError } from "../../config/config-error";
 import { loadConfig, passwordEnvName } from "../../config/load-config";
 import { problemsOf } from "../fixtures/problems-of";
 
 function project(files: Record<string, string>): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "load-config-"));
-  for (const [name, content] of Object.entries(files)) fs.writeFileSync(path.join(dir, name), content);
+  for (const [name, content] of Object.entries(files)) fs.writeFileSync(path.join(dir, name), content, { mode: 0o600 });
   return dir;
+}
+
+const SECRET = "Zq-correct-horse-7731";
+
+/** Runs `load` and returns everything a user could see: the error's message and anything printed. */
+function visibleOutput(load: () => unknown): { message: string; printed: string } {
+  const printed: string[] = [];
+  const spies = [
+    jest.spyOn(process, "emitWarning").mockImplementation((w: string | Error) => void printed.push(String(w))),
+    jest.spyOn(console, "warn").mockImplementation((...a: unknown[]) => void printed.push(a.join(" "))),
+    jest.spyOn(console, "error").mockImplementation((...a: unknown[]) => void printed.push(a.join(" "))),
+    jest.spyOn(console, "log").mockImplementation((...a: unknown[]) => void printed.push(a.join(" "))),
+  ];
+  try {
+    load();
+    return { message: "", printed: printed.join("\n") };
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    return { message: `${error.message}\n${error.problems.join("\n")}`, printed: printed.join("\n") };
+  } finally {
+    spies.forEach((spy) => spy.mockRestore());
+  }
 }
 
 
 describe("loadConfig", () => {
   test("uses the embedded default when there is no config file", () => {
     const cwd = project({});
-    expect(loadConfig({}, cwd)).toEqual({ props: { users: [{ name: "admin" }] }, source: "embedded default configuration" });
+    expect(loadConfig({}, cwd)).toEqual({ props: { users: [{ name: "admin" }] }, source: "embedded default configuration", warnings: [] });
   });
 
   test("reads ./registry-stack.yml and takes passwords from the environment before the secrets file", () => {
@@ -61,5 +84,65 @@ describe("loadConfig", () => {
       `${path.join(cwd, "registry.secrets.yml")}: passwords.alcie names no configured user; fix the name or remove the entry`,
     ]);
     expect(problems.join("\n")).not.toContain("oops");
+  });
+
+  describe("never shows a secret (issue #8, item 5)", () => {
+    const secretsFile = (cwd: string) => path.join(cwd, "registry.secrets.yml");
+    const cases: Array<[string, Record<string, string>, NodeJS.ProcessEnv, RegExp]> = [
+      ["a YAML syntax error in the secrets file", { "registry.secrets.yml": `passwords:\n  admin: ${SECRET}: x\n` }, {}, /registry\.secrets\.yml: not valid YAML \(BLOCK_AS_IMPLICIT_KEY\) at line 2, column 10; fix the file/],
+      ["an unclosed quote in the secrets file", { "registry.secrets.yml": `passwords:\n  admin: "${SECRET}\n` }, {}, /registry\.secrets\.yml: not valid YAML \(MISSING_CHAR\) at line 3, column 1/],
+      ["an unknown tag in the secrets file (a parser warning)", { "registry.secrets.yml": `passwords:\n  admin: !vault ${SECRET}\n  ghost: x\n` }, {}, /passwords\.ghost names no configured user/],
+      ["a password that is not a string", { "registry.secrets.yml": `passwords:\n  admin: [${SECRET}]\n` }, {}, /registry\.secrets\.yml: expected "passwords:" mapping user names to passwords \(passwords\.admin\)/],
+      ["a too-long password in the secrets file", { "registry.secrets.yml": `passwords:\n  admin: ${SECRET.repeat(4)}\n` }, {}, /passwords\.admin is longer than 72 bytes \(84\)/],
+      ["a too-long password in the environment", {}, { REGISTRY_PASSWORD_ADMIN: SECRET.repeat(4) }, /^REGISTRY_PASSWORD_ADMIN: the password for user "admin" is longer than 72 bytes \(84\)/m],
+      ["a password in the config file", { "registry-stack.yml": `users:\n  - name: admin\n    password: ${SECRET}\n` }, {}, /users\[0\]\.password: passwords do not belong in the config file/],
+    ];
+    test.each(cases)("fails on %s without the password in any message or output", (_, files, env, expected) => {
+      // GIVEN
+      const cwd = project(files);
+      // WHEN
+      const { message, printed } = visibleOutput(() => loadConfig(env, cwd));
+      // THEN
+      expect(message).toMatch(expected);
+      expect(message).not.toContain(SECRET.slice(0, 8));
+      expect(printed).not.toContain(SECRET.slice(0, 8));
+      if (files["registry.secrets.yml"]) expect(message).toContain(secretsFile(cwd));
+    });
+  });
+
+  describe("passwords are reported where they come from (issue #8, item 6)", () => {
+    test("fails when the environment has an empty password, naming the variable", () => {
+      expect(problemsOf(() => loadConfig({ REGISTRY_PASSWORD_ADMIN: "" }, project({})))).toEqual([
+        'REGISTRY_PASSWORD_ADMIN: the password for user "admin" is empty; set another password or unset the variable',
+      ]);
+    });
+
+    test("fails when the secrets file has an empty or too-long password, naming the file and entry", () => {
+      const cwd = project({ "registry-stack.yml": "users: [{name: alice}, {name: bob}]\n", "registry.secrets.yml": `passwords:\n  alice: ""\n  bob: "${"é".repeat(37)}"\n` });
+      expect(problemsOf(() => loadConfig({}, cwd))).toEqual([
+        `${path.join(cwd, "registry.secrets.yml")}: passwords.alice is empty; set another password or remove the entry to have one generated`,
+        `${path.join(cwd, "registry.secrets.yml")}: passwords.bob is longer than 72 bytes (74), which bcrypt would silently truncate; set another password or remove the entry to have one generated`,
+      ]);
+    });
+
+    test("warns when the secrets file is readable by group or others, as ssh does for keys", () => {
+      // GIVEN
+      const cwd = project({ "registry.secrets.yml": "passwords:\n  admin: x\n" });
+      const file = path.join(cwd, "registry.secrets.yml");
+      fs.chmodSync(file, 0o644);
+      // WHEN
+      const { warnings } = loadConfig({}, cwd);
+      // THEN
+      expect(warnings).toEqual([`${file} is accessible by group or others (mode 0644); restrict it: chmod 600 ${file}`]);
+      fs.chmodSync(file, 0o600);
+      expect(loadConfig({}, cwd).warnings).toEqual([]);
+    });
+
+    test("fails when a config file is over 1 MiB, before parsing it", () => {
+      const cwd = project({ "registry-stack.yml": `hostnames:\n${"  - h.example.test\n".repeat(60_000)}` });
+      expect(problemsOf(() => loadConfig({}, cwd))).toEqual([
+        `${path.join(cwd, "registry-stack.yml")}: is 1140011 bytes; files over 1048576 bytes are refused (lists are limited, see README.md)`,
+      ]);
+    });
   });
 });

@@ -1,5 +1,8 @@
 import { problemsOf as problemsOfRun } from "../fixtures/problems-of";
+import * as path from "path";
+import { ConfigError, MAX_LISTED_PROBLEMS } from "../../config/config-error";
 import { resolveSettings } from "../../config/schema";
+import { MaterialError } from "../../material/material-error";
 
 function problemsOf(props: object): string[] {
   return problemsOfRun(() => resolveSettings(props, "registry"));
@@ -23,9 +26,19 @@ describe("resolveSettings", () => {
       deleteEnabled: false,
       volumeName: "registry-data",
       preventVolumeDestroy: true,
-      clientConfigDirectory: "client-config",
-      materialDirectory: "assets/generated/registry",
+      clientConfigDirectory: path.join(process.cwd(), "client-config"),
+      materialDirectory: path.join(process.cwd(), "assets", "generated", "registry"),
     });
+  });
+
+  test("resolves relative folders and TLS files against projectDirectory", () => {
+    const settings = resolveSettings(
+      { projectDirectory: "/srv/project", materialDirectory: "m", clientConfigDirectory: "/etc/docker", tls: { mode: "files", certificateFile: "t/s.crt", keyFile: "t/s.key", caFile: "/pki/ca.crt" } },
+      "registry",
+    );
+    expect(settings.materialDirectory).toBe("/srv/project/m");
+    expect(settings.clientConfigDirectory).toBe("/etc/docker");
+    expect(settings.tls).toEqual({ mode: "files", certificateFile: "/srv/project/t/s.crt", keyFile: "/srv/project/t/s.key", caFile: "/pki/ca.crt" });
   });
 
   test("turns the auth cache on with the proxy and off without it", () => {
@@ -52,7 +65,7 @@ describe("resolveSettings", () => {
     });
     expect(problems).toEqual(
       expect.arrayContaining([
-        'hostnames[0]: "store_01" is not a valid DNS name; use letters, digits and hyphens in dot-separated labels',
+        'hostnames[0]: "store_01" is not a valid DNS name; use letters, digits and hyphens in dot-separated labels (no wildcards)',
         "publicPort: 70000 must be a port number from 1 to 65535",
         expect.stringMatching(/^registryImage: "registry" must be pinned/),
         expect.stringMatching(/^proxyImage: "nginx:latest" must be pinned/),
@@ -114,5 +127,92 @@ describe("resolveSettings", () => {
 
   test("fails when the debug port is the registry port", () => {
     expect(problemsOf({ debugPort: 5000 })).toEqual(["debugPort: 5000 is the registry's own port; pick another"]);
+  });
+
+  describe("inputs that used to pass (issue #8, item 6)", () => {
+    test("fails when an image digest has the wrong length, instead of reading it as a tag", () => {
+      expect(problemsOf({ registryImage: "registry@sha256:deadbeef" })).toEqual([
+        'registryImage: "registry@sha256:deadbeef" has a sha256 digest of 8 hex digits, not 64; copy the whole digest (docker images --digests)',
+      ]);
+    });
+
+    test("fails when a digest is not sha256 hex, or the repository or tag is malformed", () => {
+      expect(problemsOf({ registryImage: "registry@md5:abc", proxyImage: "Nginx:1.28" })).toEqual([
+        'registryImage: "registry@md5:abc" has a digest that is not sha256:<64 lowercase hex digits>; copy the whole digest (docker images --digests)',
+        'proxyImage: "Nginx:1.28" has an invalid repository name "Nginx"; use lowercase letters, digits and . _ - separators, optionally after a registry host',
+      ]);
+    });
+
+    test("accepts tags, full digests, both, and registry hosts with ports", () => {
+      const digest = `sha256:${"ab".repeat(32)}`;
+      for (const image of ["registry:3.1.1", `registry@${digest}`, `registry:3.1.1@${digest}`, "mirror.example.test:5000/library/nginx:1.28.2-alpine"]) {
+        expect(resolveSettings({ registryImage: image }, "registry").registryImage).toBe(image);
+      }
+    });
+
+    test("fails when users' password variables collide", () => {
+      expect(problemsOf({ users: [{ name: "ci-bot" }, { name: "ci_bot" }, { name: "CI.BOT" }] })).toEqual([
+        'users[1].name: "ci_bot" reads its password from REGISTRY_PASSWORD_CI_BOT, as users[0] "ci-bot" does; rename one of them',
+        'users[2].name: "CI.BOT" reads its password from REGISTRY_PASSWORD_CI_BOT, as users[0] "ci-bot" does; rename one of them',
+      ]);
+    });
+
+    test("fails when dockerHost is ssh:// without a host, saying so rather than blaming the prefix", () => {
+      expect(problemsOf({ dockerHost: "ssh://" })).toEqual(['dockerHost: "ssh://" has no host after ssh://; use ssh://user@host or ssh://user@host:port']);
+      expect(problemsOf({ dockerHost: "ssh://deploy@" })).toEqual(['dockerHost: "ssh://deploy@" has no host after ssh://; use ssh://user@host or ssh://user@host:port']);
+      expect(problemsOf({ dockerHost: "tcp://build.example.test", dockerCertPath: "/certs" })).toEqual([
+        'dockerHost: "tcp://build.example.test" is not tcp://host:port; e.g. tcp://build.example.test:2376',
+      ]);
+      expect(problemsOf({ dockerHost: "unix://" })).toEqual(['dockerHost: "unix://" needs an absolute socket path after unix://, e.g. unix:///var/run/docker.sock']);
+      expect(resolveSettings({ dockerHost: "ssh://deploy@store.example.test:2222" }, "registry").dockerHost).toBe("ssh://deploy@store.example.test:2222");
+    });
+
+    test("fails at once when a list is far too long, with one problem per list", () => {
+      // GIVEN 403k host names, which ran 163 s and 2.6 GB before failing inside cdktf
+      const hostnames = Array.from({ length: 403_000 }, (_, i) => `h${i}.example.test`);
+      const users = Array.from({ length: 101 }, (_, i) => ({ name: `u${i}` }));
+      const started = Date.now();
+      // WHEN
+      const problems = problemsOf({ hostnames, ipAddresses: Array(101).fill("192.0.2.1"), users, dockerSshOptions: Array(33).fill("-v") });
+      // THEN
+      expect(problems).toEqual([
+        "dockerSshOptions: has 33 entries; at most 32 are supported",
+        "hostnames: has 403000 entries; at most 100 are supported",
+        "ipAddresses: has 101 entries; at most 100 are supported",
+        "users: has 101 entries; at most 100 are supported",
+      ]);
+      expect(Date.now() - started).toBeLessThan(2000);
+    });
+
+    test("fails when a name prefix or user name is too long", () => {
+      expect(problemsOf({ namePrefix: "p".repeat(49), users: [{ name: "u".repeat(129) }] })).toEqual([
+        `namePrefix: "${"p".repeat(49)}" must be at most 48 characters`,
+        `users[0].name: "${"u".repeat(129)}" must be at most 128 characters`,
+      ]);
+    });
+
+    test("fails when a host name is a wildcard: the one host name rule, shared with the certificate code", () => {
+      expect(problemsOf({ hostnames: ["*.example.test"], ipAddresses: ["fe80::1%eth0"] })).toEqual([
+        'hostnames[0]: "*.example.test" is not a valid DNS name; use letters, digits and hyphens in dot-separated labels (no wildcards)',
+        'ipAddresses[0]: "fe80::1%eth0" is not an IPv4 or IPv6 address',
+      ]);
+    });
+  });
+
+  describe("one validation layer (issue #8, item 7)", () => {
+    test("fails when bcryptCost is above 15, the only bound there is", () => {
+      expect(problemsOf({ bcryptCost: 16 })).toEqual(["bcryptCost: 16 must be at most 15; every authenticated request pays this cost"]);
+    });
+
+    test("has one error type: MaterialError is ConfigError", () => {
+      expect(MaterialError).toBe(ConfigError);
+    });
+
+    test("lists at most MAX_LISTED_PROBLEMS problems in the message, and counts the rest", () => {
+      const error = new ConfigError(Array.from({ length: MAX_LISTED_PROBLEMS + 7 }, (_, i) => `p${i}`), "configuration in x.yml");
+      expect(error.message.split("\n")).toHaveLength(1 + MAX_LISTED_PROBLEMS + 1);
+      expect(error.message).toMatch(/^Invalid configuration in x\.yml:\n  - p0\n/);
+      expect(error.message).toMatch(/\n  … and 7 more problems$/);
+    });
   });
 });

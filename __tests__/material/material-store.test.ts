@@ -2,6 +2,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { MaterialStore } from "../../material/material-store";
+import { problemsOf } from "../fixtures/problems-of";
 
 const OLD = new Date("2001-01-01T00:00:00Z");
 
@@ -72,13 +73,58 @@ describe("MaterialStore", () => {
     expect(fs.readdirSync(root)).toEqual(["ca.crt"]);
   });
 
-  test("reads a missing file as undefined and removes files idempotently", () => {
+  test("reads a missing file, and a file in a missing folder, as undefined", () => {
     const store = new MaterialStore(path.join(root, "missing"));
     expect(store.read("nothing")).toBeUndefined();
-    store.write("x", "1");
-    store.remove("x");
-    store.remove("x");
-    expect(store.read("x")).toBeUndefined();
+  });
+
+  test("has no way to delete a file: generated keys and passwords may be the only copy", () => {
+    expect(Object.getOwnPropertyNames(MaterialStore.prototype).filter((name) => /remove|delete|unlink/i.test(name))).toEqual([]);
+  });
+
+  describe("with deferred writes", () => {
+    test("writes nothing before commit(), but reads see the staged content", () => {
+      // GIVEN
+      const directory = path.join(root, "stack");
+      const store = new MaterialStore(directory, { deferWrites: true });
+      // WHEN
+      const target = store.write("ca.key", "key");
+      store.write("ca.crt", "cert", 0o644);
+      // THEN
+      expect(target).toBe(path.join(directory, "ca.key"));
+      expect(fs.existsSync(directory)).toBe(false);
+      expect(store.read("ca.key")).toBe("key");
+      expect(store.pendingWrites).toEqual(["ca.key", "ca.crt"]);
+    });
+
+    test("commit() writes every staged file with its mode, then writes go straight to disk", () => {
+      // GIVEN
+      const directory = path.join(root, "stack");
+      const store = new MaterialStore(directory, { deferWrites: true });
+      store.write("ca.key", "key");
+      store.write("ca.crt", "cert", 0o644);
+      // WHEN
+      store.commit();
+      const later = store.write("registry.config.yml", "config");
+      // THEN
+      expect(fs.readFileSync(path.join(directory, "ca.key"), "utf8")).toBe("key");
+      expect(fs.statSync(path.join(directory, "ca.key")).mode & 0o777).toBe(0o600);
+      expect(fs.statSync(path.join(directory, "ca.crt")).mode & 0o777).toBe(0o644);
+      expect(fs.readFileSync(later, "utf8")).toBe("config");
+      expect(store.pendingWrites).toEqual([]);
+      expect(fs.readdirSync(directory).sort()).toEqual(["ca.crt", "ca.key", "registry.config.yml"]);
+    });
+  });
+
+  test("fails when a file cannot be read, naming it", () => {
+    // GIVEN a material folder under a regular file
+    const file = path.join(root, "plain-file");
+    fs.writeFileSync(file, "x");
+    const store = new MaterialStore(path.join(file, "stack"));
+    // WHEN
+    const problems = problemsOf(() => store.read("ca.key"));
+    // THEN
+    expect(problems).toEqual([`${path.join(file, "stack", "ca.key")}: cannot be read (ENOTDIR); the material folder and its files must be readable by the user running cdktf`]);
   });
 
   test("fails when a name is not a plain file name", () => {

@@ -3,7 +3,6 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { MaterialError } from "../../material/material-error";
 import { MaterialStore } from "../../material/material-store";
 import { ensureSelfSignedTls } from "../../material/self-signed-tls";
 import { ServerIdentity } from "../../material/tls-material";
@@ -165,18 +164,6 @@ describe("ensureSelfSignedTls", () => {
     expect(second.caCertificatePem).toBe(first.caCertificatePem);
   });
 
-  test("renews the CA and the server certificate when the CA expires within renewBeforeDays", () => {
-    // GIVEN
-    const first = ensureSelfSignedTls(store, IDENTITY, fixedEntropy());
-    // WHEN
-    const second = ensureSelfSignedTls(store, IDENTITY, fixedEntropy({ now: later(3625), firstKey: 2 }));
-    // THEN
-    expect(second.caCertificatePem).not.toBe(first.caCertificatePem);
-    expect(store.read("ca.key")).toBe(TEST_KEYS[2]);
-    const leaf = new crypto.X509Certificate(second.certificatePem);
-    expect(leaf.verify(new crypto.X509Certificate(second.caCertificatePem).publicKey)).toBe(true);
-  });
-
   test("caps the server certificate at the CA's expiry", () => {
     ensureSelfSignedTls(store, IDENTITY, fixedEntropy());
     fs.rmSync(store.path("server.crt"));
@@ -184,36 +171,108 @@ describe("ensureSelfSignedTls", () => {
     expect(tls.notAfter).toEqual(later(3650));
   });
 
-  test("re-issues the server certificate when it no longer chains to the stored CA", () => {
-    // GIVEN a CA replaced by hand (e.g. restored from another stack)
+  test("issues a new CA, and re-issues the server certificate keeping its key, after the documented rotation", () => {
+    // GIVEN ca.key and ca.crt moved out of the material folder (README, "Rotating passwords and certificates")
     const first = ensureSelfSignedTls(store, IDENTITY, fixedEntropy());
-    fs.rmSync(store.path("ca.key"));
+    fs.renameSync(store.path("ca.key"), path.join(root, "..", `${path.basename(root)}-old-ca.key`));
+    fs.rmSync(store.path("ca.crt"));
     // WHEN
     const second = ensureSelfSignedTls(store, IDENTITY, fixedEntropy({ firstKey: 3 }));
     // THEN
     const ca = new crypto.X509Certificate(second.caCertificatePem);
     expect(second.caCertificatePem).not.toBe(first.caCertificatePem);
+    expect(store.read("ca.key")).toBe(TEST_KEYS[3]);
     expect(new crypto.X509Certificate(second.certificatePem).verify(ca.publicKey)).toBe(true);
     expect(second.privateKeyPem).toBe(first.privateKeyPem);
+  });
+
+  describe("an existing CA is never replaced", () => {
+    const ROTATE = /rotate the CA: move ca\.key and ca\.crt out of the material folder .*README\.md, "Rotating passwords and certificates"/;
+    let hashes: () => Record<string, string>;
+    let before: Record<string, string>;
+    beforeEach(() => {
+      ensureSelfSignedTls(store, IDENTITY, fixedEntropy());
+      hashes = () =>
+        Object.fromEntries(fs.readdirSync(root).map((f) => [f, crypto.createHash("sha256").update(fs.readFileSync(path.join(root, f))).digest("hex")]));
+    });
+    const run = (now = FIXED_NOW) => () => ensureSelfSignedTls(store, IDENTITY, fixedEntropy({ seed: "next", now, firstKey: 4 }));
+    const corrupt = (file: string, text: string) => {
+      fs.writeFileSync(store.path(file), text);
+      before = hashes();
+    };
+
+    test("fails when ca.key is missing while ca.crt exists", () => {
+      // GIVEN
+      fs.rmSync(store.path("ca.key"));
+      before = hashes();
+      // WHEN
+      const problems = problemsOf(run());
+      // THEN
+      expect(problems).toEqual([expect.stringMatching(new RegExp(`^${store.path("ca.key")}: is missing while ${store.path("ca.crt")} exists; restore ca.key and ca.crt from your backup, or `))]);
+      expect(problems[0]).toMatch(ROTATE);
+      expect(hashes()).toEqual(before);
+    });
+
+    test("fails when ca.crt is missing while ca.key exists", () => {
+      fs.rmSync(store.path("ca.crt"));
+      before = hashes();
+      expect(problemsOf(run())).toEqual([expect.stringMatching(new RegExp(`^${store.path("ca.crt")}: is missing while ${store.path("ca.key")} exists`))]);
+      expect(hashes()).toEqual(before);
+    });
+
+    test("fails when ca.key is corrupted, naming the file", () => {
+      corrupt("ca.key", "-----BEGIN PRIVATE KEY-----\ngarbage\n-----END PRIVATE KEY-----\n");
+      expect(problemsOf(run())).toEqual([expect.stringMatching(new RegExp(`^${store.path("ca.key")}: is not a PEM private key; restore`))]);
+      expect(hashes()).toEqual(before);
+    });
+
+    test("fails when ca.crt is corrupted, naming the file", () => {
+      corrupt("ca.crt", "not a certificate\n");
+      expect(problemsOf(run())).toEqual([expect.stringMatching(new RegExp(`^${store.path("ca.crt")}: is not a PEM certificate; restore`))]);
+      expect(hashes()).toEqual(before);
+    });
+
+    test("fails when ca.key does not belong to ca.crt", () => {
+      corrupt("ca.key", TEST_KEYS[5]);
+      expect(problemsOf(run())).toEqual([expect.stringMatching(new RegExp(`^${store.path("ca.key")}: is not the key of ${store.path("ca.crt")}; restore`))]);
+      expect(hashes()).toEqual(before);
+    });
+
+    test("fails when ca.crt is not a CA certificate", () => {
+      corrupt("ca.crt", fs.readFileSync(store.path("server.crt"), "utf8"));
+      expect(problemsOf(run())).toEqual(
+        expect.arrayContaining([expect.stringMatching(new RegExp(`^${store.path("ca.crt")}: is not a CA certificate \\(basicConstraints CA:FALSE\\)`))]),
+      );
+      expect(hashes()).toEqual(before);
+    });
+
+    test("fails when the clock is behind the CA's start date, telling to fix the clock", () => {
+      before = hashes();
+      const problems = problemsOf(run(new Date(FIXED_NOW.getTime() - DAY_MS)));
+      expect(problems).toEqual([
+        `${store.path("ca.crt")}: is not valid before 2025-01-15T11:55:00.000Z, but the clock says 2025-01-14T12:00:00.000Z; fix the system clock (the CA is kept)`,
+      ]);
+      expect(hashes()).toEqual(before);
+    });
+
+    test("fails when the CA expires within the renewal window, telling to rotate it", () => {
+      before = hashes();
+      const problems = problemsOf(run(later(3625)));
+      expect(problems).toEqual([expect.stringMatching(new RegExp(`^${store.path("ca.crt")}: expires on 2035-01-13T12:00:00.000Z, within the renewal window; `))]);
+      expect(problems[0]).toMatch(ROTATE);
+      expect(hashes()).toEqual(before);
+    });
+
+    test("fails when the CA has expired", () => {
+      before = hashes();
+      expect(problemsOf(run(later(4000)))).toEqual([expect.stringMatching(new RegExp(`^${store.path("ca.crt")}: expired on 2035-01-13T12:00:00.000Z; rotate the CA`))]);
+      expect(hashes()).toEqual(before);
+    });
   });
 
   test("uses the first IP address as common name when there is no host name", () => {
     const tls = ensureSelfSignedTls(store, { hostnames: [], ipAddresses: ["192.0.2.10"] }, fixedEntropy());
     expect(new crypto.X509Certificate(tls.certificatePem).subject).toBe("CN=192.0.2.10");
-  });
-
-  test("fails when the identity is empty or invalid", () => {
-    const run = (identity: ServerIdentity) => () => ensureSelfSignedTls(store, identity, fixedEntropy());
-    expect(run({ hostnames: [], ipAddresses: [] })).toThrow(
-      "hostnames/ipAddresses: both are empty; give at least one name clients use to reach the registry",
-    );
-    expect(run({ hostnames: ["store_01"], ipAddresses: ["300.1.1.1"] })).toThrow(MaterialError);
-    expect(problemsOf(run({ hostnames: ["store_01"], ipAddresses: ["300.1.1.1", "fe80::1%eth0"] }))).toEqual([
-      'hostnames[0]: "store_01" is not a valid DNS name; use letters, digits, hyphens and dots',
-      'ipAddresses[0]: "300.1.1.1" is not an IPv4 or IPv6 address (without zone id); fix or remove it',
-      'ipAddresses[1]: "fe80::1%eth0" is not an IPv4 or IPv6 address (without zone id); fix or remove it',
-    ]);
-    expect(fs.readdirSync(root)).toEqual([]);
   });
 
   test("fails when renewBeforeDays is not shorter than the validity", () => {

@@ -2,7 +2,7 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { MaterialError } from "../../material/material-error";
+import { ConfigError } from "../../config/config-error";
 import { loadTlsFiles, TlsFiles } from "../../material/tls-files";
 import { ServerIdentity } from "../../material/tls-material";
 import { FIXED_NOW, TEST_KEYS } from "../fixtures/fixed-entropy";
@@ -153,17 +153,17 @@ describe("loadTlsFiles", () => {
       try {
         loadTlsFiles(input, IDENTITY, FIXED_NOW);
       } catch (e) {
-        return e as MaterialError;
+        return e as ConfigError;
       }
-      throw new Error("expected a MaterialError");
+      throw new Error("expected a ConfigError");
     })();
-    expect(error).toBeInstanceOf(MaterialError);
+    expect(error).toBeInstanceOf(ConfigError);
     expect(error.problems).toEqual([
       `tls.certificateFile "${input.certificateFile}": the file does not exist; point it at the PEM server certificate`,
       `tls.keyFile "${input.keyFile}": the file does not exist; point it at the server certificate's PEM private key`,
       `tls.caFile "${input.caFile}": the file does not exist; point it at the PEM certificate of the CA that issued the server certificate`,
     ]);
-    expect(error.message).toBe(`Invalid TLS or credential material:\n${error.problems.map((p) => `  - ${p}`).join("\n")}`);
+    expect(error.message).toBe(`Invalid TLS files:\n${error.problems.map((p) => `  - ${p}`).join("\n")}`);
   });
 
   test("fails when files cannot be parsed", () => {

@@ -1,0 +1,97 @@
+import * as fs from "fs";
+import * as path from "path";
+import { ConfigError } from "../config/config-error";
+import { RegistrySettings } from "../config/schema";
+import { parseDaemonJson } from "../renderers/daemon-json";
+import { Entropy } from "./entropy";
+import { ensureHttpSecret } from "./http-secret";
+import { MaterialStore } from "./material-store";
+import { resolveRegistryUsers, ResolvedRegistryUsers } from "./registry-users";
+import { ensureSelfSignedTls } from "./self-signed-tls";
+import { loadTlsFiles } from "./tls-files";
+import { TlsMaterial } from "./tls-material";
+
+/** Everything the constructs need that comes from files or randomness, checked and computed. */
+export interface PreparedMaterial {
+  /** @default - none: `tls.mode: none` */
+  readonly tls?: TlsMaterial;
+  readonly users: ResolvedRegistryUsers;
+  readonly httpSecret: string;
+  /**
+   * The material folder with every new or changed file staged, not written: call `commit()`
+   * once nothing else can fail on the input.
+   */
+  readonly store: MaterialStore;
+}
+
+/**
+ * Reads, checks and computes all material before anything is written: the folders, the
+ * existing daemon.json that will be merged, the TLS files or the self-signed CA and
+ * certificate, the users' hashes and generated passwords, the registry's http.secret.
+ * Throws one ConfigError per stage; on any error nothing has been written.
+ */
+export function prepareMaterial(settings: RegistrySettings, entropy: Entropy): PreparedMaterial {
+  const problems = [
+    ...folderProblems("materialDirectory", settings.materialDirectory, { mustBeWritable: true }),
+    ...folderProblems("clientConfigDirectory", settings.clientConfigDirectory, { mustBeWritable: false }),
+  ];
+  if (problems.length === 0) problems.push(...daemonJsonProblems(settings.clientConfigDirectory));
+  if (problems.length > 0) throw new ConfigError(problems, "folders");
+
+  const identity = { hostnames: settings.hostnames, ipAddresses: settings.ipAddresses };
+  const store = new MaterialStore(settings.materialDirectory, { deferWrites: true });
+  const tls =
+    settings.tls.mode === "files"
+      ? loadTlsFiles(settings.tls, identity, entropy.now())
+      : settings.tls.mode === "self-signed"
+        ? ensureSelfSignedTls(store, identity, entropy, { serverValidityDays: settings.tls.serverValidityDays })
+        : undefined;
+  const users = resolveRegistryUsers(store, settings.users, { bcryptCost: settings.bcryptCost, entropy });
+  const httpSecret = ensureHttpSecret(store, entropy);
+  return { tls, users, httpSecret, store };
+}
+
+/** A folder that is (or can be created as) a directory: no path component may be a file. */
+function folderProblems(field: string, folder: string, { mustBeWritable }: { mustBeWritable: boolean }): string[] {
+  for (let current = folder; ; current = path.dirname(current)) {
+    let stat: fs.Stats;
+    try {
+      stat = fs.statSync(current);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if ((code === "ENOENT" || code === "ENOTDIR") && path.dirname(current) !== current) continue;
+      return [`${field}: "${folder}" cannot be checked (${code}); choose another folder`];
+    }
+    if (!stat.isDirectory()) {
+      return current === folder
+        ? [`${field}: "${folder}" is a file, not a folder; choose a folder (it is created if missing)`]
+        : [`${field}: "${folder}" is inside "${current}", which is a file, not a folder; choose another path`];
+    }
+    if (mustBeWritable) {
+      try {
+        fs.accessSync(current, fs.constants.W_OK | fs.constants.X_OK);
+      } catch {
+        return [`${field}: "${current}" is not writable by this user; fix its permissions or choose another folder`];
+      }
+    }
+    return [];
+  }
+}
+
+/** The daemon.json that deploy will merge into must parse now, not after material was written. */
+function daemonJsonProblems(clientDirectory: string): string[] {
+  const file = path.join(clientDirectory, "daemon.json");
+  let text: string;
+  try {
+    text = fs.readFileSync(file, "utf8");
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    return code === "ENOENT" ? [] : [`clientConfigDirectory: ${file} cannot be read (${code}); fix its permissions or remove it`];
+  }
+  try {
+    parseDaemonJson(text, file);
+    return [];
+  } catch (error) {
+    return [`clientConfigDirectory: ${(error as Error).message}`];
+  }
+}
