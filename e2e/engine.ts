@@ -63,6 +63,10 @@ export interface Engine {
 
 export async function startEngine(options: EngineOptions = {}): Promise<Engine> {
   if (process.getuid && process.getuid() !== 0) throw new Error("startEngine: dockerd needs root");
+  const missing = [DOCKERD, DOCKER_CLI].filter((file) => !fs.existsSync(file));
+  if (missing.length > 0) {
+    throw new Error(`startEngine: ${missing.join(" and ")} not found. Run \`sudo bash e2e/setup-host.sh\` first: it installs Debian's docker.io, debootstrap, skopeo, curl and openssl (it starts no service).`);
+  }
   const log = options.log ?? (() => undefined);
   // Short base path: unix socket paths are limited to 107 bytes.
   const baseDir = fs.mkdtempSync(path.join(os.tmpdir(), "rse2e-"));

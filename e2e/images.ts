@@ -24,6 +24,10 @@ import { run } from "./proc";
  */
 
 export const REGISTRY_IMAGE = "registry-stack-e2e/registry:2.8.2";
+/** distribution v3, the version the stack's default image (registry:3.1.1) pins, built from the Go module proxy. */
+export const DISTRIBUTION_V3_VERSION = "v3.1.1";
+export const REGISTRY_V3_IMAGE = `registry-stack-e2e/registry:${DISTRIBUTION_V3_VERSION.slice(1)}`;
+const DISTRIBUTION_V3_PACKAGE = "github.com/distribution/distribution/v3/cmd/registry";
 export const NGINX_IMAGE = "registry-stack-e2e/nginx:bookworm";
 export const CACHE_DIR = "/var/cache/registry-stack-e2e";
 export const DEBIAN_SUITE = "bookworm";
@@ -36,6 +40,7 @@ const RECIPE_VERSION = 1;
 export interface E2eImages {
   /** Local image IDs (sha256:…) */
   registry: string;
+  registryV3: string;
   nginx: string;
 }
 
@@ -160,24 +165,80 @@ async function customiseRootfs(root: string): Promise<void> {
   }
 }
 
-/** Imports both images into the engine from the cached rootfs tarball (~3-4 s each). */
-export async function importImages(engine: Engine, tarball: string, log: Log = () => undefined): Promise<E2eImages> {
-  const importOne = async (name: string, changes: readonly string[]): Promise<string> => {
+/**
+ * distribution's `registry` binary at DISTRIBUTION_V3_VERSION, built with `go install` from the
+ * Go module proxy (~2 min cold) and cached beside the rootfs.
+ */
+export async function ensureDistributionV3Binary(log: Log = () => undefined): Promise<string> {
+  const dir = path.join(CACHE_DIR, `distribution-${DISTRIBUTION_V3_VERSION}`);
+  const binary = path.join(dir, "registry");
+  if (fs.existsSync(binary)) {
+    log(`reusing ${binary}`);
+    return binary;
+  }
+  const go = ["/usr/local/go/bin/go", "/usr/bin/go"].find((candidate) => fs.existsSync(candidate));
+  if (!go) throw new Error("Go is needed to build distribution v3 for the e2e images; install Go 1.26 (/usr/local/go) or run on a machine that has it");
+  fs.mkdirSync(CACHE_DIR, { recursive: true });
+  const work = fs.mkdtempSync(path.join(CACHE_DIR, "go-"));
+  try {
     const started = Date.now();
-    const args = ["import", ...changes.flatMap((c) => ["--change", c]), tarball, name];
+    log(`go install ${DISTRIBUTION_V3_PACKAGE}@${DISTRIBUTION_V3_VERSION}…`);
+    await run(go, ["install", `${DISTRIBUTION_V3_PACKAGE}@${DISTRIBUTION_V3_VERSION}`], {
+      cwd: work,
+      env: { ...process.env, GOBIN: work, CGO_ENABLED: "0", GOFLAGS: "-buildvcs=false" },
+      timeoutMs: 15 * 60_000,
+    });
+    fs.mkdirSync(dir, { recursive: true });
+    fs.renameSync(path.join(work, "registry"), binary);
+    log(`built ${binary} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    return binary;
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/** The rootfs tarball plus /usr/local/bin/registry (v3), which comes first in PATH. */
+async function ensureRegistryV3Tarball(baseTarball: string, binary: string): Promise<string> {
+  const tarball = baseTarball.replace(/\.tar$/, `-distribution-${DISTRIBUTION_V3_VERSION}.tar`);
+  if (fs.existsSync(tarball)) return tarball;
+  const work = fs.mkdtempSync(path.join(CACHE_DIR, "v3-"));
+  try {
+    fs.mkdirSync(path.join(work, "stage/usr/local/bin"), { recursive: true });
+    fs.copyFileSync(binary, path.join(work, "stage/usr/local/bin/registry"));
+    fs.chmodSync(path.join(work, "stage/usr/local/bin/registry"), 0o755);
+    const partial = path.join(work, "rootfs.tar");
+    fs.copyFileSync(baseTarball, partial);
+    await run("tar", ["--numeric-owner", "--owner=0", "--group=0", "-C", path.join(work, "stage"), "-rf", partial, "./usr/local/bin/registry"], {
+      timeoutMs: 5 * 60_000,
+    });
+    fs.renameSync(partial, tarball);
+    return tarball;
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/** Imports the images into the engine from the cached rootfs tarballs (~3-4 s each). */
+export async function importImages(engine: Engine, tarball: string, log: Log = () => undefined, v3Tarball?: string): Promise<E2eImages> {
+  const importOne = async (file: string, name: string, changes: readonly string[]): Promise<string> => {
+    const started = Date.now();
+    const args = ["import", ...changes.flatMap((c) => ["--change", c]), file, name];
     const { stdout } = await engine.docker(args, { timeoutMs: 5 * 60_000 });
     log(`imported ${name} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     return stdout.trim();
   };
+  const registry = await importOne(tarball, REGISTRY_IMAGE, REGISTRY_CHANGES);
   return {
-    registry: await importOne(REGISTRY_IMAGE, REGISTRY_CHANGES),
-    nginx: await importOne(NGINX_IMAGE, NGINX_CHANGES),
+    registry,
+    registryV3: v3Tarball ? await importOne(v3Tarball, REGISTRY_V3_IMAGE, REGISTRY_CHANGES) : registry,
+    nginx: await importOne(tarball, NGINX_IMAGE, NGINX_CHANGES),
   };
 }
 
-/** ensureRootfsTarball + importImages */
+/** ensureRootfsTarball + the distribution v3 binary + importImages */
 export async function prepareImages(engine: Engine, log: Log = () => undefined): Promise<E2eImages> {
-  return importImages(engine, await ensureRootfsTarball(log), log);
+  const [tarball, binary] = await Promise.all([ensureRootfsTarball(log), ensureDistributionV3Binary(log)]);
+  return importImages(engine, tarball, log, await ensureRegistryV3Tarball(tarball, binary));
 }
 
 /** Gives a local image another name (e.g. the stack's configured "registry:2"), so no pull is needed. */

@@ -17,9 +17,16 @@ import {
 import { Deployment, readStack, synth, SynthResult, TestUser, treeHashes, uploads } from "./deployment";
 import { Engine } from "./engine";
 import { assert, assertEqual, assertMatch, Check, clip, elapsedSeconds, say, Timings, Workspace } from "./harness";
-import { NGINX_IMAGE, REGISTRY_IMAGE } from "./images";
+import { NGINX_IMAGE, REGISTRY_IMAGE, REGISTRY_V3_IMAGE } from "./images";
 import { pollUntil } from "./docker-api";
-import { CommandError } from "./proc";
+import {
+  anonymousChecks,
+  HardeningTarget,
+  loginLimitChecks,
+  reachabilityChecks,
+  restartChecks,
+} from "./hardening";
+import { CommandError, run } from "./proc";
 import { JsonObject } from "./realizer";
 
 /**
@@ -48,6 +55,10 @@ export interface SuiteChecks {
   directTls: Check;
   plainHttp: Check;
   idempotence: Check;
+  reachability: Check;
+  restarts: Check;
+  loginLimit: Check;
+  redirect: Check;
 }
 
 const MIB = 1024 * 1024;
@@ -68,7 +79,7 @@ function baseConfig(
 ): JsonObject & { materialDirectory: string; clientConfigDirectory: string } {
   return {
     namePrefix,
-    registryImage: REGISTRY_IMAGE,
+    registryImage: REGISTRY_V3_IMAGE,
     proxyImage: NGINX_IMAGE,
     publishAddress: "127.0.0.1",
     publicPort: port,
@@ -252,6 +263,7 @@ export async function tlsProxyScenario(ctx: SuiteContext, c: SuiteChecks): Promi
     logLevel: "info",
     // Registry-side htpasswd (check 4a); the auth-cache deployment covers the default (4b).
     authCacheSeconds: 0,
+    httpRedirectPort: await freePort(),
   };
   const endpoint = `localhost:${port}`;
   const baseUrl = `https://127.0.0.1:${port}`;
@@ -403,6 +415,8 @@ export async function tlsProxyScenario(ctx: SuiteContext, c: SuiteChecks): Promi
     // 5. TLS
     await c.tls.phase("protocol versions and certificate names", () => tlsChecks(c.tls, port, cacert, materialDir, scratch));
     c.tls.finish();
+    await c.redirect.phase("redirect targets", () => redirectChecks(c.redirect, config.httpRedirectPort, port));
+    c.redirect.finish();
 
     // 6. persistence (first half): push an image that exists nowhere else
     const survivorRef = `${endpoint}/e2e/survivor:1`;
@@ -414,7 +428,8 @@ export async function tlsProxyScenario(ctx: SuiteContext, c: SuiteChecks): Promi
       const { digest } = await docker.push(survivorRef);
       await docker.rmi(survivorRef, "rse2e-local/survivor:1");
       survivor = { digest, imageId };
-      for (const n of ["e2e-tls-registry", "e2e-tls-proxy"]) idsBefore[n] = await dep.containerId(n);
+      // The proxy reaches the registry by socket path, so a registry change no longer replaces it.
+      for (const n of ["e2e-tls-registry"]) idsBefore[n] = await dep.containerId(n);
       c.persistence.note(`pushed ${survivorRef} → ${digest}, then removed it locally (image ${imageId.slice(0, 19)}…)`);
     });
 
@@ -481,6 +496,24 @@ export async function tlsProxyScenario(ctx: SuiteContext, c: SuiteChecks): Promi
   } finally {
     await ctx.timings.time(`${tag}: destroy`, () => dep.destroy()).catch((err: Error) => say(tag, `destroy failed: ${err.message}`));
   }
+}
+
+/** Check 13: the plain-HTTP redirect never sends clients to a host name it was not configured with. */
+async function redirectChecks(check: Check, redirectPort: number, port: number): Promise<void> {
+  const cases: [string, string][] = [
+    ["evil.example", `https://localhost:${port}/v2/`],
+    [`store.example.test:${redirectPort}`, `https://store.example.test:${port}/v2/`],
+    [`localhost:${redirectPort}`, `https://localhost:${port}/v2/`],
+  ];
+  const seen: string[] = [];
+  for (const [host, expected] of cases) {
+    const { stdout } = await run("curl", ["-sS", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", "-H", `Host: ${host}`, `http://127.0.0.1:${redirectPort}/v2/`], {
+      timeoutMs: 20_000,
+    });
+    assertEqual(stdout.trim(), `301 ${expected}`, `redirect for Host: ${host}`);
+    seen.push(`Host: ${host} → ${expected}`);
+  }
+  check.note(`http://127.0.0.1:${redirectPort}/v2/: ${seen.join("; ")}`);
 }
 
 async function tlsChecks(check: Check, port: number, cacert: string, materialDir: string, scratch: string): Promise<void> {
@@ -620,6 +653,30 @@ export async function authCacheScenario(ctx: SuiteContext, c: SuiteChecks): Prom
     });
     const generatedBefore = readGeneratedPasswords(config.materialDirectory);
     await c.authCache.phase("before removal", () => authBeforeRemoval(c.authCache, target));
+
+    const hard: HardeningTarget = {
+      engine: ctx.engine,
+      prefix: "e2e-cache",
+      baseUrl: target.baseUrl,
+      endpoint,
+      cacert,
+      scratch,
+      user: known[0],
+      docker: new DockerClient(ctx.engine, path.join(scratch, "docker-hardening")),
+    };
+    await c.reachability.phase("registry and verifier reachable only through the proxy", () => reachabilityChecks(c.reachability, hard));
+    c.reachability.finish();
+    const restartRef = `${endpoint}/e2e/restart:1`;
+    await c.restarts.phase("push a test image", async () => {
+      await hard.docker.login(endpoint, hard.user.name, hard.user.password);
+      await buildUniqueImage(hard.docker, fs.mkdtempSync(path.join(scratch, "restart-")), "rse2e-local/restart:1");
+      await hard.docker.tag("rse2e-local/restart:1", restartRef);
+      await hard.docker.push(restartRef);
+    });
+    await c.restarts.phase("restarts followed at once by a pull", () => restartChecks(c.restarts, hard, restartRef));
+    c.restarts.finish();
+    await c.loginLimit.phase("requests without credentials", () => anonymousChecks(c.loginLimit, hard));
+
     const remaining = users.filter((u) => u.name !== "dave");
     try {
       await ctx.timings.time(`${tag}: synth + redeploy (dave removed)`, async () => {
@@ -634,6 +691,9 @@ export async function authCacheScenario(ctx: SuiteContext, c: SuiteChecks): Prom
       authAfterRemoval(c.authCache, { ...target, users: known.filter((u) => u.name !== "dave") }, known[3], generatedBefore),
     );
     c.authCache.finish();
+    // Last: it leaves this client address limited for about a minute.
+    await c.loginLimit.phase("failed logins limited per client address", () => loginLimitChecks(c.loginLimit, hard, 30, restartRef));
+    c.loginLimit.finish();
   } catch (err) {
     c.authCache.abort(`scenario ${tag} failed: ${(err as Error).message}`);
   } finally {
@@ -706,7 +766,14 @@ export async function plainHttpScenario(ctx: SuiteContext, c: SuiteChecks): Prom
   const scratch = ctx.ws.dir(`${tag}-scratch`);
   const port = await freePort();
   const users: TestUser[] = [{ name: "alice", password: "alice-plain-password-1" }];
-  const config = { ...baseConfig(dir, "e2e-plain", port, users), hostnames: ["localhost"], ipAddresses: ["127.0.0.1"], tls: { mode: "none" } };
+  // The one scenario on distribution 2.8 (Debian's 2.8.2), since the README says 2.8.x works too.
+  const config = {
+    ...baseConfig(dir, "e2e-plain", port, users),
+    registryImage: REGISTRY_IMAGE,
+    hostnames: ["localhost"],
+    ipAddresses: ["127.0.0.1"],
+    tls: { mode: "none" },
+  };
   const clientDir = config.clientConfigDirectory;
   const endpoints = [`localhost:${port}`, `127.0.0.1:${port}`];
   const dep = new Deployment(ctx.engine, tag);

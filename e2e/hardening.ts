@@ -1,0 +1,222 @@
+import * as path from "path";
+import { curl, DockerClient } from "./clients";
+import { Engine } from "./engine";
+import { assert, assertEqual, assertMatch, Check, clip } from "./harness";
+import { NGINX_IMAGE } from "./images";
+import { CommandError, run, sleep } from "./proc";
+
+/**
+ * Issue #8 checks on the default topology (proxy + login cache + verifier, both registries on
+ * unix sockets): reachability, restarts, anonymous requests and the login limit.
+ */
+
+export interface HardeningTarget {
+  engine: Engine;
+  /** namePrefix of the deployment */
+  prefix: string;
+  /** https://127.0.0.1:<port> */
+  baseUrl: string;
+  endpoint: string;
+  cacert: string;
+  scratch: string;
+  user: { name: string; password: string };
+  docker: DockerClient;
+}
+
+const REGISTRY_PORTS = [5000, 5001];
+const PROXY_LOOPBACK_PORTS = [8081, 8082];
+
+async function inspect(engine: Engine, name: string): Promise<Record<string, any>> {
+  return (JSON.parse((await engine.docker(["inspect", name])).stdout) as Record<string, any>[])[0];
+}
+
+/** curl that must not get any HTTP answer; returns curl's error line. */
+async function expectUnreachable(args: string[], what: string, asUser?: string): Promise<string> {
+  const curlArgs = ["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--connect-timeout", "2", "-m", "4", ...args];
+  const [command, argv] = asUser ? ["runuser", ["-u", asUser, "--", "curl", ...curlArgs]] : ["curl", curlArgs];
+  try {
+    const { stdout } = await run(command, argv, { timeoutMs: 10_000 });
+    throw new Error(`${what}: reached (HTTP ${stdout.trim()})`);
+  } catch (err) {
+    if (!(err instanceof CommandError)) throw err;
+    return clip(err.stderr.trim().split("\n").slice(-1)[0], 120);
+  }
+}
+
+export async function reachabilityChecks(check: Check, t: HardeningTarget): Promise<void> {
+  const hidden = [`${t.prefix}-registry`, `${t.prefix}-auth`];
+  for (const name of hidden) {
+    const info = await inspect(t.engine, name);
+    assertEqual(info.HostConfig.NetworkMode, "none", `${name} network mode`);
+    const addresses = Object.values(info.NetworkSettings.Networks as Record<string, { IPAddress: string }>).map((n) => n.IPAddress).filter(Boolean);
+    assertEqual(addresses, [], `${name} IP addresses`);
+    assertEqual(Object.keys(info.NetworkSettings.Ports ?? {}).length, 0, `${name} ports`);
+  }
+  check.note(`${hidden.join(", ")}: NetworkMode none, no IP address, no port`);
+
+  // Every address a process on the host could try: each container address on the stack's
+  // networks (the proxy's), each network's gateway, on the registries' and proxy-internal ports.
+  const proxy = await inspect(t.engine, `${t.prefix}-proxy`);
+  const proxyAddresses = Object.values(proxy.NetworkSettings.Networks as Record<string, { IPAddress: string; Gateway: string }>).flatMap((n) => [n.IPAddress, n.Gateway]);
+  const targets = proxyAddresses.flatMap((a) => [...REGISTRY_PORTS, ...PROXY_LOOPBACK_PORTS].map((p) => `http://${a}:${p}/v2/`));
+  const socketDir = (await t.engine.docker(["volume", "inspect", "-f", "{{.Mountpoint}}", `${t.prefix}-sockets`])).stdout.trim();
+  for (const user of [undefined, "nobody"]) {
+    for (const url of targets) await expectUnreachable([url], `${url} from the host as ${user ?? "root"}`, user);
+  }
+  const socketRefusals: string[] = [];
+  for (const sock of ["registry.sock", "auth.sock"]) {
+    socketRefusals.push(await expectUnreachable(["--unix-socket", path.join(socketDir, sock), "http://registry/v2/"], `${sock} from the host as nobody`, "nobody"));
+  }
+  check.note(`from the host as root and as nobody: ${targets.length} address:port targets (proxy addresses and gateways × ports ${[...REGISTRY_PORTS, ...PROXY_LOOPBACK_PORTS].join(", ")}) all unreachable; the socket files as nobody: ${socketRefusals.join(" / ")}`);
+  check.note("host root can still open the socket files in the volume, as it can read the data volume itself: root on the Docker host is outside what a container layout can restrict");
+
+  // Containers on the stack's edge network and on another bridge network (the e2e engine has no
+  // default bridge; a fresh one stands in for it).
+  const probeNetwork = `${t.prefix}-probe`;
+  await t.engine.docker(["network", "create", probeNetwork]);
+  try {
+    const names = ["registry", "registry-auth", ...hidden];
+    const tcpTargets = [
+      ...names.flatMap((n) => REGISTRY_PORTS.map((p) => `${n}:${p}`)),
+      ...proxyAddresses.flatMap((a) => [...REGISTRY_PORTS, ...PROXY_LOOPBACK_PORTS].map((p) => `${a}:${p}`)),
+    ];
+    const script = tcpTargets.map((target) => `wget -q -T 2 -O /dev/null http://${target}/v2/ 2>/dev/null && echo REACHED ${target};`).join(" ") + " echo probed";
+    for (const network of [`${t.prefix}-edge`, probeNetwork]) {
+      const { stdout } = await t.engine.docker(["run", "--rm", "--network", network, "--entrypoint", "/bin/sh", NGINX_IMAGE, "-c", script], { timeoutMs: 120_000 });
+      assert(!stdout.includes("REACHED"), `from a container on ${network}: ${stdout.trim()}`);
+      assertMatch(stdout, /probed/, `probe on ${network} ran`);
+    }
+    check.note(`containers on ${t.prefix}-edge and on ${probeNetwork}: ${tcpTargets.length} targets each (names ${names.join(", ")} and the proxy's addresses on ports ${[...REGISTRY_PORTS, ...PROXY_LOOPBACK_PORTS].join(", ")}) all unreachable`);
+  } finally {
+    await t.engine.docker(["network", "rm", probeNetwork]).catch(() => undefined);
+  }
+}
+
+async function pullOnce(t: HardeningTarget, ref: string): Promise<number> {
+  const started = Date.now();
+  await t.docker.rmi(ref).catch(() => undefined);
+  const pulled = await t.docker.pull(ref);
+  assertMatch(pulled.output, /Pull complete|Downloaded newer image/, `docker pull ${ref}`);
+  return Date.now() - started;
+}
+
+async function waitRestarted(engine: Engine, name: string, oldPid: number): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const info = await inspect(engine, name);
+    if (info.State.Running && info.State.Pid !== oldPid && info.State.Pid > 0) return;
+    if (Date.now() > deadline) throw new Error(`${name} was not restarted by its restart policy within 30 s (${info.State.Status})`);
+    await sleep(100);
+  }
+}
+
+/** `docker restart` of the registry and the verifier, and a crash the restart policy recovers. */
+export async function restartChecks(check: Check, t: HardeningTarget, ref: string): Promise<void> {
+  await t.docker.login(t.endpoint, t.user.name, t.user.password);
+  const registry = `${t.prefix}-registry`;
+  const verifier = `${t.prefix}-auth`;
+
+  await t.engine.docker(["restart", registry], { timeoutMs: 180_000 });
+  check.note(`docker restart ${registry}, then at once docker rmi + pull ${ref}: ok in ${await pullOnce(t, ref)} ms`);
+
+  await t.engine.docker(["restart", verifier], { timeoutMs: 180_000 });
+  // A wrong password is never cached, so its 401 comes from the restarted verifier itself. The
+  // process needs a moment after `docker restart` returns to create its socket: measure it.
+  const restarted = Date.now();
+  const early: number[] = [];
+  for (;;) {
+    const wrong = await curl({ url: `${t.baseUrl}/v2/`, cacert: t.cacert, credentials: `${t.user.name}:not-the-password-${early.length}`, scratchDir: t.scratch });
+    if (wrong.status === 401) break;
+    assertEqual(wrong.status, 503, "answer while the verifier starts (login verification unavailable)");
+    early.push(wrong.status);
+    assert(Date.now() - restarted < 10_000, "the restarted verifier did not answer within 10 s");
+    await sleep(50);
+  }
+  check.note(
+    `docker restart ${verifier}: a wrong password got 401 from the restarted verifier ${Date.now() - restarted} ms after the restart returned ` +
+      `(${early.length} × 503 UNAVAILABLE before its socket existed); pull ok in ${await pullOnce(t, ref)} ms`,
+  );
+
+  const pid = (await inspect(t.engine, registry)).State.Pid as number;
+  process.kill(pid, "SIGKILL");
+  await waitRestarted(t.engine, registry, pid);
+  check.note(`SIGKILL of ${registry}'s process (pid ${pid}); restart policy brought it back; then at once pull ok in ${await pullOnce(t, ref)} ms`);
+}
+
+/** Requests without credentials are answered by nginx; the verifier sees none of them. */
+export async function anonymousChecks(check: Check, t: HardeningTarget): Promise<void> {
+  // distribution logs every request it serves with its http.request.uri.
+  const verifierLines = async () => {
+    const { stdout, stderr } = await t.engine.docker(["logs", `${t.prefix}-auth`]);
+    return `${stdout}\n${stderr}`.split("\n").filter((line) => line.includes("http.request.uri")).length;
+  };
+  const before = await verifierLines();
+  const started = Date.now();
+  const results = await Promise.all(
+    Array.from({ length: 20 }, async () => {
+      const t0 = Date.now();
+      const res = await curl({ url: `${t.baseUrl}/v2/`, cacert: t.cacert, scratchDir: t.scratch });
+      return { res, ms: Date.now() - t0 };
+    }),
+  );
+  for (const { res } of results) {
+    assertEqual(res.status, 401, "anonymous /v2/");
+    assertEqual(res.headers["www-authenticate"], 'Basic realm="Registry"', "WWW-Authenticate of nginx's own 401");
+    assertEqual(res.headers["docker-distribution-api-version"], "registry/2.0", "API version header");
+    assertEqual((JSON.parse(res.body) as { errors: { code: string }[] }).errors[0].code, "UNAUTHORIZED", "error body");
+  }
+  await sleep(500);
+  assertEqual(await verifierLines(), before, "verifier log lines after 20 anonymous requests");
+  const slowest = Math.max(...results.map((r) => r.ms));
+  check.note(`20 concurrent anonymous GET /v2/ → 401 UNAUTHORIZED with the Basic challenge, all within ${Date.now() - started} ms (slowest ${slowest} ms, curl process start included); the verifier logged nothing`);
+}
+
+/** Wrong passwords are limited per client address; cached logins are not. */
+export async function loginLimitChecks(check: Check, t: HardeningTarget, perMinute: number, ref: string): Promise<void> {
+  const baseline = await pullOnce(t, ref);
+  let refusedAt = 0;
+  let limited: Awaited<ReturnType<typeof curl>> | undefined;
+  const started = Date.now();
+  for (let i = 1; i <= perMinute + 20; i++) {
+    const res = await curl({ url: `${t.baseUrl}/v2/`, cacert: t.cacert, credentials: `${t.user.name}:wrong-${i}`, scratchDir: t.scratch });
+    if (res.status === 429) {
+      refusedAt = i;
+      limited = res;
+      break;
+    }
+    assertEqual(res.status, 401, `wrong password #${i}`);
+  }
+  const seconds = (Date.now() - started) / 1000;
+  assert(limited !== undefined, `no 429 after ${perMinute + 20} wrong passwords`);
+  // burst = perMinute, refilled at perMinute per minute while the loop ran.
+  const allowed = perMinute + Math.floor((seconds * perMinute) / 60) + 1;
+  assert(refusedAt > perMinute && refusedAt <= allowed + 1, `first 429 at attempt ${refusedAt}; expected after ${perMinute} and by ${allowed + 1}`);
+  assertEqual(limited.headers["retry-after"], "60", "Retry-After");
+  assertEqual(limited.headers["docker-distribution-api-version"], "registry/2.0", "API version header on 429");
+  assertEqual((JSON.parse(limited.body) as { errors: { code: string }[] }).errors[0].code, "TOOMANYREQUESTS", "429 body");
+  check.note(`wrong passwords: ${refusedAt - 1} × 401, then 429 TOOMANYREQUESTS with Retry-After: 60 (limit ${perMinute}/min per client address, ${seconds.toFixed(1)} s)`);
+
+  // A bounded flood of wrong passwords (4 clients, ≤ 200 requests, ≤ 30 s) while the cached user pulls.
+  const floodDeadline = Date.now() + 30_000;
+  let sent = 0;
+  const statuses: Record<string, number> = {};
+  let flooding = true;
+  const flood = Promise.all(
+    Array.from({ length: 4 }, async () => {
+      while (flooding && sent < 200 && Date.now() < floodDeadline) {
+        sent++;
+        const res = await curl({ url: `${t.baseUrl}/v2/`, cacert: t.cacert, credentials: `${t.user.name}:flood-${sent}`, scratchDir: t.scratch });
+        statuses[res.status] = (statuses[res.status] ?? 0) + 1;
+      }
+    }),
+  );
+  const during = await pullOnce(t, ref);
+  flooding = false;
+  await flood;
+  const cached = await curl({ url: `${t.baseUrl}/v2/`, cacert: t.cacert, credentials: `${t.user.name}:${t.user.password}`, scratchDir: t.scratch });
+  assertEqual(cached.status, 200, "cached login while this address is limited");
+  check.note(
+    `pull of ${ref} by the logged-in user: ${baseline} ms before, ${during} ms during a flood of ${sent} wrong passwords (answers ${JSON.stringify(statuses)}): ratio ${(during / baseline).toFixed(2)}×; ` +
+      "a cached login still gets 200 (a new login from the same address waits for the limit like a wrong one)",
+  );
+}
