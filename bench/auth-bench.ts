@@ -8,7 +8,7 @@ import { systemEntropy } from "../material/entropy";
 import { MaterialStore } from "../material/material-store";
 import { resolveRegistryUsers } from "../material/registry-users";
 import { renderHtpasswd } from "../renderers/htpasswd";
-import { AUTH_CACHE_DIR, DEFAULT_PROXY_TUNING, renderNginxConf } from "../renderers/nginx-conf";
+import { AUTH_CACHE_DIR, AuthCache, DEFAULT_PROXY_TUNING, renderNginxConf } from "../renderers/nginx-conf";
 import { buildImage, pullImage, pushImage, SkopeoTarget } from "./image";
 import { Lab, Log, SERVER_NAME } from "./lab";
 import { runLoad, LoadResult } from "./load";
@@ -23,6 +23,17 @@ export const CACHED_COST = 10;
 /** TTL of the auth-cache measurements: what the stack deploys by default. */
 export const AUTH_CACHE_SECONDS = DEFAULT_AUTH_CACHE_SECONDS;
 /** The tmpfs constructs/nginx-proxy.ts mounts over the auth cache directory. */
+/** The stack's auth cache, with a login limit high enough that the bench's cold logins are never limited. */
+function benchAuthCache(verifierAlias: string): AuthCache {
+  return {
+    verifier: { host: verifierAlias, port: Registry.PORT },
+    cacheSeconds: AUTH_CACHE_SECONDS,
+    realm: Registry.REALM,
+    verificationsPerMinute: 6000,
+    limiterListenPort: NginxProxy.LOGIN_LIMITER_LISTEN_PORT,
+  };
+}
+
 const AUTH_CACHE_TMPFS = { [AUTH_CACHE_DIR]: "rw,noexec,nosuid,size=16m,mode=0700" };
 export const IMAGE_LAYERS = 20;
 export const LAYER_BYTES = 64 * 1024;
@@ -100,14 +111,7 @@ export async function runAuthBench(
     conf: renderNginxConf({
       ...base,
       upstream: { host: Registry.ALIAS, port: Registry.PORT },
-      authCache: {
-        verifier: { host: verifierAlias, port: Registry.PORT },
-        cacheSeconds: AUTH_CACHE_SECONDS,
-        realm: Registry.REALM,
-        // High enough that the bench's cold-login load is never limited.
-        verificationsPerMinute: 6000,
-        limiterListenPort: NginxProxy.LOGIN_LIMITER_LISTEN_PORT,
-      },
+      authCache: benchAuthCache(verifierAlias),
     }),
     tls: true,
     tmpfs: AUTH_CACHE_TMPFS,
@@ -199,14 +203,7 @@ export async function runAuthBench(
     conf: renderNginxConf({
       ...base,
       upstream: { host: Registry.ALIAS, port: Registry.PORT },
-      authCache: {
-        verifier: { host: verifierAlias, port: Registry.PORT },
-        cacheSeconds: AUTH_CACHE_SECONDS,
-        realm: Registry.REALM,
-        // High enough that the bench's cold-login load is never limited.
-        verificationsPerMinute: 6000,
-        limiterListenPort: NginxProxy.LOGIN_LIMITER_LISTEN_PORT,
-      },
+      authCache: benchAuthCache(verifierAlias),
     }),
     tls: true,
     tmpfs: AUTH_CACHE_TMPFS,
