@@ -15,14 +15,15 @@ export interface MainOptions {
 
 /**
  * Loads the configuration, builds the stack and synthesizes it. Bad input is one ConfigError:
- * its problem list and source go to stderr, without a stack trace, and the exit code is 1.
+ * its problem list and source are printed once, without a stack trace, and the exit code is 1.
  */
 export function main(options: MainOptions = {}): number {
+  const env = options.env ?? process.env;
   const cwd = options.cwd ?? process.cwd();
   const stdout = options.stdout ?? ((line: string) => process.stdout.write(`${line}\n`));
   const stderr = options.stderr ?? ((line: string) => process.stderr.write(`${line}\n`));
   try {
-    const { props, source, warnings } = loadConfig(options.env ?? process.env, cwd);
+    const { props, source, warnings } = loadConfig(env, cwd);
     warnings.forEach((warning) => stderr(`WARNING: ${warning}`));
     const app = new App(options.outdir === undefined ? undefined : { outdir: options.outdir });
     const stack = new RegistryStack(app, "registry", { projectDirectory: cwd, ...props }, source);

@@ -122,6 +122,7 @@ function readYamlObject(file: string, { secret }: { secret: boolean }): Record<s
         const what = secret ? error.code : `${error.code}: ${error.message}`;
         return `${file}: not valid YAML (${what}) at line ${line}, column ${col}; fix the file`;
       }),
+      secret ? "secrets file" : "configuration file",
     );
   }
   let value: unknown;

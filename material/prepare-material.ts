@@ -36,7 +36,7 @@ export function prepareMaterial(settings: RegistrySettings, entropy: Entropy): P
     ...folderProblems("clientConfigDirectory", settings.clientConfigDirectory, { mustBeWritable: false }),
   ];
   if (problems.length === 0) problems.push(...daemonJsonProblems(settings.clientConfigDirectory));
-  if (problems.length > 0) throw new ConfigError(problems, "folders");
+  if (problems.length > 0) throw new ConfigError(problems, "folder settings");
 
   const identity = { hostnames: settings.hostnames, ipAddresses: settings.ipAddresses };
   const store = new MaterialStore(settings.materialDirectory, { deferWrites: true });

@@ -1,0 +1,294 @@
+import { spawnSync } from "child_process";
+import * as crypto from "crypto";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import * as YAML from "yaml";
+import { main } from "../../main";
+import { issueTestCertificate } from "../fixtures/test-pki";
+
+/**
+ * Every bad input runs through the real loader and stack (main()) in a temp project that has
+ * synthesized once. Each case first makes a valid change (one more host name, one more user
+ * with a generated password: on the old code that re-issued server.crt and rewrote the users'
+ * state before a later check failed), then adds the bad input. Every file of the project is
+ * hashed before and after. The table in docs/bad-inputs.md is written from these runs.
+ */
+
+const SECRET = "Zq-correct-horse-7731";
+const BASE_CONFIG = {
+  hostnames: ["store.example.test"],
+  ipAddresses: ["127.0.0.1"],
+  users: [{ name: "alice" }, { name: "bob" }],
+  clientConfigDirectory: "client-config",
+};
+const VALID_CHANGE = {
+  hostnames: ["store.example.test", "mirror.example.test"],
+  users: [{ name: "alice" }, { name: "bob" }, { name: "carol" }],
+};
+
+interface Project {
+  readonly dir: string;
+  readonly material: string;
+  writeConfig(config: object): void;
+  write(file: string, content: string, mode?: number): void;
+}
+
+interface Run {
+  readonly exitCode: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+interface BadInput {
+  /** What the table says the input is. */
+  readonly input: string;
+  /** Must appear in the message: the field, variable or file the problem is about. */
+  readonly names: string;
+  /** Makes the bad input (the valid change is already written). */
+  readonly apply: (project: Project) => void;
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+function createProject(dir: string): Project {
+  const material = path.join(dir, "assets", "generated", "registry");
+  return {
+    dir,
+    material,
+    writeConfig: (config) => fs.writeFileSync(path.join(dir, "registry-stack.yml"), YAML.stringify(config)),
+    write: (file, content, mode = 0o600) => {
+      const target = path.join(dir, file);
+      fs.mkdirSync(path.dirname(target), { recursive: true });
+      fs.writeFileSync(target, content, { mode });
+      fs.chmodSync(target, mode);
+    },
+  };
+}
+
+function run(project: Project, env: NodeJS.ProcessEnv = {}): Run {
+  const out: string[] = [];
+  const err: string[] = [];
+  const exitCode = main({ env, cwd: project.dir, outdir: path.join(project.dir, "cdktf.out"), stdout: (l) => out.push(l), stderr: (l) => err.push(l) });
+  return { exitCode, stdout: out.join("\n"), stderr: err.join("\n") };
+}
+
+/** Relative path → sha256 of every file under `dir` (and the mode, which is part of what must not change). */
+function hashTree(dir: string): Record<string, string> {
+  const hashes: Record<string, string> = {};
+  const walk = (current: string): void => {
+    for (const entry of fs.readdirSync(current, { withFileTypes: true })) {
+      const full = path.join(current, entry.name);
+      if (entry.isDirectory()) walk(full);
+      else if (entry.isFile()) {
+        const mode = (fs.statSync(full).mode & 0o777).toString(8);
+        hashes[path.relative(dir, full)] = `${crypto.createHash("sha256").update(fs.readFileSync(full)).digest("hex")} ${mode}`;
+      }
+    }
+  };
+  walk(dir);
+  return hashes;
+}
+
+function changedFiles(before: Record<string, string>, after: Record<string, string>): string[] {
+  const names = new Set([...Object.keys(before), ...Object.keys(after)]);
+  return [...names].filter((name) => before[name] !== after[name]).sort();
+}
+
+const CA_WINDOW = { notBefore: new Date("2020-01-01T00:00:00Z"), notAfter: new Date("2021-01-01T00:00:00Z") };
+
+const BAD_INPUTS: BadInput[] = [
+  { input: "existing daemon.json is not JSON", names: "daemon.json", apply: (p) => p.write("client-config/daemon.json", "{ not json", 0o644) },
+  {
+    input: 'daemon.json "insecure-registries" is not a list',
+    names: "insecure-registries",
+    apply: (p) => p.write("client-config/daemon.json", '{"insecure-registries": "a:5000"}', 0o644),
+  },
+  { input: "ca.key corrupted", names: "ca.key", apply: (p) => p.write("assets/generated/registry/ca.key", "-----BEGIN PRIVATE KEY-----\nxx\n-----END PRIVATE KEY-----\n") },
+  { input: "ca.key missing, ca.crt present", names: "ca.key", apply: (p) => fs.rmSync(path.join(p.material, "ca.key")) },
+  {
+    input: "CA expired",
+    names: "ca.crt",
+    apply: (p) => {
+      const ca = issueTestCertificate({ commonName: "old CA", keyIndex: 0, isCa: true, ...CA_WINDOW });
+      p.write("assets/generated/registry/ca.key", ca.keyPem);
+      p.write("assets/generated/registry/ca.crt", ca.certPem, 0o644);
+    },
+  },
+  {
+    input: "clock behind the CA's start date",
+    names: "ca.crt",
+    apply: (p) => {
+      const ca = issueTestCertificate({ commonName: "future CA", keyIndex: 0, isCa: true, notBefore: new Date("2999-01-01T00:00:00Z"), notAfter: new Date("2999-12-31T00:00:00Z") });
+      p.write("assets/generated/registry/ca.key", ca.keyPem);
+      p.write("assets/generated/registry/ca.crt", ca.certPem, 0o644);
+    },
+  },
+  { input: "generated-passwords.yml is not a map", names: "generated-passwords.yml", apply: (p) => p.write("assets/generated/registry/generated-passwords.yml", "- a\n- b\n") },
+  {
+    input: "clientConfigDirectory is a regular file",
+    names: "clientConfigDirectory",
+    apply: (p) => {
+      p.write("client-file", "x", 0o644);
+      p.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE, clientConfigDirectory: "client-file" });
+    },
+  },
+  {
+    input: "materialDirectory under a regular file",
+    names: "materialDirectory",
+    apply: (p) => {
+      p.write("plain", "x", 0o644);
+      p.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE, materialDirectory: "plain/material" });
+    },
+  },
+  { input: "image digest of the wrong length", names: "registryImage", apply: (p) => p.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE, registryImage: "registry@sha256:deadbeef" }) },
+  {
+    input: "users whose password variables collide",
+    names: "users[4].name",
+    apply: (p) => p.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE, users: [...VALID_CHANGE.users, { name: "ci-bot" }, { name: "ci_bot" }] }),
+  },
+  { input: "dockerHost ssh:// without a host", names: "dockerHost", apply: (p) => p.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE, dockerHost: "ssh://" }) },
+  {
+    input: "101 host names",
+    names: "hostnames",
+    apply: (p) => p.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE, hostnames: Array.from({ length: 101 }, (_, i) => `h${i}.example.test`) }),
+  },
+  {
+    input: "config file over 1 MiB (40k host names)",
+    names: "registry-stack.yml",
+    apply: (p) => p.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE, hostnames: Array.from({ length: 40_000 }, (_, i) => `host-${i}.example.test`) }),
+  },
+  { input: "bcryptCost 20", names: "bcryptCost", apply: (p) => p.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE, bcryptCost: 20 }) },
+  { input: "misspelled key", names: "hostname", apply: (p) => p.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE, hostname: ["x.example.test"] }) },
+  {
+    input: "TLS files that do not exist",
+    names: "tls.certificateFile",
+    apply: (p) => p.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE, tls: { mode: "files", certificateFile: "tls/server.crt", keyFile: "tls/server.key", caFile: "tls/ca.crt" } }),
+  },
+  { input: "empty password in the environment", names: "REGISTRY_PASSWORD_ALICE", apply: () => undefined, env: { REGISTRY_PASSWORD_ALICE: "" } },
+  { input: "too-long password in the environment", names: "REGISTRY_PASSWORD_ALICE", apply: () => undefined, env: { REGISTRY_PASSWORD_ALICE: SECRET.repeat(4) } },
+  { input: "too-long password in the secrets file", names: "passwords.bob", apply: (p) => p.write("registry.secrets.yml", `passwords:\n  bob: ${SECRET.repeat(4)}\n`) },
+  { input: "YAML syntax error in the secrets file", names: "registry.secrets.yml", apply: (p) => p.write("registry.secrets.yml", `passwords:\n  bob: ${SECRET}: x\n`) },
+  {
+    input: "password in the config file",
+    names: "users[0].password",
+    apply: (p) => p.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE, users: [{ name: "alice", password: SECRET }, ...VALID_CHANGE.users.slice(1)] }),
+  },
+];
+
+interface Row {
+  readonly input: string;
+  readonly exitCode: number;
+  readonly message: string;
+  readonly changed: string[];
+}
+
+describe("bad inputs through main(): refused, named, nothing written (issue #8, items 4-7)", () => {
+  let baseline: string;
+  const rows: Row[] = [];
+
+  beforeAll(() => {
+    baseline = fs.mkdtempSync(path.join(os.tmpdir(), "bad-inputs-baseline-"));
+    const project = createProject(baseline);
+    project.writeConfig(BASE_CONFIG);
+    project.write("registry.secrets.yml", `passwords:\n  alice: ${SECRET}\n`);
+    const first = run(project);
+    if (first.exitCode !== 0) throw new Error(`baseline synth failed: ${first.stderr}`);
+  });
+
+  afterAll(() => {
+    if (rows.length !== BAD_INPUTS.length) return; // a filtered run must not shrink the committed table
+    const cell = (text: string) => text.replace(/\|/g, "\\|").replace(/\n/g, "<br>");
+    const lines = [
+      "# Bad inputs",
+      "",
+      "Generated by `__tests__/stacks/bad-inputs.test.ts` (do not edit by hand). Each input runs through",
+      "the real loader and stack (`main()` in `main.ts`) in a temp project that synthesized once. Each case first",
+      "makes a valid change (a second host name, a third user with a generated password), then adds",
+      "the bad input; every file in the project (material, client files, cdktf.out) is hashed",
+      "before and after. `<project>` stands for the temp project folder. The message is exactly what",
+      "`cdktf synth` shows the user (besides the CLI's own lines); passwords never appear.",
+      "",
+      "| # | bad input | exit code | message | files unchanged |",
+      "|---|---|---|---|---|",
+      ...rows.map(
+        (row, i) =>
+          `| ${i + 1} | ${cell(row.input)} | ${row.exitCode} | ${cell(row.message)} | ${row.changed.length === 0 ? "yes" : `NO: ${cell(row.changed.join(", "))}`} |`,
+      ),
+      "",
+    ];
+    fs.writeFileSync(path.join(__dirname, "..", "..", "docs", "bad-inputs.md"), lines.join("\n"));
+  });
+
+  test.each(BAD_INPUTS.map((c) => [c.input, c] as const))("fails when %s, naming it, and changes no file", (_, badInput) => {
+    // GIVEN a project that synthesized once, a valid change and the bad input
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "bad-inputs-"));
+    fs.cpSync(baseline, dir, { recursive: true });
+    const project = createProject(dir);
+    project.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE });
+    badInput.apply(project);
+    const before = hashTree(dir);
+    // WHEN
+    const result = run(project, badInput.env);
+    // THEN
+    const changed = changedFiles(before, hashTree(dir));
+    const message = result.stderr.split(dir).join("<project>").replace(/the clock says [0-9TZ:.-]+;/, "the clock says <now>;");
+    rows.push({ input: badInput.input, exitCode: result.exitCode, message, changed });
+    expect(result.exitCode).toBe(1);
+    expect(result.stderr).toMatch(/^Invalid [^\n]+:\n {2}- /);
+    expect(result.stderr).toContain(badInput.names);
+    expect(result.stderr).not.toContain(SECRET.slice(0, 8));
+    expect(result.stdout).toBe("");
+    expect(changed).toEqual([]);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  test("keeps generated-passwords.yml when a user's password now comes from the environment", () => {
+    // GIVEN bob's password was generated by the baseline synth
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "bad-inputs-"));
+    fs.cpSync(baseline, dir, { recursive: true });
+    const file = path.join(dir, "assets", "generated", "registry", "generated-passwords.yml");
+    const before = fs.readFileSync(file, "utf8");
+    // WHEN
+    const result = run(createProject(dir), { REGISTRY_PASSWORD_BOB: "bob-from-env-0001" });
+    // THEN
+    expect(result.exitCode).toBe(0);
+    expect(fs.readFileSync(file, "utf8")).toBe(before);
+    expect(Object.keys(YAML.parse(before) as object)).toEqual(["bob"]);
+  });
+
+  test("warns, and synthesizes, when the secrets file is readable by others", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "bad-inputs-"));
+    fs.cpSync(baseline, dir, { recursive: true });
+    fs.chmodSync(path.join(dir, "registry.secrets.yml"), 0o644);
+    const result = run(createProject(dir));
+    expect(result.exitCode).toBe(0);
+    expect(result.stderr).toBe(`WARNING: ${path.join(dir, "registry.secrets.yml")} is accessible by group or others (mode 0644); restrict it: chmod 600 ${path.join(dir, "registry.secrets.yml")}`);
+  });
+
+  test("fails as a process (npx ts-node main.ts, what cdktf runs) with exit code 1, the problem list once and no stack trace", () => {
+    // GIVEN
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "bad-inputs-process-"));
+    createProject(dir).writeConfig({ ...BASE_CONFIG, registryImage: "registry@sha256:deadbeef", dockerHost: "ssh://" });
+    // WHEN
+    const root = path.join(__dirname, "..", "..");
+    const child = spawnSync(path.join(root, "node_modules", ".bin", "ts-node"), [path.join(root, "main.ts")], {
+      cwd: dir,
+      env: { PATH: process.env.PATH, HOME: process.env.HOME },
+      encoding: "utf8",
+      timeout: 90_000,
+    });
+    // THEN
+    expect(child.status).toBe(1);
+    expect(child.stdout).toBe("");
+    expect(child.stderr).toBe(
+      [
+        `Invalid configuration in ${path.join(dir, "registry-stack.yml")}:`,
+        '  - dockerHost: "ssh://" has no host after ssh://; use ssh://user@host or ssh://user@host:port',
+        '  - registryImage: "registry@sha256:deadbeef" has a sha256 digest of 8 hex digits, not 64; copy the whole digest (docker images --digests)',
+        "",
+      ].join("\n"),
+    );
+    // cdktf's App and TerraformStack create empty output folders when constructed; no file appears.
+    expect(Object.keys(hashTree(dir))).toEqual(["registry-stack.yml"]);
+  }, 120_000);
+});
