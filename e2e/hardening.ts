@@ -68,7 +68,12 @@ export async function reachabilityChecks(check: Check, t: HardeningTarget): Prom
     socketRefusals.push(await expectUnreachable(["--unix-socket", path.join(socketDir, sock), "http://registry/v2/"], `${sock} from the host as nobody`, "nobody"));
   }
   check.note(`from the host as root and as nobody: ${targets.length} address:port targets (proxy addresses and gateways × ports ${[...REGISTRY_PORTS, ...PROXY_LOOPBACK_PORTS].join(", ")}) all unreachable; the socket files as nobody: ${socketRefusals.join(" / ")}`);
-  check.note("host root can still open the socket files in the volume, as it can read the data volume itself: root on the Docker host is outside what a container layout can restrict");
+  // Control: the same socket path as root answers, so the refusals above are not a wrong path.
+  const { stdout: rootCode } = await run("curl", ["-sS", "-o", "/dev/null", "-w", "%{http_code}", "-m", "4", "--unix-socket", path.join(socketDir, "registry.sock"), "http://registry/v2/"], {
+    timeoutMs: 10_000,
+  });
+  assertEqual(rootCode.trim(), "200", "control: the registry socket as host root");
+  check.note("control: host root opening registry.sock in the volume gets 200 (root can read the data volume as well: root on the Docker host is outside what a container layout can restrict)");
 
   // Containers on the stack's edge network and on another bridge network (the e2e engine has no
   // default bridge; a fresh one stands in for it).
@@ -188,9 +193,12 @@ export async function loginLimitChecks(check: Check, t: HardeningTarget, perMinu
   }
   const seconds = (Date.now() - started) / 1000;
   assert(limited !== undefined, `no 429 after ${perMinute + 20} wrong passwords`);
-  // burst = perMinute, refilled at perMinute per minute while the loop ran.
+  // burst = perMinute, refilled at perMinute per minute while the loop ran. The logins this
+  // scenario made through the new proxy before (a handful of first logins and a refused one) used
+  // up part of the burst, because every verification counts, not only failed ones.
   const allowed = perMinute + Math.floor((seconds * perMinute) / 60) + 1;
-  assert(refusedAt > perMinute && refusedAt <= allowed + 1, `first 429 at attempt ${refusedAt}; expected after ${perMinute} and by ${allowed + 1}`);
+  const earlierLogins = 10;
+  assert(refusedAt > perMinute - earlierLogins && refusedAt <= allowed + 1, `first 429 at attempt ${refusedAt}; expected after ${perMinute - earlierLogins} and by ${allowed + 1}`);
   assertEqual(limited.headers["retry-after"], "60", "Retry-After");
   assertEqual(limited.headers["docker-distribution-api-version"], "registry/2.0", "API version header on 429");
   assertEqual((JSON.parse(limited.body) as { errors: { code: string }[] }).errors[0].code, "TOOMANYREQUESTS", "429 body");
