@@ -207,11 +207,6 @@ export interface RegistryStackProps {
    */
   readonly authVerifierMemoryMb?: number;
   /**
-   * Maximum number of processes/threads in each container.
-   * @default 512
-   */
-  readonly pidsLimit?: number;
-  /**
    * Failed logins (wrong user or password) the proxy accepts per client address and minute
    * before answering 429 with Retry-After; bounds online guessing and bcrypt CPU load.
    * @default 30

@@ -119,7 +119,6 @@ export const registryStackPropsSchema = z
     registryMemoryMb: memoryMb.default(1024),
     proxyMemoryMb: memoryMb.default(256),
     authVerifierMemoryMb: memoryMb.default(128),
-    pidsLimit: z.number().int().min(16, { error: "must be at least 16" }).max(65536, { error: "must be at most 65536" }).default(512),
     failedLoginsPerMinute: z.number().int().min(1, { error: "must be at least 1" }).max(6000, { error: "must be at most 6000" }).default(30),
   })
   .superRefine((props, ctx) => {

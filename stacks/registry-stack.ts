@@ -1,4 +1,5 @@
 import { Network } from "@cdktf/provider-docker/lib/network";
+import { Volume } from "@cdktf/provider-docker/lib/volume";
 import { Image } from "@cdktf/provider-docker/lib/image";
 import { DockerProvider } from "@cdktf/provider-docker/lib/provider";
 import { LocalProvider } from "@cdktf/provider-local/lib/provider";
@@ -51,9 +52,11 @@ export class RegistryStack extends TerraformStack {
     new LocalProvider(this, "local");
 
     const prefix = settings.namePrefix;
-    // Internal: the registry gets no route out and no published port; only the proxy reaches it.
-    const backend = new Network(this, "backend-network", { name: `${prefix}-backend`, internal: true });
     const edge = new Network(this, "edge-network", { name: `${prefix}-edge` });
+    // Behind the proxy the registry and the verifier have no network at all: they listen on unix
+    // sockets in this volume, which only the proxy mounts, so nothing else on the host or on any
+    // Docker network can reach them.
+    const sockets = settings.proxy ? new Volume(this, "socket-volume", { name: `${prefix}-sockets` }) : undefined;
     const publish = { address: settings.publishAddress, port: settings.publicPort };
     const tlsPems = tls ? { certificateChainPem: tls.certificateChainPem, privateKeyPem: tls.privateKeyPem } : undefined;
 
@@ -70,15 +73,17 @@ export class RegistryStack extends TerraformStack {
         settings.storageHostPath !== undefined
           ? { hostPath: settings.storageHostPath }
           : { volumeName: settings.volumeName, preventDestroy: settings.preventVolumeDestroy },
-      networks: settings.proxy ? [backend] : [edge, backend],
+      endpoint: sockets ? { socketVolume: sockets, socketName: "registry.sock" } : { networks: [edge] },
       secretFiles: store,
       tls: settings.proxy ? undefined : tlsPems,
       publish: settings.proxy ? undefined : publish,
       debugPort: settings.debugPort,
       restartPolicy: settings.restartPolicy,
+      stopGraceSeconds: settings.stopGraceSeconds,
+      memoryMb: settings.registryMemoryMb,
     });
 
-    if (withAuthCache) {
+    if (withAuthCache && sockets) {
       this.authVerifier = new Registry(this, "auth-verifier", {
         containerName: `${prefix}-auth`,
         alias: "registry-auth",
@@ -88,19 +93,23 @@ export class RegistryStack extends TerraformStack {
         deleteEnabled: false,
         logLevel: settings.logLevel,
         storage: { inMemory: true },
-        networks: [backend],
+        endpoint: { socketVolume: sockets, socketName: "auth.sock" },
         secretFiles: store,
         restartPolicy: settings.restartPolicy,
+        stopGraceSeconds: settings.stopGraceSeconds,
+        memoryMb: settings.authVerifierMemoryMb,
       });
     }
 
-    if (settings.proxy) {
+    if (sockets) {
       this.proxy = new NginxProxy(this, "proxy", {
         containerName: `${prefix}-proxy`,
         image: settings.proxyImage,
         registry: this.registry,
-        authVerifier: this.authVerifier ? { registry: this.authVerifier, cacheSeconds: settings.authCacheSeconds } : undefined,
-        backendNetwork: backend,
+        authVerifier: this.authVerifier
+          ? { registry: this.authVerifier, cacheSeconds: settings.authCacheSeconds, verificationsPerMinute: settings.failedLoginsPerMinute }
+          : undefined,
+        socketVolume: sockets,
         edgeNetwork: edge,
         serverNames: [...settings.hostnames, ...settings.ipAddresses],
         publish,
@@ -108,6 +117,8 @@ export class RegistryStack extends TerraformStack {
         secretFiles: store,
         httpRedirectPort: settings.httpRedirectPort,
         restartPolicy: settings.restartPolicy,
+        stopGraceSeconds: settings.stopGraceSeconds,
+        memoryMb: settings.proxyMemoryMb,
       });
     }
 
