@@ -26,8 +26,15 @@ export interface HardeningTarget {
 const REGISTRY_PORTS = [5000, 5001];
 const PROXY_LOOPBACK_PORTS = [8081, 8082];
 
-async function inspect(engine: Engine, name: string): Promise<Record<string, any>> {
-  return (JSON.parse((await engine.docker(["inspect", name])).stdout) as Record<string, any>[])[0];
+/** The parts of `docker inspect <container>` these checks read. */
+interface ContainerInspect {
+  HostConfig: { NetworkMode: string };
+  NetworkSettings: { Networks: Record<string, { IPAddress: string; Gateway: string }>; Ports: Record<string, unknown> | null };
+  State: { Running: boolean; Pid: number; Status: string };
+}
+
+async function inspect(engine: Engine, name: string): Promise<ContainerInspect> {
+  return (JSON.parse((await engine.docker(["inspect", name])).stdout) as ContainerInspect[])[0];
 }
 
 /** curl that must not get any HTTP answer; returns curl's error line. */
@@ -48,7 +55,7 @@ export async function reachabilityChecks(check: Check, t: HardeningTarget): Prom
   for (const name of hidden) {
     const info = await inspect(t.engine, name);
     assertEqual(info.HostConfig.NetworkMode, "none", `${name} network mode`);
-    const addresses = Object.values(info.NetworkSettings.Networks as Record<string, { IPAddress: string }>).map((n) => n.IPAddress).filter(Boolean);
+    const addresses = Object.values(info.NetworkSettings.Networks).map((n) => n.IPAddress).filter(Boolean);
     assertEqual(addresses, [], `${name} IP addresses`);
     assertEqual(Object.keys(info.NetworkSettings.Ports ?? {}).length, 0, `${name} ports`);
   }
@@ -57,7 +64,7 @@ export async function reachabilityChecks(check: Check, t: HardeningTarget): Prom
   // Every address a process on the host could try: each container address on the stack's
   // networks (the proxy's), each network's gateway, on the registries' and proxy-internal ports.
   const proxy = await inspect(t.engine, `${t.prefix}-proxy`);
-  const proxyAddresses = Object.values(proxy.NetworkSettings.Networks as Record<string, { IPAddress: string; Gateway: string }>).flatMap((n) => [n.IPAddress, n.Gateway]);
+  const proxyAddresses = Object.values(proxy.NetworkSettings.Networks).flatMap((n) => [n.IPAddress, n.Gateway]);
   const targets = proxyAddresses.flatMap((a) => [...REGISTRY_PORTS, ...PROXY_LOOPBACK_PORTS].map((p) => `http://${a}:${p}/v2/`));
   const socketDir = (await t.engine.docker(["volume", "inspect", "-f", "{{.Mountpoint}}", `${t.prefix}-sockets`])).stdout.trim();
   for (const user of [undefined, "nobody"]) {
@@ -142,7 +149,7 @@ export async function restartChecks(check: Check, t: HardeningTarget, ref: strin
       `(${early.length} × 503 UNAVAILABLE before its socket existed); pull ok in ${await pullOnce(t, ref)} ms`,
   );
 
-  const pid = (await inspect(t.engine, registry)).State.Pid as number;
+  const pid = (await inspect(t.engine, registry)).State.Pid;
   process.kill(pid, "SIGKILL");
   await waitRestarted(t.engine, registry, pid);
   check.note(`SIGKILL of ${registry}'s process (pid ${pid}); restart policy brought it back; then at once pull ok in ${await pullOnce(t, ref)} ms`);

@@ -1,6 +1,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import { ConfigError } from "../config/config-error";
+import { writeFileAtomically } from "./atomic-file";
 
 export interface MaterialStoreOptions {
   /**
@@ -22,7 +23,6 @@ export class MaterialStore {
   readonly directory: string;
   private readonly staged = new Map<string, { readonly content: string; readonly mode: number }>();
   private deferring: boolean;
-  private tempCounter = 0;
 
   constructor(directory: string, options: MaterialStoreOptions = {}) {
     this.directory = path.resolve(directory);
@@ -87,21 +87,7 @@ export class MaterialStore {
       return target;
     }
     this.ensureDirectory();
-    const temp = path.join(this.directory, `.${name}.${process.pid}.${++this.tempCounter}.tmp`);
-    try {
-      const fd = fs.openSync(temp, "wx", mode);
-      try {
-        fs.fchmodSync(fd, mode);
-        fs.writeFileSync(fd, content, "utf8");
-        fs.fsyncSync(fd);
-      } finally {
-        fs.closeSync(fd);
-      }
-      fs.renameSync(temp, target);
-    } catch (error) {
-      fs.rmSync(temp, { force: true });
-      throw error;
-    }
+    writeFileAtomically(target, content, mode);
     return target;
   }
 

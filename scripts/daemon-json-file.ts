@@ -13,6 +13,7 @@
  */
 import * as fs from "fs";
 import * as path from "path";
+import { writeFileAtomically } from "../material/atomic-file";
 import { DaemonJsonLedger, EMPTY_LEDGER, parseLedger, reconcileDaemonJson, renderLedger } from "../renderers/daemon-json";
 
 export const CHANGE_VARIABLE = "REGISTRY_STACK_DAEMON_JSON";
@@ -98,25 +99,11 @@ function readIfExists(file: string): string | undefined {
 
 /** Temp file in the same folder, then rename: readers (dockerd on SIGHUP) never see half a file. */
 function writeAtomically(file: string, content: string): void {
-  const dir = path.dirname(file);
-  fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o755 });
   const previous = statIfExists(file);
-  const temp = path.join(dir, `.${path.basename(file)}.${process.pid}.tmp`);
-  try {
-    const fd = fs.openSync(temp, "w", previous ? previous.mode & 0o7777 : 0o644);
-    try {
-      fs.writeFileSync(fd, content);
-      if (previous) fs.fchmodSync(fd, previous.mode & 0o7777);
-      if (previous && process.getuid?.() === 0) fs.fchownSync(fd, previous.uid, previous.gid);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(temp, file);
-  } catch (error) {
-    fs.rmSync(temp, { force: true });
-    throw error;
-  }
+  // Keep the file's mode (and, as root, its owner) as the engine's admin set them.
+  const owner = previous && process.getuid?.() === 0 ? { uid: previous.uid, gid: previous.gid } : undefined;
+  writeFileAtomically(file, content, previous ? previous.mode & 0o7777 : 0o644, owner);
 }
 
 function statIfExists(file: string): fs.Stats | undefined {

@@ -2,7 +2,6 @@ import { problemsOf as problemsOfRun } from "../fixtures/problems-of";
 import * as path from "path";
 import { ConfigError, MAX_LISTED_PROBLEMS } from "../../config/config-error";
 import { resolveSettings } from "../../config/schema";
-import { MaterialError } from "../../material/material-error";
 
 function problemsOf(props: object): string[] {
   return problemsOfRun(() => resolveSettings(props, "registry"));
@@ -202,10 +201,6 @@ describe("resolveSettings", () => {
   describe("one validation layer (issue #8, item 7)", () => {
     test("fails when bcryptCost is above 15, the only bound there is", () => {
       expect(problemsOf({ bcryptCost: 16 })).toEqual(["bcryptCost: 16 must be at most 15; every authenticated request pays this cost"]);
-    });
-
-    test("has one error type: MaterialError is ConfigError", () => {
-      expect(MaterialError).toBe(ConfigError);
     });
 
     test("lists at most MAX_LISTED_PROBLEMS problems in the message, and counts the rest", () => {

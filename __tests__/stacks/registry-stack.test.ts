@@ -7,7 +7,6 @@ import * as fs from "fs";
 import * as path from "path";
 import { Tls } from "../../config/registry-stack-props";
 import { ConfigError } from "../../config/config-error";
-import { MaterialError } from "../../material/material-error";
 import { buildStack, resourceOf, synthJson, tempDirectory, TEST_CLIENT_DIRECTORY } from "../fixtures/test-stack";
 
 const THREE_USERS = {
@@ -302,7 +301,7 @@ describe("RegistryStack on bad input", () => {
   test("fails when TLS files are missing, and writes nothing", () => {
     const materialDirectory = path.join(tempDirectory(), "material");
     const tls = Tls.fromFiles({ certificateFile: "/nonexistent/server.crt", keyFile: "/nonexistent/server.key", caFile: "/nonexistent/ca.crt" });
-    expect(() => buildStack({ materialDirectory, tls })).toThrow(MaterialError);
+    expect(() => buildStack({ materialDirectory, tls })).toThrow(ConfigError);
     expect(() => buildStack({ materialDirectory, tls })).toThrow(/tls\.certificateFile "\/nonexistent\/server.crt"/);
     expect(fs.existsSync(materialDirectory)).toBe(false);
   });
