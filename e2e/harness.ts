@@ -61,13 +61,14 @@ export class Check {
   constructor(
     readonly id: string,
     readonly title: string,
-    private readonly tag: string,
+    /** The deployment (scenario) the check runs against. */
+    readonly deployment: string,
   ) {}
 
   /** Records a line of evidence (what was observed). */
   note(line: string): void {
     this.evidence.push(line);
-    say(this.tag, `  ${this.id}: ${line}`);
+    say(this.deployment, `  ${this.id}: ${line}`);
   }
 
   /**
@@ -76,18 +77,18 @@ export class Check {
    */
   async phase(label: string, fn: () => Promise<void>): Promise<boolean> {
     if (this.errors.length > 0) {
-      say(this.tag, `${this.id}: skipping "${label}" (an earlier phase failed)`);
+      say(this.deployment, `${this.id}: skipping "${label}" (an earlier phase failed)`);
       return false;
     }
     const t0 = Date.now();
-    say(this.tag, `${this.id}: ${label}…`);
+    say(this.deployment, `${this.id}: ${label}…`);
     try {
       await fn();
       return true;
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       this.errors.push(`${label}: ${message}`);
-      say(this.tag, `${this.id}: FAILED in "${label}": ${clip(message, 2000)}`);
+      say(this.deployment, `${this.id}: FAILED in "${label}": ${clip(message, 2000)}`);
       return false;
     } finally {
       this.ms += Date.now() - t0;

@@ -13,6 +13,13 @@ import { selfTestOnEngine, setSelfTestOutput } from "./self-test";
 
 /** Hard bound on the whole run (E2E_BUDGET_SECONDS overrides it, e.g. to exercise the abort path). */
 const SUITE_BUDGET_MS = Number(process.env.E2E_BUDGET_SECONDS ?? 600) * 1000;
+/**
+ * E2E_ONLY=tls-proxy,auth-cache runs only those deployments (and their checks); the others are
+ * reported as not run, and the run fails, so a partial run can never pass for the whole suite.
+ */
+const ONLY = process.env.E2E_ONLY ? process.env.E2E_ONLY.split(",").map((s) => s.trim()) : undefined;
+/** E2E_ADDRESS_POOL gives this run's engine its own networks when another engine runs beside it. */
+const ADDRESS_POOL_OVERRIDE = process.env.E2E_ADDRESS_POOL;
 
 async function main(): Promise<number> {
   const t0 = Date.now();
@@ -48,7 +55,7 @@ async function main(): Promise<number> {
     await Promise.race([
       budget,
       (async () => {
-        engine = await timings.time("engine start", () => startEngine({ log: (l) => say("engine", l) }));
+        engine = await timings.time("engine start", () => startEngine({ log: (l) => say("engine", l), addressPool: ADDRESS_POOL_OVERRIDE }));
         const e = engine;
         say("engine", `private dockerd pid ${e.pid}, socket ${e.socketPath}`);
         await timings.time("images (cached rootfs + import)", () => prepareImages(e, (l) => say("images", l)));
@@ -67,9 +74,12 @@ async function main(): Promise<number> {
         const ctx: SuiteContext = { engine: e, ws, timings };
         // Four independent deployments at once: most of a deployment's time is waiting for
         // health checks (15 s interval), so running them side by side keeps the suite short.
-        const scenarios = await timings.time("scenarios (in parallel)", () =>
-          Promise.allSettled([tlsProxyScenario(ctx, checks), authCacheScenario(ctx, checks), directTlsScenario(ctx, checks), plainHttpScenario(ctx, checks)]),
-        );
+        const deployments = { "tls-proxy": tlsProxyScenario, "auth-cache": authCacheScenario, "direct-tls": directTlsScenario, "plain-http": plainHttpScenario };
+        const unknown = (ONLY ?? []).filter((name) => !(name in deployments));
+        if (unknown.length > 0) throw new Error(`E2E_ONLY names unknown deployments: ${unknown.join(", ")} (known: ${Object.keys(deployments).join(", ")})`);
+        const selected = Object.entries(deployments).filter(([name]) => !ONLY || ONLY.includes(name));
+        for (const c of Object.values(checks)) if (ONLY && !ONLY.includes(c.deployment)) c.abort(`not run: E2E_ONLY=${ONLY.join(",")}`);
+        const scenarios = await timings.time("scenarios (in parallel)", () => Promise.allSettled(selected.map(([, scenario]) => scenario(ctx, checks))));
         for (const s of scenarios) if (s.status === "rejected") say("suite", `scenario crashed: ${String(s.reason)}`);
       })(),
     ]);
