@@ -18,3 +18,10 @@ export function healthcheckLabel(healthcheck: ContainerHealthcheck): { label: st
 export const IGNORE_ENGINE_DEFAULTS = { ignoreChanges: ["log_opts", "ulimit"] };
 
 export const NO_NEW_PRIVILEGES = ["no-new-privileges:true"];
+
+/**
+ * The only writable place besides volumes in containers with a read-only root filesystem:
+ * nginx's pid file and temp paths, anything a program puts in /tmp. In memory, counted in
+ * the container's memory limit.
+ */
+export const SCRATCH_TMPFS = { "/tmp": "rw,noexec,nosuid,nodev,size=64m" };

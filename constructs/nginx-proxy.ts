@@ -5,7 +5,8 @@ import { Volume } from "@cdktf/provider-docker/lib/volume";
 import { Construct } from "constructs";
 import { MaterialStore } from "../material/material-store";
 import { AUTH_CACHE_DIR, DEFAULT_PROXY_TUNING, ProxyTuning, renderNginxConf } from "../renderers/nginx-conf";
-import { healthcheckLabel, IGNORE_ENGINE_DEFAULTS, NO_NEW_PRIVILEGES } from "./container-defaults";
+import { ConfigVolume } from "./config-volume";
+import { healthcheckLabel, IGNORE_ENGINE_DEFAULTS, NO_NEW_PRIVILEGES, SCRATCH_TMPFS } from "./container-defaults";
 import { Registry } from "./registry";
 import { secretUpload } from "./secret-upload";
 
@@ -60,11 +61,14 @@ export class NginxProxy extends Construct {
   public static readonly REDIRECT_LISTEN_PORT = 8080;
   public static readonly HEALTH_LISTEN_PORT = 8081;
   public static readonly LOGIN_LIMITER_LISTEN_PORT = 8082;
+  public static readonly CONFIG_DIRECTORY = "/etc/registry-stack";
   public static readonly CONFIG_PATH = "/etc/registry-stack/nginx.conf";
   public static readonly CERTIFICATE_PATH = "/etc/registry-stack/tls/server.crt";
   public static readonly KEY_PATH = "/etc/registry-stack/tls/server.key";
 
   public readonly container: Container;
+  /** The volume with nginx.conf and the TLS files, mounted read-only. */
+  public readonly configVolume: ConfigVolume;
 
   constructor(scope: Construct, id: string, props: NginxProxyProps) {
     super(scope, id);
@@ -103,6 +107,13 @@ export class NginxProxy extends Construct {
       );
     }
 
+    this.configVolume = new ConfigVolume(this, "config", {
+      containerName: props.containerName,
+      image: image.imageId,
+      directory: NginxProxy.CONFIG_DIRECTORY,
+      uploads,
+    });
+
     const ports: ContainerPorts[] = [{ internal: NginxProxy.LISTEN_PORT, external: props.publish.port, ip: props.publish.address }];
     if (props.httpRedirectPort !== undefined) {
       ports.push({ internal: NginxProxy.REDIRECT_LISTEN_PORT, external: props.httpRedirectPort, ip: props.publish.address });
@@ -119,7 +130,9 @@ export class NginxProxy extends Construct {
     this.container = new Container(this, "container", {
       name: props.containerName,
       image: image.imageId,
-      command: ["nginx", "-c", NginxProxy.CONFIG_PATH, "-g", "daemon off;"],
+      // Straight to nginx: the official image's entrypoint scripts would try to edit /etc/nginx.
+      // `-e stderr`: the compiled-in error log under /var/log is not writable.
+      entrypoint: ["nginx", "-e", "stderr", "-c", NginxProxy.CONFIG_PATH, "-g", "daemon off;"],
       // SIGQUIT is nginx's graceful stop: in-flight pushes and pulls finish within the grace period.
       stopSignal: "SIGQUIT",
       destroyGraceSeconds: props.stopGraceSeconds,
@@ -128,11 +141,15 @@ export class NginxProxy extends Construct {
       wait: true,
       waitTimeout: 120,
       networksAdvanced: [{ name: props.edgeNetwork.name }],
-      volumes: [{ volumeName: props.socketVolume.name, containerPath: Registry.SOCKET_DIRECTORY, readOnly: true }],
+      volumes: [{ volumeName: props.socketVolume.name, containerPath: Registry.SOCKET_DIRECTORY, readOnly: true }, this.configVolume.mount],
       ports,
-      upload: uploads,
-      // Cache keys are the clients' Authorization headers: keep them in memory only.
-      tmpfs: verifier ? { [AUTH_CACHE_DIR]: "rw,noexec,nosuid,size=16m,mode=0700" } : undefined,
+      readOnly: true,
+      dependsOn: [this.configVolume.seeder],
+      tmpfs: {
+        ...SCRATCH_TMPFS,
+        // Cache keys are the clients' Authorization headers: kept in memory, for nginx only.
+        ...(verifier ? { [AUTH_CACHE_DIR]: "rw,noexec,nosuid,size=16m,mode=0700" } : {}),
+      },
       healthcheck,
       labels: [
         healthcheckLabel(healthcheck),

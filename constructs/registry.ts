@@ -6,7 +6,8 @@ import { Construct } from "constructs";
 import { MaterialStore } from "../material/material-store";
 import { renderHtpasswd } from "../renderers/htpasswd";
 import { renderRegistryConfig } from "../renderers/registry-config";
-import { healthcheckLabel, IGNORE_ENGINE_DEFAULTS, NO_NEW_PRIVILEGES } from "./container-defaults";
+import { ConfigVolume } from "./config-volume";
+import { healthcheckLabel, IGNORE_ENGINE_DEFAULTS, NO_NEW_PRIVILEGES, SCRATCH_TMPFS } from "./container-defaults";
 import { secretUpload } from "./secret-upload";
 
 export type RegistryStorage =
@@ -67,6 +68,7 @@ export class Registry extends Construct {
   /** Network alias other containers use to reach the registry. */
   public static readonly ALIAS = "registry";
   public static readonly PORT = 5000;
+  public static readonly CONFIG_DIRECTORY = "/etc/registry-stack";
   public static readonly CONFIG_PATH = "/etc/registry-stack/config.yml";
   public static readonly HTPASSWD_PATH = "/etc/registry-stack/htpasswd";
   public static readonly CERTIFICATE_PATH = "/etc/registry-stack/tls/server.crt";
@@ -82,6 +84,8 @@ export class Registry extends Construct {
   /** Path of the unix socket inside the registry and the proxy, when reached by socket. */
   public readonly socketPath?: string;
   public readonly container: Container;
+  /** The volume with config.yml, htpasswd and TLS files, mounted read-only. */
+  public readonly configVolume: ConfigVolume;
   /** The named data volume, unless a host folder is used. */
   public readonly volume?: Volume;
 
@@ -134,6 +138,14 @@ export class Registry extends Construct {
       );
     }
 
+    this.configVolume = new ConfigVolume(this, "config", {
+      containerName: props.containerName,
+      image: props.image.imageId,
+      directory: Registry.CONFIG_DIRECTORY,
+      uploads,
+    });
+    volumes.push(this.configVolume.mount);
+
     const healthcheck: ContainerHealthcheck = {
       // busybox wget is in the official (alpine) images; the debug server is on loopback only.
       test: ["CMD", "wget", "-q", "-O", "/dev/null", `http://127.0.0.1:${debugPort}/debug/health`],
@@ -167,8 +179,10 @@ export class Registry extends Construct {
         ? { networksAdvanced: props.endpoint.networks.map((network) => ({ name: network.name, aliases: [this.alias] })) }
         : { networkMode: "none" }),
       ports: props.publish ? [{ internal: Registry.PORT, external: props.publish.port, ip: props.publish.address }] : undefined,
-      volumes: volumes.length > 0 ? volumes : undefined,
-      upload: uploads,
+      volumes,
+      readOnly: true,
+      tmpfs: SCRATCH_TMPFS,
+      dependsOn: [this.configVolume.seeder],
       healthcheck,
       labels: [healthcheckLabel(healthcheck)],
       capabilities: { drop: ["ALL"] },

@@ -28,7 +28,8 @@ const PROXY_LOOPBACK_PORTS = [8081, 8082];
 
 /** The parts of `docker inspect <container>` these checks read. */
 interface ContainerInspect {
-  HostConfig: { NetworkMode: string };
+  HostConfig: { NetworkMode: string; ReadonlyRootfs: boolean; Tmpfs: Record<string, string> | null };
+  Mounts: Array<{ Name?: string; Destination: string; RW: boolean }>;
   NetworkSettings: { Networks: Record<string, { IPAddress: string; Gateway: string }>; Ports: Record<string, unknown> | null };
   State: { Running: boolean; Pid: number; Status: string };
 }
@@ -47,6 +48,43 @@ async function expectUnreachable(args: string[], what: string, asUser?: string):
   } catch (err) {
     if (!(err instanceof CommandError)) throw err;
     return clip(err.stderr.trim().split("\n").slice(-1)[0], 120);
+  }
+}
+
+/** `sh -c <script>` in a container; returns how it ended, so both outcomes can be asserted. */
+async function execIn(engine: Engine, container: string, script: string): Promise<{ ok: boolean; output: string }> {
+  try {
+    const { stdout, stderr } = await engine.docker(["exec", container, "sh", "-c", script], { timeoutMs: 15_000 });
+    return { ok: true, output: (stdout + stderr).trim() };
+  } catch (err) {
+    if (!(err instanceof CommandError)) throw err;
+    return { ok: false, output: clip(err.stderr.trim(), 160) };
+  }
+}
+
+/**
+ * Every running container of the stack has a read-only root filesystem and a read-only config
+ * volume; only /tmp (a tmpfs) takes writes. The seeders that filled the config volumes were
+ * created and never started.
+ */
+export async function readOnlyRootChecks(check: Check, t: HardeningTarget): Promise<void> {
+  for (const name of [`${t.prefix}-registry`, `${t.prefix}-auth`, `${t.prefix}-proxy`]) {
+    const info = await inspect(t.engine, name);
+    assert(info.State.Running, `${name} is not running`);
+    assertEqual(info.HostConfig.ReadonlyRootfs, true, `${name} ReadonlyRootfs`);
+    const config = info.Mounts.find((m) => m.Destination === "/etc/registry-stack");
+    assert(config !== undefined && !config.RW, `${name}: /etc/registry-stack should be a read-only mount, got ${JSON.stringify(config)}`);
+    // Root in the container owns these paths: only the read-only mounts stop the writes.
+    for (const target of ["/usr/rse2e-probe", "/etc/registry-stack/rse2e-probe"]) {
+      const attempt = await execIn(t.engine, name, `touch ${target}`);
+      assert(!attempt.ok && /read-only file system/i.test(attempt.output), `${name}: touch ${target} should fail read-only, got ${attempt.ok ? "success" : attempt.output}`);
+    }
+    const scratch = await execIn(t.engine, name, "touch /tmp/rse2e-probe && rm /tmp/rse2e-probe && echo writable");
+    assert(scratch.ok && scratch.output === "writable", `${name}: /tmp should be writable: ${scratch.output}`);
+    const seeder = await inspect(t.engine, `${name}-config-seed`);
+    assertEqual(seeder.State.Status, "created", `${name}-config-seed state`);
+    assertEqual(seeder.Mounts.find((m) => m.Destination === "/etc/registry-stack")?.Name, config.Name, `${name}-config-seed volume`);
+    check.note(`${name}: ReadonlyRootfs true, touch /usr and /etc/registry-stack → read-only file system, /tmp writable (tmpfs ${info.HostConfig.Tmpfs?.["/tmp"]}); config volume ${config.Name} (ro) filled by ${name}-config-seed, state "created"`);
   }
 }
 

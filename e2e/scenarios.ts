@@ -24,6 +24,7 @@ import {
   HardeningTarget,
   loginLimitChecks,
   reachabilityChecks,
+  readOnlyRootChecks,
   restartChecks,
 } from "./hardening";
 import { CommandError, run } from "./proc";
@@ -56,6 +57,7 @@ export interface SuiteChecks {
   plainHttp: Check;
   idempotence: Check;
   reachability: Check;
+  readOnlyRoot: Check;
   restarts: Check;
   loginLimit: Check;
   redirect: Check;
@@ -459,7 +461,7 @@ export async function tlsProxyScenario(ctx: SuiteContext, c: SuiteChecks): Promi
 
     await c.persistence.phase("pull after the redeploy", async () => {
       assert(survivor !== undefined, "nothing was pushed before the redeploy");
-      const regUpload = (s: SynthResult) => uploads(readStack(s)).find((u) => /registry_container.* \/etc\/registry-stack\/config.yml$/.test(u.key));
+      const regUpload = (s: SynthResult) => uploads(readStack(s)).find((u) => /registry_config_seeder.* \/etc\/registry-stack\/config.yml$/.test(u.key));
       const h1 = regUpload(s1)?.sourceHash;
       const h2 = s2 ? regUpload(s2)?.sourceHash : undefined;
       assert(h1 !== undefined && h2 !== undefined && h1 !== h2, `registry config.yml upload source_hash should change with logLevel (${h1} → ${h2})`);
@@ -642,7 +644,7 @@ export async function authCacheScenario(ctx: SuiteContext, c: SuiteChecks): Prom
     };
     await c.authCache.phase("topology", async () => {
       assert(await dep.containerExists("e2e-cache-auth"), "no verifier container e2e-cache-auth");
-      const nginxConf = uploads(readStack(s1)).find((u) => /proxy_container.* \/etc\/registry-stack\/nginx.conf$/.test(u.key));
+      const nginxConf = uploads(readStack(s1)).find((u) => /proxy_config_seeder.* \/etc\/registry-stack\/nginx.conf$/.test(u.key));
       assert(nginxConf?.contentSha256, "no nginx.conf upload");
       const doc = fs.readFileSync(s1.stackFile, "utf8");
       assertMatch(doc, /auth_request \/_registry_auth;/, "nginx.conf uses auth_request");
@@ -666,6 +668,8 @@ export async function authCacheScenario(ctx: SuiteContext, c: SuiteChecks): Prom
     };
     await c.reachability.phase("registry and verifier reachable only through the proxy", () => reachabilityChecks(c.reachability, hard));
     c.reachability.finish();
+    await c.readOnlyRoot.phase("read-only root filesystems", () => readOnlyRootChecks(c.readOnlyRoot, hard));
+    c.readOnlyRoot.finish();
     const restartRef = `${endpoint}/e2e/restart:1`;
     await c.restarts.phase("push a test image", async () => {
       await hard.docker.login(endpoint, hard.user.name, hard.user.password);

@@ -16,7 +16,8 @@ interface UploadJson {
   source?: string;
 }
 
-type ProxyJson = { upload: UploadJson[]; labels: unknown[] } & Record<string, unknown>;
+/** The proxy container, with the files its config-volume seeder uploads for it. */
+type ProxyJson = { uploads: UploadJson[]; labels: unknown[] } & Record<string, unknown>;
 
 function proxyJson(overrides: (scope: Construct, registry: Registry) => Partial<NginxProxyProps> = () => ({})): ProxyJson {
   const synthesized = Testing.synthScope((scope) => {
@@ -52,22 +53,26 @@ function proxyJson(overrides: (scope: Construct, registry: Registry) => Partial<
   });
   expect(synthesized).toHaveResourceWithProperties(Container, { name: "p" });
   const json = JSON.parse(synthesized);
-  return json.resource.docker_container[Object.keys(json.resource.docker_container).find((id) => id.startsWith("proxy_"))!];
+  const byPrefix = (prefix: string) => json.resource.docker_container[Object.keys(json.resource.docker_container).find((id) => id.startsWith(prefix))!];
+  return { ...byPrefix("proxy_container_"), uploads: byPrefix("proxy_config_seeder_").upload };
 }
 
 describe("NginxProxy", () => {
   test("reads the upstream socket from the registry construct and mounts the socket volume read-only", () => {
     const proxy = proxyJson();
-    const conf = proxy.upload.find((u) => u.file === "/etc/registry-stack/nginx.conf")!.content!;
+    const conf = proxy.uploads.find((u) => u.file === "/etc/registry-stack/nginx.conf")!.content!;
     expect(conf).toContain("server unix:/run/registry-stack/upstream.sock;");
-    expect(proxy.volumes).toEqual([{ volume_name: "${docker_volume.sockets.name}", container_path: "/run/registry-stack", read_only: true }]);
+    expect(proxy.volumes).toEqual([
+      { volume_name: "${docker_volume.sockets.name}", container_path: "/run/registry-stack", read_only: true },
+      { volume_name: expect.stringMatching(/^\$\{docker_volume\.proxy_config_volume_[0-9A-F]{8}\.name\}$/), container_path: "/etc/registry-stack", read_only: true },
+    ]);
     expect(proxy.networks_advanced).toEqual([{ name: "${docker_network.edge.name}" }]);
     expect(conf).toContain("listen 8443;");
     expect(conf).toContain("listen 127.0.0.1:8081;");
   });
 
   test("uploads the certificate chain as content and the key by source", () => {
-    const uploads = proxyJson(() => ({ tls: { certificateChainPem: "CHAIN", privateKeyPem: "KEY" } })).upload;
+    const uploads = proxyJson(() => ({ tls: { certificateChainPem: "CHAIN", privateKeyPem: "KEY" } })).uploads;
     expect(uploads.find((u) => u.file === "/etc/registry-stack/tls/server.crt")!.content).toBe("CHAIN");
     const key = uploads.find((u) => u.file === "/etc/registry-stack/tls/server.key")!;
     expect(key.content).toBeUndefined();

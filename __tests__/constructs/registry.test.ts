@@ -13,6 +13,10 @@ import { tempDirectory } from "../fixtures/test-stack";
 
 const HASH = "$2b$10$abcdefghijklmnopqrstuuBxHcWYQ6JZsBTZL6iEK/Xy1QySrwm7y";
 
+function registryContainer(json: { resource: { docker_container: Record<string, Record<string, unknown>> } }): Record<string, unknown> {
+  return Object.values(json.resource.docker_container).find((c) => c.name === "r-registry")!;
+}
+
 function registry(scope: Construct, store: MaterialStore, overrides: Partial<RegistryProps> = {}): Registry {
   return new Registry(scope, "registry", {
     containerName: "r-registry",
@@ -52,7 +56,7 @@ describe("Registry", () => {
     expect(config).not.toHaveProperty("auth");
     expect(config.storage.inmemory).toEqual({});
     expect(fs.existsSync(store.path("r-registry.htpasswd"))).toBe(false);
-    expect(synthesized).not.toHaveResource(Volume);
+    expect(synthesized).not.toHaveResourceWithProperties(Volume, { name: "r-data" });
     expect(synthesized).toHaveResourceWithProperties(Container, { networks_advanced: [{ name: "${docker_network.net.name}", aliases: ["other"] }] });
   });
 
@@ -65,7 +69,7 @@ describe("Registry", () => {
     const config = parse(fs.readFileSync(store.path("r-registry.config.yml"), "utf8"));
     expect(config.http).toMatchObject({ net: "unix", addr: "/run/registry-stack/registry.sock", draintimeout: "120s" });
     expect(config.http.debug.addr).toBe("127.0.0.1:5001");
-    const container = Object.values(JSON.parse(synthesized).resource.docker_container)[0] as Record<string, unknown>;
+    const container = registryContainer(JSON.parse(synthesized));
     expect(container.network_mode).toBe("none");
     expect(container).not.toHaveProperty("networks_advanced");
     expect(container).not.toHaveProperty("ports");
@@ -80,14 +84,14 @@ describe("Registry", () => {
 
   test("stops gracefully, is memory-bounded and ignores engine-default drift", () => {
     const json = JSON.parse(Testing.synthScope((scope) => void registry(scope, new MaterialStore(tempDirectory()), { stopGraceSeconds: 45, memoryMb: 300 })));
-    const container = Object.values(json.resource.docker_container)[0] as Record<string, unknown>;
+    const container = registryContainer(json);
     expect(container).toMatchObject({ destroy_grace_seconds: 45, memory: 300, lifecycle: { ignore_changes: ["log_opts", "ulimit"] } });
   });
 
   test("labels the container with a hash of its healthcheck, which changes with the debug port", () => {
     const labelOf = (overrides: Partial<RegistryProps>) => {
       const json = JSON.parse(Testing.synthScope((scope) => void registry(scope, new MaterialStore(tempDirectory()), overrides)));
-      const container = Object.values(json.resource.docker_container)[0] as { labels: Array<{ label: string; value: string }> };
+      const container = registryContainer(json) as { labels: Array<{ label: string; value: string }> };
       return container.labels.find((l) => l.label === "registry-stack.healthcheck")!.value;
     };
     const plain = labelOf({});

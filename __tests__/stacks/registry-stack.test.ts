@@ -7,7 +7,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { Tls } from "../../config/registry-stack-props";
 import { ConfigError } from "../../config/config-error";
-import { buildStack, resourceOf, synthJson, tempDirectory, TEST_CLIENT_DIRECTORY } from "../fixtures/test-stack";
+import { buildStack, resourceOf, synthJson, tempDirectory, TEST_CLIENT_DIRECTORY, uploadsOf } from "../fixtures/test-stack";
 
 const THREE_USERS = {
   hostnames: ["store.example.test"],
@@ -45,7 +45,10 @@ describe("RegistryStack, proxy + self-signed TLS (default topology)", () => {
       volumes: [
         { volume_name: expect.stringMatching(/^\$\{docker_volume\.registry_data_[0-9A-F]{8}\.name\}$/), container_path: "/var/lib/registry" },
         { volume_name: "${docker_volume.socket-volume.name}", container_path: "/run/registry-stack" },
+        { volume_name: expect.stringMatching(/^\$\{docker_volume\.registry_config_volume_[0-9A-F]{8}\.name\}$/), container_path: "/etc/registry-stack", read_only: true },
       ],
+      read_only: true,
+      tmpfs: { "/tmp": "rw,noexec,nosuid,nodev,size=64m" },
       capabilities: { drop: ["ALL"] },
       security_opts: ["no-new-privileges:true"],
       memory: 1024,
@@ -62,19 +65,18 @@ describe("RegistryStack, proxy + self-signed TLS (default topology)", () => {
   });
 
   test("uploads secret files by source and hash, never as content", () => {
-    const uploadsOf = (prefix: string) => resourceOf(json, "docker_container", prefix).upload as Array<Record<string, string>>;
-    expect(uploadsOf("registry_container").map((u) => u.file)).toEqual(["/etc/registry-stack/config.yml"]);
-    expect(uploadsOf("auth-verifier_container").map((u) => u.file)).toEqual(["/etc/registry-stack/config.yml", "/etc/registry-stack/htpasswd"]);
-    const proxyKey = uploadsOf("proxy_container").find((u) => u.file.endsWith(".key"));
-    for (const upload of [...uploadsOf("registry_container"), ...uploadsOf("auth-verifier_container"), proxyKey!]) {
+        expect(uploadsOf(json, "registry").map((u) => u.file)).toEqual(["/etc/registry-stack/config.yml"]);
+    expect(uploadsOf(json, "auth-verifier").map((u) => u.file)).toEqual(["/etc/registry-stack/config.yml", "/etc/registry-stack/htpasswd"]);
+    const proxyKey = uploadsOf(json, "proxy").find((u) => u.file.endsWith(".key"));
+    for (const upload of [...uploadsOf(json, "registry"), ...uploadsOf(json, "auth-verifier"), proxyKey!]) {
       expect(upload).toEqual({ file: upload.file, source: expect.stringMatching(/^assets\//), source_hash: expect.stringMatching(/^[0-9A-F]{32}$/), permissions: "0600" });
     }
   });
 
   test("verifies logins through the proxy's auth cache by default, kept in a tmpfs", () => {
     const proxy = resourceOf(json, "docker_container", "proxy_container");
-    expect(proxy.tmpfs).toEqual({ "/tmp/nginx-auth-cache": "rw,noexec,nosuid,size=16m,mode=0700" });
-    const conf = (proxy.upload as Array<Record<string, string>>).find((u) => u.file === "/etc/registry-stack/nginx.conf")!.content;
+    expect(proxy.tmpfs).toEqual({ "/tmp": "rw,noexec,nosuid,nodev,size=64m", "/tmp/nginx-auth-cache": "rw,noexec,nosuid,size=16m,mode=0700" });
+    const conf = uploadsOf(json, "proxy").find((u) => u.file === "/etc/registry-stack/nginx.conf")!.content;
     expect(conf).toContain("proxy_cache_valid 200 60s;");
   });
 
@@ -83,7 +85,11 @@ describe("RegistryStack, proxy + self-signed TLS (default topology)", () => {
       name: "registry-proxy",
       ports: [{ internal: 8443, external: 443, ip: "0.0.0.0" }],
       networks_advanced: [{ name: "${docker_network.edge-network.name}" }],
-      volumes: [{ volume_name: "${docker_volume.socket-volume.name}", container_path: "/run/registry-stack", read_only: true }],
+      volumes: [
+        { volume_name: "${docker_volume.socket-volume.name}", container_path: "/run/registry-stack", read_only: true },
+        { volume_name: expect.stringMatching(/^\$\{docker_volume\.proxy_config_volume_[0-9A-F]{8}\.name\}$/), container_path: "/etc/registry-stack", read_only: true },
+      ],
+      read_only: true,
       stop_signal: "SIGQUIT",
       destroy_grace_seconds: 120,
       memory: 256,
@@ -96,8 +102,7 @@ describe("RegistryStack, proxy + self-signed TLS (default topology)", () => {
   });
 
   test("proxies to the registry's socket with TLS on the listener", () => {
-    const proxy = resourceOf(json, "docker_container", "proxy_container");
-    const conf = (proxy.upload as Array<Record<string, string>>).find((u) => u.file === "/etc/registry-stack/nginx.conf")!.content;
+    const conf = uploadsOf(json, "proxy").find((u) => u.file === "/etc/registry-stack/nginx.conf")!.content;
     expect(conf).toContain("server unix:/run/registry-stack/registry.sock;");
     expect(conf).toContain("listen 8443 ssl;");
     expect(conf).toContain("server_name store.example.test 192.0.2.10;");
@@ -147,8 +152,8 @@ describe("RegistryStack, direct TLS (no proxy)", () => {
   test("publishes the registry itself with TLS material and no proxy container", () => {
     const registry = resourceOf(json, "docker_container", "registry_container");
     expect(registry.ports).toEqual([{ internal: 5000, external: 5000, ip: "127.0.0.1" }]);
-    expect(Object.keys(json.resource.docker_container)).toEqual([expect.stringMatching(/^registry_container_/)]);
-    const files = (registry.upload as Array<Record<string, string>>).map((u) => u.file);
+    expect(Object.keys(json.resource.docker_container)).toEqual([expect.stringMatching(/^registry_config_seeder_/), expect.stringMatching(/^registry_container_/)]);
+    const files = uploadsOf(json, "registry").map((u) => u.file);
     expect(files).toEqual(["/etc/registry-stack/config.yml", "/etc/registry-stack/htpasswd", "/etc/registry-stack/tls/server.crt", "/etc/registry-stack/tls/server.key"]);
     expect((registry.healthcheck as { test: string[] }).test).toContain("http://127.0.0.1:5001/debug/health");
     expect(registry.networks_advanced).toEqual([{ name: "${docker_network.edge-network.name}", aliases: ["registry"] }]);
@@ -178,8 +183,7 @@ describe("RegistryStack, plain HTTP lab mode", () => {
   });
 
   test("serves plain HTTP on the proxy", () => {
-    const proxy = resourceOf(json, "docker_container", "proxy_container");
-    const uploads = proxy.upload as Array<Record<string, string>>;
+    const uploads = uploadsOf(json, "proxy");
     expect(uploads.map((u) => u.file)).toEqual(["/etc/registry-stack/nginx.conf"]);
     expect(uploads[0].content).toContain("listen 8443;");
     expect(uploads[0].content).not.toContain("ssl_certificate");
@@ -194,20 +198,22 @@ describe("RegistryStack with the proxy's auth cache", () => {
   const stack = buildStack({ ...THREE_USERS, authCacheSeconds: 120 });
   const synthesized = Testing.synth(stack);
   const json = synthJson(stack);
-  const uploadsOf = (prefix: string) => resourceOf(json, "docker_container", prefix).upload as Array<Record<string, string>>;
-
+  
   test("gives the htpasswd file to a verifier registry with in-memory storage, not to the data registry", () => {
-    expect(uploadsOf("registry_container").map((u) => u.file)).toEqual(["/etc/registry-stack/config.yml"]);
-    expect(uploadsOf("auth-verifier_container").map((u) => u.file)).toEqual(["/etc/registry-stack/config.yml", "/etc/registry-stack/htpasswd"]);
+    expect(uploadsOf(json, "registry").map((u) => u.file)).toEqual(["/etc/registry-stack/config.yml"]);
+    expect(uploadsOf(json, "auth-verifier").map((u) => u.file)).toEqual(["/etc/registry-stack/config.yml", "/etc/registry-stack/htpasswd"]);
     const verifier = resourceOf(json, "docker_container", "auth-verifier_container");
-    expect(verifier.volumes).toEqual([{ volume_name: "${docker_volume.socket-volume.name}", container_path: "/run/registry-stack" }]);
+    expect(verifier.volumes).toEqual([
+      { volume_name: "${docker_volume.socket-volume.name}", container_path: "/run/registry-stack" },
+      { volume_name: expect.stringMatching(/^\$\{docker_volume\.auth-verifier_config_volume_/), container_path: "/etc/registry-stack", read_only: true },
+    ]);
     expect(verifier.ports).toBeUndefined();
     expect(verifier.network_mode).toBe("none");
     expect(synthesized).toHaveResourceWithProperties(Container, { name: "registry-auth" });
   });
 
   test("makes nginx verify through the verifier and flushes its cache when the verifier is replaced", () => {
-    const conf = uploadsOf("proxy_container").find((u) => u.file === "/etc/registry-stack/nginx.conf")!.content;
+    const conf = uploadsOf(json, "proxy").find((u) => u.file === "/etc/registry-stack/nginx.conf")!.content;
     expect(conf).toContain("server unix:/run/registry-stack/auth.sock;");
     expect(conf).toContain("rate=30r/m;");
     expect(conf).toContain("proxy_cache_valid 200 120s;");
@@ -225,9 +231,9 @@ describe("RegistryStack with the proxy's auth cache", () => {
   test("can be turned off: the data registry then checks htpasswd itself", () => {
     const json = synthJson(buildStack({ ...THREE_USERS, authCacheSeconds: 0 }));
     expect(Object.keys(json.resource.docker_container).some((id) => id.startsWith("auth-verifier"))).toBe(false);
-    const uploads = resourceOf(json, "docker_container", "registry_container").upload as Array<Record<string, string>>;
+    const uploads = uploadsOf(json, "registry");
     expect(uploads.map((u) => u.file)).toEqual(["/etc/registry-stack/config.yml", "/etc/registry-stack/htpasswd"]);
-    expect(resourceOf(json, "docker_container", "proxy_container").tmpfs).toBeUndefined();
+    expect(resourceOf(json, "docker_container", "proxy_container").tmpfs).toEqual({ "/tmp": "rw,noexec,nosuid,nodev,size=64m" });
   });
 
   test("fails when asked for without the proxy", () => {
@@ -238,10 +244,16 @@ describe("RegistryStack with the proxy's auth cache", () => {
 describe("RegistryStack options", () => {
   test("uses a host folder instead of a volume when asked, and lets the volume be destroyable", () => {
     const json = synthJson(buildStack({ storageHostPath: "/srv/registry" }));
-    expect(Object.keys(json.resource.docker_volume)).toEqual(["socket-volume"]);
+    expect(Object.keys(json.resource.docker_volume)).toEqual([
+      expect.stringMatching(/^auth-verifier_config_volume_/),
+      expect.stringMatching(/^proxy_config_volume_/),
+      expect.stringMatching(/^registry_config_volume_/),
+      "socket-volume",
+    ]);
     expect(resourceOf(json, "docker_container", "registry_container").volumes).toEqual([
       { host_path: "/srv/registry", container_path: "/var/lib/registry" },
       { volume_name: "${docker_volume.socket-volume.name}", container_path: "/run/registry-stack" },
+      { volume_name: expect.stringMatching(/^\$\{docker_volume\.registry_config_volume_/), container_path: "/etc/registry-stack", read_only: true },
     ]);
     expect(Testing.synth(buildStack({ preventVolumeDestroy: false }))).toHaveResourceWithProperties(Volume, { lifecycle: { prevent_destroy: false } });
   });
@@ -284,7 +296,7 @@ describe("RegistryStack determinism and idempotence", () => {
     const before = synthJson(buildStack({ ...THREE_USERS, materialDirectory }));
     const users = [{ name: "alice", password: "a-new-password" }, ...THREE_USERS.users.slice(1)];
     const after = synthJson(buildStack({ ...THREE_USERS, users, materialDirectory }));
-    const uploads = (json: typeof before) => resourceOf(json, "docker_container", "auth-verifier_container").upload as Array<Record<string, string>>;
+    const uploads = (json: typeof before) => uploadsOf(json, "auth-verifier");
     expect(uploads(after)[0]).toEqual(uploads(before)[0]);
     expect(uploads(after)[1].source_hash).not.toEqual(uploads(before)[1].source_hash);
   });
