@@ -226,6 +226,17 @@ export async function anonymousChecks(check: Check, t: HardeningTarget): Promise
 /** Wrong passwords are limited per client address; cached logins are not. */
 const PULL_SAMPLES = 5;
 
+/** CPU time (ns) a container's processes have used: cgroup v1 cpuacct, or v2 cpu.stat. */
+async function containerCpuNs(engine: Engine, name: string): Promise<number> {
+  const pid = (await inspect(engine, name)).State.Pid;
+  const lines = fs.readFileSync(`/proc/${pid}/cgroup`, "utf8").trim().split("\n");
+  const v1 = lines.find((l) => /^\d+:[^:]*\bcpuacct\b[^:]*:/.test(l));
+  if (v1) return Number(fs.readFileSync(`/sys/fs/cgroup/cpuacct${v1.split(":")[2]}/cpuacct.usage`, "utf8"));
+  const v2 = lines.find((l) => l.startsWith("0::"))!.slice(3);
+  const usec = /usage_usec (\d+)/.exec(fs.readFileSync(`/sys/fs/cgroup${v2}/cpu.stat`, "utf8"))![1];
+  return Number(usec) * 1000;
+}
+
 async function medianPull(t: HardeningTarget, ref: string, samples: number): Promise<{ median: number; samples: number[] }> {
   const times: number[] = [];
   for (let i = 0; i < samples; i++) times.push(await pullOnce(t, ref));
@@ -309,16 +320,22 @@ export async function loginLimitChecks(check: Check, t: HardeningTarget, perMinu
   // from this process (as a scripted attacker would send them; spawning a curl per request
   // would mostly measure process start-up on the shared cores), ≤ 3000 requests, ≤ 30 s.
   const before = await medianPull(t, ref, PULL_SAMPLES);
+  const servers = [`${t.prefix}-proxy`, `${t.prefix}-auth`];
+  const serverCpuBefore = await Promise.all(servers.map((n) => containerCpuNs(t.engine, n)));
+  const clientCpuBefore = process.cpuUsage();
   const flood = new WrongPasswordFlood(t, { connections: 4, maxRequests: 3000, maxMs: 30_000 });
   const floodDone = flood.run();
   const during = await medianPull(t, ref, PULL_SAMPLES);
   flood.stop();
   const sent = await floodDone;
+  const clientCpu = process.cpuUsage(clientCpuBefore);
+  const serverCpuMs = (await Promise.all(servers.map((n) => containerCpuNs(t.engine, n)))).map((ns, i) => (ns - serverCpuBefore[i]) / 1e6);
   const cached = await curl({ url: `${t.baseUrl}/v2/`, cacert: t.cacert, credentials: `${t.user.name}:${t.user.password}`, scratchDir: t.scratch });
   assertEqual(cached.status, 200, "cached login while this address is limited");
   check.note(
     `pull of ${ref} by the logged-in user, median of ${PULL_SAMPLES}: ${before.median} ms before (${before.samples.join(", ")}), ` +
       `${during.median} ms during a flood of ${sent.total} wrong passwords in ${(sent.ms / 1000).toFixed(1)} s (answers ${JSON.stringify(sent.statuses)}): ratio ${(during.median / before.median).toFixed(2)}×; ` +
+      `server CPU meanwhile (flood and pulls): proxy ${serverCpuMs[0].toFixed(0)} ms, verifier ${serverCpuMs[1].toFixed(0)} ms; the flooding client (this process) ${((clientCpu.user + clientCpu.system) / 1000).toFixed(0)} ms on the same 2 cores; ` +
       "a cached login still gets 200 (a new login from the same address waits for the limit like a wrong one)",
   );
 }
