@@ -190,6 +190,8 @@ export function resolveSettings(props: Omit<RegistryStackProps, "entropy">, stac
         ? { ...parsed.tls, certificateFile: inProject(parsed.tls.certificateFile), keyFile: inProject(parsed.tls.keyFile), caFile: inProject(parsed.tls.caFile) }
         : parsed.tls,
     clientConfigDirectory: inProject(parsed.clientConfigDirectory),
+    // Terraform runs the provider in cdktf.out/stacks/<stack>/, where a relative path would miss.
+    dockerCertPath: parsed.dockerCertPath === undefined ? undefined : inProject(parsed.dockerCertPath),
     materialDirectory: inProject(parsed.materialDirectory ?? path.join("assets", "generated", stackId)),
     projectDirectory,
   };

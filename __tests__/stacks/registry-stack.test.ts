@@ -265,6 +265,10 @@ describe("RegistryStack options", () => {
     expect(synthJson(buildStack({ dockerHost: "tcp://store.example.test:2376", dockerCertPath: "/etc/docker-client" })).provider.docker).toEqual([
       { host: "tcp://store.example.test:2376", cert_path: "/etc/docker-client" },
     ]);
+    const projectDirectory = tempDirectory();
+    expect(synthJson(buildStack({ projectDirectory, dockerHost: "tcp://store.example.test:2376", dockerCertPath: "certs/engine" })).provider.docker).toEqual([
+      { host: "tcp://store.example.test:2376", cert_path: path.join(projectDirectory, "certs/engine") },
+    ]);
   });
 
   test("publishes an HTTP redirect port on the proxy when asked", () => {
