@@ -25,7 +25,7 @@ import { CpuMeter } from "./cpu";
  * with a 15 s interval per container, and the bench needs dozens of short-lived variants.
  *
  * Isolation from an e2e engine running at the same time on this host:
- * - its own address pool (10.214.0.0/16; the e2e engine uses 10.213.0.0/16);
+ * - its own address pool (10.214.0.0/16 or BENCH_ADDRESS_POOL; the e2e engine uses 10.213.0.0/16);
  * - `--iptables=false`: a dockerd that manages iptables flushes the DOCKER chains of every
  *   other engine when it starts (libnetwork removeIPChains). Without it, the host's
  *   FORWARD policy (DROP, left by any dockerd) would drop container-to-container traffic on
@@ -33,7 +33,9 @@ import { CpuMeter } from "./cpu";
  *   the rule dockerd itself adds — and deletes exactly those rules again.
  */
 
-export const ADDRESS_POOL = "base=10.214.0.0/16,size=24";
+export const DEFAULT_ADDRESS_POOL = "base=10.214.0.0/16,size=24";
+/** BENCH_ADDRESS_POOL gives the bench engine other networks when another engine on the host uses the default. */
+export const ADDRESS_POOL = process.env.BENCH_ADDRESS_POOL || DEFAULT_ADDRESS_POOL;
 export const SERVER_NAME = "127.0.0.1";
 
 export type Log = (line: string) => void;

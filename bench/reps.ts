@@ -7,7 +7,7 @@ export interface RepeatOptions {
   readonly what: string;
   /** Undisturbed repetitions wanted. */
   readonly minClean: number;
-  /** Repetitions run whatever the budget says (default: minClean). */
+  /** Repetitions wanted even when some are disturbed (default: minClean); the time budget may cut below it. */
   readonly minReps?: number;
   /** Hard bound on repetitions. */
   readonly maxReps: number;
@@ -26,24 +26,33 @@ export interface RepeatResult {
   /** Indices of the repetitions the medians use: the undisturbed ones if there are enough, else all. */
   readonly used: number[];
   readonly disturbed: boolean;
+  /** The time budget stopped the repetitions before `wanted` undisturbed ones ran. */
+  readonly cut: boolean;
+  /** Undisturbed repetitions that were wanted (minClean). */
+  readonly wanted: number;
 }
 
 /**
  * Runs `body` until `minClean` repetitions ran on a quiet machine (background below
- * QUIET_THRESHOLD_CORES), at most `maxReps` times, and no optional repetition when the
- * budget is short.
+ * QUIET_THRESHOLD_CORES), at most `maxReps` times. The time budget comes first: after the
+ * first repetition, none starts unless it (as long as the last one) still leaves `reserveMs`
+ * for the rest of the run; the result then says it was cut, so the report can mark it.
  */
 export async function repeat(o: RepeatOptions, body: (rep: number) => Promise<void>): Promise<RepeatResult> {
   const background: number[] = [];
   let lastMs = 0;
+  let cut = false;
   for (let rep = 0; rep < o.maxReps; rep++) {
     const clean = background.filter((b) => b < QUIET_THRESHOLD_CORES).length;
-    if (clean >= o.minClean) break;
-    if (rep >= (o.minReps ?? o.minClean) && !o.budget.allows(lastMs + o.reserveMs)) {
-      o.log(`${o.what}: stopped after ${rep} repetitions (time budget), ${clean} undisturbed`);
+    if (clean >= o.minClean && rep >= (o.minReps ?? 0)) break;
+    if (rep >= 1 && !o.budget.allows(lastMs + o.reserveMs)) {
+      cut = clean < o.minClean || rep < (o.minReps ?? 0);
+      o.log(`${o.what}: stopped after ${rep} repetitions (time budget), ${clean} undisturbed${cut ? " — CUT" : ""}`);
       break;
     }
-    await waitQuiet(o.meter, o.quietWaitMs);
+    // The wait for a quiet machine never eats into what the rest of the run needs.
+    const spareMs = o.budget.remainingMs() - o.reserveMs - lastMs;
+    await waitQuiet(o.meter, Math.max(0, Math.min(o.quietWaitMs, spareMs)));
     const started = Date.now();
     const a = o.meter.sample();
     await body(rep);
@@ -54,7 +63,7 @@ export async function repeat(o: RepeatOptions, body: (rep: number) => Promise<vo
   }
   const cleanIdx = background.map((b, i) => [b, i] as const).filter(([b]) => b < QUIET_THRESHOLD_CORES).map(([, i]) => i);
   const disturbed = cleanIdx.length < o.minClean;
-  return { background, used: disturbed ? background.map((_, i) => i) : cleanIdx, disturbed };
+  return { background, used: disturbed ? background.map((_, i) => i) : cleanIdx, disturbed, cut, wanted: o.minClean };
 }
 
 export function medianOf(values: readonly number[], used: readonly number[]): number {

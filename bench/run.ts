@@ -21,7 +21,9 @@ import { runSynthBench, SynthBenchResult } from "./synth-bench";
  * `npm run bench -- --explore`  proxy tuning variants → docs/benchmarks-explore.{md,json}
  * `npm run bench -- --only=proxy,auth,synth`  a subset, printed only (docs are written by full runs)
  * `npm run bench -- --render-only`  rewrites docs/benchmarks.md from docs/benchmarks.json (no measuring)
+ * `npm run bench -- --quick`   one repetition of everything, printed only (checks the bench itself)
  *
+ * BENCH_ADDRESS_POOL gives the bench engine its own networks (default 10.214.0.0/16).
  * Needs root (a private dockerd, like the e2e suite). The whole run is bounded: a watchdog
  * stops it, cleans up and exits non-zero at HARD_LIMIT_MS.
  */
@@ -32,7 +34,7 @@ const DOCS_DIR = path.join(PROJECT_DIR, "docs");
 const HARD_LIMIT_MS = Math.min(9.5 * 60_000, 1000 * Number(process.env.BENCH_HARD_LIMIT_S ?? Infinity));
 const CLEANUP_RESERVE_MS = 30_000;
 /** Time the later phases need (estimates from runs on the 2-vCPU machine, with margin). */
-const SYNTH_PHASE_MS = 270_000;
+const SYNTH_PHASE_MS = 150_000;
 const AUTH_PHASE_MS = 110_000;
 const FOCUS_PHASE_MS = 140_000;
 const FOCUS_KEYS = ["direct", "body_16k", "proxy"];
@@ -42,16 +44,18 @@ const log = (line: string) => console.log(`  . ${line}`);
 interface Args {
   renderOnly: boolean;
   explore: boolean;
+  quick: boolean;
   only: Set<string>;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { renderOnly: false, explore: false, only: new Set(["proxy", "auth", "synth"]) };
+  const args: Args = { renderOnly: false, explore: false, quick: false, only: new Set(["proxy", "auth", "synth"]) };
   for (const a of argv) {
     if (a === "--render-only") args.renderOnly = true;
+    else if (a === "--quick") args.quick = true;
     else if (a === "--explore") args.explore = true;
     else if (a.startsWith("--only=")) args.only = new Set(a.slice("--only=".length).split(",").filter(Boolean));
-    else throw new Error(`unknown argument ${a}; use --explore or --only=proxy,auth,synth`);
+    else throw new Error(`unknown argument ${a}; use --explore, --quick or --only=proxy,auth,synth`);
   }
   for (const part of args.only) if (!["proxy", "auth", "synth"].includes(part)) throw new Error(`--only: unknown part ${part}`);
   if (args.only.has("auth") && !args.only.has("proxy")) throw new Error("--only=auth needs proxy too (the auth part reuses its registry and proxy)");
@@ -89,6 +93,9 @@ async function main(): Promise<number> {
     return 0;
   }
   const budget = new Budget(HARD_LIMIT_MS);
+  // --quick: one repetition of every loop, to check the bench itself; the figures mean little.
+  const reps = (minClean: number, minReps: number, maxReps: number) =>
+    args.quick ? { minClean: 1, minReps: 1, maxReps: 1 } : { minClean, minReps, maxReps };
   const lab = new Lab(log);
   let aborted = false;
   const watchdog = new Promise<never>((_, reject) => {
@@ -123,13 +130,13 @@ async function main(): Promise<number> {
       log("part 1: proxy throughput (512 MiB blob)");
       const { targets, setup } = await startTransferTargets(lab, [DEFAULT_VARIANT, PLAIN_VARIANT], { registryTls: true, recipe: true });
       const reserve = CLEANUP_RESERVE_MS + (args.only.has("auth") ? AUTH_PHASE_MS : 0) + (args.only.has("synth") ? SYNTH_PHASE_MS : 0);
-      proxy = await measureTransfers(lab, targets, { minClean: 5, minReps: 3, maxReps: 6, budget, reserveMs: reserve, log });
+      proxy = await measureTransfers(lab, targets, { ...reps(5, 3, 6), budget, reserveMs: reserve, log });
       if (args.only.has("auth")) {
         log("part 2: authentication cost");
         auth = await runAuthBench(lab, setup, {
           budget,
-          minPullReps: 5,
-          maxPullReps: 8,
+          minPullReps: reps(5, 5, 8).minClean,
+          maxPullReps: reps(5, 5, 8).maxReps,
           loadMs: 5_000,
           reserveMs: CLEANUP_RESERVE_MS + (args.only.has("synth") ? SYNTH_PHASE_MS : 0),
           log,
@@ -140,7 +147,7 @@ async function main(): Promise<number> {
     }
     if (args.only.has("synth")) {
       log("part 3: synth time");
-      synth = await runSynthBench(PROJECT_DIR, { minClean: 3, maxReps: 4, budget, reserveMs: CLEANUP_RESERVE_MS, log });
+      synth = await runSynthBench(PROJECT_DIR, { ...reps(3, 3, 4), budget, reserveMs: CLEANUP_RESERVE_MS, log });
     }
     return { info, proxy, auth, synth };
   };
@@ -168,12 +175,13 @@ async function main(): Promise<number> {
   const r = result as { info: Machine; proxy?: ProxyBenchResult; auth?: AuthBenchResult; synth?: SynthBenchResult };
   const report = buildReport(r.info, { proxy: r.proxy, auth: r.auth, synth: r.synth }, totalS, readExplore());
   console.log(renderTable(report));
-  if (r.proxy && r.auth && r.synth) {
+  if (r.proxy && r.auth && r.synth && !args.quick) {
     fs.writeFileSync(path.join(DOCS_DIR, "benchmarks.json"), JSON.stringify(report, null, 2) + "\n");
     fs.writeFileSync(path.join(DOCS_DIR, "benchmarks.md"), renderMarkdown(report));
     console.log(`wrote docs/benchmarks.md and docs/benchmarks.json (total run time ${totalS.toFixed(0)} s)`);
   } else {
-    console.log(`partial run (--only): docs not written (total ${totalS.toFixed(0)} s)`);
+    console.log(`partial run (--only or --quick): docs not written (total ${totalS.toFixed(0)} s)`);
+    if (args.quick) console.log(JSON.stringify({ ratios: report.ratios, cuts: report.cuts, disturbed: report.disturbed }, null, 2));
   }
   return 0;
 }
