@@ -136,6 +136,12 @@ export interface RegistryStackProps {
    */
   readonly deleteEnabled?: boolean;
   /**
+   * Serve the web UI (browse repositories and tags, copy pull commands, delete tags) at
+   * `https://<host:port>/ui/`, with `/` redirecting there. Needs the proxy.
+   * @default true with the proxy, false without
+   */
+  readonly ui?: boolean;
+  /**
    * Named Docker volume holding the images (`/var/lib/registry`).
    * @default "<namePrefix>-data"
    */

@@ -105,6 +105,7 @@ export const registryStackPropsSchema = z
       .max(3600, { error: "must be at most 3600; a cached login is trusted that long" })
       .optional(),
     deleteEnabled: z.boolean().default(false),
+    ui: z.boolean().optional(),
     volumeName: z.string().regex(rules.DOCKER_OBJECT_NAME, { error: rules.DOCKER_OBJECT_NAME_HINT }).optional(),
     preventVolumeDestroy: z.boolean().default(true),
     storageHostPath: absolutePath.optional(),
@@ -146,6 +147,7 @@ export const registryStackPropsSchema = z
     if (props.authCacheSeconds !== undefined && props.authCacheSeconds > 0 && !props.proxy) problem(["authCacheSeconds"], "needs proxy: true (the proxy does the caching); set it to 0 or enable the proxy");
     if (props.storageHostPath !== undefined && props.volumeName !== undefined)
       problem(["storageHostPath"], "and volumeName are both set; choose a host folder or a named volume");
+    if (props.ui === true && !props.proxy) problem(["ui"], "needs proxy: true (the proxy serves the page); remove it or enable the proxy");
     if (props.debugPort === REGISTRY_LISTEN_PORT) problem(["debugPort"], "is the registry's own port; pick another");
   });
 
@@ -162,9 +164,11 @@ export const REGISTRY_LISTEN_PORT = 5000;
 type ParsedProps = z.output<typeof registryStackPropsSchema>;
 
 /** Props with every default applied. */
-export interface RegistrySettings extends Omit<ParsedProps, "hostnames" | "ipAddresses" | "volumeName" | "materialDirectory" | "authCacheSeconds" | "projectDirectory"> {
+export interface RegistrySettings extends Omit<ParsedProps, "hostnames" | "ipAddresses" | "volumeName" | "materialDirectory" | "authCacheSeconds" | "projectDirectory" | "ui"> {
   readonly projectDirectory: string;
   readonly authCacheSeconds: number;
+  /** Whether the proxy serves the web UI. */
+  readonly ui: boolean;
   readonly hostnames: string[];
   readonly ipAddresses: string[];
   readonly volumeName: string;
@@ -185,6 +189,7 @@ export function resolveSettings(props: Omit<RegistryStackProps, "entropy">, stac
     ipAddresses: noAddresses ? ["127.0.0.1"] : parsed.ipAddresses,
     volumeName: parsed.volumeName ?? `${parsed.namePrefix}-data`,
     authCacheSeconds: parsed.authCacheSeconds ?? (parsed.proxy ? DEFAULT_AUTH_CACHE_SECONDS : 0),
+    ui: parsed.ui ?? parsed.proxy,
     tls:
       parsed.tls.mode === "files"
         ? { ...parsed.tls, certificateFile: inProject(parsed.tls.certificateFile), keyFile: inProject(parsed.tls.keyFile), caFile: inProject(parsed.tls.caFile) }

@@ -7,6 +7,7 @@ import { MaterialStore } from "../material/material-store";
 import { AUTH_CACHE_DIR, DEFAULT_PROXY_TUNING, ProxyTuning, renderNginxConf } from "../renderers/nginx-conf";
 import { ConfigVolume } from "./config-volume";
 import { healthcheckLabel, IGNORE_ENGINE_DEFAULTS, NO_NEW_PRIVILEGES, SCRATCH_TMPFS } from "./container-defaults";
+import { UiFile } from "../renderers/ui-assets";
 import { Registry } from "./registry";
 import { secretUpload } from "./secret-upload";
 
@@ -49,6 +50,11 @@ export interface NginxProxyProps {
    * @default DEFAULT_PROXY_TUNING
    */
   readonly tuning?: ProxyTuning;
+  /**
+   * The web UI's files, served under /ui/ (and / redirects there).
+   * @default - no UI
+   */
+  readonly uiFiles?: UiFile[];
   readonly restartPolicy: string;
   /** Seconds nginx gets to finish in-flight transfers (graceful SIGQUIT) before it is killed. */
   readonly stopGraceSeconds: number;
@@ -65,6 +71,8 @@ export class NginxProxy extends Construct {
   public static readonly CONFIG_PATH = "/etc/registry-stack/nginx.conf";
   public static readonly CERTIFICATE_PATH = "/etc/registry-stack/tls/server.crt";
   public static readonly KEY_PATH = "/etc/registry-stack/tls/server.key";
+  /** The web UI's files, on the config volume with nginx.conf. */
+  public static readonly UI_DIRECTORY = "/etc/registry-stack/ui";
 
   public readonly container: Container;
   /** The volume with nginx.conf and the TLS files, mounted read-only. */
@@ -88,6 +96,7 @@ export class NginxProxy extends Construct {
       httpRedirect:
         props.httpRedirectPort !== undefined ? { listenPort: NginxProxy.REDIRECT_LISTEN_PORT, publicPort: props.publish.port } : undefined,
       tuning: props.tuning ?? DEFAULT_PROXY_TUNING,
+      ui: props.uiFiles ? { directory: NginxProxy.UI_DIRECTORY } : undefined,
       authCache: verifier
         ? {
             verifier: { socketPath: socketPath(verifier.registry) },
@@ -100,6 +109,10 @@ export class NginxProxy extends Construct {
     });
     // nginx.conf holds no secret: uploading it as content makes every change visible in `cdktf diff`.
     const uploads: ContainerUpload[] = [{ file: NginxProxy.CONFIG_PATH, content: config, permissions: "0644" }];
+    // Not secret either, and like nginx.conf visible in `cdktf diff`.
+    for (const file of props.uiFiles ?? []) {
+      uploads.push({ file: `${NginxProxy.UI_DIRECTORY}/${file.path}`, content: terraformLiteral(file.content), permissions: "0644" });
+    }
     if (props.tls) {
       uploads.push(
         { file: NginxProxy.CERTIFICATE_PATH, content: props.tls.certificateChainPem, permissions: "0644" },
@@ -163,4 +176,13 @@ export class NginxProxy extends Construct {
       lifecycle: IGNORE_ENGINE_DEFAULTS,
     });
   }
+}
+
+/**
+ * Text Terraform must not interpolate: the scripts' template literals (`${…}`) and `%{`
+ * directives are escaped as `$${` and `%%{`. (cdktf's Fn.rawString is meant for use inside
+ * expressions; as a plain attribute value it leaves backslash-escaped quotes in the file.)
+ */
+function terraformLiteral(text: string): string {
+  return text.replace(/\$\{/g, "$$${").replace(/%\{/g, "%%{");
 }

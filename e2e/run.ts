@@ -4,6 +4,7 @@ import { prepareImages } from "./images";
 import { authCacheScenario, directTlsScenario, plainHttpScenario, SuiteChecks, SuiteContext, tlsProxyScenario } from "./scenarios";
 import { killRunningCommands } from "./proc";
 import { selfTestOnEngine, setSelfTestOutput } from "./self-test";
+import { uiScenario } from "./ui";
 
 /**
  * `npm run test:e2e`: deploys the synthesized stack on a private Docker Engine and drives it
@@ -41,6 +42,9 @@ async function main(): Promise<number> {
     restarts: new Check("10", "docker restart of registry and verifier, and a crash recovered by the restart policy, each followed at once by a pull", "auth-cache"),
     loginLimit: new Check("11", "requests without credentials answered by nginx; failed logins limited per address (429 + Retry-After)", "auth-cache"),
     redirect: new Check("12", "HTTP→HTTPS redirect only to configured names (Host: evil.example)", "tls-proxy"),
+    uiHeaders: new Check("20", "web UI files: / → /ui/, CSP without inline code, X-Frame-Options, Referrer-Policy; no Basic challenge for the UI's requests, unchanged for docker clients", "ui"),
+    uiBrowser: new Check("21", "web UI in Chromium: sign in, filter, index with sizes/platforms, copy + run the pull command, delete a tag, sign out, wrong password, login limit", "ui"),
+    uiScale: new Check("22", "web UI with 1,000+ repositories: time to the first page rendered (printed, not asserted)", "ui"),
   };
   const all = [selfTest, ...Object.values(checks)];
 
@@ -75,7 +79,7 @@ async function main(): Promise<number> {
         const ctx: SuiteContext = { engine: e, ws, timings };
         // Four independent deployments at once: most of a deployment's time is waiting for
         // health checks (15 s interval), so running them side by side keeps the suite short.
-        const deployments = { "tls-proxy": tlsProxyScenario, "auth-cache": authCacheScenario, "direct-tls": directTlsScenario, "plain-http": plainHttpScenario };
+        const deployments = { "tls-proxy": tlsProxyScenario, "auth-cache": authCacheScenario, "direct-tls": directTlsScenario, "plain-http": plainHttpScenario, ui: uiScenario };
         const unknown = (ONLY ?? []).filter((name) => !(name in deployments));
         if (unknown.length > 0) throw new Error(`E2E_ONLY names unknown deployments: ${unknown.join(", ")} (known: ${Object.keys(deployments).join(", ")})`);
         const selected = Object.entries(deployments).filter(([name]) => !ONLY || ONLY.includes(name));

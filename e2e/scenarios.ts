@@ -61,6 +61,9 @@ export interface SuiteChecks {
   restarts: Check;
   loginLimit: Check;
   redirect: Check;
+  uiHeaders: Check;
+  uiBrowser: Check;
+  uiScale: Check;
 }
 
 const MIB = 1024 * 1024;
@@ -73,7 +76,7 @@ interface Manifest {
 }
 
 /** Base config every scenario shares: the e2e images, loopback publishing, files in the temp dir. */
-function baseConfig(
+export function baseConfig(
   dir: string,
   namePrefix: string,
   port: number,
@@ -115,7 +118,7 @@ async function getManifest(url: string, cacert: string | undefined, creds: strin
 }
 
 /** Builds a small unique image (FROM scratch, random files) so a pull really downloads. */
-async function buildUniqueImage(docker: DockerClient, dir: string, tag: string): Promise<string> {
+export async function buildUniqueImage(docker: DockerClient, dir: string, tag: string): Promise<string> {
   writeLayeredContext(dir, "scratch", [
     { files: 2, bytesEach: 64 * 1024 },
     { files: 1, bytesEach: 128 * 1024 },
@@ -216,7 +219,15 @@ async function authBeforeRemoval(check: Check, t: AuthTarget): Promise<void> {
     assertEqual(wrongAgain.status, 401, `GET ${u} with a wrong password right after a successful one`);
     seen.push(`${u.replace(/sha256:[0-9a-f]{64}/, "sha256:…")} none=401 wrong=401 unknown-user=401 right=200 wrong-after-right=401`);
   }
-  check.note(`401 + WWW-Authenticate: ${"Basic realm=\"Registry\""} + Docker-Distribution-Api-Version: registry/2.0 on: ${seen.join("; ")}`);
+  // The web UI's header (issue #13) only drops the challenge, it lets nothing in.
+  const ui = ["X-Registry-UI: 1"];
+  const uiAnonymous = await curl({ url: `${t.baseUrl}/v2/`, cacert: t.cacert, headers: ui, scratchDir: t.scratch });
+  const uiWrong = await curl({ url: `${t.baseUrl}/v2/`, cacert: t.cacert, credentials: `${first.name}:wrong-${first.password}`, headers: ui, scratchDir: t.scratch });
+  for (const [label, res] of [["none", uiAnonymous], ["wrong", uiWrong]] as const) {
+    assertEqual(res.status, 401, `GET /v2/ with X-Registry-UI and credentials ${label}`);
+    assertEqual(res.headers["www-authenticate"], undefined, `WWW-Authenticate with X-Registry-UI (credentials ${label})`);
+  }
+  check.note(`401 + WWW-Authenticate: ${"Basic realm=\"Registry\""} + Docker-Distribution-Api-Version: registry/2.0 on: ${seen.join("; ")}; with X-Registry-UI (web UI): 401 without the challenge`);
 
   const loginDocker = new DockerClient(t.docker.engine, fs.mkdtempSync(path.join(t.scratch, "docker-users-")));
   for (const u of t.users) {

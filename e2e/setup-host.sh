@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the e2e suite needs (run as root, e.g. from .ci/run).
+# Installs the Debian packages the e2e suite needs (run as root, e.g. from .ci/run);
+# chromium is the browser the web UI checks drive through playwright-core.
 # Idempotent: apt is only touched when a package is missing. Starts no engine:
 # e2e/engine.ts starts a private dockerd for each run.
 set -euo pipefail
 
-packages=(docker.io debootstrap skopeo curl openssl ca-certificates iproute2)
+packages=(docker.io debootstrap skopeo curl openssl ca-certificates iproute2 chromium)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "setup-host.sh: must run as root" >&2

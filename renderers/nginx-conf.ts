@@ -1,3 +1,5 @@
+import { UI_REQUEST_HEADER } from "../ui/src/format";
+
 /** Proxy knobs a benchmark tunes; every value is written as given. */
 export interface ProxyTuning {
   /** `proxy_request_buffering`: off streams uploads to the registry as they arrive. */
@@ -98,6 +100,11 @@ export interface NginxConfInput {
    * @default - no auth in nginx: the upstream registry checks every request itself
    */
   readonly authCache?: AuthCache;
+  /**
+   * Serve the web UI's static files from `directory` under /ui/ and redirect / there.
+   * @default - no UI: / and /ui/ answer 404
+   */
+  readonly ui?: { readonly directory: string };
   readonly tuning: ProxyTuning;
 }
 
@@ -109,6 +116,24 @@ const AUTH_ERROR_LOCATION = "@registry_auth_error";
 const LOGIN_LIMIT_ZONE = "registry_logins";
 const CLIENT_ADDRESS_HEADER = "X-Registry-Client";
 const AUTH_CACHE_ZONE = "registry_auth";
+/** The Basic challenge of a 401, left out for requests of the web UI (see UI_REQUEST_HEADER). */
+const CHALLENGE_VARIABLE = "$registry_challenge";
+const ANONYMOUS_CHALLENGE_VARIABLE = "$registry_anonymous_challenge";
+const UI_HEADER_VARIABLE = `$http_${UI_REQUEST_HEADER.toLowerCase().replace(/-/g, "_")}`;
+
+/**
+ * Headers of the UI's documents: scripts and styles only from the page's own origin (no inline
+ * code, no CDN), requests only to the registry on the same origin, no framing, no referrer.
+ */
+export const UI_SECURITY_HEADERS: Readonly<Record<string, string>> = {
+  "Content-Security-Policy":
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+  "X-Frame-Options": "DENY",
+  "Referrer-Policy": "no-referrer",
+  "X-Content-Type-Options": "nosniff",
+  // Revalidated on every load, so a deploy with a new UI is seen at once.
+  "Cache-Control": "no-cache",
+};
 /** Where nginx keeps cached logins; the proxy container mounts a tmpfs there so they never reach a disk. */
 export const AUTH_CACHE_DIR = "/tmp/nginx-auth-cache";
 const DEFAULT_UPSTREAM_KEEPALIVE = 32;
@@ -127,10 +152,12 @@ const TLS12_CIPHERS = [
 const ANCIENT_DOCKER_USER_AGENT = String.raw`"^(docker\/1\.(3|4|5(?!\.[0-9]-dev))|Go ).*$"`;
 
 export function renderNginxConf(input: NginxConfInput): string {
-  const locations = [registryLocation(input.tuning, input.authCache !== undefined), healthLocation(), fallbackLocation()];
-  if (input.authCache) locations.push(authLocation(input.authCache), anonymousLocation(input.authCache.realm), authErrorLocation());
+  const withUi = input.ui !== undefined;
+  const locations = [registryLocation(input.tuning, input.authCache !== undefined, withUi), healthLocation(), fallbackLocation()];
+  if (input.ui) locations.push(...uiLocations(input.ui.directory));
+  if (input.authCache) locations.push(authLocation(input.authCache), anonymousLocation(input.authCache.realm, withUi), authErrorLocation());
   const servers = [proxyServer(input, locations)];
-  if (input.authCache) servers.push(loginLimiterServer(input.authCache));
+  if (input.authCache) servers.push(loginLimiterServer(input.authCache, withUi));
   if (input.httpRedirect) {
     servers.push(...redirectServers(input.serverNames, input.httpRedirect.listenPort, input.httpRedirect.publicPort));
   }
@@ -188,6 +215,9 @@ function httpBlock(input: NginxConfInput, servers: string[][]): string[] {
   if (input.authCache) {
     body.push("", ...authCacheHttpDirectives(input.authCache));
   }
+  if (input.ui) {
+    body.push("", ...challengeMaps(input.authCache?.realm));
+  }
   for (const server of servers) {
     body.push("", server);
   }
@@ -212,9 +242,25 @@ function authCacheHttpDirectives(authCache: AuthCache): string[] {
   ];
 }
 
+// A browser that gets a Basic challenge on a fetch() opens its own login dialog over the page.
+// For the UI's requests the challenge is left out (an empty add_header value adds nothing);
+// every other client gets exactly the challenge the registry sent.
+function challengeMaps(realm: string | undefined): string[] {
+  const maps = block(`map ${UI_HEADER_VARIABLE} ${CHALLENGE_VARIABLE}`, ["'' $upstream_http_www_authenticate;", "default '';"]);
+  if (realm === undefined) return maps;
+  return [...maps, ...block(`map ${UI_HEADER_VARIABLE} ${ANONYMOUS_CHALLENGE_VARIABLE}`, [`'' 'Basic realm="${realm}"';`, "default '';"])];
+}
+
+/** proxy_hide_header cannot depend on a request header: hide always, add back what the map gives. */
+function challengeDirectives(): string[] {
+  return ["proxy_hide_header WWW-Authenticate;", `add_header WWW-Authenticate ${CHALLENGE_VARIABLE} always;`];
+}
+
 // Cache misses only (new or wrong credentials) get here, so limiting them per client address
 // bounds password guessing and the verifier's bcrypt load without slowing cached logins.
-function loginLimiterServer(authCache: AuthCache): string[] {
+// auth_request hands the verifier's challenge from this server's answer on to the client, so
+// the UI's requests lose it here.
+function loginLimiterServer(authCache: AuthCache, withUi: boolean): string[] {
   return block("server", [
     `listen 127.0.0.1:${authCache.limiterListenPort};`,
     "",
@@ -226,17 +272,19 @@ function loginLimiterServer(authCache: AuthCache): string[] {
       'proxy_set_header Connection "";',
       "proxy_set_header Host $http_host;",
       `proxy_set_header ${CLIENT_ADDRESS_HEADER} "";`,
+      ...(withUi ? challengeDirectives() : []),
     ]),
   ]);
 }
 
 // Requests without credentials (every docker client's first /v2/ ping) are answered here:
 // they never queue behind the verifier's cache lock or cost a subrequest.
-function anonymousLocation(realm: string): string[] {
+function anonymousLocation(realm: string, withUi: boolean): string[] {
+  const challenge = withUi ? ANONYMOUS_CHALLENGE_VARIABLE : `'Basic realm="${realm}"'`;
   return block(`location = ${ANONYMOUS_LOCATION}`, [
     "internal;",
     "default_type application/json;",
-    `add_header WWW-Authenticate 'Basic realm="${realm}"' always;`,
+    `add_header WWW-Authenticate ${challenge} always;`,
     "add_header Docker-Distribution-Api-Version registry/2.0 always;",
     `return 401 '${registryError("UNAUTHORIZED", "authentication required")}';`,
   ]);
@@ -323,7 +371,7 @@ function proxyServer(input: NginxConfInput, locations: string[][]): string[] {
   return block("server", body);
 }
 
-function registryLocation(tuning: ProxyTuning, withAuthCache: boolean): string[] {
+function registryLocation(tuning: ProxyTuning, withAuthCache: boolean, withUi: boolean): string[] {
   const body: Array<string | string[]> = [
     block(`if ($http_user_agent ~ ${ANCIENT_DOCKER_USER_AGENT})`, ["return 404;"]),
     "",
@@ -365,7 +413,26 @@ function registryLocation(tuning: ProxyTuning, withAuthCache: boolean): string[]
     "",
     "add_header 'Docker-Distribution-Api-Version' $docker_distribution_api_version always;",
   );
+  // With the auth cache the data registry runs without auth and sends no challenge itself.
+  if (withUi && !withAuthCache) body.push(...challengeDirectives());
   return block("location /v2/", body);
+}
+
+// Static files only; the page's API calls carry the credentials, so these paths need no auth.
+// Relative redirects: nginx's absolute ones would name its listen port, not the published one.
+function uiLocations(directory: string): string[][] {
+  return [
+    block("location = /", ["absolute_redirect off;", "return 302 /ui/;"]),
+    block("location = /ui", ["absolute_redirect off;", "return 301 /ui/;"]),
+    block("location /ui/", [
+      // alias, not root: nothing beside the UI's own folder (nginx.conf, TLS files) maps to a URI.
+      `alias ${directory}/;`,
+      "index index.html;",
+      block("types", ["text/html html;", "text/css css;", "text/javascript js;", "application/json json;"]),
+      "default_type application/octet-stream;",
+      ...Object.entries(UI_SECURITY_HEADERS).map(([name, value]) => `add_header ${name} "${value}" always;`),
+    ]),
+  ];
 }
 
 // `return` runs before any auth phase, so this location stays anonymous whatever auth is added.

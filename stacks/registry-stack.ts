@@ -12,6 +12,7 @@ import { RegistryStackProps } from "../config/registry-stack-props";
 import { RegistrySettings, resolveSettings } from "../config/schema";
 import { systemEntropy } from "../material/entropy";
 import { prepareMaterial } from "../material/prepare-material";
+import { readUiSources, renderUiAssets } from "../renderers/ui-assets";
 import { declareStateBackend } from "./state-backend";
 
 /**
@@ -116,6 +117,7 @@ export class RegistryStack extends TerraformStack {
         tls: tlsPems,
         secretFiles: store,
         httpRedirectPort: settings.httpRedirectPort,
+        uiFiles: settings.ui ? renderUiAssets(readUiSources(), { deleteEnabled: settings.deleteEnabled }) : undefined,
         restartPolicy: settings.restartPolicy,
         stopGraceSeconds: settings.stopGraceSeconds,
         memoryMb: settings.proxyMemoryMb,

@@ -173,6 +173,7 @@ const BAD_INPUTS: BadInput[] = [
     names: "users[0].password",
     apply: (p) => p.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE, users: [{ name: "alice", password: SECRET }, ...VALID_CHANGE.users.slice(1)] }),
   },
+  { input: "web UI without the proxy", names: "ui", apply: (p) => p.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE, proxy: false, authCacheSeconds: 0, ui: true }) },
 ];
 
 interface Row {

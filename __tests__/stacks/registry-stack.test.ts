@@ -184,7 +184,8 @@ describe("RegistryStack, plain HTTP lab mode", () => {
 
   test("serves plain HTTP on the proxy", () => {
     const uploads = uploadsOf(json, "proxy");
-    expect(uploads.map((u) => u.file)).toEqual(["/etc/registry-stack/nginx.conf"]);
+    // nginx.conf and the web UI's files; no certificate or key.
+    expect(uploads.map((u) => u.file).filter((f) => !f.startsWith("/etc/registry-stack/ui/"))).toEqual(["/etc/registry-stack/nginx.conf"]);
     expect(uploads[0].content).toContain("listen 8443;");
     expect(uploads[0].content).not.toContain("ssl_certificate");
   });
@@ -238,6 +239,42 @@ describe("RegistryStack with the proxy's auth cache", () => {
 
   test("fails when asked for without the proxy", () => {
     expect(() => buildStack({ authCacheSeconds: 60, proxy: false })).toThrow(/authCacheSeconds: 60 needs proxy: true/);
+  });
+});
+
+describe("RegistryStack web UI", () => {
+  const uiUploads = (json: ReturnType<typeof synthJson>) => uploadsOf(json, "proxy").filter((u) => u.file.startsWith("/etc/registry-stack/ui/"));
+
+  test("is served by the proxy by default: files uploaded as content, nginx routes /ui/", () => {
+    const json = synthJson(buildStack({ deleteEnabled: true }));
+    const uploads = uiUploads(json);
+    expect(uploads.map((u) => u.file.replace("/etc/registry-stack/ui/", ""))).toEqual(
+      expect.arrayContaining(["index.html", "style.css", "app.js", "access.js", "format.js", "registry-client.js", "settings.json"]),
+    );
+    expect(uploads.every((u) => u.permissions === "0644" && typeof u.content === "string" && u.source === undefined)).toBe(true);
+    expect(JSON.parse(uploads.find((u) => u.file.endsWith("/settings.json"))!.content)).toEqual({ deleteEnabled: true });
+    const conf = uploadsOf(json, "proxy")[0].content;
+    expect(conf).toContain("location /ui/ {");
+    expect(conf).toContain("alias /etc/registry-stack/ui/;");
+  });
+
+  test("escapes the scripts' template literals, which Terraform would interpolate", () => {
+    const app = uiUploads(synthJson(buildStack())).find((u) => u.file.endsWith("/app.js"))!.content;
+    expect(app).toContain("$${");
+    expect(app).not.toMatch(/(^|[^$])\$\{/);
+  });
+
+  test("can be turned off: no files, / and /ui/ answer 404", () => {
+    const json = synthJson(buildStack({ ui: false }));
+    expect(uiUploads(json)).toEqual([]);
+    const conf = uploadsOf(json, "proxy")[0].content;
+    expect(conf).not.toContain("/ui/");
+    expect(conf).not.toContain("x_registry_ui");
+  });
+
+  test("is off without the proxy, and asking for it there fails", () => {
+    expect(buildStack({ proxy: false }).settings.ui).toBe(false);
+    expect(() => buildStack({ proxy: false, ui: true })).toThrow(/ui: needs proxy: true \(the proxy serves the page\); remove it or enable the proxy/);
   });
 });
 
