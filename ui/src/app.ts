@@ -377,10 +377,8 @@ async function confirmDelete(s: Session, repository: string, tag: string, digest
   const sameManifest = [...digestOfTag].filter(([t, d]) => t !== tag && d === digest).map(([t]) => t);
   byId("delete-what").textContent = `The tag ${repository}:${tag} (manifest ${shortDigest(digest)}) will be removed.`;
   byId("delete-consequence").textContent =
-    (sameManifest.length > 0
-      ? `Other tags stay, also ${sameManifest.join(", ")} on the same manifest. `
-      : "Other tags stay. No other tag on this page points to this manifest: ") +
-    "the manifest and its layers stay reachable by digest until the registry's garbage collection removes untagged content.";
+    (sameManifest.length > 0 ? `Other tags stay, also ${sameManifest.join(", ")} on the same manifest. ` : "Other tags stay; no other tag on this page points to this manifest. ") +
+    "The manifest and its layers stay reachable by digest until the registry's garbage collection removes untagged content.";
   byId("delete-confirm").textContent = `Delete ${tag}`;
   dialog.returnValue = "";
   dialog.showModal();
