@@ -288,6 +288,8 @@ function copyField(value: string, label: string): HTMLElement {
   const input = element("input");
   input.readOnly = true;
   input.value = value;
+  // As wide as the command, so the tag at its end is visible without scrolling the field.
+  input.size = Math.max(20, value.length);
   input.setAttribute("aria-label", label);
   const button = element("button", { text: "Copy" });
   button.type = "button";
