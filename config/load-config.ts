@@ -4,7 +4,7 @@ import { LineCounter, parseDocument } from "yaml";
 import { z } from "zod";
 import { ConfigError } from "./config-error";
 import { RegistryStackProps } from "./registry-stack-props";
-import { MAX_INPUT_FILE_BYTES, passwordEnvName, passwordProblem } from "./rules";
+import { MAX_INPUT_FILE_BYTES, passwordEnvName, passwordProblem, upstreamPasswordEnvName } from "./rules";
 import { DEFAULT_USERS } from "./schema";
 
 export { passwordEnvName } from "./rules";
@@ -14,7 +14,10 @@ export const SECRETS_FILE_ENV = "REGISTRY_STACK_SECRETS";
 export const DEFAULT_CONFIG_FILE = "registry-stack.yml";
 export const DEFAULT_SECRETS_FILE = "registry.secrets.yml";
 
-const secretsSchema = z.strictObject({ passwords: z.record(z.string(), z.string()).default({}) });
+const secretsSchema = z.strictObject({
+  passwords: z.record(z.string(), z.string()).default({}),
+  upstreamPasswords: z.record(z.string(), z.string()).default({}),
+});
 
 export interface LoadedConfig {
   /** Stack props from the config file, with passwords from the environment or the secrets file. */
@@ -48,14 +51,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
 
   const secretsFile = locate(env[SECRETS_FILE_ENV], DEFAULT_SECRETS_FILE, SECRETS_FILE_ENV, cwd);
   let filePasswords: Record<string, string> = {};
+  let fileUpstreamPasswords: Record<string, string> = {};
   if (secretsFile) {
     const mode = fs.statSync(secretsFile).mode & 0o777;
     if ((mode & 0o077) !== 0)
       warnings.push(`${secretsFile} is accessible by group or others (mode ${mode.toString(8).padStart(4, "0")}); restrict it: chmod 600 ${secretsFile}`);
     const parsed = secretsSchema.safeParse(readYamlObject(secretsFile, { secret: true }));
     // Issue paths and codes only: zod's messages never carry the value, but keep it that way.
-    if (parsed.success) filePasswords = parsed.data.passwords;
-    else problems.push(`${secretsFile}: expected "passwords:" mapping user names to passwords (${parsed.error.issues.map((i) => i.path.join(".") || i.code).join(", ")})`);
+    if (parsed.success) ({ passwords: filePasswords, upstreamPasswords: fileUpstreamPasswords } = parsed.data);
+    else
+      problems.push(
+        `${secretsFile}: expected "passwords:" mapping user names to passwords (${parsed.error.issues.map((i) => i.path.join(".") || i.code).join(", ")}); "upstreamPasswords:" maps mirror names to upstream passwords`,
+      );
   }
   const userNames = new Set((users ?? []).map(nameOf));
   for (const name of Object.keys(filePasswords)) {
@@ -82,7 +89,28 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     const password = passwordOf(nameOf(u));
     return password === undefined ? u : { ...u, password };
   };
-  const props = users ? { ...raw, users: users.map(withPasswords) } : raw;
+  const mirrors = Array.isArray(raw.mirrors) ? (raw.mirrors as unknown[]) : undefined;
+  mirrors?.forEach((m, i) => {
+    if (m && typeof m === "object" && "password" in m)
+      problems.push(`mirrors[${i}].password: passwords do not belong in the config file; set ${upstreamPasswordEnvName(nameOf(m))} or upstreamPasswords in the secrets file`);
+  });
+  const mirrorNames = new Set((mirrors ?? []).map(nameOf));
+  for (const name of Object.keys(fileUpstreamPasswords)) {
+    if (!mirrorNames.has(name)) problems.push(`${secretsFile}: upstreamPasswords.${name} names no configured mirror; fix the name or remove the entry`);
+  }
+  // Checked by the schema (username and password both or neither), which names the variable.
+  const withUpstreamPassword = (m: unknown): unknown => {
+    if (!m || typeof m !== "object") return m;
+    const name = nameOf(m);
+    const envName = upstreamPasswordEnvName(name);
+    const password = env[envName] ?? (Object.prototype.hasOwnProperty.call(fileUpstreamPasswords, name) ? fileUpstreamPasswords[name] : undefined);
+    return password === undefined ? m : { ...m, password };
+  };
+  const props = {
+    ...raw,
+    ...(users ? { users: users.map(withPasswords) } : {}),
+    ...(mirrors ? { mirrors: mirrors.map(withUpstreamPassword) } : {}),
+  };
   if (problems.length > 0) throw new ConfigError(problems, source);
   return { props: props as RegistryStackProps, source, warnings };
 }

@@ -45,6 +45,48 @@ export interface RegistryUserProps {
   readonly password?: string;
 }
 
+/** A pull-through cache of one upstream registry, served by the proxy on its own port. */
+export interface RegistryMirrorProps {
+  /** Short name: container `<namePrefix>-mirror-<name>`, volume `<namePrefix>-mirror-<name>-data`. */
+  readonly name: string;
+  /** The registry as clients name it in image references: `docker.io`, `ghcr.io`, `quay.io`, `registry.k8s.io`, `host:port`. */
+  readonly upstream: string;
+  /**
+   * Where the mirror fetches from.
+   * @default "https://registry-1.docker.io" for docker.io, else "https://<upstream>"
+   */
+  readonly upstreamUrl?: string;
+  /**
+   * CA certificate (PEM) the mirror trusts for the upstream instead of the image's public roots, for a private upstream.
+   * @default - the registry image's CA bundle
+   */
+  readonly upstreamCaFile?: string;
+  /**
+   * Upstream login; its password comes from `REGISTRY_UPSTREAM_PASSWORD_<NAME>` or `upstreamPasswords.<name>` in the secrets file.
+   * @default - anonymous upstream pulls
+   */
+  readonly username?: string;
+  /** Upstream password; never put it in a committed config file. @default - none */
+  readonly password?: string;
+  /** Host port of this mirror (a server of the proxy with the same TLS certificate). */
+  readonly port: number;
+  /**
+   * How long cached content is kept after it was last fetched (distribution's `proxy.ttl`).
+   * @default "168h"
+   */
+  readonly ttl?: string;
+  /**
+   * Pull without credentials (read-only anyway). Needed for Docker's `registry-mirrors`, which sends only Docker Hub credentials.
+   * @default false - the stack's users log in as for the private registry
+   */
+  readonly anonymousPull?: boolean;
+  /**
+   * Existing Docker network the mirror joins to reach the upstream (e.g. a private upstream's network).
+   * @default - the stack's egress network `<namePrefix>-mirror-egress`
+   */
+  readonly network?: string;
+}
+
 export interface RegistryStackProps {
   /**
    * Prefix of every Docker object name (containers, networks, volume).
@@ -218,6 +260,12 @@ export interface RegistryStackProps {
    * @default 30
    */
   readonly failedLoginsPerMinute?: number;
+  /**
+   * Pull-through caches of public (or private) registries; each gets its own registry container,
+   * volume and port, behind the same proxy, TLS and users. Pushes to a mirror are refused.
+   * @default []
+   */
+  readonly mirrors?: RegistryMirrorProps[];
   /**
    * Randomness and clock. Tests inject fixed material.
    * @default - the system's CSPRNG, Node's RSA key generation and clock

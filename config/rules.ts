@@ -123,3 +123,46 @@ export const MAX_SSH_OPTIONS = 32;
 
 /** Config and secrets files larger than this are refused before they are parsed. */
 export const MAX_INPUT_FILE_BYTES = 1024 * 1024;
+
+/** A mirror's name: part of its container, volume and password variable names. */
+export const MIRROR_NAME = /^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$/;
+export const MIRROR_NAME_HINT = "must be 1-32 lowercase letters, digits and inner hyphens, e.g. \"hub\" or \"ghcr\"";
+export const MAX_MIRRORS = 16;
+
+/** `hub` → `REGISTRY_UPSTREAM_PASSWORD_HUB`, `k8s-io` → `REGISTRY_UPSTREAM_PASSWORD_K8S_IO`. */
+export function upstreamPasswordEnvName(mirror: string): string {
+  return `REGISTRY_UPSTREAM_PASSWORD_${mirror.toUpperCase().replace(/[^A-Z0-9]/g, "_")}`;
+}
+
+/**
+ * What is wrong with an upstream registry name as clients write it in image references
+ * (`docker.io`, `ghcr.io`, `registry.example.test:5000`); undefined when it is fine.
+ */
+export function upstreamProblem(value: string): string | undefined {
+  const m = /^([^:/\s]+)(?::([0-9]{1,5}))?$/.exec(value);
+  const fine = m !== null && (isDnsName(m[1]) || isIpAddress(m[1])) && (m[2] === undefined || (Number(m[2]) >= 1 && Number(m[2]) <= 65535));
+  if (!fine) return "is not a registry name like docker.io, ghcr.io or registry.example.test:5000 (host[:port], no scheme, no path)";
+  if (value !== value.toLowerCase()) return "must be lowercase, as in image references";
+  return undefined;
+}
+
+const DURATION_UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600 };
+export const MAX_MIRROR_TTL_HOURS = 24 * 365;
+
+/** Seconds of a Go duration made of h/m/s parts ("168h", "1h30m"); undefined if it is not one. */
+export function durationSeconds(value: string): number | undefined {
+  if (value === "0") return 0;
+  if (!/^(?:[0-9]+[hms])+$/.test(value)) return undefined;
+  let total = 0;
+  for (const [, amount, unit] of value.matchAll(/([0-9]+)([hms])/g)) total += Number(amount) * DURATION_UNIT_SECONDS[unit];
+  return total;
+}
+
+/** What is wrong with a mirror TTL; undefined when it is fine. */
+export function mirrorTtlProblem(value: string): string | undefined {
+  const seconds = durationSeconds(value);
+  if (seconds === undefined) return "is not a duration like 168h, 72h or 1h30m (hours, minutes, seconds)";
+  if (seconds < 60) return "must be at least 1m; 0 would keep cached content forever (unbounded cache)";
+  if (seconds > MAX_MIRROR_TTL_HOURS * 3600) return `must be at most ${MAX_MIRROR_TTL_HOURS}h`;
+  return undefined;
+}

@@ -41,6 +41,22 @@ const user = z.strictObject({
     .optional(),
 });
 
+const mirror = z.strictObject({
+  name: z.string().regex(rules.MIRROR_NAME, { error: rules.MIRROR_NAME_HINT }),
+  upstream: ruled(rules.upstreamProblem),
+  upstreamUrl: z
+    .string()
+    .refine((u) => /^https:\/\/[^\s/]+\/?$/.test(u), { error: "must be an https:// URL without a path, e.g. https://registry-1.docker.io" })
+    .optional(),
+  upstreamCaFile: nonEmptyPath.optional(),
+  username: z.string().min(1, { error: "must not be empty; leave it out for anonymous upstream pulls" }).optional(),
+  password: z.string().optional(),
+  port: z.number().int().min(1, { error: "must be a port number from 1 to 65535" }).max(65535, { error: "must be a port number from 1 to 65535" }),
+  ttl: ruled(rules.mirrorTtlProblem).default("168h"),
+  anonymousPull: z.boolean().default(false),
+  network: z.string().regex(rules.DOCKER_OBJECT_NAME, { error: rules.DOCKER_OBJECT_NAME_HINT }).optional(),
+});
+
 const tls = z.discriminatedUnion(
   "mode",
   [
@@ -121,6 +137,7 @@ export const registryStackPropsSchema = z
     proxyMemoryMb: memoryMb.default(256),
     authVerifierMemoryMb: memoryMb.default(128),
     failedLoginsPerMinute: z.number().int().min(1, { error: "must be at least 1" }).max(6000, { error: "must be at most 6000" }).default(30),
+    mirrors: boundedList(mirror, rules.MAX_MIRRORS).default([]),
   })
   .superRefine((props, ctx) => {
     const problem = (field: (string | number)[], message: string) => ctx.addIssue({ code: "custom", path: field, message, input: valueAt(props, field) });
@@ -149,7 +166,38 @@ export const registryStackPropsSchema = z
       problem(["storageHostPath"], "and volumeName are both set; choose a host folder or a named volume");
     if (props.ui === true && !props.proxy) problem(["ui"], "needs proxy: true (the proxy serves the page); remove it or enable the proxy");
     if (props.debugPort === REGISTRY_LISTEN_PORT) problem(["debugPort"], "is the registry's own port; pick another");
+    mirrorProblems(props, problem);
   });
+
+type Problem = (field: (string | number)[], message: string) => void;
+
+function mirrorProblems(props: { mirrors: z.output<typeof mirror>[]; proxy: boolean; tls: { mode: string }; publicPort: number; httpRedirectPort?: number }, problem: Problem): void {
+  if (props.mirrors.length > 0 && (!props.proxy || props.tls.mode === "none"))
+    problem(["mirrors"], "need proxy: true and TLS (tls.mode other than 'none'): mirrors are served by the proxy; remove them or enable both");
+  const taken = new Map<number, string>([[props.publicPort, "publicPort"]]);
+  if (props.httpRedirectPort !== undefined) taken.set(props.httpRedirectPort, "httpRedirectPort");
+  const names = new Set<string>();
+  const upstreams = new Map<string, number>();
+  props.mirrors.forEach((m, i) => {
+    if (names.has(m.name)) problem(["mirrors", i, "name"], "is listed twice; each mirror needs a unique name");
+    names.add(m.name);
+    const otherPort = taken.get(m.port);
+    if (otherPort !== undefined) problem(["mirrors", i, "port"], `is also ${otherPort}; every mirror needs its own port`);
+    else taken.set(m.port, `mirrors[${i}].port`);
+    const first = upstreams.get(m.upstream);
+    if (first !== undefined) problem(["mirrors", i, "upstream"], `is already mirrored by mirrors[${first}]; clients can use one mirror per upstream`);
+    else upstreams.set(m.upstream, i);
+    const variable = rules.upstreamPasswordEnvName(m.name);
+    if (m.username !== undefined && m.password === undefined)
+      problem(["mirrors", i, "password"], `is required with username "${m.username}"; set ${variable} or upstreamPasswords.${m.name} in the secrets file`);
+    if (m.username === undefined && m.password !== undefined)
+      problem(["mirrors", i, "username"], `is required: a password for the upstream is set (${variable} or the secrets file) but no username`);
+    if (m.password !== undefined) {
+      const passwordProblem = m.password === "" ? "is empty" : /[\r\n]/.test(m.password) ? "contains a line break" : undefined;
+      if (passwordProblem) problem(["mirrors", i, "password"], `${passwordProblem}; set another password in ${variable} or the secrets file`);
+    }
+  });
+}
 
 /**
  * On with the proxy: the registry runs a full bcrypt compare on every request with credentials
@@ -163,8 +211,18 @@ export const REGISTRY_LISTEN_PORT = 5000;
 
 type ParsedProps = z.output<typeof registryStackPropsSchema>;
 
+/** Where a docker.io mirror fetches from: Docker Hub's registry API host, not the docker.io name. */
+export const DOCKER_HUB_URL = "https://registry-1.docker.io";
+
+/** A mirror with every default applied. */
+export interface MirrorSettings extends Omit<z.output<typeof mirror>, "upstreamUrl"> {
+  /** @default DOCKER_HUB_URL for docker.io, https://<upstream> otherwise */
+  readonly upstreamUrl: string;
+}
+
 /** Props with every default applied. */
-export interface RegistrySettings extends Omit<ParsedProps, "hostnames" | "ipAddresses" | "volumeName" | "materialDirectory" | "authCacheSeconds" | "projectDirectory" | "ui"> {
+export interface RegistrySettings extends Omit<ParsedProps, "hostnames" | "ipAddresses" | "volumeName" | "materialDirectory" | "authCacheSeconds" | "projectDirectory" | "ui" | "mirrors"> {
+  readonly mirrors: MirrorSettings[];
   readonly projectDirectory: string;
   readonly authCacheSeconds: number;
   /** Whether the proxy serves the web UI. */
@@ -197,6 +255,11 @@ export function resolveSettings(props: Omit<RegistryStackProps, "entropy">, stac
     clientConfigDirectory: inProject(parsed.clientConfigDirectory),
     // Terraform runs the provider in cdktf.out/stacks/<stack>/, where a relative path would miss.
     dockerCertPath: parsed.dockerCertPath === undefined ? undefined : inProject(parsed.dockerCertPath),
+    mirrors: parsed.mirrors.map((m) => ({
+      ...m,
+      upstreamUrl: (m.upstreamUrl ?? (m.upstream === "docker.io" ? DOCKER_HUB_URL : `https://${m.upstream}`)).replace(/\/$/, ""),
+      upstreamCaFile: m.upstreamCaFile === undefined ? undefined : inProject(m.upstreamCaFile),
+    })),
     materialDirectory: inProject(parsed.materialDirectory ?? path.join("assets", "generated", stackId)),
     projectDirectory,
   };

@@ -4,6 +4,13 @@ import { Construct } from "constructs";
 import * as fs from "fs";
 import * as path from "path";
 import { parseDaemonJson } from "../renderers/daemon-json";
+import {
+  MirrorEndpoint,
+  renderContainerdMirrorHostsToml,
+  renderContainerdRegistryHostsToml,
+  renderK3sRegistriesYaml,
+  renderRegistriesConfDropIn,
+} from "../renderers/registry-client-files";
 
 /** The script Terraform runs to change daemon.json, relative to `projectDirectory`. */
 export const DAEMON_JSON_SCRIPT = "scripts/daemon-json-file.ts";
@@ -30,6 +37,33 @@ export interface ClientConfigProps {
    * @default - a local engine
    */
   readonly dockerHost?: string;
+  /**
+   * Pull-through caches: `upstream` as clients name it, `endpoints` every `host:port` of the mirror.
+   * @default []
+   */
+  readonly mirrors?: ReadonlyArray<{ readonly upstream: string; readonly endpoints: string[] }>;
+}
+
+/** Where each kind of client file goes below the client folder (copy them to the same place on a node). */
+export const CLIENT_FILE_LAYOUT = {
+  dockerCerts: "certs.d",
+  containerdHosts: path.join("containerd", "certs.d"),
+  k3sRegistries: path.join("k3s", "registries.yaml"),
+  registriesConfDropIn: path.join("containers", "registries.conf.d", "50-registry-stack.conf"),
+} as const;
+
+/**
+ * Files the stack owns outright (besides certs.d/…/ca.crt): they must either not exist yet or
+ * carry the stack's marker, so that a file the user wrote is never overwritten.
+ */
+export function stackOwnedClientFiles(directory: string, endpoints: readonly string[], mirrorUpstreams: readonly string[]): string[] {
+  const hostsToml = (host: string) => path.join(directory, CLIENT_FILE_LAYOUT.containerdHosts, host, "hosts.toml");
+  return [
+    ...endpoints.map(hostsToml),
+    ...mirrorUpstreams.map(hostsToml),
+    path.join(directory, CLIENT_FILE_LAYOUT.k3sRegistries),
+    ...(mirrorUpstreams.length > 0 ? [path.join(directory, CLIENT_FILE_LAYOUT.registriesConfDropIn)] : []),
+  ];
 }
 
 /**
@@ -48,6 +82,8 @@ export class ClientConfig extends Construct {
   public readonly caCertificatePaths: string[];
   /** Entries the stack keeps in daemon.json's `insecure-registries` (empty with TLS). */
   public readonly insecureRegistries: string[];
+  /** Entries the stack keeps in daemon.json's `registry-mirrors`: the docker.io mirror, if any. */
+  public readonly registryMirrors: string[];
   /** The resource whose create/destroy adds/removes the daemon.json entries. */
   public readonly daemonJson: DataResource;
 
@@ -56,16 +92,33 @@ export class ClientConfig extends Construct {
     this.directory = path.resolve(props.directory);
     this.daemonJsonPath = path.join(this.directory, "daemon.json");
     const pem = props.caCertificatePem;
-    this.caCertificatePaths = pem === undefined ? [] : props.endpoints.map((endpoint) => path.join(this.directory, "certs.d", endpoint, "ca.crt"));
-    this.caCertificatePaths.forEach((filename, index) => {
-      new File(this, `ca-${index}`, { filename, content: pem, filePermission: "0644", directoryPermission: "0755" });
-    });
+    const mirrors = props.mirrors ?? [];
+    const mirrorEndpoints = mirrors.flatMap((m) => m.endpoints);
+    const dockerCa = (endpoint: string) => path.join(this.directory, CLIENT_FILE_LAYOUT.dockerCerts, endpoint, "ca.crt");
+    this.caCertificatePaths = pem === undefined ? [] : props.endpoints.map(dockerCa);
+    const file = (id: string, filename: string, content: string) =>
+      new File(this, id, { filename, content, filePermission: "0644", directoryPermission: "0755" });
+    if (pem !== undefined) {
+      this.caCertificatePaths.forEach((filename, index) => file(`ca-${index}`, filename, pem));
+      // Mirror ids continue after the registry's, so adding a mirror leaves the existing files' addresses alone.
+      mirrorEndpoints.forEach((endpoint, index) => file(`mirror-ca-${index}`, dockerCa(endpoint), pem));
+      this.writeOtherClients(file, pem, props.endpoints, mirrors.map((m) => ({ upstream: m.upstream, endpoint: m.endpoints[0] })), dockerCa);
+    }
     this.insecureRegistries = pem === undefined ? [...props.endpoints] : [];
+    const hub = mirrors.find((m) => m.upstream === "docker.io");
+    // dockerd uses registry-mirrors for docker.io only (moby#46319): other mirrors are for the other clients.
+    this.registryMirrors = hub ? [`https://${hub.endpoints[0]}`] : [];
 
     // Read-only, to fail at synth rather than half-way through an apply; the merge happens at apply.
     validateExisting(this.daemonJsonPath);
 
-    const change = { daemon_json: this.daemonJsonPath, owner: this.node.path, insecure_registries: this.insecureRegistries };
+    const change = {
+      daemon_json: this.daemonJsonPath,
+      owner: this.node.path,
+      insecure_registries: this.insecureRegistries,
+      // Only with a docker.io mirror, so that stacks without one keep their resource (no replacement).
+      ...(this.registryMirrors.length > 0 ? { registry_mirrors: this.registryMirrors } : {}),
+    };
     const run = (action: "add" | "remove") => ({
       type: "local-exec" as const,
       // Destroy-time provisioners may only refer to self: the entries come from the resource's own state.
@@ -94,7 +147,35 @@ export class ClientConfig extends Construct {
       );
     }
   }
+
+  /** containerd hosts.toml (+ ca.crt beside each), k3s registries.yaml and the registries.conf.d drop-in. */
+  private writeOtherClients(
+    file: DeclareFile,
+    pem: string,
+    endpoints: readonly string[],
+    mirrors: readonly MirrorEndpoint[],
+    dockerCa: (endpoint: string) => string,
+  ): void {
+    const owner = this.node.path;
+    const hostsDir = (host: string) => path.join(this.directory, CLIENT_FILE_LAYOUT.containerdHosts, host);
+    // containerd resolves a relative `ca` against the host's folder: the folder can be copied as it is.
+    endpoints.forEach((endpoint, index) => {
+      file(`containerd-ca-${index}`, path.join(hostsDir(endpoint), "ca.crt"), pem);
+      file(`containerd-hosts-${index}`, path.join(hostsDir(endpoint), "hosts.toml"), renderContainerdRegistryHostsToml(endpoint, "ca.crt", owner));
+    });
+    mirrors.forEach((mirror, index) => {
+      file(`containerd-mirror-ca-${index}`, path.join(hostsDir(mirror.upstream), "ca.crt"), pem);
+      file(`containerd-mirror-hosts-${index}`, path.join(hostsDir(mirror.upstream), "hosts.toml"), renderContainerdMirrorHostsToml(mirror, "ca.crt", owner));
+    });
+    file("k3s-registries", path.join(this.directory, CLIENT_FILE_LAYOUT.k3sRegistries), renderK3sRegistriesYaml(endpoints, mirrors, dockerCa, owner));
+    if (mirrors.length > 0) {
+      file("registries-conf-drop-in", path.join(this.directory, CLIENT_FILE_LAYOUT.registriesConfDropIn), renderRegistriesConfDropIn(mirrors, owner));
+    }
+  }
 }
+
+/** The methods' shared way to declare one client file. */
+type DeclareFile = (id: string, filename: string, content: string) => File;
 
 function validateExisting(file: string): void {
   let text: string;

@@ -55,6 +55,19 @@ export interface NginxProxyProps {
    * @default - no UI
    */
   readonly uiFiles?: UiFile[];
+  /**
+   * Pull-through caches, each served on its own published port with the proxy's TLS.
+   * @default []
+   */
+  readonly mirrors?: ReadonlyArray<{
+    readonly name: string;
+    readonly registry: Registry;
+    /** Host port clients use. */
+    readonly port: number;
+    /** The registry it caches, as clients name it (docker.io). */
+    readonly mirrorOf: string;
+    readonly anonymousPull: boolean;
+  }>;
   readonly restartPolicy: string;
   /** Seconds nginx gets to finish in-flight transfers (graceful SIGQUIT) before it is killed. */
   readonly stopGraceSeconds: number;
@@ -68,6 +81,8 @@ export class NginxProxy extends Construct {
   public static readonly HEALTH_LISTEN_PORT = 8081;
   public static readonly LOGIN_LIMITER_LISTEN_PORT = 8082;
   public static readonly CONFIG_DIRECTORY = "/etc/registry-stack";
+  /** Mirror i listens on this port + i inside the container. */
+  public static readonly MIRROR_LISTEN_PORT_BASE = 8500;
   public static readonly CONFIG_PATH = "/etc/registry-stack/nginx.conf";
   public static readonly CERTIFICATE_PATH = "/etc/registry-stack/tls/server.crt";
   public static readonly KEY_PATH = "/etc/registry-stack/tls/server.key";
@@ -87,6 +102,9 @@ export class NginxProxy extends Construct {
       return registry.socketPath;
     };
     const verifier = props.authVerifier;
+    const firstName = props.serverNames[0];
+    const pushEndpoint = `${firstName.includes(":") ? `[${firstName}]` : firstName}:${props.publish.port}`;
+    const mirrors = (props.mirrors ?? []).map((m, index) => ({ ...m, listenPort: NginxProxy.MIRROR_LISTEN_PORT_BASE + index }));
     const config = renderNginxConf({
       serverNames: props.serverNames,
       listenPort: NginxProxy.LISTEN_PORT,
@@ -106,6 +124,14 @@ export class NginxProxy extends Construct {
             limiterListenPort: NginxProxy.LOGIN_LIMITER_LISTEN_PORT,
           }
         : undefined,
+      mirrors: mirrors.map((m) => ({
+        name: m.name,
+        listenPort: m.listenPort,
+        upstream: { socketPath: socketPath(m.registry) },
+        mirrorOf: m.mirrorOf,
+        pushTo: pushEndpoint,
+        anonymousPull: m.anonymousPull,
+      })),
     });
     // nginx.conf holds no secret: uploading it as content makes every change visible in `cdktf diff`.
     const uploads: ContainerUpload[] = [{ file: NginxProxy.CONFIG_PATH, content: config, permissions: "0644" }];
@@ -128,6 +154,7 @@ export class NginxProxy extends Construct {
     });
 
     const ports: ContainerPorts[] = [{ internal: NginxProxy.LISTEN_PORT, external: props.publish.port, ip: props.publish.address }];
+    for (const m of mirrors) ports.push({ internal: m.listenPort, external: m.port, ip: props.publish.address });
     if (props.httpRedirectPort !== undefined) {
       ports.push({ internal: NginxProxy.REDIRECT_LISTEN_PORT, external: props.httpRedirectPort, ip: props.publish.address });
     }

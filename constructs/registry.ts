@@ -39,7 +39,18 @@ export interface RegistryProps {
    * How the registry is reached: a unix socket in a volume shared only with the proxy (the
    * registry then has no network at all), or TCP on networks (the proxy-less topology).
    */
-  readonly endpoint: { readonly socketVolume: Volume; readonly socketName: string } | { readonly networks: Network[] };
+  readonly endpoint:
+    | {
+        readonly socketVolume: Volume;
+        readonly socketName: string;
+        /**
+         * Networks (by name) the registry joins to reach out, e.g. a mirror's upstream; nothing
+         * on them can reach the registry, which listens only on the socket.
+         * @default - no network at all
+         */
+        readonly egressNetworks?: string[];
+      }
+    | { readonly networks: Network[] };
   /** Where the secret files (config.yml, htpasswd, key) are written before upload. */
   readonly secretFiles: MaterialStore;
   /**
@@ -61,6 +72,21 @@ export interface RegistryProps {
   /** Seconds in-flight requests get to finish when the container is replaced or destroyed. */
   readonly stopGraceSeconds: number;
   readonly memoryMb: number;
+  /**
+   * Serve as a pull-through cache of an upstream registry (distribution's proxy mode).
+   * @default - a registry of its own content
+   */
+  readonly pullThrough?: {
+    readonly remoteUrl: string;
+    readonly username?: string;
+    readonly password?: string;
+    readonly ttl: string;
+    /**
+     * CA certificate (PEM) trusted for the upstream instead of the image's bundle.
+     * @default - the image's CA bundle
+     */
+    readonly caCertificatePem?: string;
+  };
 }
 
 /** The distribution registry: image, data volume and container with its generated config. */
@@ -73,6 +99,7 @@ export class Registry extends Construct {
   public static readonly HTPASSWD_PATH = "/etc/registry-stack/htpasswd";
   public static readonly CERTIFICATE_PATH = "/etc/registry-stack/tls/server.crt";
   public static readonly KEY_PATH = "/etc/registry-stack/tls/server.key";
+  public static readonly UPSTREAM_CA_PATH = "/etc/registry-stack/upstream-ca.crt";
   public static readonly DATA_PATH = "/var/lib/registry";
   public static readonly REALM = "Registry";
   public static readonly DEFAULT_DEBUG_PORT = 5001;
@@ -122,6 +149,9 @@ export class Registry extends Construct {
       storageRootDirectory: "inMemory" in props.storage ? undefined : Registry.DATA_PATH,
       tls: props.tls ? { certificatePath: Registry.CERTIFICATE_PATH, keyPath: Registry.KEY_PATH } : undefined,
       debugPort,
+      pullThrough: props.pullThrough
+        ? { remoteUrl: props.pullThrough.remoteUrl, username: props.pullThrough.username, password: props.pullThrough.password, ttl: props.pullThrough.ttl }
+        : undefined,
     });
     // Files are named after the container so that two registries never share one.
     const uploads: ContainerUpload[] = [
@@ -137,6 +167,14 @@ export class Registry extends Construct {
         secretUpload(this, "tls-key-file", props.secretFiles.write(`${props.containerName}.server.key`, props.tls.privateKeyPem), Registry.KEY_PATH),
       );
     }
+
+    const upstreamCa = props.pullThrough?.caCertificatePem;
+    if (upstreamCa !== undefined) uploads.push({ file: Registry.UPSTREAM_CA_PATH, content: upstreamCa, permissions: "0644" });
+    // Registry 3.0 images export OpenTelemetry traces to localhost:4318 unless told not to.
+    const env = ["OTEL_TRACES_EXPORTER=none"];
+    // Go's crypto/x509 reads roots from SSL_CERT_FILE instead of the system bundle when it is set.
+    if (upstreamCa !== undefined) env.push(`SSL_CERT_FILE=${Registry.UPSTREAM_CA_PATH}`);
+    const egress = socket?.egressNetworks ?? [];
 
     this.configVolume = new ConfigVolume(this, "config", {
       containerName: props.containerName,
@@ -169,15 +207,16 @@ export class Registry extends Construct {
             // The image entrypoint turns a *.yml argument into `registry serve <file>` (2.8 and 3.x alike).
             command: [Registry.CONFIG_PATH],
           }),
-      // Registry 3.0 images export OpenTelemetry traces to localhost:4318 unless told not to.
-      env: ["OTEL_TRACES_EXPORTER=none"],
+      env,
       restart: props.restartPolicy,
       mustRun: true,
       wait: true,
       waitTimeout: 120,
       ...("networks" in props.endpoint
         ? { networksAdvanced: props.endpoint.networks.map((network) => ({ name: network.name, aliases: [this.alias] })) }
-        : { networkMode: "none" }),
+        : egress.length > 0
+          ? { networksAdvanced: egress.map((name) => ({ name })) }
+          : { networkMode: "none" }),
       ports: props.publish ? [{ internal: Registry.PORT, external: props.publish.port, ip: props.publish.address }] : undefined,
       volumes,
       readOnly: true,

@@ -42,7 +42,15 @@ export function passwordEnvName(user: string): string {
  * Writes the config YAML (`<dir>/<configName>.yml`) and runs `npx cdktf synth --output <dir>/<name>`
  * in the project root.
  */
-export async function synth(dir: string, name: string, config: JsonObject, users: TestUser[], configName = name): Promise<SynthResult> {
+export async function synth(
+  dir: string,
+  name: string,
+  config: JsonObject,
+  users: TestUser[],
+  configName = name,
+  /** More variables for the synth, e.g. REGISTRY_UPSTREAM_PASSWORD_<MIRROR>. */
+  extraEnv: Record<string, string> = {},
+): Promise<SynthResult> {
   const configFile = path.join(dir, `${configName}.yml`);
   fs.writeFileSync(configFile, `# e2e scenario config (${configName})\n${stringify(config)}`);
   // An empty secrets file: a developer's ./registry.secrets.yml must not leak into the test.
@@ -51,12 +59,13 @@ export async function synth(dir: string, name: string, config: JsonObject, users
 
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) {
-    if (!k.startsWith("REGISTRY_PASSWORD_") && k !== "REGISTRY_STACK_CONFIG" && k !== "REGISTRY_STACK_SECRETS") env[k] = v;
+    if (!k.startsWith("REGISTRY_PASSWORD_") && !k.startsWith("REGISTRY_UPSTREAM_PASSWORD_") && k !== "REGISTRY_STACK_CONFIG" && k !== "REGISTRY_STACK_SECRETS") env[k] = v;
   }
   env.CHECKPOINT_DISABLE = "1";
   env.REGISTRY_STACK_CONFIG = configFile;
   env.REGISTRY_STACK_SECRETS = secretsFile;
   for (const u of users) if (u.password !== undefined) env[passwordEnvName(u.name)] = u.password;
+  Object.assign(env, extraEnv);
 
   const outDir = path.join(dir, name);
   let stdout: string;

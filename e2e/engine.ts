@@ -34,6 +34,11 @@ export interface EngineOptions {
    * that run at the same time on one host different pools, e.g. "base=10.214.0.0/16,size=24".
    */
   addressPool?: string;
+  /**
+   * More daemon.json settings, e.g. a generated client daemon.json under test (its keys win
+   * over the engine's own, except the paths that keep the engine private).
+   */
+  daemonConfig?: Record<string, unknown>;
   log?: (line: string) => void;
 }
 
@@ -79,7 +84,7 @@ export async function startEngine(options: EngineOptions = {}): Promise<Engine> 
   const daemonJson = path.join(baseDir, "daemon.json");
   fs.mkdirSync(configDir);
 
-  const daemonConfig: Record<string, unknown> = {};
+  const daemonConfig: Record<string, unknown> = { ...options.daemonConfig };
   // dockerd < 23 writes a trust key to /etc/docker/key.json unless told otherwise.
   if ((await dockerdMajorVersion()) < 23) daemonConfig["deprecated-key-path"] = path.join(baseDir, "key.json");
   fs.writeFileSync(daemonJson, JSON.stringify(daemonConfig));

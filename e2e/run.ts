@@ -2,6 +2,7 @@ import { Engine, startEngine } from "./engine";
 import { Check, say, Timings, Workspace } from "./harness";
 import { prepareImages } from "./images";
 import { authCacheScenario, directTlsScenario, plainHttpScenario, SuiteChecks, SuiteContext, tlsProxyScenario } from "./scenarios";
+import { MirrorChecks, mirrorsScenario } from "./mirrors";
 import { killRunningCommands } from "./proc";
 import { selfTestOnEngine, setSelfTestOutput } from "./self-test";
 import { uiScenario } from "./ui";
@@ -26,7 +27,7 @@ async function main(): Promise<number> {
   const t0 = Date.now();
   const timings = new Timings();
   const selfTest = new Check("0", "e2e machinery self-test (engine, images, realizer)", "self-test");
-  const checks: SuiteChecks = {
+  const checks: SuiteChecks & MirrorChecks = {
     pushPull: new Check("1", "docker login/push/rmi/pull of a multi-layer image through the proxy: same digest", "tls-proxy"),
     largeLayer: new Check("2", "a 256 MiB random layer pushed and pulled through the proxy", "tls-proxy"),
     skopeoTls: new Check("3", "skopeo with strict TLS and the generated certs.d dir; another CA is refused", "tls-proxy"),
@@ -45,6 +46,11 @@ async function main(): Promise<number> {
     uiHeaders: new Check("20", "web UI files: / → /ui/, CSP without inline code, X-Frame-Options, Referrer-Policy; no Basic challenge for the UI's requests, unchanged for docker clients", "ui"),
     uiBrowser: new Check("21", "web UI in Chromium: sign in, filter, index with sizes/platforms, copy + run the pull command, delete a tag, sign out, wrong password, login limit", "ui"),
     uiScale: new Check("22", "web UI with 1,000+ repositories: time to the first page rendered (printed, not asserted)", "ui"),
+    pullThrough: new Check("30", "pull-through cache: first pull fetches each blob once from the upstream, later clients do not; cached images pull with the upstream stopped", "mirrors"),
+    pushRefused: new Check("31", "pushes to a mirror refused with a registry error (405 UNSUPPORTED); mirror without anonymousPull needs a login; private registry push works", "mirrors"),
+    dockerdMirror: new Check("32", "a second dockerd started with the generated daemon.json pulls docker.io/… through registry-mirrors", "mirrors"),
+    containerd: new Check("33", "containerd ctr pulls docker.io/…, ghcr.io/… and the private registry with --hosts-dir = generated containerd/certs.d", "mirrors"),
+    podmanDropIn: new Check("34", "skopeo pulls docker.io/… and ghcr.io/… through the generated registries.conf.d drop-in and certs.d", "mirrors"),
   };
   const all = [selfTest, ...Object.values(checks)];
 
@@ -79,7 +85,14 @@ async function main(): Promise<number> {
         const ctx: SuiteContext = { engine: e, ws, timings };
         // Four independent deployments at once: most of a deployment's time is waiting for
         // health checks (15 s interval), so running them side by side keeps the suite short.
-        const deployments = { "tls-proxy": tlsProxyScenario, "auth-cache": authCacheScenario, "direct-tls": directTlsScenario, "plain-http": plainHttpScenario, ui: uiScenario };
+        const deployments = {
+          "tls-proxy": tlsProxyScenario,
+          "auth-cache": authCacheScenario,
+          "direct-tls": directTlsScenario,
+          "plain-http": plainHttpScenario,
+          ui: uiScenario,
+          mirrors: mirrorsScenario,
+        };
         const unknown = (ONLY ?? []).filter((name) => !(name in deployments));
         if (unknown.length > 0) throw new Error(`E2E_ONLY names unknown deployments: ${unknown.join(", ")} (known: ${Object.keys(deployments).join(", ")})`);
         const selected = Object.entries(deployments).filter(([name]) => !ONLY || ONLY.includes(name));

@@ -67,9 +67,9 @@ export interface SuiteChecks {
 }
 
 const MIB = 1024 * 1024;
-const MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json";
+export const MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json";
 
-interface Manifest {
+export interface Manifest {
   mediaType: string;
   config: { digest: string; size: number };
   layers: { digest: string; size: number; mediaType: string }[];

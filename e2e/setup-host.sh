@@ -5,7 +5,7 @@
 # e2e/engine.ts starts a private dockerd for each run.
 set -euo pipefail
 
-packages=(docker.io debootstrap skopeo curl openssl ca-certificates iproute2 chromium)
+packages=(docker.io containerd debootstrap skopeo curl openssl ca-certificates iproute2 chromium)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "setup-host.sh: must run as root" >&2

@@ -1,8 +1,11 @@
+import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import { ConfigError } from "../config/config-error";
 import { RegistrySettings } from "../config/schema";
+import { registryEndpoints, stackOwnedClientFiles } from "../constructs/client-config";
 import { parseDaemonJson } from "../renderers/daemon-json";
+import { STACK_FILE_MARKER } from "../renderers/registry-client-files";
 import { Entropy } from "./entropy";
 import { ensureHttpSecret } from "./http-secret";
 import { MaterialStore } from "./material-store";
@@ -22,6 +25,8 @@ export interface PreparedMaterial {
    * once nothing else can fail on the input.
    */
   readonly store: MaterialStore;
+  /** Mirror name → the PEM of its `upstreamCaFile`, for mirrors that have one. */
+  readonly upstreamCas: Readonly<Record<string, string>>;
 }
 
 /**
@@ -35,8 +40,9 @@ export function prepareMaterial(settings: RegistrySettings, entropy: Entropy): P
     ...folderProblems("materialDirectory", settings.materialDirectory, { mustBeWritable: true }),
     ...folderProblems("clientConfigDirectory", settings.clientConfigDirectory, { mustBeWritable: false }),
   ];
-  if (problems.length === 0) problems.push(...daemonJsonProblems(settings.clientConfigDirectory));
+  if (problems.length === 0) problems.push(...daemonJsonProblems(settings.clientConfigDirectory), ...foreignClientFileProblems(settings));
   if (problems.length > 0) throw new ConfigError(problems, "folder settings");
+  const upstreamCas = readUpstreamCas(settings);
 
   const identity = { hostnames: settings.hostnames, ipAddresses: settings.ipAddresses };
   const store = new MaterialStore(settings.materialDirectory, { deferWrites: true });
@@ -48,7 +54,7 @@ export function prepareMaterial(settings: RegistrySettings, entropy: Entropy): P
         : undefined;
   const users = resolveRegistryUsers(store, settings.users, { bcryptCost: settings.bcryptCost, entropy });
   const httpSecret = ensureHttpSecret(store, entropy);
-  return { tls, users, httpSecret, store };
+  return { tls, users, httpSecret, store, upstreamCas };
 }
 
 /** A folder that is (or can be created as) a directory: no path component may be a file. */
@@ -94,4 +100,48 @@ function daemonJsonProblems(clientDirectory: string): string[] {
   } catch (error) {
     return [`clientConfigDirectory: ${(error as Error).message}`];
   }
+}
+
+/** Client files the stack owns must be absent or its own: a file the user wrote is never overwritten. */
+function foreignClientFileProblems(settings: RegistrySettings): string[] {
+  if (settings.tls.mode === "none") return [];
+  const endpoints = registryEndpoints(settings.hostnames, settings.ipAddresses, settings.publicPort);
+  const files = stackOwnedClientFiles(settings.clientConfigDirectory, endpoints, settings.mirrors.map((m) => m.upstream));
+  return files.flatMap((file) => {
+    let text: string;
+    try {
+      text = fs.readFileSync(file, "utf8");
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      return code === "ENOENT" || code === "ENOTDIR" ? [] : [`clientConfigDirectory: ${file} cannot be read (${code}); fix its permissions or remove it`];
+    }
+    return text.startsWith(STACK_FILE_MARKER)
+      ? []
+      : [`clientConfigDirectory: ${file} exists and was not written by registry-stack; move it away (merge its settings by hand afterwards) or choose another clientConfigDirectory`];
+  });
+}
+
+/** Each mirror's upstreamCaFile must be a readable PEM certificate. */
+function readUpstreamCas(settings: RegistrySettings): Record<string, string> {
+  const problems: string[] = [];
+  const cas: Record<string, string> = {};
+  settings.mirrors.forEach((mirror, i) => {
+    if (mirror.upstreamCaFile === undefined) return;
+    const field = `mirrors[${i}].upstreamCaFile`;
+    let pem: string;
+    try {
+      pem = fs.readFileSync(mirror.upstreamCaFile, "utf8");
+    } catch (error) {
+      problems.push(`${field}: ${mirror.upstreamCaFile} cannot be read (${(error as NodeJS.ErrnoException).code}); fix the path`);
+      return;
+    }
+    try {
+      new crypto.X509Certificate(pem);
+      cas[mirror.name] = pem;
+    } catch {
+      problems.push(`${field}: ${mirror.upstreamCaFile} is not a PEM certificate; give the upstream's CA certificate (-----BEGIN CERTIFICATE-----)`);
+    }
+  });
+  if (problems.length > 0) throw new ConfigError(problems, "mirror settings");
+  return cas;
 }

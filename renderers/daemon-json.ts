@@ -9,29 +9,46 @@
  * stack also needs it.
  */
 
-const KEY = "insecure-registries";
+const INSECURE_KEY = "insecure-registries";
+const MIRRORS_KEY = "registry-mirrors";
+/** The list keys the stack manages; every other key of daemon.json belongs to the engine's admin. */
+const KEYS = [INSECURE_KEY, MIRRORS_KEY] as const;
+type ManagedKey = (typeof KEYS)[number];
 
 /** What one owner (a ClientConfig construct, by construct path) needs in daemon.json. */
 export interface DaemonJsonClaim {
-  /** Stable identity of the writer, e.g. "registry/client". */
-  readonly owner: string;
   /** Registries ("host:port") the daemon should reach without TLS verification. */
   readonly insecureRegistries: readonly string[];
+  /**
+   * Docker Hub mirrors ("https://host:port"), tried before Docker Hub for docker.io images only.
+   * @default []
+   */
+  readonly registryMirrors?: readonly string[];
 }
 
-/** What the stack (all owners sharing one daemon.json) wrote into the file. */
-export interface DaemonJsonLedger {
-  /** Owner → the insecure-registries entries it needs. */
+/** What the stack wrote into one list key of the file. */
+export interface KeyLedger {
+  /** Owner → the entries it needs. */
   readonly owners: Readonly<Record<string, readonly string[]>>;
   /** Entries the stack inserted (they were absent before); removed when no owner needs them any more. */
   readonly added: readonly string[];
-  /** The stack created the "insecure-registries" key: it goes again when it is empty and unowned. */
+  /** The stack created the key: it goes again when it is empty and unowned. */
   readonly createdKey: boolean;
+}
+
+/**
+ * What the stack (all owners sharing one daemon.json) wrote into the file. The top level is
+ * the "insecure-registries" key (the ledger's original format), `registryMirrors` the other.
+ */
+export interface DaemonJsonLedger extends KeyLedger {
   /** The stack created daemon.json: it is deleted when it is `{}` and unowned. */
   readonly createdFile: boolean;
+  /** "registry-mirrors", when an owner needs any. @default - none */
+  readonly registryMirrors?: KeyLedger;
 }
 
 export const EMPTY_LEDGER: DaemonJsonLedger = { owners: {}, added: [], createdKey: false, createdFile: false };
+const EMPTY_KEY_LEDGER: KeyLedger = { owners: {}, added: [], createdKey: false };
 
 export interface DaemonJsonResult {
   /** New file content; undefined = delete the file (the stack created it and nothing is left). */
@@ -43,9 +60,9 @@ export interface DaemonJsonResult {
 }
 
 /**
- * Sets `owner`'s entries to `insecureRegistries` (a claim) or drops the owner (undefined), and
- * updates the file: new entries are appended, entries the stack inserted and nobody needs any
- * more are removed, every other key and entry is kept in its order.
+ * Sets `owner`'s entries to `claim` or drops the owner (undefined), and updates the file: new
+ * entries are appended, entries the stack inserted and nobody needs any more are removed,
+ * every other key and entry is kept in its order.
  *
  * @param existing the daemon.json text, undefined when there is no file
  * @param ledger the ledger, EMPTY_LEDGER when there is none
@@ -54,17 +71,54 @@ export function reconcileDaemonJson(
   existing: string | undefined,
   ledger: DaemonJsonLedger,
   owner: string,
-  insecureRegistries: readonly string[] | undefined,
+  claim: DaemonJsonClaim | undefined,
   sourceName = "daemon.json",
 ): DaemonJsonResult {
   const config = existing === undefined ? {} : parseDaemonJson(existing, sourceName);
-  const hadKey = Object.prototype.hasOwnProperty.call(config, KEY);
-  const current = hadKey ? (config[KEY] as string[]) : [];
+  const claimed: Record<ManagedKey, readonly string[] | undefined> = {
+    [INSECURE_KEY]: claim?.insecureRegistries,
+    [MIRRORS_KEY]: claim === undefined ? undefined : (claim.registryMirrors ?? []),
+  };
+  const ledgers: Record<ManagedKey, KeyLedger> = { [INSECURE_KEY]: ledger, [MIRRORS_KEY]: ledger.registryMirrors ?? EMPTY_KEY_LEDGER };
+  let keyChanged = false;
+  const after = {} as Record<ManagedKey, KeyLedger>;
+  for (const key of KEYS) {
+    const result = reconcileKey(config, key, ledgers[key], owner, claimed[key]);
+    after[key] = result.ledger;
+    keyChanged = keyChanged || result.changed;
+  }
+
+  const empty = Object.keys(config).length === 0;
+  const createdFile = existing === undefined ? !empty : ledger.createdFile;
+  let daemonJson: string | undefined;
+  if (empty && (createdFile || existing === undefined)) daemonJson = undefined;
+  else daemonJson = keyChanged ? JSON.stringify(config, null, 2) + "\n" : existing;
+
+  const noOwner = KEYS.every((key) => Object.keys(after[key].owners).length === 0);
+  const mirrors = after[MIRRORS_KEY];
+  const mirrorsUsed = Object.keys(mirrors.owners).length > 0 || mirrors.added.length > 0 || mirrors.createdKey;
+  return {
+    daemonJson,
+    ledger: noOwner ? undefined : { ...after[INSECURE_KEY], createdFile, ...(mirrorsUsed ? { registryMirrors: mirrors } : {}) },
+    changed: daemonJson !== existing,
+  };
+}
+
+/** One list key of `config` (changed in place) brought to what the owners need. */
+function reconcileKey(
+  config: Record<string, unknown>,
+  key: ManagedKey,
+  ledger: KeyLedger,
+  owner: string,
+  entries: readonly string[] | undefined,
+): { ledger: KeyLedger; changed: boolean } {
+  const hadKey = Object.prototype.hasOwnProperty.call(config, key);
+  const current = hadKey ? (config[key] as string[]) : [];
 
   // An owner that needs nothing is not recorded: it has nothing to remove later.
   const owners: Record<string, readonly string[]> = { ...ledger.owners };
   delete owners[owner];
-  if (insecureRegistries !== undefined && insecureRegistries.length > 0) owners[owner] = unique(insecureRegistries);
+  if (entries !== undefined && entries.length > 0) owners[owner] = unique(entries);
   const needed = new Set(Object.values(owners).flat());
 
   // Inserted by the stack and needed by nobody: removed. Foreign entries always stay, in place.
@@ -77,27 +131,15 @@ export function reconcileDaemonJson(
   let createdKey = ledger.createdKey;
   if (merged.length > 0) {
     createdKey = createdKey || !hadKey;
-    config[KEY] = merged;
+    config[key] = merged;
   } else if (hadKey && !createdKey) {
-    config[KEY] = merged; // the user's key: kept, even empty
+    config[key] = merged; // the user's key: kept, even empty
   } else {
-    delete config[KEY];
+    delete config[key];
     createdKey = false;
   }
-
-  const keyChanged = hadKey !== KEY in config || JSON.stringify(current) !== JSON.stringify(merged);
-  const empty = Object.keys(config).length === 0;
-  const createdFile = existing === undefined ? !empty : ledger.createdFile;
-  let daemonJson: string | undefined;
-  if (empty && (createdFile || existing === undefined)) daemonJson = undefined;
-  else daemonJson = keyChanged ? JSON.stringify(config, null, 2) + "\n" : existing;
-
-  const noOwner = Object.keys(owners).length === 0;
-  return {
-    daemonJson,
-    ledger: noOwner ? undefined : { owners: sortKeys(owners), added, createdKey, createdFile },
-    changed: daemonJson !== existing,
-  };
+  const changed = hadKey !== key in config || JSON.stringify(current) !== JSON.stringify(merged);
+  return { ledger: { owners: sortKeys(owners), added, createdKey }, changed };
 }
 
 /**
@@ -123,10 +165,11 @@ export function parseDaemonJson(text: string, sourceName = "daemon.json"): Recor
     );
   }
   const config = parsed as Record<string, unknown>;
-  if (KEY in config) {
-    const value = config[KEY];
+  for (const key of KEYS) {
+    if (!(key in config)) continue;
+    const value = config[key];
     if (!Array.isArray(value) || !value.every((entry) => typeof entry === "string")) {
-      throw new Error(`${sourceName}: "${KEY}" must be an array of strings, got ${JSON.stringify(value)}; fix it by hand, then run again`);
+      throw new Error(`${sourceName}: "${key}" must be an array of strings, got ${JSON.stringify(value)}; fix it by hand, then run again`);
     }
   }
   return config;
@@ -142,16 +185,24 @@ export function parseLedger(text: string, sourceName: string): DaemonJsonLedger 
   } catch (error) {
     throw fail(`not valid JSON (${(error as Error).message})`);
   }
-  const isStrings = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === "string");
   if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw fail("not a JSON object");
   const l = parsed as Record<string, unknown>;
+  if (typeof l.createdFile !== "boolean") throw fail('"createdFile" must be a boolean');
+  const insecure = parseKeyLedger(l, "", fail);
+  if (l.registryMirrors === undefined) return { ...insecure, createdFile: l.createdFile };
+  if (typeof l.registryMirrors !== "object" || l.registryMirrors === null) throw fail('"registryMirrors" must be an object');
+  return { ...insecure, createdFile: l.createdFile, registryMirrors: parseKeyLedger(l.registryMirrors as Record<string, unknown>, "registryMirrors.", fail) };
+}
+
+function parseKeyLedger(l: Record<string, unknown>, prefix: string, fail: (why: string) => Error): KeyLedger {
+  const isStrings = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === "string");
   const owners = l.owners;
   if (typeof owners !== "object" || owners === null || Array.isArray(owners) || !Object.values(owners).every(isStrings)) {
-    throw fail('"owners" must map owner names to arrays of strings');
+    throw fail(`"${prefix}owners" must map owner names to arrays of strings`);
   }
-  if (!isStrings(l.added)) throw fail('"added" must be an array of strings');
-  if (typeof l.createdKey !== "boolean" || typeof l.createdFile !== "boolean") throw fail('"createdKey" and "createdFile" must be booleans');
-  return { owners: owners as Record<string, string[]>, added: l.added, createdKey: l.createdKey, createdFile: l.createdFile };
+  if (!isStrings(l.added)) throw fail(`"${prefix}added" must be an array of strings`);
+  if (typeof l.createdKey !== "boolean") throw fail(`"${prefix}createdKey" must be a boolean`);
+  return { owners: owners as Record<string, string[]>, added: l.added, createdKey: l.createdKey };
 }
 
 export function renderLedger(ledger: DaemonJsonLedger): string {

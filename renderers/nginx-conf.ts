@@ -106,6 +106,28 @@ export interface NginxConfInput {
    */
   readonly ui?: { readonly directory: string };
   readonly tuning: ProxyTuning;
+  /**
+   * One more TLS server per pull-through cache, on its own port, with the same names,
+   * certificate and users (or none, for anonymous pulls), refusing everything but GET and HEAD.
+   * @default - none
+   */
+  readonly mirrors?: readonly MirrorServer[];
+}
+
+/** A pull-through cache served on its own port. */
+export interface MirrorServer {
+  /** Short name, unique among the mirrors; names its nginx upstream. */
+  readonly name: string;
+  /** Port nginx listens on for this mirror inside its container. */
+  readonly listenPort: number;
+  /** Where the mirror's registry listens. */
+  readonly upstream: UpstreamAddress;
+  /** The registry it caches as clients name it (docker.io), for the push refusal message. */
+  readonly mirrorOf: string;
+  /** Where pushes belong instead (`host:port` of the private registry), for the same message. */
+  readonly pushTo: string;
+  /** Pulls need no credentials; otherwise the same auth as the private registry. */
+  readonly anonymousPull: boolean;
 }
 
 const UPSTREAM_NAME = "docker-registry";
@@ -113,6 +135,7 @@ const AUTH_UPSTREAM_NAME = "registry-auth";
 const AUTH_LOCATION = "/_registry_auth";
 const ANONYMOUS_LOCATION = "/_registry_anonymous";
 const AUTH_ERROR_LOCATION = "@registry_auth_error";
+const READ_ONLY_LOCATION = "/_registry_read_only";
 const LOGIN_LIMIT_ZONE = "registry_logins";
 const CLIENT_ADDRESS_HEADER = "X-Registry-Client";
 const AUTH_CACHE_ZONE = "registry_auth";
@@ -152,12 +175,12 @@ const TLS12_CIPHERS = [
 const ANCIENT_DOCKER_USER_AGENT = String.raw`"^(docker\/1\.(3|4|5(?!\.[0-9]-dev))|Go ).*$"`;
 
 export function renderNginxConf(input: NginxConfInput): string {
-  const withUi = input.ui !== undefined;
-  const locations = [registryLocation(input.tuning, input.authCache !== undefined, withUi), healthLocation(), fallbackLocation()];
-  if (input.ui) locations.push(...uiLocations(input.ui.directory));
-  if (input.authCache) locations.push(authLocation(input.authCache), anonymousLocation(input.authCache.realm, withUi), authErrorLocation());
-  const servers = [proxyServer(input, locations)];
-  if (input.authCache) servers.push(loginLimiterServer(input.authCache, withUi));
+  const servers = [proxyServer(input, input.listenPort, serverLocations(input, { upstreamName: UPSTREAM_NAME, withAuth: true, ui: input.ui }))];
+  for (const mirror of input.mirrors ?? []) {
+    const locations = serverLocations(input, { upstreamName: mirrorUpstreamName(mirror), withAuth: !mirror.anonymousPull, readOnly: mirror });
+    servers.push(proxyServer(input, mirror.listenPort, locations));
+  }
+  if (input.authCache) servers.push(loginLimiterServer(input.authCache, input.ui !== undefined));
   if (input.httpRedirect) {
     servers.push(...redirectServers(input.serverNames, input.httpRedirect.listenPort, input.httpRedirect.publicPort));
   }
@@ -165,6 +188,28 @@ export function renderNginxConf(input: NginxConfInput): string {
     servers.push(healthServer(input.healthListenPort));
   }
   return [...mainContext(), "", ...eventsBlock(), "", ...httpBlock(input, servers)].join("\n") + "\n";
+}
+
+/** The locations of one TLS server: the private registry's (with the UI, if any) or a mirror's. */
+function serverLocations(
+  input: NginxConfInput,
+  options: { upstreamName: string; withAuth: boolean; readOnly?: MirrorServer; ui?: { readonly directory: string } },
+): string[][] {
+  const authCache = options.withAuth ? input.authCache : undefined;
+  const withUi = options.ui !== undefined;
+  const locations = [
+    registryLocation(input.tuning, options.upstreamName, authCache !== undefined, withUi, options.readOnly !== undefined),
+    healthLocation(),
+    fallbackLocation(),
+  ];
+  if (options.ui) locations.push(...uiLocations(options.ui.directory));
+  if (authCache) locations.push(authLocation(authCache), anonymousLocation(authCache.realm, withUi), authErrorLocation());
+  if (options.readOnly) locations.push(readOnlyLocation(options.readOnly));
+  return locations;
+}
+
+function mirrorUpstreamName(mirror: MirrorServer): string {
+  return `mirror-${mirror.name}`;
 }
 
 /** An nginx block: `header {`, the body indented, `}`. Nested blocks are line arrays too. */
@@ -212,6 +257,9 @@ function httpBlock(input: NginxConfInput, servers: string[][]): string[] {
     "",
     upstreamBlock(UPSTREAM_NAME, input.upstream, input.tuning.upstreamKeepalive ?? DEFAULT_UPSTREAM_KEEPALIVE),
   ];
+  for (const mirror of input.mirrors ?? []) {
+    body.push("", upstreamBlock(mirrorUpstreamName(mirror), mirror.upstream, input.tuning.upstreamKeepalive ?? DEFAULT_UPSTREAM_KEEPALIVE));
+  }
   if (input.authCache) {
     body.push("", ...authCacheHttpDirectives(input.authCache));
   }
@@ -303,6 +351,19 @@ function authErrorLocation(): string[] {
   ]);
 }
 
+// distribution's proxy mode answers pushes with a bare UNSUPPORTED; this says what to do instead.
+// Before any auth: nothing but GET and HEAD is ever served here, whoever asks.
+function readOnlyLocation(mirror: MirrorServer): string[] {
+  const message = `this is a read-only pull-through cache of ${mirror.mirrorOf}; push to the private registry ${mirror.pushTo} instead`;
+  return block(`location = ${READ_ONLY_LOCATION}`, [
+    "internal;",
+    "default_type application/json;",
+    "add_header Allow 'GET, HEAD' always;",
+    "add_header Docker-Distribution-Api-Version registry/2.0 always;",
+    `return 405 '${registryError("UNSUPPORTED", message)}';`,
+  ]);
+}
+
 function registryError(code: string, message: string): string {
   return `${JSON.stringify({ errors: [{ code, message, detail: null }] })}\n`;
 }
@@ -347,10 +408,10 @@ function tlsDirectives(tls: NonNullable<NginxConfInput["tls"]>): string[] {
   ];
 }
 
-function proxyServer(input: NginxConfInput, locations: string[][]): string[] {
+function proxyServer(input: NginxConfInput, listenPort: number, locations: string[][]): string[] {
   const tuning = input.tuning;
   const body: Array<string | string[]> = [
-    `listen ${input.listenPort}${input.tls ? " ssl" : ""};`,
+    `listen ${listenPort}${input.tls ? " ssl" : ""};`,
     `server_name ${input.serverNames.join(" ")};`,
   ];
   if (input.tls) {
@@ -371,11 +432,12 @@ function proxyServer(input: NginxConfInput, locations: string[][]): string[] {
   return block("server", body);
 }
 
-function registryLocation(tuning: ProxyTuning, withAuthCache: boolean, withUi: boolean): string[] {
+function registryLocation(tuning: ProxyTuning, upstreamName: string, withAuthCache: boolean, withUi: boolean, readOnly: boolean): string[] {
   const body: Array<string | string[]> = [
     block(`if ($http_user_agent ~ ${ANCIENT_DOCKER_USER_AGENT})`, ["return 404;"]),
     "",
   ];
+  if (readOnly) body.push(block("if ($request_method !~ ^(GET|HEAD)$)", [`rewrite ^ ${READ_ONLY_LOCATION} last;`]), "");
   if (withAuthCache) {
     // nginx passes the verifier's WWW-Authenticate on to the client with the 401.
     body.push(
@@ -388,7 +450,7 @@ function registryLocation(tuning: ProxyTuning, withAuthCache: boolean, withUi: b
     );
   }
   body.push(
-    `proxy_pass http://${UPSTREAM_NAME};`,
+    `proxy_pass http://${upstreamName};`,
     // HTTP/1.1 with an empty Connection header keeps upstream connections alive, and without
     // it nginx buffers chunked uploads whatever proxy_request_buffering says.
     "proxy_http_version 1.1;",

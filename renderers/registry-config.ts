@@ -36,9 +36,18 @@ export interface RegistryConfigInput {
    * the healthcheck probes it, nothing outside the container can reach it.
    */
   readonly debugPort: number;
+  /**
+   * Run as a pull-through cache of this upstream (distribution's proxy mode): pulls of missing
+   * content are fetched from `remoteUrl` and kept for `ttl` (a Go duration such as "168h").
+   * The scheduler expires content through the storage delete API, so `deleteEnabled` must be
+   * true for the TTL to bound anything (registry/storage/linkedblobstore.go refuses otherwise).
+   * @default - a registry of its own content
+   */
+  readonly pullThrough?: { readonly remoteUrl: string; readonly username?: string; readonly password?: string; readonly ttl: string };
 }
 
 export function renderRegistryConfig(input: RegistryConfigInput): string {
+  if (input.pullThrough && !input.deleteEnabled) throw new Error("a pull-through cache needs deleteEnabled: its TTL expiry deletes through the storage API");
   const listen = "socketPath" in input.listen ? { net: "unix", addr: input.listen.socketPath } : { addr: `:${input.listen.port}` };
   const http: Record<string, unknown> = {
     ...listen,
@@ -72,6 +81,10 @@ export function renderRegistryConfig(input: RegistryConfigInput): string {
     },
     http,
   };
+  if (input.pullThrough) {
+    const { remoteUrl, username, password, ttl } = input.pullThrough;
+    config.proxy = { remoteurl: remoteUrl, ...(username !== undefined ? { username, password } : {}), ttl };
+  }
   if (input.htpasswdPath !== undefined) {
     config.auth = { htpasswd: { realm: input.realm, path: input.htpasswdPath } };
   }

@@ -25,6 +25,8 @@ export interface DaemonJsonChange {
   readonly daemon_json: string;
   readonly owner: string;
   readonly insecure_registries: readonly string[];
+  /** Docker Hub mirrors; absent in the state of resources created before mirrors existed. */
+  readonly registry_mirrors?: readonly string[];
 }
 
 export type Action = "add" | "remove";
@@ -47,7 +49,8 @@ export function applyChange(action: Action, change: DaemonJsonChange): Outcome {
   const existing = readIfExists(file);
   const ledgerText = readIfExists(ledgerFile);
   const ledger: DaemonJsonLedger = ledgerText === undefined ? EMPTY_LEDGER : parseLedger(ledgerText, ledgerFile);
-  const result = reconcileDaemonJson(existing, ledger, change.owner, action === "add" ? change.insecure_registries : undefined, file);
+  const claim = action === "add" ? { insecureRegistries: change.insecure_registries, registryMirrors: change.registry_mirrors ?? [] } : undefined;
+  const result = reconcileDaemonJson(existing, ledger, change.owner, claim, file);
 
   // daemon.json first, the ledger second: after a crash in between, the ledger under-reports
   // what the stack inserted, so a later remove may leave an entry but never removes a foreign one.
@@ -83,8 +86,12 @@ export function parseChange(text: string | undefined): DaemonJsonChange {
     typeof c.owner === "string" &&
     c.owner !== "" &&
     Array.isArray(c.insecure_registries) &&
-    c.insecure_registries.every((e) => typeof e === "string");
-  if (!ok) throw new Error(`${CHANGE_VARIABLE} must be {"daemon_json": string, "owner": string, "insecure_registries": string[]}, got ${text}`);
+    c.insecure_registries.every((e) => typeof e === "string") &&
+    (c.registry_mirrors === undefined || (Array.isArray(c.registry_mirrors) && c.registry_mirrors.every((e) => typeof e === "string")));
+  if (!ok)
+    throw new Error(
+      `${CHANGE_VARIABLE} must be {"daemon_json": string, "owner": string, "insecure_registries": string[], "registry_mirrors"?: string[]}, got ${text}`,
+    );
   return c as unknown as DaemonJsonChange;
 }
 
@@ -124,7 +131,8 @@ function main(argv: string[]): number {
     const change = parseChange(process.env[CHANGE_VARIABLE]);
     const outcome = applyChange(action, change);
     const entries = change.insecure_registries.join(", ") || "none";
-    process.stdout.write(`daemon.json ${action} (${change.owner}; insecure-registries: ${entries}): ${change.daemon_json} ${outcome.daemonJson}\n`);
+    const mirrors = change.registry_mirrors?.length ? `; registry-mirrors: ${change.registry_mirrors.join(", ")}` : "";
+    process.stdout.write(`daemon.json ${action} (${change.owner}; insecure-registries: ${entries}${mirrors}): ${change.daemon_json} ${outcome.daemonJson}\n`);
     return 0;
   } catch (error) {
     process.stderr.write(`daemon-json-file: ${(error as Error).message}\n`);

@@ -26,6 +26,8 @@ export class RegistryStack extends TerraformStack {
   public readonly proxy?: NginxProxy;
   /** The registry holding the htpasswd file when the proxy caches logins. */
   public readonly authVerifier?: Registry;
+  /** Pull-through caches by mirror name. */
+  public readonly mirrors: Record<string, Registry> = {};
   public readonly client: ClientConfig;
   /** `host:port` values clients use. */
   public readonly endpoints: string[];
@@ -41,7 +43,7 @@ export class RegistryStack extends TerraformStack {
 
     // Every check on input (files included) runs in prepareMaterial, which writes nothing; the
     // commit comes before the constructs because TerraformAsset reads the secret files they write.
-    const { tls, users, httpSecret, store } = prepareMaterial(settings, entropy);
+    const { tls, users, httpSecret, store, upstreamCas } = prepareMaterial(settings, entropy);
     store.commit();
     this.generatedPasswords = { users: users.generatedFor, file: users.generatedPasswordFile };
 
@@ -102,6 +104,39 @@ export class RegistryStack extends TerraformStack {
       });
     }
 
+    // Mirrors need the proxy (the schema refuses them without it), so they always have sockets.
+    let egress: Network | undefined;
+    const egressNetwork = (network: string | undefined) => network ?? (egress ??= new Network(this, "mirror-egress-network", { name: `${prefix}-mirror-egress` })).name;
+    for (const mirror of settings.mirrors) {
+      if (!sockets) break;
+      // The mirror's name is its identity (validated, documented): ids by position would replace
+      // every later mirror's volume when one is removed from the list.
+      this.mirrors[mirror.name] = new Registry(this, `mirror-${mirror.name}`, {
+        containerName: `${prefix}-mirror-${mirror.name}`,
+        alias: `mirror-${mirror.name}`,
+        image: registryImage,
+        httpSecret,
+        users: withAuthCache || mirror.anonymousPull ? undefined : users.entries,
+        // The TTL expiry deletes through the storage API; the proxy refuses DELETE from clients.
+        deleteEnabled: true,
+        logLevel: settings.logLevel,
+        // A cache: nothing in it that the upstream does not have, so destroy may take it.
+        storage: { volumeName: `${prefix}-mirror-${mirror.name}-data`, preventDestroy: false },
+        endpoint: { socketVolume: sockets, socketName: `mirror-${mirror.name}.sock`, egressNetworks: [egressNetwork(mirror.network)] },
+        secretFiles: store,
+        restartPolicy: settings.restartPolicy,
+        stopGraceSeconds: settings.stopGraceSeconds,
+        memoryMb: settings.registryMemoryMb,
+        pullThrough: {
+          remoteUrl: mirror.upstreamUrl,
+          username: mirror.username,
+          password: mirror.password,
+          ttl: mirror.ttl,
+          caCertificatePem: upstreamCas[mirror.name],
+        },
+      });
+    }
+
     if (sockets) {
       this.proxy = new NginxProxy(this, "proxy", {
         containerName: `${prefix}-proxy`,
@@ -118,6 +153,7 @@ export class RegistryStack extends TerraformStack {
         secretFiles: store,
         httpRedirectPort: settings.httpRedirectPort,
         uiFiles: settings.ui ? renderUiAssets(readUiSources(), { deleteEnabled: settings.deleteEnabled }) : undefined,
+        mirrors: settings.mirrors.map((m) => ({ name: m.name, registry: this.mirrors[m.name], port: m.port, mirrorOf: m.upstream, anonymousPull: m.anonymousPull })),
         restartPolicy: settings.restartPolicy,
         stopGraceSeconds: settings.stopGraceSeconds,
         memoryMb: settings.proxyMemoryMb,
@@ -131,6 +167,7 @@ export class RegistryStack extends TerraformStack {
       directory: settings.clientConfigDirectory,
       projectDirectory: settings.projectDirectory,
       dockerHost: settings.dockerHost,
+      mirrors: settings.mirrors.map((m) => ({ upstream: m.upstream, endpoints: registryEndpoints(settings.hostnames, settings.ipAddresses, m.port) })),
     });
     this.declareOutputs(tls !== undefined);
   }

@@ -146,3 +146,25 @@ describe("loadConfig", () => {
     });
   });
 });
+
+describe("loadConfig, upstream passwords of mirrors", () => {
+  const config = "mirrors:\n  - name: hub\n    upstream: docker.io\n    port: 5001\n    username: hubuser\n";
+
+  test("takes the variable over the secrets file", () => {
+    const cwd = project({ "registry-stack.yml": config, "registry.secrets.yml": `upstreamPasswords:\n  hub: from-file-${SECRET}\n` });
+    const mirrorsOf = (env: NodeJS.ProcessEnv) => (loadConfig(env, cwd).props.mirrors ?? []).map((m) => m.password);
+    expect(mirrorsOf({})).toEqual([`from-file-${SECRET}`]);
+    expect(mirrorsOf({ REGISTRY_UPSTREAM_PASSWORD_HUB: `from-env-${SECRET}` })).toEqual([`from-env-${SECRET}`]);
+  });
+
+  test("fails on a password in the config file and on one for no configured mirror, without showing either", () => {
+    const cwd = project({
+      "registry-stack.yml": `${config}    password: ${SECRET}\n`,
+      "registry.secrets.yml": `upstreamPasswords:\n  quay: ${SECRET}\n`,
+    });
+    const { message } = visibleOutput(() => loadConfig({}, cwd));
+    expect(message).toContain("mirrors[0].password: passwords do not belong in the config file; set REGISTRY_UPSTREAM_PASSWORD_HUB or upstreamPasswords in the secrets file");
+    expect(message).toContain("upstreamPasswords.quay names no configured mirror");
+    expect(message).not.toContain(SECRET.slice(0, 8));
+  });
+});

@@ -211,3 +211,68 @@ describe("resolveSettings", () => {
     });
   });
 });
+
+describe("mirrors", () => {
+  const hub = { name: "hub", upstream: "docker.io", port: 5001 };
+
+  test("defaults: Docker Hub's API host for docker.io, https://<upstream> otherwise, 168h TTL, users required", () => {
+    const settings = resolveSettings({ mirrors: [hub, { name: "ghcr", upstream: "ghcr.io", port: 5002, upstreamUrl: "https://ghcr.example.test/" }, { name: "quay", upstream: "quay.io", port: 5003 }] }, "registry");
+    expect(settings.mirrors.map((m) => [m.upstreamUrl, m.ttl, m.anonymousPull])).toEqual([
+      ["https://registry-1.docker.io", "168h", false],
+      ["https://ghcr.example.test", "168h", false],
+      ["https://quay.io", "168h", false],
+    ]);
+  });
+
+  test("resolves upstreamCaFile against projectDirectory", () => {
+    const settings = resolveSettings({ projectDirectory: "/srv/project", mirrors: [{ ...hub, upstreamCaFile: "pki/upstream.crt" }] }, "registry");
+    expect(settings.mirrors[0].upstreamCaFile).toBe("/srv/project/pki/upstream.crt");
+  });
+
+  test("fails on every mirror problem at once, naming field and remedy", () => {
+    expect(
+      problemsOf({
+        publicPort: 5000,
+        mirrors: [
+          { ...hub, name: "Hub_1", port: 5000, ttl: "0" },
+          { ...hub, upstream: "https://ghcr.io", username: "bot" },
+          { ...hub, name: "k8s", upstream: "docker.io", port: 5003, ttl: "7d", password: "only-a-password" },
+        ],
+      }),
+    ).toEqual([
+      'mirrors[0].name: "Hub_1" must be 1-32 lowercase letters, digits and inner hyphens, e.g. "hub" or "ghcr"',
+      'mirrors[0].ttl: "0" must be at least 1m; 0 would keep cached content forever (unbounded cache)',
+      'mirrors[1].upstream: "https://ghcr.io" is not a registry name like docker.io, ghcr.io or registry.example.test:5000 (host[:port], no scheme, no path)',
+      'mirrors[2].ttl: "7d" is not a duration like 168h, 72h or 1h30m (hours, minutes, seconds)',
+      "mirrors[0].port: 5000 is also publicPort; every mirror needs its own port",
+      'mirrors[1].password: is required with username "bot"; set REGISTRY_UPSTREAM_PASSWORD_HUB or upstreamPasswords.hub in the secrets file',
+      'mirrors[2].upstream: "docker.io" is already mirrored by mirrors[0]; clients can use one mirror per upstream',
+      "mirrors[2].username: is required: a password for the upstream is set (REGISTRY_UPSTREAM_PASSWORD_K8S or the secrets file) but no username",
+    ]);
+    expect(
+      problemsOf({
+        publicPort: 5000,
+        mirrors: [
+          { ...hub, port: 5000 },
+          { ...hub, port: 5002, username: "bot" },
+          { name: "k8s", upstream: "registry.k8s.io", port: 5002, password: "only-a-password" },
+        ],
+      }),
+    ).toEqual([
+      "mirrors[0].port: 5000 is also publicPort; every mirror needs its own port",
+      'mirrors[1].name: "hub" is listed twice; each mirror needs a unique name',
+      'mirrors[1].upstream: "docker.io" is already mirrored by mirrors[0]; clients can use one mirror per upstream',
+      'mirrors[1].password: is required with username "bot"; set REGISTRY_UPSTREAM_PASSWORD_HUB or upstreamPasswords.hub in the secrets file',
+      "mirrors[2].port: 5002 is also mirrors[1].port; every mirror needs its own port",
+      "mirrors[2].username: is required: a password for the upstream is set (REGISTRY_UPSTREAM_PASSWORD_K8S or the secrets file) but no username",
+    ]);
+  });
+
+  test("fails without the proxy or TLS, and never shows an upstream password", () => {
+    expect(problemsOf({ proxy: false, mirrors: [{ ...hub, username: "u", password: "s3cret\nline" }] })).toEqual([
+      "mirrors: need proxy: true and TLS (tls.mode other than 'none'): mirrors are served by the proxy; remove them or enable both",
+      "mirrors[0].password: contains a line break; set another password in REGISTRY_UPSTREAM_PASSWORD_HUB or the secrets file",
+    ]);
+    expect(problemsOf({ tls: { mode: "none" }, mirrors: [hub] })).toHaveLength(1);
+  });
+});

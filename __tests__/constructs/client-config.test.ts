@@ -3,6 +3,7 @@ import { File } from "@cdktf/provider-local/lib/file";
 import { DataResource, Testing } from "cdktf";
 import * as fs from "fs";
 import * as path from "path";
+import * as YAML from "yaml";
 import { ClientConfig, registryEndpoints } from "../../constructs/client-config";
 import { tempDirectory } from "../fixtures/test-stack";
 
@@ -40,9 +41,68 @@ describe("ClientConfig", () => {
     const directory = "/nonexistent/client";
     const { text, json } = synth({ directory, caCertificatePem: "PEM", endpoints: ["store.example.test:5000"] });
     expect(text).toHaveResourceWithProperties(File, { filename: "/nonexistent/client/certs.d/store.example.test:5000/ca.crt", content: "PEM" });
-    expect(Object.keys(json.resource.local_file)).toEqual([expect.stringMatching(/^client_ca-0_/)]);
+    expect(Object.keys(json.resource.local_file)).toEqual([
+      expect.stringMatching(/^client_ca-0_/),
+      expect.stringMatching(/^client_containerd-ca-0_/),
+      expect.stringMatching(/^client_containerd-hosts-0_/),
+      expect.stringMatching(/^client_k3s-registries_/),
+    ]);
     expect(text).toHaveResourceWithProperties(DataResource, {
       input: { daemon_json: "/nonexistent/client/daemon.json", owner: "stack/client", insecure_registries: [] },
+    });
+  });
+
+  test("gives containerd a hosts.toml with the CA beside it, and k3s a registries.yaml, for the registry", () => {
+    const { json } = synth({ directory: "/nonexistent/client", caCertificatePem: "PEM", endpoints: ["store.example.test:5000"] });
+    const files = Object.fromEntries(Object.values(json.resource.local_file).map((f) => [f.filename as string, f.content as string]));
+    expect(files["/nonexistent/client/containerd/certs.d/store.example.test:5000/ca.crt"]).toBe("PEM");
+    expect(files["/nonexistent/client/containerd/certs.d/store.example.test:5000/hosts.toml"]).toContain(
+      'server = "https://store.example.test:5000"\n\n[host."https://store.example.test:5000"]\n  capabilities = ["pull", "resolve", "push"]\n  ca = "ca.crt"\n',
+    );
+    expect(YAML.parse(files["/nonexistent/client/k3s/registries.yaml"])).toEqual({
+      mirrors: {},
+      configs: { "store.example.test:5000": { tls: { ca_file: "/nonexistent/client/certs.d/store.example.test:5000/ca.crt" } } },
+    });
+  });
+
+  describe("with mirrors", () => {
+    const mirrors = [
+      { upstream: "docker.io", endpoints: ["store.example.test:5001", "127.0.0.1:5001"] },
+      { upstream: "ghcr.io", endpoints: ["store.example.test:5002", "127.0.0.1:5002"] },
+    ];
+    const filesOf = (json: Synthesized) => Object.fromEntries(Object.values(json.resource.local_file).map((f) => [f.filename as string, f.content as string]));
+
+    test("puts the docker.io mirror (only) into daemon.json's registry-mirrors and the CA into certs.d for every mirror endpoint", () => {
+      const { json, client } = synth({ directory: "/nonexistent/client", caCertificatePem: "PEM", mirrors });
+      expect(client.registryMirrors).toEqual(["https://store.example.test:5001"]);
+      const [data] = Object.values(json.resource.terraform_data);
+      expect(data.input).toMatchObject({ registry_mirrors: ["https://store.example.test:5001"] });
+      expect(data.triggers_replace).toEqual(data.input);
+      const files = filesOf(json);
+      for (const endpoint of ["localhost:5000", "127.0.0.1:5000", ...mirrors.flatMap((m) => m.endpoints)]) {
+        expect(files[`/nonexistent/client/certs.d/${endpoint}/ca.crt`]).toBe("PEM");
+      }
+    });
+
+    test("leaves registry_mirrors out of daemon.json's resource without a docker.io mirror (no replacement on upgrade)", () => {
+      const { json } = synth({ directory: "/nonexistent/client", caCertificatePem: "PEM", mirrors: [mirrors[1]] });
+      expect(Object.values(json.resource.terraform_data)[0].input).not.toHaveProperty("registry_mirrors");
+    });
+
+    test("writes containerd hosts.toml per upstream, k3s mirrors and a registries.conf.d drop-in", () => {
+      const files = filesOf(synth({ directory: "/nonexistent/client", caCertificatePem: "PEM", mirrors }).json);
+      expect(files["/nonexistent/client/containerd/certs.d/docker.io/hosts.toml"]).toMatch(
+        /^# Written by registry-stack \(stack\/client\).*\n\nserver = "https:\/\/registry-1\.docker\.io"\n\n\[host\."https:\/\/store\.example\.test:5001"\]\n  capabilities = \["pull", "resolve"\]\n  ca = "ca\.crt"\n$/,
+      );
+      expect(files["/nonexistent/client/containerd/certs.d/ghcr.io/hosts.toml"]).toContain('server = "https://ghcr.io"');
+      expect(files["/nonexistent/client/containerd/certs.d/ghcr.io/ca.crt"]).toBe("PEM");
+      const k3s = YAML.parse(files["/nonexistent/client/k3s/registries.yaml"]);
+      expect(k3s.mirrors).toEqual({ "docker.io": { endpoint: ["https://store.example.test:5001"] }, "ghcr.io": { endpoint: ["https://store.example.test:5002"] } });
+      expect(Object.keys(k3s.configs)).toEqual(["localhost:5000", "127.0.0.1:5000", "store.example.test:5001", "store.example.test:5002"]);
+      expect(k3s.configs["store.example.test:5002"]).toEqual({ tls: { ca_file: "/nonexistent/client/certs.d/store.example.test:5002/ca.crt" } });
+      const dropIn = files["/nonexistent/client/containers/registries.conf.d/50-registry-stack.conf"];
+      expect(dropIn).toContain('[[registry]]\nprefix = "docker.io"\nlocation = "docker.io"\n\n[[registry.mirror]]\nlocation = "store.example.test:5001"\n');
+      expect(dropIn).toContain('prefix = "ghcr.io"');
     });
   });
 

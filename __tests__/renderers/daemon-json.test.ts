@@ -8,6 +8,7 @@ import {
 } from "../../renderers/daemon-json";
 
 const OWNER = "registry/client";
+const insecure = (entries: string[]) => ({ insecureRegistries: entries });
 const parse = (text: string | undefined) => (text === undefined ? undefined : JSON.parse(text));
 
 /** Runs add/remove steps like the script does, threading file text and ledger. */
@@ -15,7 +16,7 @@ function steps(initial: string | undefined, ...changes: Array<[string, string[] 
   let text = initial;
   let ledger: DaemonJsonLedger = EMPTY_LEDGER;
   for (const [owner, entries] of changes) {
-    const result = reconcileDaemonJson(text, ledger, owner, entries);
+    const result = reconcileDaemonJson(text, ledger, owner, entries && insecure(entries));
     text = result.daemonJson;
     ledger = result.ledger ?? EMPTY_LEDGER;
   }
@@ -24,14 +25,14 @@ function steps(initial: string | undefined, ...changes: Array<[string, string[] 
 
 describe("reconcileDaemonJson", () => {
   test("creates the file with the key when there is none, and records that it did", () => {
-    const result = reconcileDaemonJson(undefined, EMPTY_LEDGER, OWNER, ["registry.test:8443"]);
+    const result = reconcileDaemonJson(undefined, EMPTY_LEDGER, OWNER, insecure(["registry.test:8443"]));
     expect(result.daemonJson).toBe('{\n  "insecure-registries": [\n    "registry.test:8443"\n  ]\n}\n');
     expect(result.ledger).toEqual({ owners: { [OWNER]: ["registry.test:8443"] }, added: ["registry.test:8443"], createdKey: true, createdFile: true });
     expect(result.changed).toBe(true);
   });
 
   test("writes nothing when there is no file and nothing to add (TLS mode)", () => {
-    expect(reconcileDaemonJson(undefined, EMPTY_LEDGER, OWNER, [])).toEqual({ daemonJson: undefined, ledger: undefined, changed: false });
+    expect(reconcileDaemonJson(undefined, EMPTY_LEDGER, OWNER, insecure([]))).toEqual({ daemonJson: undefined, ledger: undefined, changed: false });
   });
 
   test("keeps other keys, their order and foreign entries; appends new entries", () => {
@@ -41,7 +42,7 @@ describe("reconcileDaemonJson", () => {
       "log-opts": { "max-size": "10m" },
       debug: true,
     });
-    const result = reconcileDaemonJson(existing, EMPTY_LEDGER, OWNER, ["new.test:8443"]);
+    const result = reconcileDaemonJson(existing, EMPTY_LEDGER, OWNER, insecure(["new.test:8443"]));
     expect(result.daemonJson).toBe(
       [
         "{",
@@ -63,7 +64,7 @@ describe("reconcileDaemonJson", () => {
 
   test("does not claim an entry that was already there: removing the owner keeps it", () => {
     const existing = '{"insecure-registries": ["localhost:5000"], "debug": true}';
-    const added = reconcileDaemonJson(existing, EMPTY_LEDGER, OWNER, ["localhost:5000", "127.0.0.1:5000"]);
+    const added = reconcileDaemonJson(existing, EMPTY_LEDGER, OWNER, insecure(["localhost:5000", "127.0.0.1:5000"]));
     expect(added.ledger?.added).toEqual(["127.0.0.1:5000"]);
     const removed = reconcileDaemonJson(added.daemonJson, added.ledger!, OWNER, undefined);
     expect(parse(removed.daemonJson)).toEqual({ "insecure-registries": ["localhost:5000"], debug: true });
@@ -83,7 +84,7 @@ describe("reconcileDaemonJson", () => {
 
   test("deletes the file on remove only when it created it and nothing else is in it", () => {
     expect(steps(undefined, [OWNER, ["a:1"]], [OWNER, undefined]).text).toBeUndefined();
-    const created = reconcileDaemonJson(undefined, EMPTY_LEDGER, OWNER, ["a:1"]);
+    const created = reconcileDaemonJson(undefined, EMPTY_LEDGER, OWNER, insecure(["a:1"]));
     const userEdited = JSON.stringify({ ...JSON.parse(created.daemonJson!), debug: true });
     expect(parse(reconcileDaemonJson(userEdited, created.ledger!, OWNER, undefined).daemonJson)).toEqual({ debug: true });
     const existedEmpty = steps("{}", [OWNER, ["a:1"]], [OWNER, undefined]);
@@ -116,25 +117,25 @@ describe("reconcileDaemonJson", () => {
   });
 
   test("re-adds an entry the user deleted by hand; does not duplicate existing ones", () => {
-    const first = reconcileDaemonJson("{}", EMPTY_LEDGER, OWNER, ["a:1"]);
-    const again = reconcileDaemonJson('{"insecure-registries": []}', first.ledger!, OWNER, ["a:1", "a:1"]);
+    const first = reconcileDaemonJson("{}", EMPTY_LEDGER, OWNER, insecure(["a:1"]));
+    const again = reconcileDaemonJson('{"insecure-registries": []}', first.ledger!, OWNER, insecure(["a:1", "a:1"]));
     expect(parse(again.daemonJson)).toEqual({ "insecure-registries": ["a:1"] });
     expect(again.ledger?.added).toEqual(["a:1"]);
   });
 
   test("leaves the text untouched when its entries do not change", () => {
     const existing = '{ "debug":true,\n "insecure-registries": ["a:1"] }';
-    expect(reconcileDaemonJson(existing, EMPTY_LEDGER, OWNER, ["a:1"])).toMatchObject({ daemonJson: existing, changed: false });
+    expect(reconcileDaemonJson(existing, EMPTY_LEDGER, OWNER, insecure(["a:1"]))).toMatchObject({ daemonJson: existing, changed: false });
     expect(reconcileDaemonJson(existing, EMPTY_LEDGER, OWNER, undefined)).toMatchObject({ daemonJson: existing, changed: false });
   });
 
   test("treats an empty file like no file, as dockerd does", () => {
-    expect(parse(reconcileDaemonJson(" \n", EMPTY_LEDGER, OWNER, ["a:1"]).daemonJson)).toEqual({ "insecure-registries": ["a:1"] });
-    expect(parse(reconcileDaemonJson('\uFEFF{"debug": true}', EMPTY_LEDGER, OWNER, ["a:1"]).daemonJson)).toEqual({ debug: true, "insecure-registries": ["a:1"] });
+    expect(parse(reconcileDaemonJson(" \n", EMPTY_LEDGER, OWNER, insecure(["a:1"])).daemonJson)).toEqual({ "insecure-registries": ["a:1"] });
+    expect(parse(reconcileDaemonJson('\uFEFF{"debug": true}', EMPTY_LEDGER, OWNER, insecure(["a:1"])).daemonJson)).toEqual({ debug: true, "insecure-registries": ["a:1"] });
   });
 
   test("fails when the content is not valid JSON, naming the source", () => {
-    expect(() => reconcileDaemonJson('{"debug": true,}', EMPTY_LEDGER, OWNER, [], "/etc/docker/daemon.json")).toThrow(
+    expect(() => reconcileDaemonJson('{"debug": true,}', EMPTY_LEDGER, OWNER, insecure([]), "/etc/docker/daemon.json")).toThrow(
       /^\/etc\/docker\/daemon\.json is not valid JSON \(.+\); dockerd would refuse to start with it: fix or remove the file, then run again$/,
     );
   });
@@ -168,5 +169,42 @@ describe("parseLedger", () => {
     expect(() => parseLedger('{"owners": {"a": "x"}, "added": [], "createdKey": true, "createdFile": true}', "l")).toThrow(
       'l: "owners" must map owner names to arrays of strings',
     );
+  });
+});
+
+describe("reconcileDaemonJson with registry-mirrors", () => {
+  const claim = { insecureRegistries: [], registryMirrors: ["https://store.example.test:5001"] };
+
+  test("adds the mirror beside the user's own mirrors and removes only its own", () => {
+    const existing = JSON.stringify({ "registry-mirrors": ["https://mirror.corp.example"], debug: true });
+    const added = reconcileDaemonJson(existing, EMPTY_LEDGER, OWNER, claim);
+    expect(parse(added.daemonJson)).toEqual({ "registry-mirrors": ["https://mirror.corp.example", "https://store.example.test:5001"], debug: true });
+    expect(added.ledger).toEqual({
+      owners: {},
+      added: [],
+      createdKey: false,
+      createdFile: false,
+      registryMirrors: { owners: { [OWNER]: ["https://store.example.test:5001"] }, added: ["https://store.example.test:5001"], createdKey: false },
+    });
+    const removed = reconcileDaemonJson(added.daemonJson, parseLedger(renderLedger(added.ledger!), "ledger"), OWNER, undefined);
+    expect(parse(removed.daemonJson)).toEqual({ "registry-mirrors": ["https://mirror.corp.example"], debug: true });
+    expect(removed.ledger).toBeUndefined();
+  });
+
+  test("creates and later drops the key and the file it created", () => {
+    const added = reconcileDaemonJson(undefined, EMPTY_LEDGER, OWNER, claim);
+    expect(parse(added.daemonJson)).toEqual({ "registry-mirrors": ["https://store.example.test:5001"] });
+    expect(reconcileDaemonJson(added.daemonJson, added.ledger!, OWNER, undefined)).toEqual({ daemonJson: undefined, ledger: undefined, changed: true });
+  });
+
+  test("reads ledgers written before mirrors existed, and refuses a malformed mirror section", () => {
+    const old = '{"owners": {"registry/client": ["a:1"]}, "added": ["a:1"], "createdKey": true, "createdFile": false}';
+    expect(parseLedger(old, "ledger")).toEqual({ owners: { [OWNER]: ["a:1"] }, added: ["a:1"], createdKey: true, createdFile: false });
+    const bad = '{"owners": {}, "added": [], "createdKey": false, "createdFile": false, "registryMirrors": {"owners": {}, "added": "x", "createdKey": false}}';
+    expect(() => parseLedger(bad, "ledger")).toThrow('"registryMirrors.added" must be an array of strings');
+  });
+
+  test("refuses a daemon.json whose registry-mirrors is not a list", () => {
+    expect(() => parseDaemonJson('{"registry-mirrors": "https://x"}', "/etc/docker/daemon.json")).toThrow('"registry-mirrors" must be an array of strings');
   });
 });

@@ -447,3 +447,64 @@ describe("renderNginxConf with the web UI", () => {
     expect([...names].filter((n) => !known.has(n))).toEqual([]);
   });
 });
+
+describe("renderNginxConf with mirrors", () => {
+  const mirror = (name: string, listenPort: number, anonymousPull: boolean) => ({
+    name,
+    listenPort,
+    upstream: { socketPath: `/run/registry-stack/mirror-${name}.sock` },
+    mirrorOf: name === "hub" ? "docker.io" : "ghcr.io",
+    pushTo: "store.example.test:5000",
+    anonymousPull,
+  });
+  const conf = renderNginxConf({
+    serverNames: ["store.example.test"],
+    listenPort: 8443,
+    upstream: { socketPath: "/run/registry-stack/registry.sock" },
+    tls: { certificatePath: "/c.crt", keyPath: "/c.key" },
+    authCache: { verifier: { socketPath: "/run/registry-stack/auth.sock" }, cacheSeconds: 60, realm: "Registry", verificationsPerMinute: 30, limiterListenPort: 8082 },
+    tuning: DEFAULT_PROXY_TUNING,
+    mirrors: [mirror("hub", 8500, true), mirror("ghcr", 8501, false)],
+  });
+  const http = blockOf(parseNginxConf(conf), "http");
+  const serverOn = (port: number) => all(http, "server").find((d) => d.block && value(d.block, "listen") === `${port} ssl`)!.block!;
+  const exactLocation = (server: Directive[], uri: string) => all(server, "location").find((d) => d.args.join(" ") === `= ${uri}`)?.block;
+
+  test("serves each mirror from its own upstream socket on its own TLS port with the same names and certificate", () => {
+    for (const [name, port] of [["hub", 8500], ["ghcr", 8501]] as const) {
+      expect(one(http, "upstream", `mirror-${name}`).block).toEqual([
+        { name: "server", args: [`unix:/run/registry-stack/mirror-${name}.sock`] },
+        { name: "keepalive", args: ["32"] },
+      ]);
+      const server = serverOn(port);
+      expect(value(server, "server_name")).toBe("store.example.test");
+      expect(value(server, "ssl_certificate")).toBe("/c.crt");
+      expect(value(blockOf(server, "location", "/v2/"), "proxy_pass")).toBe(`http://mirror-${name}`);
+    }
+    expect(value(blockOf(serverOn(8443), "location", "/v2/"), "proxy_pass")).toBe("http://docker-registry");
+  });
+
+  test("refuses everything but GET and HEAD on a mirror with 405 and a registry error saying where to push, before auth", () => {
+    const v2 = blockOf(serverOn(8501), "location", "/v2/");
+    const ifs = all(v2, "if");
+    const readOnly = ifs.find((d) => d.args[0] === "($request_method")!;
+    expect(readOnly.args).toEqual(["($request_method", "!~", "^(GET|HEAD)$)"]);
+    expect(readOnly.block).toEqual([{ name: "rewrite", args: ["^", "/_registry_read_only", "last"] }]);
+    expect(ifs.indexOf(readOnly)).toBeLessThan(ifs.findIndex((d) => d.args[0] === "($http_authorization"));
+    const refusal = exactLocation(serverOn(8501), "/_registry_read_only")!;
+    const [status, body] = one(refusal, "return").args;
+    expect(status).toBe("405");
+    expect(JSON.parse(body)).toEqual({
+      errors: [{ code: "UNSUPPORTED", message: "this is a read-only pull-through cache of ghcr.io; push to the private registry store.example.test:5000 instead", detail: null }],
+    });
+    expect(exactLocation(serverOn(8443), "/_registry_read_only")).toBeUndefined();
+  });
+
+  test("asks the same verifier for a mirror with users, and nobody for an anonymous one", () => {
+    expect(value(blockOf(serverOn(8501), "location", "/v2/"), "auth_request")).toBe("/_registry_auth");
+    expect(exactLocation(serverOn(8501), "/_registry_auth")).toBeDefined();
+    const anonymous = blockOf(serverOn(8500), "location", "/v2/");
+    expect(all(anonymous, "auth_request")).toEqual([]);
+    expect(exactLocation(serverOn(8500), "/_registry_auth")).toBeUndefined();
+  });
+});

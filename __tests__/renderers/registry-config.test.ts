@@ -95,3 +95,16 @@ describe("renderRegistryConfig", () => {
     expect(renderRegistryConfig(BASE)).toBe(renderRegistryConfig({ ...BASE }));
   });
 });
+
+describe("renderRegistryConfig as a pull-through cache", () => {
+  test("adds distribution's proxy section, with the upstream login only when there is one", () => {
+    const pullThrough = { remoteUrl: "https://registry-1.docker.io", username: "hub", password: "p: w'#", ttl: "72h" };
+    expect(renderParsed({ deleteEnabled: true, pullThrough }).proxy).toEqual({ remoteurl: "https://registry-1.docker.io", username: "hub", password: "p: w'#", ttl: "72h" });
+    expect(renderParsed({ deleteEnabled: true, pullThrough: { remoteUrl: "https://ghcr.io", ttl: "168h" } }).proxy).toEqual({ remoteurl: "https://ghcr.io", ttl: "168h" });
+    expect(renderParsed()).not.toHaveProperty("proxy");
+  });
+
+  test("refuses a cache without delete: its TTL expiry could not delete anything", () => {
+    expect(() => renderRegistryConfig({ ...BASE, pullThrough: { remoteUrl: "https://ghcr.io", ttl: "1h" } })).toThrow("needs deleteEnabled");
+  });
+});

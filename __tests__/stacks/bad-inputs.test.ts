@@ -169,6 +169,42 @@ const BAD_INPUTS: BadInput[] = [
   { input: "too-long password in the secrets file", names: "passwords.bob", apply: (p) => p.write("registry.secrets.yml", `passwords:\n  bob: ${SECRET.repeat(4)}\n`) },
   { input: "YAML syntax error in the secrets file", names: "registry.secrets.yml", apply: (p) => p.write("registry.secrets.yml", `passwords:\n  bob: ${SECRET}: x\n`) },
   {
+    input: "mirror with an upstream login but no upstream password",
+    names: "REGISTRY_UPSTREAM_PASSWORD_HUB",
+    apply: (p) => p.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE, mirrors: [{ name: "hub", upstream: "docker.io", port: 5001, username: "hubuser" }] }),
+  },
+  {
+    input: "two mirrors of one upstream on one port",
+    names: "mirrors[1].port",
+    apply: (p) =>
+      p.writeConfig({
+        ...BASE_CONFIG,
+        ...VALID_CHANGE,
+        mirrors: [
+          { name: "hub", upstream: "docker.io", port: 5001 },
+          { name: "hub2", upstream: "docker.io", port: 5001 },
+        ],
+      }),
+  },
+  {
+    input: "mirror TTL 0 (unbounded cache)",
+    names: "mirrors[0].ttl",
+    apply: (p) => p.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE, mirrors: [{ name: "hub", upstream: "docker.io", port: 5001, ttl: "0" }] }),
+  },
+  {
+    input: "foreign containerd hosts.toml where a mirror's goes",
+    names: "containerd/certs.d/docker.io/hosts.toml",
+    apply: (p) => {
+      p.write("client-config/containerd/certs.d/docker.io/hosts.toml", 'server = "https://mine.example.test"\n', 0o644);
+      p.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE, mirrors: [{ name: "hub", upstream: "docker.io", port: 5001 }] });
+    },
+  },
+  {
+    input: "upstream password in the config file",
+    names: "mirrors[0].password",
+    apply: (p) => p.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE, mirrors: [{ name: "hub", upstream: "docker.io", port: 5001, username: "u", password: SECRET }] }),
+  },
+  {
     input: "password in the config file",
     names: "users[0].password",
     apply: (p) => p.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE, users: [{ name: "alice", password: SECRET }, ...VALID_CHANGE.users.slice(1)] }),

@@ -7,6 +7,8 @@ import * as fs from "fs";
 import * as path from "path";
 import { Tls } from "../../config/registry-stack-props";
 import { ConfigError } from "../../config/config-error";
+import * as YAML from "yaml";
+import { issueTestCertificate } from "../fixtures/test-pki";
 import { buildStack, resourceOf, synthJson, tempDirectory, TEST_CLIENT_DIRECTORY, uploadsOf } from "../fixtures/test-stack";
 
 const THREE_USERS = {
@@ -383,5 +385,98 @@ describe("RegistryStack full synth", () => {
     for (const asset of assets) expect({ asset, mode: fs.statSync(asset).mode & 0o777 }).toEqual({ asset, mode: 0o600 });
     const tfJson = fs.readFileSync(path.join(stackDir, "cdk.tf.json"), "utf8");
     for (const pattern of SECRET_PATTERNS) expect(tfJson).not.toMatch(pattern);
+  });
+});
+
+describe("RegistryStack with mirrors", () => {
+  const UPSTREAM_SECRET = "hub-upstream-secret-9";
+  const materialDirectory = tempDirectory();
+  const caFile = path.join(tempDirectory(), "upstream-ca.crt");
+  fs.writeFileSync(
+    caFile,
+    issueTestCertificate({ commonName: "upstream CA", keyIndex: 0, isCa: true, notBefore: new Date("2026-01-01"), notAfter: new Date("2036-01-01") }).certPem,
+  );
+  const stack = buildStack({
+    materialDirectory,
+    hostnames: ["store.example.test"],
+    ipAddresses: [],
+    publicPort: 5000,
+    users: [{ name: "alice", password: "alice-password-1" }],
+    mirrors: [
+      { name: "hub", upstream: "docker.io", port: 5001, username: "hubuser", password: UPSTREAM_SECRET, anonymousPull: true, ttl: "72h" },
+      { name: "ghcr", upstream: "ghcr.io", port: 5002, upstreamCaFile: caFile, network: "upstream-net" },
+    ],
+  });
+  const synthesized = Testing.synth(stack);
+  const json = synthJson(stack);
+  const container = (id: string) => resourceOf(json, "docker_container", `${id}_container`);
+  const uploadsOfMirror = (id: string) => uploadsOf(json, id);
+
+  test("runs each mirror as its own registry on a socket, with its own volume and only its egress network", () => {
+    const hub = container("mirror-hub");
+    expect(hub.name).toBe("registry-mirror-hub");
+    expect(hub.network_mode).toBeUndefined();
+    expect(hub.networks_advanced).toEqual([{ name: "${docker_network.mirror-egress-network.name}" }]);
+    expect(hub.ports).toBeUndefined();
+    expect(hub.entrypoint).toEqual(["/bin/sh", "-c", "umask 0 && rm -f /run/registry-stack/mirror-hub.sock && exec registry serve /etc/registry-stack/config.yml"]);
+    expect(hub.capabilities).toEqual({ drop: ["ALL"] });
+    expect(synthesized).toHaveResourceWithProperties(Volume, { name: "registry-mirror-hub-data", lifecycle: { prevent_destroy: false } });
+    expect(json.resource.docker_network["mirror-egress-network"]).toEqual({ name: "registry-mirror-egress" });
+    expect(container("mirror-ghcr").networks_advanced).toEqual([{ name: "upstream-net" }]);
+  });
+
+  test("writes the proxy section (with the upstream password) only into the secret config file", () => {
+    expect(synthesized).not.toContain(UPSTREAM_SECRET);
+    const configFile = path.join(materialDirectory, "registry-mirror-hub.config.yml");
+    const config = YAML.parse(fs.readFileSync(configFile, "utf8"));
+    expect(config.proxy).toEqual({ remoteurl: "https://registry-1.docker.io", username: "hubuser", password: UPSTREAM_SECRET, ttl: "72h" });
+    expect(config.storage.delete).toEqual({ enabled: true });
+    expect(fs.statSync(configFile).mode & 0o777).toBe(0o600);
+    expect(uploadsOfMirror("mirror-hub")[0]).toMatchObject({ file: "/etc/registry-stack/config.yml", source: expect.stringMatching(/^assets\//) });
+  });
+
+  test("trusts a private upstream's CA through SSL_CERT_FILE", () => {
+    expect(container("mirror-ghcr").env).toEqual(["OTEL_TRACES_EXPORTER=none", "SSL_CERT_FILE=/etc/registry-stack/upstream-ca.crt"]);
+    expect(uploadsOfMirror("mirror-ghcr")).toContainEqual({ file: "/etc/registry-stack/upstream-ca.crt", content: fs.readFileSync(caFile, "utf8"), permissions: "0644" });
+    expect(container("mirror-hub").env).toEqual(["OTEL_TRACES_EXPORTER=none"]);
+  });
+
+  test("publishes each mirror's port on the proxy, a TLS server each, read-only", () => {
+    const proxy = container("proxy");
+    expect(proxy.ports).toEqual([
+      { internal: 8443, external: 5000, ip: "0.0.0.0" },
+      { internal: 8500, external: 5001, ip: "0.0.0.0" },
+      { internal: 8501, external: 5002, ip: "0.0.0.0" },
+    ]);
+    const conf = uploadsOf(json, "proxy").find((u) => u.file === "/etc/registry-stack/nginx.conf")!.content;
+    expect(conf).toContain("server unix:/run/registry-stack/mirror-hub.sock;");
+    expect(conf).toContain("listen 8501 ssl;");
+    expect(conf).toContain("read-only pull-through cache of ghcr.io; push to the private registry store.example.test:5000 instead");
+  });
+
+  test("writes client files for every mirror", () => {
+    const files = Object.values(json.resource.local_file).map((f) => f.filename as string);
+    expect(files).toEqual(
+      expect.arrayContaining([
+        `${TEST_CLIENT_DIRECTORY}/certs.d/store.example.test:5001/ca.crt`,
+        `${TEST_CLIENT_DIRECTORY}/containerd/certs.d/docker.io/hosts.toml`,
+        `${TEST_CLIENT_DIRECTORY}/containerd/certs.d/ghcr.io/hosts.toml`,
+        `${TEST_CLIENT_DIRECTORY}/containers/registries.conf.d/50-registry-stack.conf`,
+        `${TEST_CLIENT_DIRECTORY}/k3s/registries.yaml`,
+      ]),
+    );
+    expect(stack.client.registryMirrors).toEqual(["https://store.example.test:5001"]);
+  });
+
+  test("fails when a foreign file sits where the stack writes a client file, naming it, and writes nothing", () => {
+    const clientConfigDirectory = tempDirectory();
+    const foreign = path.join(clientConfigDirectory, "containerd", "certs.d", "docker.io", "hosts.toml");
+    fs.mkdirSync(path.dirname(foreign), { recursive: true });
+    fs.writeFileSync(foreign, 'server = "https://mine.example.test"\n');
+    const material = tempDirectory();
+    expect(() =>
+      buildStack({ materialDirectory: material, clientConfigDirectory, mirrors: [{ name: "hub", upstream: "docker.io", port: 5001 }] }),
+    ).toThrow(`${foreign} exists and was not written by registry-stack`);
+    expect(fs.readdirSync(material)).toEqual([]);
   });
 });

@@ -1,0 +1,374 @@
+import * as bcrypt from "bcryptjs";
+import * as fs from "fs";
+import * as path from "path";
+import { renderRegistryConfig } from "../renderers/registry-config";
+import { curl, DockerClient, freePort, makeOtherCa, writeLayeredContext } from "./clients";
+import { Deployment, synth, TestUser } from "./deployment";
+import { pollUntil } from "./docker-api";
+import { Engine, startEngine } from "./engine";
+import { assert, assertEqual, assertMatch, Check, clip, say } from "./harness";
+import { REGISTRY_V3_IMAGE } from "./images";
+import { CommandError, run } from "./proc";
+import { baseConfig, buildUniqueImage, Manifest, MANIFEST_V2, SuiteContext } from "./scenarios";
+
+/**
+ * Pull-through caches (issue #10) against an upstream the suite starts: a distribution v3
+ * registry with TLS (its own CA) and a login, on a Docker network the suite creates, standing
+ * in for Docker Hub and ghcr.io. Its access log counts what the mirrors fetch. Real clients go
+ * through the generated files: a second dockerd started with the generated daemon.json,
+ * containerd's ctr with --hosts-dir, skopeo with the registries.conf.d drop-in.
+ */
+
+export interface MirrorChecks {
+  pullThrough: Check;
+  dockerdMirror: Check;
+  containerd: Check;
+  podmanDropIn: Check;
+  pushRefused: Check;
+}
+
+const TAG = "mirrors";
+const UPSTREAM_NETWORK = "e2e-mirrors-upstream";
+const UPSTREAM_CONTAINER = "e2e-mirrors-upstream";
+const UPSTREAM_HOST = "hub.e2e.test";
+const UPSTREAM_USER = { name: "hubuser", password: "hub-upstream-password-1" };
+/** The second engine's networks; it creates none (--bridge=none), but keep it apart from every other pool. */
+const SECOND_ENGINE_POOL = process.env.E2E_SECOND_ADDRESS_POOL ?? "base=10.233.0.0/16,size=24";
+const CONTAINERD_NAMESPACE = "rse2e-mirrors";
+
+interface Upstream {
+  /** 127.0.0.1:<port>, for seeding it from the host. */
+  readonly hostEndpoint: string;
+  readonly caFile: string;
+}
+
+/** openssl: a CA and a server certificate for hub.e2e.test and 127.0.0.1. */
+async function upstreamTls(dir: string): Promise<{ caFile: string; certFile: string; keyFile: string }> {
+  const p = (name: string) => path.join(dir, name);
+  const openssl = (args: string[]) => run("openssl", args, { timeoutMs: 30_000 });
+  await openssl(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256", "-days", "2", "-subj", "/CN=e2e upstream CA",
+    "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign", "-keyout", p("ca.key"), "-out", p("ca.crt")]);
+  await openssl(["req", "-newkey", "rsa:2048", "-nodes", "-subj", `/CN=${UPSTREAM_HOST}`, "-keyout", p("server.key"), "-out", p("server.csr")]);
+  fs.writeFileSync(p("ext.cnf"), `subjectAltName=DNS:${UPSTREAM_HOST},IP:127.0.0.1\nextendedKeyUsage=serverAuth\n`);
+  await openssl(["x509", "-req", "-in", p("server.csr"), "-CA", p("ca.crt"), "-CAkey", p("ca.key"), "-CAcreateserial", "-days", "2", "-sha256",
+    "-extfile", p("ext.cnf"), "-out", p("server.crt")]);
+  return { caFile: p("ca.crt"), certFile: p("server.crt"), keyFile: p("server.key") };
+}
+
+/** The upstream registry: TLS + htpasswd, on its own network (alias hub.e2e.test) and 127.0.0.1:<port>. */
+async function startUpstream(engine: Engine, dir: string): Promise<Upstream> {
+  const files = path.join(dir, "upstream");
+  fs.mkdirSync(files, { recursive: true });
+  const tls = await upstreamTls(files);
+  fs.writeFileSync(path.join(files, "htpasswd"), `${UPSTREAM_USER.name}:${bcrypt.hashSync(UPSTREAM_USER.password, 10)}\n`);
+  fs.writeFileSync(
+    path.join(files, "config.yml"),
+    renderRegistryConfig({
+      httpSecret: "e2e-upstream-secret",
+      listen: { port: 5000 },
+      drainTimeoutSeconds: 1,
+      htpasswdPath: "/etc/upstream/htpasswd",
+      realm: "Upstream",
+      deleteEnabled: false,
+      logLevel: "info",
+      storageRootDirectory: "/var/lib/registry",
+      tls: { certificatePath: "/etc/upstream/server.crt", keyPath: "/etc/upstream/server.key" },
+      debugPort: 5001,
+    }),
+  );
+  const port = await freePort();
+  await engine.docker(["network", "create", UPSTREAM_NETWORK], { timeoutMs: 30_000 });
+  await engine.docker(
+    ["run", "-d", "--name", UPSTREAM_CONTAINER, "--network", UPSTREAM_NETWORK, "--network-alias", UPSTREAM_HOST, "-p", `127.0.0.1:${port}:5000`,
+      "-e", "OTEL_TRACES_EXPORTER=none", "-v", `${files}:/etc/upstream:ro`, REGISTRY_V3_IMAGE, "/etc/upstream/config.yml"],
+    { timeoutMs: 60_000 },
+  );
+  const hostEndpoint = `127.0.0.1:${port}`;
+  await pollUntil(
+    "the upstream registry to answer /v2/ with 401",
+    async () => {
+      const res = await curl({ url: `https://${hostEndpoint}/v2/`, cacert: tls.caFile, scratchDir: files }).catch(() => undefined);
+      return res?.status === 401 ? true : undefined;
+    },
+    { timeoutMs: 30_000, intervalMs: 250 },
+  );
+  return { hostEndpoint, caFile: tls.caFile };
+}
+
+/** Requests the upstream answered, from its access log (combined format on stdout). */
+async function upstreamRequests(engine: Engine): Promise<string[]> {
+  const { stdout, stderr } = await engine.docker(["logs", UPSTREAM_CONTAINER], { timeoutMs: 30_000 });
+  return `${stdout}\n${stderr}`.split("\n").filter((line) => /"(GET|HEAD) \/v2\//.test(line));
+}
+
+/** Successful blob downloads (GET … 200) per digest of one repository. */
+function blobFetches(requests: string[], repository: string): Record<string, number> {
+  const counts: Record<string, number> = {};
+  const pattern = new RegExp(`"GET /v2/${repository.replace(/\//g, "\\/")}/blobs/(sha256:[0-9a-f]{64}) HTTP/[0-9.]+" 200 `);
+  for (const line of requests) {
+    const m = pattern.exec(line);
+    if (m) counts[m[1]] = (counts[m[1]] ?? 0) + 1;
+  }
+  return counts;
+}
+
+/** The first pull fetched each blob exactly once; later clients must leave it so. */
+async function assertFetchedOnce(engine: Engine, blobs: string[], after: string): Promise<void> {
+  const fetches = blobFetches(await upstreamRequests(engine), "library/e2e-base");
+  assertEqual(Object.keys(fetches).sort(), [...blobs].sort(), `blobs the upstream has served (${after})`);
+  for (const blob of blobs) assertEqual(fetches[blob], 1, `upstream downloads of ${short(blob)} (${after})`);
+}
+
+function short(digest: string): string {
+  return `${digest.slice(0, 19)}…`;
+}
+
+/** Blobs (config + layers) of a manifest on the upstream. */
+async function upstreamBlobs(upstream: Upstream, repository: string, tag: string, scratch: string): Promise<string[]> {
+  const res = await curl({
+    url: `https://${upstream.hostEndpoint}/v2/${repository}/manifests/${tag}`,
+    cacert: upstream.caFile,
+    credentials: `${UPSTREAM_USER.name}:${UPSTREAM_USER.password}`,
+    headers: [`Accept: ${MANIFEST_V2}`],
+    scratchDir: scratch,
+  });
+  assertEqual(res.status, 200, `GET ${repository}:${tag} manifest from the upstream`);
+  const manifest = JSON.parse(res.body) as Manifest;
+  return [manifest.config.digest, ...manifest.layers.map((l) => l.digest)];
+}
+
+async function expectFailure(what: string, fn: () => Promise<unknown>): Promise<CommandError> {
+  try {
+    await fn();
+  } catch (err) {
+    if (err instanceof CommandError) return err;
+    throw err;
+  }
+  throw new Error(`${what} succeeded but must fail`);
+}
+
+export async function mirrorsScenario(ctx: SuiteContext, c: MirrorChecks): Promise<void> {
+  const mine = Object.values(c);
+  const dir = ctx.ws.dir(TAG);
+  const scratch = ctx.ws.dir(`${TAG}-scratch`);
+  const port = await freePort();
+  const hubPort = await freePort();
+  const ghcrPort = await freePort();
+  const users: TestUser[] = [{ name: "alice", password: "alice-mirrors-password-1" }];
+  const alice = { name: "alice", password: "alice-mirrors-password-1" };
+  const endpoint = `localhost:${port}`;
+  const hubEndpoint = `localhost:${hubPort}`;
+  const ghcrEndpoint = `localhost:${ghcrPort}`;
+  const dep = new Deployment(ctx.engine, TAG);
+  const docker = new DockerClient(ctx.engine, path.join(scratch, "docker-config"));
+  let upstreamStarted = false;
+  try {
+    const upstream = await ctx.timings.time(`${TAG}: upstream registry`, () => startUpstream(ctx.engine, dir));
+    upstreamStarted = true;
+    // Seed the upstream: one image as docker.io would hold it (library/…), one as ghcr.io (owner/…).
+    await docker.login(upstream.hostEndpoint, UPSTREAM_USER.name, UPSTREAM_USER.password);
+    const baseCtx = fs.mkdtempSync(path.join(scratch, "base-"));
+    writeLayeredContext(baseCtx, "scratch", [
+      { files: 2, bytesEach: 256 * 1024 },
+      { files: 1, bytesEach: 512 * 1024 },
+      { files: 3, bytesEach: 64 * 1024 },
+    ]);
+    await docker.build(baseCtx, "rse2e-local/mirror-base:1");
+    await docker.tag("rse2e-local/mirror-base:1", `${upstream.hostEndpoint}/library/e2e-base:1`);
+    const baseDigest = (await docker.push(`${upstream.hostEndpoint}/library/e2e-base:1`)).digest;
+    await buildUniqueImage(docker, fs.mkdtempSync(path.join(scratch, "tool-")), "rse2e-local/mirror-tool:1");
+    await docker.tag("rse2e-local/mirror-tool:1", `${upstream.hostEndpoint}/e2e/tool:1`);
+    const toolDigest = (await docker.push(`${upstream.hostEndpoint}/e2e/tool:1`)).digest;
+    // Nothing of either image may stay in the engine, or the pulls below would skip blobs it has.
+    await docker.rmi(`${upstream.hostEndpoint}/library/e2e-base:1`, `${upstream.hostEndpoint}/e2e/tool:1`, "rse2e-local/mirror-base:1", "rse2e-local/mirror-tool:1");
+    const baseBlobs = await upstreamBlobs(upstream, "library/e2e-base", "1", scratch);
+    say(TAG, `upstream ${UPSTREAM_HOST} seeded: library/e2e-base:1 ${short(baseDigest)} (${baseBlobs.length} blobs), e2e/tool:1 ${short(toolDigest)}`);
+
+    const mirrorDefaults = { upstreamUrl: `https://${UPSTREAM_HOST}:5000`, upstreamCaFile: upstream.caFile, username: UPSTREAM_USER.name, network: UPSTREAM_NETWORK };
+    const config = {
+      ...baseConfig(dir, "e2e-mirrors", port, users),
+      hostnames: ["localhost"],
+      ipAddresses: ["127.0.0.1"],
+      mirrors: [
+        // Anonymous: dockerd's registry-mirrors sends only Docker Hub credentials to a mirror.
+        { name: "hub", upstream: "docker.io", port: hubPort, anonymousPull: true, ttl: "24h", ...mirrorDefaults },
+        { name: "ghcr", upstream: "ghcr.io", port: ghcrPort, ...mirrorDefaults },
+      ],
+    };
+    const clientDir = config.clientConfigDirectory;
+    const upstreamPasswords = { REGISTRY_UPSTREAM_PASSWORD_HUB: UPSTREAM_USER.password, REGISTRY_UPSTREAM_PASSWORD_GHCR: UPSTREAM_USER.password };
+    const s1 = await ctx.timings.time(`${TAG}: synth`, () => synth(dir, "out-1", config, users, "out-1", upstreamPasswords));
+    try {
+      await ctx.timings.time(`${TAG}: realize`, () => dep.deploy(s1));
+    } catch (err) {
+      for (const ch of mine) ch.abort(`deployment failed: ${(err as Error).message}`);
+      return;
+    }
+    const stackJson = fs.readFileSync(s1.stackFile, "utf8");
+
+    // 30. pull-through
+    await c.pullThrough.phase("mirror topology; first pull fetches each blob once from the upstream", async () => {
+      assert(!stackJson.includes(UPSTREAM_USER.password), "the upstream password is in cdk.tf.json");
+      for (const name of ["hub", "ghcr"]) {
+        const inspect = JSON.parse((await ctx.engine.docker(["inspect", `e2e-mirrors-mirror-${name}`])).stdout) as Array<{
+          NetworkSettings: { Networks: Record<string, unknown>; Ports: Record<string, unknown> };
+          HostConfig: { CapDrop: string[] | null };
+        }>;
+        assertEqual(Object.keys(inspect[0].NetworkSettings.Networks), [UPSTREAM_NETWORK], `networks of mirror ${name}`);
+        const published = Object.entries(inspect[0].NetworkSettings.Ports ?? {}).filter(([, bindings]) => bindings !== null);
+        assertEqual(published, [], `published ports of mirror ${name}`);
+        assertEqual(inspect[0].HostConfig.CapDrop, ["ALL"], `dropped capabilities of mirror ${name}`);
+      }
+      c.pullThrough.note(`mirrors e2e-mirrors-mirror-hub/-ghcr: only network ${UPSTREAM_NETWORK}, no published port, cap_drop ALL; upstream password not in cdk.tf.json`);
+      const before = blobFetches(await upstreamRequests(ctx.engine), "library/e2e-base");
+      assertEqual(before, {}, "upstream blob downloads of library/e2e-base before any pull through the mirror");
+      const pulled = await docker.pull(`${hubEndpoint}/library/e2e-base:1`);
+      assertEqual(pulled.digest, baseDigest, "digest pulled through the mirror vs pushed to the upstream");
+      assertMatch(pulled.output, /Pull complete/, "docker pull downloaded layers");
+      await assertFetchedOnce(ctx.engine, baseBlobs, "after the first pull");
+      c.pullThrough.note(`client 1 (docker CLI, anonymous): docker pull ${hubEndpoint}/library/e2e-base:1 → ${short(pulled.digest)}; upstream access log: ${baseBlobs.length} blob GETs, each blob exactly once`);
+    });
+
+    // 31. pushes: refused by the mirrors, accepted by the private registry
+    await c.pushRefused.phase("push to a mirror refused; private registry push works; mirror auth", async () => {
+      await buildUniqueImage(docker, fs.mkdtempSync(path.join(scratch, "pushed-")), "rse2e-local/pushed:1");
+      await docker.tag("rse2e-local/pushed:1", `${hubEndpoint}/library/pushed:1`);
+      const refused = await expectFailure("docker push to the docker.io mirror", () => docker.push(`${hubEndpoint}/library/pushed:1`));
+      assertMatch(refused.stderr + refused.stdout, /read-only pull-through cache of docker\.io; push to the private registry localhost:\d+ instead/, "docker push error");
+      c.pushRefused.note(`docker push ${hubEndpoint}/library/pushed:1 refused: ${clip((refused.stderr || refused.stdout).trim().split("\n").slice(-1)[0], 200)}`);
+      const post = await run(
+        "curl",
+        ["-sS", "-X", "POST", "--cacert", path.join(clientDir, "certs.d", ghcrEndpoint, "ca.crt"), "-u", `${alice.name}:${alice.password}`,
+          "-w", "\n%{http_code}", `https://${ghcrEndpoint}/v2/e2e/tool/blobs/uploads/`],
+        { timeoutMs: 30_000 },
+      );
+      const lines = post.stdout.trimEnd().split("\n");
+      const status = lines.pop();
+      const body = lines.join("\n").trim();
+      assertEqual(status, "405", "POST blob upload to the ghcr.io mirror as alice");
+      assertEqual((JSON.parse(body) as { errors: Array<{ code: string }> }).errors[0].code, "UNSUPPORTED", "registry error code");
+      c.pushRefused.note(`curl -X POST https://${ghcrEndpoint}/v2/e2e/tool/blobs/uploads/ as alice → 405 ${clip(body, 160)}`);
+      const anonymous = await curl({ url: `https://${ghcrEndpoint}/v2/e2e/tool/manifests/1`, cacert: path.join(clientDir, "certs.d", ghcrEndpoint, "ca.crt"), scratchDir: scratch });
+      assertEqual(anonymous.status, 401, "anonymous manifest GET on the ghcr.io mirror (users required)");
+      c.pushRefused.note("ghcr.io mirror without anonymousPull: anonymous manifest GET → 401");
+      await docker.login(endpoint, alice.name, alice.password);
+      await buildUniqueImage(docker, fs.mkdtempSync(path.join(scratch, "private-")), "rse2e-local/private:1");
+      await docker.tag("rse2e-local/private:1", `${endpoint}/e2e/private:1`);
+      const pushed = await docker.push(`${endpoint}/e2e/private:1`);
+      c.pushRefused.note(`docker push ${endpoint}/e2e/private:1 (private registry) → ${short(pushed.digest)}`);
+    });
+    c.pushRefused.finish();
+
+    // 32. a second dockerd with the generated daemon.json
+    await c.dockerdMirror.phase("second dockerd started with the generated daemon.json pulls docker.io/library/e2e-base:1", async () => {
+      const daemonJson = JSON.parse(fs.readFileSync(path.join(clientDir, "daemon.json"), "utf8")) as Record<string, unknown>;
+      assertEqual(daemonJson["registry-mirrors"], [`https://${hubEndpoint}`], "registry-mirrors in the generated daemon.json");
+      c.dockerdMirror.note(`generated daemon.json: ${JSON.stringify(daemonJson)}`);
+      const second = await startEngine({ addressPool: SECOND_ENGINE_POOL, daemonConfig: daemonJson, log: (l) => say(TAG, `  second engine: ${l}`) });
+      try {
+        const info = (await second.docker(["info", "--format", "{{json .RegistryConfig.Mirrors}}"], { timeoutMs: 30_000 })).stdout.trim();
+        assertEqual(JSON.parse(info), [`https://${hubEndpoint}/`], "docker info Registry Mirrors of the second engine");
+        const out = (await second.docker(["pull", "docker.io/library/e2e-base:1"], { timeoutMs: 120_000 })).stdout;
+        const digest = /Digest: (sha256:[0-9a-f]{64})/.exec(out)?.[1];
+        assertEqual(digest, baseDigest, "digest of docker.io/library/e2e-base:1 pulled by the second engine");
+        c.dockerdMirror.note(`second dockerd (pid ${second.pid}, pool ${SECOND_ENGINE_POOL}): docker info mirrors ${info}; docker pull docker.io/library/e2e-base:1 → ${short(digest ?? "")} (no internet here: Docker Hub itself is unreachable)`);
+      } finally {
+        await second.stop();
+      }
+      await assertFetchedOnce(ctx.engine, baseBlobs, "after the second dockerd's pull");
+      c.dockerdMirror.note(`upstream access log after this second client's pull: still exactly one download of each of the ${baseBlobs.length} blobs`);
+      c.dockerdMirror.note("caveat: dockerd treats localhost (127.0.0.0/8) as insecure and skips TLS verification for it; containerd and skopeo below verify the CA");
+    });
+    c.dockerdMirror.finish();
+
+    // 33. containerd
+    await c.containerd.phase("ctr images pull --hosts-dir <generated containerd/certs.d>", async () => {
+      const hostsDir = path.join(clientDir, "containerd", "certs.d");
+      const address = path.join(ctx.engine.baseDir, "exec", "containerd", "containerd.sock");
+      assert(fs.existsSync(address), `no containerd socket at ${address}`);
+      const ctr = (args: string[]) => run("ctr", ["--address", address, "--namespace", CONTAINERD_NAMESPACE, ...args], { timeoutMs: 120_000 });
+      await ctr(["images", "pull", "--hosts-dir", hostsDir, "docker.io/library/e2e-base:1"]);
+      await ctr(["images", "pull", "--hosts-dir", hostsDir, "--user", `${alice.name}:${alice.password}`, "ghcr.io/e2e/tool:1"]);
+      await ctr(["images", "pull", "--hosts-dir", hostsDir, "--user", `${alice.name}:${alice.password}`, `${endpoint}/e2e/private:1`]);
+      const listed = (await ctr(["images", "list"])).stdout;
+      for (const [ref, digest] of [["docker.io/library/e2e-base:1", baseDigest], ["ghcr.io/e2e/tool:1", toolDigest]]) {
+        assertMatch(listed, new RegExp(`^${ref.replace(/[.]/g, "\\.")}\\s+\\S+\\s+${digest}\\s`, "m"), `ctr images list entry of ${ref}`);
+      }
+      await assertFetchedOnce(ctx.engine, baseBlobs, "after ctr's pull of docker.io/library/e2e-base:1");
+      c.containerd.note(`ctr pull docker.io/library/e2e-base:1 (anonymous), ghcr.io/e2e/tool:1 and ${endpoint}/e2e/private:1 (as alice) with --hosts-dir ${path.relative(clientDir, hostsDir)}: digests match; TLS verified against the hosts.toml's ca.crt`);
+      c.containerd.note(`upstream access log after ctr: still exactly one download of each library/e2e-base blob`);
+      // Control: the same hosts dir with an unrelated CA in place of the generated ca.crt.
+      const otherHosts = path.join(scratch, "containerd-other-ca");
+      fs.cpSync(path.join(hostsDir, "ghcr.io"), path.join(otherHosts, "ghcr.io"), { recursive: true });
+      fs.copyFileSync(await makeOtherCa(path.join(scratch, "other-ca")), path.join(otherHosts, "ghcr.io", "ca.crt"));
+      await ctr(["images", "rm", "ghcr.io/e2e/tool:1"]);
+      const wrongCa = await expectFailure("ctr pull with an unrelated CA", () =>
+        ctr(["images", "pull", "--hosts-dir", otherHosts, "--user", `${alice.name}:${alice.password}`, "ghcr.io/e2e/tool:1"]),
+      );
+      assertMatch(wrongCa.stderr, /x509|certificate/, "ctr pull with an unrelated CA in hosts.toml's folder");
+      c.containerd.note(`control: the same ghcr.io pull with an unrelated ca.crt fails: ${clip(wrongCa.stderr.trim().split("\n").slice(-1)[0], 160)}`);
+    });
+    c.containerd.finish();
+
+    // 34. skopeo with the registries.conf.d drop-in (as Podman/CRI-O read it)
+    const home = path.join(scratch, "containers-home");
+    const authFile = path.join(home, "auth.json");
+    const skopeo = (args: string[]) =>
+      run("skopeo", ["--policy", path.join(home, "policy.json"), ...args], { timeoutMs: 120_000, env: { ...process.env, HOME: home } });
+    await c.podmanDropIn.phase("skopeo copy docker.io/… and ghcr.io/… with the generated drop-in and certs", async () => {
+      const dropIn = path.join(clientDir, "containers", "registries.conf.d", "50-registry-stack.conf");
+      const userConf = path.join(home, ".config", "containers");
+      fs.mkdirSync(path.join(userConf, "registries.conf.d"), { recursive: true });
+      fs.copyFileSync(dropIn, path.join(userConf, "registries.conf.d", "50-registry-stack.conf"));
+      for (const e of [hubEndpoint, ghcrEndpoint]) {
+        fs.mkdirSync(path.join(userConf, "certs.d", e), { recursive: true });
+        fs.copyFileSync(path.join(clientDir, "certs.d", e, "ca.crt"), path.join(userConf, "certs.d", e, "ca.crt"));
+      }
+      fs.writeFileSync(path.join(home, "policy.json"), JSON.stringify({ default: [{ type: "insecureAcceptAnything" }] }));
+      await skopeo(["copy", "docker://docker.io/library/e2e-base:1", `dir:${path.join(scratch, "skopeo-base")}`]);
+      const base = JSON.parse((await skopeo(["inspect", "--no-tags", "docker://docker.io/library/e2e-base:1"])).stdout) as { Digest: string };
+      assertEqual(base.Digest, baseDigest, "skopeo inspect docker.io/library/e2e-base:1 digest");
+      // containers/image never sends --creds to a mirror: credentials come from the auth file, per mirror host.
+      await run("skopeo", ["login", "--authfile", authFile, "--username", alice.name, "--password-stdin", ghcrEndpoint], {
+        timeoutMs: 60_000,
+        input: alice.password,
+        env: { ...process.env, HOME: home },
+      });
+      const tool = JSON.parse((await skopeo(["inspect", "--no-tags", "--authfile", authFile, "docker://ghcr.io/e2e/tool:1"])).stdout) as { Digest: string };
+      assertEqual(tool.Digest, toolDigest, "skopeo inspect ghcr.io/e2e/tool:1 digest");
+      await assertFetchedOnce(ctx.engine, baseBlobs, "after skopeo's copy");
+      c.podmanDropIn.note(`HOME=${path.basename(home)}: ~/.config/containers/registries.conf.d/50-registry-stack.conf + certs.d/<mirror>/ca.crt (TLS verified): skopeo copy/inspect docker://docker.io/library/e2e-base:1 → ${short(base.Digest)}; skopeo login ${ghcrEndpoint} (alice) + inspect docker://ghcr.io/e2e/tool:1 → ${short(tool.Digest)}; upstream blob downloads unchanged`);
+      fs.rmSync(path.join(userConf, "certs.d", ghcrEndpoint), { recursive: true });
+      const untrusted = await expectFailure("skopeo without the mirror's CA", () => skopeo(["inspect", "--no-tags", "--authfile", authFile, "docker://ghcr.io/e2e/tool:1"]));
+      assertMatch(untrusted.stderr, /x509|certificate/, "skopeo error without the CA");
+      c.podmanDropIn.note(`control: without certs.d/${ghcrEndpoint}/ca.crt the same inspect fails: ${clip(untrusted.stderr.trim().split("\n").slice(-1)[0], 160)}`);
+      fs.mkdirSync(path.join(userConf, "certs.d", ghcrEndpoint), { recursive: true });
+      fs.copyFileSync(path.join(clientDir, "certs.d", ghcrEndpoint, "ca.crt"), path.join(userConf, "certs.d", ghcrEndpoint, "ca.crt"));
+    });
+    c.podmanDropIn.finish();
+
+    // 30, second half: the upstream goes away
+    await c.pullThrough.phase("upstream stopped: cached images still pull", async () => {
+      await ctx.engine.docker(["stop", UPSTREAM_CONTAINER], { timeoutMs: 60_000 });
+      const gone = await curl({ url: `https://${upstream.hostEndpoint}/v2/`, cacert: upstream.caFile, scratchDir: scratch }).then(
+        (r) => `HTTP ${r.status}`,
+        (err: CommandError) => clip(err.stderr.trim(), 100),
+      );
+      assert(!/^HTTP/.test(gone), `the upstream still answers after docker stop: ${gone}`);
+      await docker.rmi(`${hubEndpoint}/library/e2e-base:1`);
+      const pulled = await docker.pull(`${hubEndpoint}/library/e2e-base:1`);
+      assertEqual(pulled.digest, baseDigest, "digest pulled with the upstream stopped");
+      assertMatch(pulled.output, /Pull complete|Downloaded newer image/, "docker pull downloaded layers");
+      const tool = JSON.parse((await skopeo(["inspect", "--no-tags", "--authfile", authFile, "docker://ghcr.io/e2e/tool:1"])).stdout) as { Digest: string };
+      assertEqual(tool.Digest, toolDigest, "skopeo inspect ghcr.io/e2e/tool:1 with the upstream stopped");
+      c.pullThrough.note(`upstream stopped (${gone}); docker rmi + docker pull ${hubEndpoint}/library/e2e-base:1 → ${short(pulled.digest)} from the cache; skopeo inspect docker://ghcr.io/e2e/tool:1 via the drop-in → ${short(tool.Digest)}`);
+    });
+    c.pullThrough.finish();
+  } catch (err) {
+    for (const ch of mine) ch.abort(`scenario ${TAG} failed: ${(err as Error).message}`);
+  } finally {
+    await ctx.timings.time(`${TAG}: destroy`, () => dep.destroy()).catch((err: Error) => say(TAG, `destroy failed: ${err.message}`));
+    if (upstreamStarted) await ctx.engine.docker(["rm", "-f", UPSTREAM_CONTAINER], { timeoutMs: 60_000 }).catch((err: Error) => say(TAG, err.message));
+    await ctx.engine.docker(["network", "rm", UPSTREAM_NETWORK], { timeoutMs: 30_000 }).catch(() => undefined);
+  }
+}
