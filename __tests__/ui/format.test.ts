@@ -1,5 +1,6 @@
 import {
   distinctBlobSize,
+  failureMessage,
   filterNames,
   formatBytes,
   formatCreated,
@@ -89,5 +90,15 @@ describe("web UI formatting helpers", () => {
   test("reads the registry's error body, and nothing from an HTML page", () => {
     expect(registryErrorCode('{"errors":[{"code":"UNSUPPORTED","message":"The operation is unsupported."}]}')).toEqual({ code: "UNSUPPORTED", message: "The operation is unsupported." });
     expect(registryErrorCode("<html>404</html>")).toBeUndefined();
+  });
+
+  test("explains failures instead of showing a bare error code", () => {
+    expect(failureMessage(401, { code: "UNAUTHORIZED", message: "authentication required" }, undefined, "sign in")).toBe("Wrong user name or password.");
+    expect(failureMessage(429, { code: "TOOMANYREQUESTS", message: "" }, 60, "sign in")).toBe("Too many sign-in attempts from your address. Try again in 60 seconds.");
+    expect(failureMessage(405, { code: "UNSUPPORTED", message: "The operation is unsupported." }, undefined, "delete tags in a/b")).toMatch(/deleteEnabled is false/);
+    expect(failureMessage(403, { code: "DENIED", message: "requested access to the resource is denied" }, undefined, "delete tags in a/b")).toBe("Your account may not delete tags in a/b.");
+    expect(failureMessage(400, { code: "DIGEST_INVALID", message: "provided digest did not match uploaded content" }, undefined, "delete tags in a/b")).toMatch(/distribution 2\.x\) deletes only whole manifests/);
+    expect(failureMessage(500, undefined, undefined, "list the repositories")).toBe("Could not list the repositories: HTTP 500.");
+    for (const status of [401, 403, 405, 429, 503]) expect(failureMessage(status, { code: "UNSUPPORTED", message: "x" }, 1, "act")).not.toMatch(/^UNSUPPORTED|: UNSUPPORTED/);
   });
 });

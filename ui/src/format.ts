@@ -135,3 +135,26 @@ export function registryErrorCode(body: string): { code: string; message: string
   }
   return undefined;
 }
+
+/** What the page says about a failed request: what happened and what to do, never a bare error code. */
+export function failureMessage(status: number, error: { code: string; message: string } | undefined, retryAfter: number | undefined, action: string): string {
+  switch (status) {
+    case 401:
+      return "Wrong user name or password.";
+    case 403:
+      return `Your account may not ${action}.`;
+    case 405:
+      return error?.code === "UNSUPPORTED"
+        ? "This registry does not allow deleting (deleteEnabled is false in the stack's configuration)."
+        : `The registry does not support this: ${action}.`;
+    case 429:
+      return `Too many sign-in attempts from your address. Try again in ${retryAfter ?? 60} seconds.`;
+    case 503:
+      return "The registry cannot verify sign-ins right now; try again shortly.";
+  }
+  // distribution 2.x reads the reference of DELETE /v2/<name>/manifests/<tag> as a digest.
+  if (status === 400 && error?.code === "DIGEST_INVALID" && action.startsWith("delete")) {
+    return "This registry (distribution 2.x) deletes only whole manifests by digest, not single tags; with registry 3.x the page deletes tags.";
+  }
+  return `Could not ${action}: HTTP ${status}${error ? ` ${error.code}: ${error.message}` : ""}.`;
+}

@@ -5,6 +5,7 @@ import { accessOf, Access, parseMe, UiSettings } from "./access.js";
 import {
   Descriptor,
   distinctBlobSize,
+  failureMessage,
   isIndex,
   MANIFEST_ACCEPT,
   ManifestDocument,
@@ -59,32 +60,11 @@ function encodeRepository(name: string): string {
   return name.split("/").map(encodeURIComponent).join("/");
 }
 
-/** Turns a failed response into a message that says what happened and what to do. */
-async function failure(response: Response, what: string): Promise<RegistryError> {
-  const body = await response.text().catch(() => "");
-  const error = registryErrorCode(body);
-  const retry = retryAfterSeconds(response.headers.get("Retry-After"));
-  switch (response.status) {
-    case 401:
-      return new RegistryError("Wrong user name or password.", 401, error?.code);
-    case 403:
-      return new RegistryError(`Your account may not ${what}.`, 403, error?.code);
-    case 405:
-      return error?.code === "UNSUPPORTED"
-        ? new RegistryError("This registry does not allow deleting (deleteEnabled is false in the stack's configuration).", 405, error.code)
-        : new RegistryError(`The registry does not support this: ${what}.`, 405, error?.code);
-    case 429:
-      return new RegistryError(
-        `Too many sign-in attempts from your address. Try again in ${retry ?? 60} seconds.`,
-        429,
-        error?.code,
-        retry ?? 60,
-      );
-    case 503:
-      return new RegistryError("The registry cannot verify sign-ins right now; try again shortly.", 503, error?.code);
-    default:
-      return new RegistryError(`Could not ${what}: HTTP ${response.status}${error ? ` ${error.code}: ${error.message}` : ""}.`, response.status, error?.code);
-  }
+/** Turns a failed response into an error whose message says what happened and what to do. */
+async function failure(response: Response, action: string): Promise<RegistryError> {
+  const error = registryErrorCode(await response.text().catch(() => ""));
+  const retry = response.status === 429 ? (retryAfterSeconds(response.headers.get("Retry-After")) ?? 60) : undefined;
+  return new RegistryError(failureMessage(response.status, error, retry, action), response.status, error?.code, retry);
 }
 
 export class RegistryClient {
@@ -216,7 +196,7 @@ export class RegistryClient {
    */
   async deleteTag(repository: string, tag: string): Promise<void> {
     const response = await this.request(`/v2/${encodeRepository(repository)}/manifests/${encodeURIComponent(tag)}`, { method: "DELETE" });
-    if (response.status !== 202 && !response.ok) throw await failure(response, `delete tags in ${repository}`);
+    if (!response.ok) throw await failure(response, `delete tags in ${repository}`);
   }
 }
 
