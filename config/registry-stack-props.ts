@@ -87,6 +87,51 @@ export interface RegistryMirrorProps {
   readonly network?: string;
 }
 
+/**
+ * Which tags and manifests of the repositories a rule matches are deleted. Patterns are POSIX
+ * extended regular expressions (`grep -E`): anchor them (`^v[0-9]+$`). A rule with none of
+ * keepNewest, keepTags and untaggedDays keeps everything in its repositories.
+ */
+export interface RetentionRuleProps {
+  /** Repositories the rule applies to; the first matching rule wins, unmatched repositories are left alone. */
+  readonly repositories: string;
+  /**
+   * Keep this many tags, newest first by push time; older ones are deleted unless keepTags matches them.
+   * @default - no count limit (with keepTags set, every tag it does not match is deleted)
+   */
+  readonly keepNewest?: number;
+  /**
+   * Tags matching any of these are always kept, e.g. ["^v[0-9]+\\.[0-9]+\\.[0-9]+$", "^latest$"].
+   * @default []
+   */
+  readonly keepTags?: string[];
+  /**
+   * Delete manifests no tag points to once they were pushed at least this many days ago (0 = all).
+   * Children of a kept image index are never deleted.
+   * @default - untagged manifests are kept (except those whose tags this rule deletes)
+   */
+  readonly untaggedDays?: number;
+}
+
+export interface RetentionProps {
+  /**
+   * Daily time (UTC, HH:MM) at which the maintenance container runs retention and the garbage collector.
+   * @default "03:00"
+   */
+  readonly schedule?: string;
+  /**
+   * Scheduled runs only report what they would delete.
+   * @default false
+   */
+  readonly dryRun?: boolean;
+  /**
+   * Seconds between refusing writes and starting to delete, so that writes already past the proxy finish.
+   * @default 2
+   */
+  readonly writeSettleSeconds?: number;
+  readonly rules: RetentionRuleProps[];
+}
+
 export interface RegistryStackProps {
   /**
    * Prefix of every Docker object name (containers, networks, volume).
@@ -173,8 +218,8 @@ export interface RegistryStackProps {
    */
   readonly authCacheSeconds?: number;
   /**
-   * Allow `DELETE` of manifests and blobs (needed before garbage collection).
-   * @default false
+   * Allow `DELETE` of manifests and blobs. Retention turns it on; `false` together with retention is refused.
+   * @default - true with retention, false without
    */
   readonly deleteEnabled?: boolean;
   /**
@@ -266,6 +311,12 @@ export interface RegistryStackProps {
    * @default []
    */
   readonly mirrors?: RegistryMirrorProps[];
+  /**
+   * Tag retention and garbage collection on a schedule, by a maintenance container on the same
+   * engine. Nothing is ever deleted unless this is set.
+   * @default - no retention, no garbage collection
+   */
+  readonly retention?: RetentionProps;
   /**
    * Randomness and clock. Tests inject fixed material.
    * @default - the system's CSPRNG, Node's RSA key generation and clock

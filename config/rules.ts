@@ -166,3 +166,41 @@ export function mirrorTtlProblem(value: string): string | undefined {
   if (seconds > MAX_MIRROR_TTL_HOURS * 3600) return `must be at most ${MAX_MIRROR_TTL_HOURS}h`;
   return undefined;
 }
+
+/**
+ * Retention patterns are matched by `grep -E` inside the registry image (busybox in the official
+ * Alpine image, GNU grep elsewhere): POSIX extended regular expressions. Perl-style escapes and
+ * groups mean something else there or nothing at all, so they are refused with the ERE spelling.
+ */
+const PERL_ONLY_SYNTAX: ReadonlyArray<[RegExp, string]> = [
+  [/\\d/, "uses \\d, which grep -E does not know; write [0-9]"],
+  [/\\D/, "uses \\D, which grep -E does not know; write [^0-9]"],
+  [/\\[wW]/, "uses \\w or \\W, which the registry image's grep -E does not know; write [A-Za-z0-9_] (or [^A-Za-z0-9_])"],
+  [/\\[sS]/, "uses \\s or \\S; tags and repository names have no whitespace, leave it out"],
+  [/\\[bB]/, "uses \\b or \\B; anchor the pattern with ^ and $ instead"],
+  [/\(\?/, "uses a (?…) group, which grep -E does not know; use plain ( ) groups"],
+  [/[*+?}]\?/, "uses a lazy quantifier (*?, +?, ??), which grep -E does not know; drop the ?"],
+  [/\\[1-9]/, "uses a back-reference, which grep -E does not support"],
+];
+export const MAX_PATTERN_LENGTH = 256;
+
+/** What is wrong with a retention pattern (POSIX ERE as grep -E reads it); undefined when it is fine. */
+export function extendedRegexProblem(value: string): string | undefined {
+  if (value === "") return "is empty; an empty pattern matches everything: write ^ or .* if you mean that";
+  if (value.length > MAX_PATTERN_LENGTH) return `is longer than ${MAX_PATTERN_LENGTH} characters`;
+  // eslint-disable-next-line no-control-regex
+  if (/[\x00-\x1f\x7f]/.test(value)) return "contains a control character (tab, newline…); patterns are one line";
+  for (const [syntax, message] of PERL_ONLY_SYNTAX) if (syntax.test(value)) return message;
+  try {
+    new RegExp(value);
+  } catch {
+    return "is not a valid regular expression (POSIX extended, as grep -E reads it)";
+  }
+  return undefined;
+}
+
+/** A daily time in UTC, HH:MM. */
+export const DAILY_TIME = /^([01][0-9]|2[0-3]):[0-5][0-9]$/;
+export const DAILY_TIME_HINT = 'must be a daily time in UTC as HH:MM, e.g. "03:30"';
+export const MAX_RETENTION_RULES = 64;
+export const MAX_KEEP_TAG_PATTERNS = 32;

@@ -85,6 +85,19 @@ const stateBackend = z.discriminatedUnion(
   ],
   { error: "must be one of 'local', 's3', 'pg', 'http'" },
 );
+const pattern = ruled(rules.extendedRegexProblem);
+const retentionRule = z.strictObject({
+  repositories: pattern,
+  keepNewest: z.number().int().min(0, { error: "must be 0 or more tags" }).max(100000, { error: "must be at most 100000" }).optional(),
+  keepTags: boundedList(pattern, rules.MAX_KEEP_TAG_PATTERNS).default([]),
+  untaggedDays: z.number().int().min(0, { error: "must be 0 (every untagged manifest) or more days" }).max(36500, { error: "must be at most 36500" }).optional(),
+});
+const retention = z.strictObject({
+  schedule: z.string().regex(rules.DAILY_TIME, { error: rules.DAILY_TIME_HINT }).default("03:00"),
+  dryRun: z.boolean().default(false),
+  writeSettleSeconds: z.number().int().min(0, { error: "must be 0 or more seconds" }).max(60, { error: "must be at most 60; writes are refused that long" }).default(2),
+  rules: boundedList(retentionRule, rules.MAX_RETENTION_RULES),
+});
 const memoryMb = z.number().int().min(32, { error: "must be at least 32 (MiB)" }).max(1048576, { error: "must be at most 1048576 (MiB)" });
 
 /** Schema of the stack's props; the config file has the same shape (without passwords and entropy). */
@@ -120,7 +133,7 @@ export const registryStackPropsSchema = z
       .min(0, { error: "must be 0 (off) or more seconds" })
       .max(3600, { error: "must be at most 3600; a cached login is trusted that long" })
       .optional(),
-    deleteEnabled: z.boolean().default(false),
+    deleteEnabled: z.boolean().optional(),
     ui: z.boolean().optional(),
     volumeName: z.string().regex(rules.DOCKER_OBJECT_NAME, { error: rules.DOCKER_OBJECT_NAME_HINT }).optional(),
     preventVolumeDestroy: z.boolean().default(true),
@@ -138,6 +151,7 @@ export const registryStackPropsSchema = z
     authVerifierMemoryMb: memoryMb.default(128),
     failedLoginsPerMinute: z.number().int().min(1, { error: "must be at least 1" }).max(6000, { error: "must be at most 6000" }).default(30),
     mirrors: boundedList(mirror, rules.MAX_MIRRORS).default([]),
+    retention: retention.optional(),
   })
   .superRefine((props, ctx) => {
     const problem = (field: (string | number)[], message: string) => ctx.addIssue({ code: "custom", path: field, message, input: valueAt(props, field) });
@@ -167,6 +181,12 @@ export const registryStackPropsSchema = z
     if (props.ui === true && !props.proxy) problem(["ui"], "needs proxy: true (the proxy serves the page); remove it or enable the proxy");
     if (props.debugPort === REGISTRY_LISTEN_PORT) problem(["debugPort"], "is the registry's own port; pick another");
     mirrorProblems(props, problem);
+    if (props.retention !== undefined) {
+      if (props.retention.rules.length === 0) problem(["retention", "rules"], "is empty; add a rule (repositories plus keepNewest, keepTags or untaggedDays) or remove retention");
+      if (props.deleteEnabled === false)
+        problem(["deleteEnabled"], "is false, but retention deletes tags and manifests and turns the delete API on; remove deleteEnabled or retention");
+      if (!props.proxy) problem(["retention"], "needs proxy: true: the proxy holds writes while the garbage collector runs; enable the proxy or remove retention");
+    }
   });
 
 type Problem = (field: (string | number)[], message: string) => void;
@@ -221,9 +241,11 @@ export interface MirrorSettings extends Omit<z.output<typeof mirror>, "upstreamU
 }
 
 /** Props with every default applied. */
-export interface RegistrySettings extends Omit<ParsedProps, "hostnames" | "ipAddresses" | "volumeName" | "materialDirectory" | "authCacheSeconds" | "projectDirectory" | "ui" | "mirrors"> {
+export interface RegistrySettings extends Omit<ParsedProps, "hostnames" | "ipAddresses" | "volumeName" | "materialDirectory" | "authCacheSeconds" | "projectDirectory" | "ui" | "deleteEnabled" | "mirrors"> {
   readonly mirrors: MirrorSettings[];
   readonly projectDirectory: string;
+  /** On when set, else on exactly when retention is configured. */
+  readonly deleteEnabled: boolean;
   readonly authCacheSeconds: number;
   /** Whether the proxy serves the web UI. */
   readonly ui: boolean;
@@ -246,6 +268,7 @@ export function resolveSettings(props: Omit<RegistryStackProps, "entropy">, stac
     hostnames: noAddresses ? ["localhost"] : parsed.hostnames,
     ipAddresses: noAddresses ? ["127.0.0.1"] : parsed.ipAddresses,
     volumeName: parsed.volumeName ?? `${parsed.namePrefix}-data`,
+    deleteEnabled: parsed.deleteEnabled ?? parsed.retention !== undefined,
     authCacheSeconds: parsed.authCacheSeconds ?? (parsed.proxy ? DEFAULT_AUTH_CACHE_SECONDS : 0),
     ui: parsed.ui ?? parsed.proxy,
     tls:

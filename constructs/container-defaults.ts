@@ -25,3 +25,12 @@ export const NO_NEW_PRIVILEGES = ["no-new-privileges:true"];
  * the container's memory limit.
  */
 export const SCRATCH_TMPFS = { "/tmp": "rw,noexec,nosuid,nodev,size=64m" };
+
+/**
+ * Text Terraform must take literally: `${` and `%{` start template sequences in any string of the
+ * configuration (an upload's content included), `$${` and `%%{` are their escapes.
+ */
+export function terraformLiteral(text: string): string {
+  // A function replacement: in a replacement string "$$" would itself mean one "$".
+  return text.replace(/\$\{/g, () => "$${").replace(/%\{/g, () => "%%{");
+}

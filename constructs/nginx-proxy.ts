@@ -7,6 +7,7 @@ import { MaterialStore } from "../material/material-store";
 import { AUTH_CACHE_DIR, DEFAULT_PROXY_TUNING, ProxyTuning, renderNginxConf } from "../renderers/nginx-conf";
 import { ConfigVolume } from "./config-volume";
 import { healthcheckLabel, IGNORE_ENGINE_DEFAULTS, NO_NEW_PRIVILEGES, SCRATCH_TMPFS } from "./container-defaults";
+import { Maintenance } from "./maintenance";
 import { UiFile } from "../renderers/ui-assets";
 import { Registry } from "./registry";
 import { secretUpload } from "./secret-upload";
@@ -27,6 +28,11 @@ export interface NginxProxyProps {
     /** Logins verified per client address and minute; cached logins do not count. */
     readonly verificationsPerMinute: number;
   };
+  /**
+   * The maintenance container whose write hold the proxy honours (503 for writes while it collects garbage).
+   * @default - writes are never held
+   */
+  readonly maintenance?: Maintenance;
   /** The volume holding the registry's (and the verifier's) unix socket; mounted read-only. */
   readonly socketVolume: Volume;
   /** The network whose bridge publishes the public port. */
@@ -115,6 +121,9 @@ export class NginxProxy extends Construct {
         props.httpRedirectPort !== undefined ? { listenPort: NginxProxy.REDIRECT_LISTEN_PORT, publicPort: props.publish.port } : undefined,
       tuning: props.tuning ?? DEFAULT_PROXY_TUNING,
       ui: props.uiFiles ? { directory: NginxProxy.UI_DIRECTORY } : undefined,
+      writeHold: props.maintenance
+        ? { flagFile: `${Maintenance.PROXY_STATE_DIRECTORY}/${Maintenance.HOLD_FILE_NAME}`, retryAfterSeconds: Maintenance.RETRY_AFTER_SECONDS }
+        : undefined,
       authCache: verifier
         ? {
             verifier: { socketPath: socketPath(verifier.registry) },
@@ -181,7 +190,11 @@ export class NginxProxy extends Construct {
       wait: true,
       waitTimeout: 120,
       networksAdvanced: [{ name: props.edgeNetwork.name }],
-      volumes: [{ volumeName: props.socketVolume.name, containerPath: Registry.SOCKET_DIRECTORY, readOnly: true }, this.configVolume.mount],
+      volumes: [
+        { volumeName: props.socketVolume.name, containerPath: Registry.SOCKET_DIRECTORY, readOnly: true },
+        this.configVolume.mount,
+        ...(props.maintenance ? [{ volumeName: props.maintenance.stateVolume.name, containerPath: Maintenance.PROXY_STATE_DIRECTORY, readOnly: true }] : []),
+      ],
       ports,
       readOnly: true,
       dependsOn: [this.configVolume.seeder],

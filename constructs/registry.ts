@@ -87,6 +87,12 @@ export interface RegistryProps {
      */
     readonly caCertificatePem?: string;
   };
+  /**
+   * distribution's in-memory blob-descriptor cache; off when the garbage collector deletes blobs
+   * behind the registry's back (distribution#4569).
+   * @default true
+   */
+  readonly blobDescriptorCache?: boolean;
 }
 
 /** The distribution registry: image, data volume and container with its generated config. */
@@ -115,6 +121,8 @@ export class Registry extends Construct {
   public readonly configVolume: ConfigVolume;
   /** The named data volume, unless a host folder is used. */
   public readonly volume?: Volume;
+  /** How the data (volume or host folder) is mounted at DATA_PATH; none for an in-memory registry. */
+  public readonly dataMount?: ContainerVolumes;
 
   constructor(scope: Construct, id: string, props: RegistryProps) {
     super(scope, id);
@@ -122,14 +130,15 @@ export class Registry extends Construct {
 
     const volumes: ContainerVolumes[] = [];
     if ("hostPath" in props.storage) {
-      volumes.push({ hostPath: props.storage.hostPath, containerPath: Registry.DATA_PATH });
+      this.dataMount = { hostPath: props.storage.hostPath, containerPath: Registry.DATA_PATH };
     } else if ("volumeName" in props.storage) {
       this.volume = new Volume(this, "data", {
         name: props.storage.volumeName,
         lifecycle: { preventDestroy: props.storage.preventDestroy },
       });
-      volumes.push({ volumeName: this.volume.name, containerPath: Registry.DATA_PATH });
+      this.dataMount = { volumeName: this.volume.name, containerPath: Registry.DATA_PATH };
     }
+    if (this.dataMount) volumes.push(this.dataMount);
 
     const socket = "socketVolume" in props.endpoint ? props.endpoint : undefined;
     if (socket) {
@@ -152,6 +161,7 @@ export class Registry extends Construct {
       pullThrough: props.pullThrough
         ? { remoteUrl: props.pullThrough.remoteUrl, username: props.pullThrough.username, password: props.pullThrough.password, ttl: props.pullThrough.ttl }
         : undefined,
+      blobDescriptorCache: props.blobDescriptorCache,
     });
     // Files are named after the container so that two registries never share one.
     const uploads: ContainerUpload[] = [

@@ -159,7 +159,11 @@ export interface HttpResult {
 
 export interface HttpRequest {
   url: string;
-  method?: "GET" | "HEAD";
+  method?: "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE";
+  /** Request body (--data-binary @file). */
+  bodyFile?: string;
+  /** Keep the response body in this file (binary) instead of returning it as text. */
+  saveBodyTo?: string;
   /** CA file for --cacert (https). */
   cacert?: string;
   /** "user:password" */
@@ -177,9 +181,11 @@ let curlCounter = 0;
 export async function curl(req: HttpRequest): Promise<HttpResult> {
   const n = ++curlCounter;
   const headerFile = path.join(req.scratchDir, `curl-${n}.headers`);
-  const bodyFile = path.join(req.scratchDir, `curl-${n}.body`);
+  const bodyFile = req.saveBodyTo ?? path.join(req.scratchDir, `curl-${n}.body`);
   const args = ["-sS", "-m", "30", "-o", bodyFile, "-D", headerFile, "-w", "%{http_code}"];
   if (req.method === "HEAD") args.push("-I");
+  else if (req.method !== undefined && req.method !== "GET") args.push("-X", req.method);
+  if (req.bodyFile) args.push("--data-binary", `@${req.bodyFile}`);
   if (req.cacert) args.push("--cacert", req.cacert);
   if (req.credentials) args.push("-u", req.credentials);
   for (const h of req.headers ?? []) args.push("-H", h);
@@ -193,11 +199,11 @@ export async function curl(req: HttpRequest): Promise<HttpResult> {
       const m = /^([^:\s]+):\s*(.*)$/.exec(line);
       if (m) headers[m[1].toLowerCase()] = m[2];
     }
-    const body = fs.existsSync(bodyFile) ? fs.readFileSync(bodyFile, "utf8") : "";
+    const body = !req.saveBodyTo && fs.existsSync(bodyFile) ? fs.readFileSync(bodyFile, "utf8") : "";
     return { status: Number(stdout.trim()), headers, body };
   } finally {
     fs.rmSync(headerFile, { force: true });
-    fs.rmSync(bodyFile, { force: true });
+    if (!req.saveBodyTo) fs.rmSync(bodyFile, { force: true });
   }
 }
 

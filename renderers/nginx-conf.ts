@@ -105,6 +105,12 @@ export interface NginxConfInput {
    * @default - no UI: / and /ui/ answer 404
    */
   readonly ui?: { readonly directory: string };
+  /**
+   * While `flagFile` exists (the maintenance container creates it around the garbage collector),
+   * writes (POST, PUT, PATCH, DELETE) get 503 UNAVAILABLE with Retry-After; reads pass.
+   * @default - writes are never held
+   */
+  readonly writeHold?: WriteHold;
   readonly tuning: ProxyTuning;
   /**
    * One more TLS server per pull-through cache, on its own port, with the same names,
@@ -130,12 +136,20 @@ export interface MirrorServer {
   readonly anonymousPull: boolean;
 }
 
+export interface WriteHold {
+  /** Path of the flag file inside the proxy container. */
+  readonly flagFile: string;
+  /** Retry-After of the 503; Docker clients retry on their own schedule, others may read it. */
+  readonly retryAfterSeconds: number;
+}
+
 const UPSTREAM_NAME = "docker-registry";
 const AUTH_UPSTREAM_NAME = "registry-auth";
 const AUTH_LOCATION = "/_registry_auth";
 const ANONYMOUS_LOCATION = "/_registry_anonymous";
 const AUTH_ERROR_LOCATION = "@registry_auth_error";
 const READ_ONLY_LOCATION = "/_registry_read_only";
+const WRITE_HELD_LOCATION = "/_registry_write_held";
 const LOGIN_LIMIT_ZONE = "registry_logins";
 const CLIENT_ADDRESS_HEADER = "X-Registry-Client";
 const AUTH_CACHE_ZONE = "registry_auth";
@@ -175,7 +189,7 @@ const TLS12_CIPHERS = [
 const ANCIENT_DOCKER_USER_AGENT = String.raw`"^(docker\/1\.(3|4|5(?!\.[0-9]-dev))|Go ).*$"`;
 
 export function renderNginxConf(input: NginxConfInput): string {
-  const servers = [proxyServer(input, input.listenPort, serverLocations(input, { upstreamName: UPSTREAM_NAME, withAuth: true, ui: input.ui }))];
+  const servers = [proxyServer(input, input.listenPort, serverLocations(input, { upstreamName: UPSTREAM_NAME, withAuth: true, ui: input.ui, writeHold: input.writeHold }))];
   for (const mirror of input.mirrors ?? []) {
     const locations = serverLocations(input, { upstreamName: mirrorUpstreamName(mirror), withAuth: !mirror.anonymousPull, readOnly: mirror });
     servers.push(proxyServer(input, mirror.listenPort, locations));
@@ -193,18 +207,19 @@ export function renderNginxConf(input: NginxConfInput): string {
 /** The locations of one TLS server: the private registry's (with the UI, if any) or a mirror's. */
 function serverLocations(
   input: NginxConfInput,
-  options: { upstreamName: string; withAuth: boolean; readOnly?: MirrorServer; ui?: { readonly directory: string } },
+  options: { upstreamName: string; withAuth: boolean; readOnly?: MirrorServer; ui?: { readonly directory: string }; writeHold?: WriteHold },
 ): string[][] {
   const authCache = options.withAuth ? input.authCache : undefined;
   const withUi = options.ui !== undefined;
   const locations = [
-    registryLocation(input.tuning, options.upstreamName, authCache !== undefined, withUi, options.readOnly !== undefined),
+    registryLocation(input.tuning, options.upstreamName, authCache !== undefined, withUi, options.readOnly !== undefined, options.writeHold),
     healthLocation(),
     fallbackLocation(),
   ];
   if (options.ui) locations.push(...uiLocations(options.ui.directory));
   if (authCache) locations.push(authLocation(authCache), anonymousLocation(authCache.realm, withUi), authErrorLocation());
   if (options.readOnly) locations.push(readOnlyLocation(options.readOnly));
+  if (options.writeHold) locations.push(writeHeldLocation(options.writeHold));
   return locations;
 }
 
@@ -265,6 +280,9 @@ function httpBlock(input: NginxConfInput, servers: string[][]): string[] {
   }
   if (input.ui) {
     body.push("", ...challengeMaps(input.authCache?.realm));
+  }
+  if (input.writeHold) {
+    body.push("", ...block("map $request_method $registry_write_request", ["GET 0;", "HEAD 0;", "OPTIONS 0;", "default 1;"]));
   }
   for (const server of servers) {
     body.push("", server);
@@ -432,7 +450,27 @@ function proxyServer(input: NginxConfInput, listenPort: number, locations: strin
   return block("server", body);
 }
 
-function registryLocation(tuning: ProxyTuning, upstreamName: string, withAuthCache: boolean, withUi: boolean, readOnly: boolean): string[] {
+// Checked in the rewrite phase, before auth: an unverified write gets the 503 too (it learns only
+// that the registry is in maintenance), and an anonymous one still gets 401 first with the auth cache.
+function writeHoldCheck(hold: WriteHold): string[] {
+  return [
+    "set $registry_hold_write $registry_write_request;",
+    ...block(`if (!-f ${hold.flagFile})`, ["set $registry_hold_write 0;"]),
+    ...block("if ($registry_hold_write)", [`rewrite ^ ${WRITE_HELD_LOCATION} last;`]),
+  ];
+}
+
+function writeHeldLocation(hold: WriteHold): string[] {
+  return block(`location = ${WRITE_HELD_LOCATION}`, [
+    "internal;",
+    "default_type application/json;",
+    `add_header Retry-After ${hold.retryAfterSeconds} always;`,
+    "add_header Docker-Distribution-Api-Version registry/2.0 always;",
+    `return 503 '${registryError("UNAVAILABLE", "the registry is collecting garbage; writes are held, reads work; retry shortly")}';`,
+  ]);
+}
+
+function registryLocation(tuning: ProxyTuning, upstreamName: string, withAuthCache: boolean, withUi: boolean, readOnly: boolean, writeHold?: WriteHold): string[] {
   const body: Array<string | string[]> = [
     block(`if ($http_user_agent ~ ${ANCIENT_DOCKER_USER_AGENT})`, ["return 404;"]),
     "",
@@ -449,6 +487,7 @@ function registryLocation(tuning: ProxyTuning, upstreamName: string, withAuthCac
       "",
     );
   }
+  if (writeHold) body.push(...writeHoldCheck(writeHold), "");
   body.push(
     `proxy_pass http://${upstreamName};`,
     // HTTP/1.1 with an empty Connection header keeps upstream connections alive, and without

@@ -44,6 +44,13 @@ export interface RegistryConfigInput {
    * @default - a registry of its own content
    */
   readonly pullThrough?: { readonly remoteUrl: string; readonly username?: string; readonly password?: string; readonly ttl: string };
+  /**
+   * distribution's in-memory blob-descriptor cache. Off when something else deletes blobs (the
+   * garbage collector): the cache would still answer "exists" for a deleted layer, so a later push
+   * skips uploading it and the image is broken (distribution#4569).
+   * @default true
+   */
+  readonly blobDescriptorCache?: boolean;
 }
 
 export function renderRegistryConfig(input: RegistryConfigInput): string {
@@ -74,7 +81,7 @@ export function renderRegistryConfig(input: RegistryConfigInput): string {
     storage: {
       ...(input.storageRootDirectory !== undefined ? { filesystem: { rootdirectory: input.storageRootDirectory } } : { inmemory: {} }),
       delete: { enabled: input.deleteEnabled },
-      cache: { blobdescriptor: "inmemory" },
+      ...(input.blobDescriptorCache === false ? {} : { cache: { blobdescriptor: "inmemory" } }),
       maintenance: {
         uploadpurging: { enabled: true, age: "168h", interval: "24h", dryrun: false },
       },
@@ -91,4 +98,16 @@ export function renderRegistryConfig(input: RegistryConfigInput): string {
   config.health = { storagedriver: { enabled: true, interval: "10s", threshold: 3 } };
 
   return stringify(config);
+}
+
+/**
+ * The configuration `registry garbage-collect` reads: only the storage of the serving registry
+ * (the collector opens no listener and needs no secret).
+ */
+export function renderCollectorConfig(storageRootDirectory: string): string {
+  return stringify({
+    version: 0.1,
+    log: { level: "warn", fields: { service: "garbage-collect" } },
+    storage: { filesystem: { rootdirectory: storageRootDirectory } },
+  });
 }

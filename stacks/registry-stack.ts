@@ -6,6 +6,7 @@ import { LocalProvider } from "@cdktf/provider-local/lib/provider";
 import { TerraformOutput, TerraformStack } from "cdktf";
 import { Construct } from "constructs";
 import { ClientConfig, registryEndpoints } from "../constructs/client-config";
+import { Maintenance } from "../constructs/maintenance";
 import { NginxProxy } from "../constructs/nginx-proxy";
 import { Registry } from "../constructs/registry";
 import { RegistryStackProps } from "../config/registry-stack-props";
@@ -29,6 +30,8 @@ export class RegistryStack extends TerraformStack {
   /** Pull-through caches by mirror name. */
   public readonly mirrors: Record<string, Registry> = {};
   public readonly client: ClientConfig;
+  /** Retention and garbage collection, when `retention` is configured. */
+  public readonly maintenance?: Maintenance;
   /** `host:port` values clients use. */
   public readonly endpoints: string[];
   /** Users whose passwords were generated, and the file holding them. */
@@ -84,7 +87,24 @@ export class RegistryStack extends TerraformStack {
       restartPolicy: settings.restartPolicy,
       stopGraceSeconds: settings.stopGraceSeconds,
       memoryMb: settings.registryMemoryMb,
+      blobDescriptorCache: settings.retention === undefined,
     });
+
+    if (settings.retention) {
+      this.maintenance = new Maintenance(this, "maintenance", {
+        containerName: `${prefix}-maintenance`,
+        image: registryImage,
+        registry: this.registry,
+        stateVolumeName: `${prefix}-maintenance`,
+        schedule: settings.retention.schedule,
+        dryRun: settings.retention.dryRun,
+        writeSettleSeconds: settings.retention.writeSettleSeconds,
+        rules: settings.retention.rules,
+        restartPolicy: settings.restartPolicy,
+        stopGraceSeconds: settings.stopGraceSeconds,
+        memoryMb: settings.registryMemoryMb,
+      });
+    }
 
     if (withAuthCache && sockets) {
       this.authVerifier = new Registry(this, "auth-verifier", {
@@ -145,6 +165,7 @@ export class RegistryStack extends TerraformStack {
         authVerifier: this.authVerifier
           ? { registry: this.authVerifier, cacheSeconds: settings.authCacheSeconds, verificationsPerMinute: settings.failedLoginsPerMinute }
           : undefined,
+        maintenance: this.maintenance,
         socketVolume: sockets,
         edgeNetwork: edge,
         serverNames: [...settings.hostnames, ...settings.ipAddresses],

@@ -198,6 +198,70 @@ describe("resolveSettings", () => {
     });
   });
 
+  describe("retention", () => {
+    const rule = { repositories: "^team/", keepNewest: 10 };
+
+    test("is off by default: no deletes, no delete API", () => {
+      const settings = resolveSettings({}, "registry");
+      expect(settings.retention).toBeUndefined();
+      expect(settings.deleteEnabled).toBe(false);
+    });
+
+    test("applies its defaults and turns the delete API on", () => {
+      const settings = resolveSettings({ retention: { rules: [rule] } }, "registry");
+      expect(settings.retention).toEqual({ schedule: "03:00", dryRun: false, writeSettleSeconds: 2, rules: [{ ...rule, keepTags: [] }] });
+      expect(settings.deleteEnabled).toBe(true);
+    });
+
+    test("keeps deleteEnabled: true without retention", () => {
+      expect(resolveSettings({ deleteEnabled: true }, "registry").deleteEnabled).toBe(true);
+    });
+
+    test("fails when patterns use syntax grep -E does not know, naming each and the ERE spelling", () => {
+      expect(
+        problemsOf({
+          retention: {
+            rules: [
+              { repositories: "^team/\\w+$", keepTags: ["^v\\d+$", "(?i)latest", "^a.*?$", "("] },
+              { repositories: "", keepTags: ["ok\ttab"] },
+            ],
+          },
+        }),
+      ).toEqual([
+        'retention.rules[0].repositories: "^team/\\\\w+$" uses \\w or \\W, which the registry image\'s grep -E does not know; write [A-Za-z0-9_] (or [^A-Za-z0-9_])',
+        'retention.rules[0].keepTags[0]: "^v\\\\d+$" uses \\d, which grep -E does not know; write [0-9]',
+        'retention.rules[0].keepTags[1]: "(?i)latest" uses a (?…) group, which grep -E does not know; use plain ( ) groups',
+        'retention.rules[0].keepTags[2]: "^a.*?$" uses a lazy quantifier (*?, +?, ??), which grep -E does not know; drop the ?',
+        'retention.rules[0].keepTags[3]: "(" is not a valid regular expression (POSIX extended, as grep -E reads it)',
+        'retention.rules[1].repositories: "" is empty; an empty pattern matches everything: write ^ or .* if you mean that',
+        'retention.rules[1].keepTags[0]: "ok\\ttab" contains a control character (tab, newline…); patterns are one line',
+      ]);
+    });
+
+    test("fails when the schedule, counts or settle time are out of range", () => {
+      expect(problemsOf({ retention: { schedule: "24:00", writeSettleSeconds: 61, rules: [{ repositories: "^", keepNewest: -1, untaggedDays: 1.5 }] } })).toEqual([
+        'retention.schedule: "24:00" must be a daily time in UTC as HH:MM, e.g. "03:30"',
+        "retention.writeSettleSeconds: 61 must be at most 60; writes are refused that long",
+        "retention.rules[0].keepNewest: -1 must be 0 or more tags",
+        expect.stringMatching(/^retention\.rules\[0\]\.untaggedDays: 1\.5 /),
+      ]);
+    });
+
+    test("fails when combined with deleteEnabled: false, without the proxy, or without rules", () => {
+      expect(problemsOf({ deleteEnabled: false, proxy: false, retention: { rules: [] } })).toEqual([
+        "retention.rules: is empty; add a rule (repositories plus keepNewest, keepTags or untaggedDays) or remove retention",
+        "deleteEnabled: is false, but retention deletes tags and manifests and turns the delete API on; remove deleteEnabled or retention",
+        "retention: needs proxy: true: the proxy holds writes while the garbage collector runs; enable the proxy or remove retention",
+      ]);
+    });
+
+    test("fails on unknown keys in a rule", () => {
+      expect(problemsOf({ retention: { rules: [{ repositories: "^", keep: 3 }] } })).toEqual([
+        'retention.rules[0]: unknown key(s) "keep"; check the spelling against the configuration reference in README.md',
+      ]);
+    });
+  });
+
   describe("one validation layer (issue #8, item 7)", () => {
     test("fails when bcryptCost is above 15, the only bound there is", () => {
       expect(problemsOf({ bcryptCost: 16 })).toEqual(["bcryptCost: 16 must be at most 15; every authenticated request pays this cost"]);

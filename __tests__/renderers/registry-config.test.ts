@@ -1,5 +1,5 @@
 import { parse } from "yaml";
-import { RegistryConfigInput, renderRegistryConfig } from "../../renderers/registry-config";
+import { renderCollectorConfig, RegistryConfigInput, renderRegistryConfig } from "../../renderers/registry-config";
 
 const BASE: RegistryConfigInput = {
   httpSecret: "fixture-secret: with 'quotes' & #hash",
@@ -93,6 +93,22 @@ describe("renderRegistryConfig", () => {
 
   test("is deterministic", () => {
     expect(renderRegistryConfig(BASE)).toBe(renderRegistryConfig({ ...BASE }));
+  });
+
+  test("keeps the in-memory blob-descriptor cache by default and drops it when the collector deletes blobs (distribution#4569)", () => {
+    expect(renderParsed().storage.cache).toEqual({ blobdescriptor: "inmemory" });
+    expect(renderParsed({ blobDescriptorCache: false }).storage.cache).toBeUndefined();
+    expect(renderParsed({ blobDescriptorCache: false }).storage.filesystem).toEqual({ rootdirectory: "/var/lib/registry" });
+  });
+});
+
+describe("renderCollectorConfig", () => {
+  test("gives registry garbage-collect the same filesystem storage and nothing else", () => {
+    expect(parse(renderCollectorConfig("/var/lib/registry"))).toEqual({
+      version: 0.1,
+      log: { level: "warn", fields: { service: "garbage-collect" } },
+      storage: { filesystem: { rootdirectory: "/var/lib/registry" } },
+    });
   });
 });
 

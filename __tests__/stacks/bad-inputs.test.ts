@@ -158,6 +158,17 @@ const BAD_INPUTS: BadInput[] = [
     apply: (p) => p.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE, hostnames: Array.from({ length: 40_000 }, (_, i) => `host-${i}.example.test`) }),
   },
   { input: "bcryptCost 20", names: "bcryptCost", apply: (p) => p.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE, bcryptCost: 20 }) },
+  {
+    input: "retention pattern with \\d (Perl syntax grep -E does not know)",
+    names: "retention.rules[0].keepTags[0]",
+    apply: (p) => p.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE, retention: { rules: [{ repositories: "^team/", keepTags: ["^v\\d+$"] }] } }),
+  },
+  {
+    input: "retention with deleteEnabled: false, a bad schedule and no rules",
+    names: "retention.schedule",
+    apply: (p) => p.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE, deleteEnabled: false, retention: { schedule: "3am", rules: [] } }),
+  },
+  { input: "retention without the proxy", names: "retention", apply: (p) => p.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE, proxy: false, retention: { rules: [{ repositories: "^", keepNewest: 5 }] } }) },
   { input: "misspelled key", names: "hostname", apply: (p) => p.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE, hostname: ["x.example.test"] }) },
   {
     input: "TLS files that do not exist",

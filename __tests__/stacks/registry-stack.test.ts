@@ -6,6 +6,7 @@ import { Testing } from "cdktf";
 import * as fs from "fs";
 import * as path from "path";
 import { Tls } from "../../config/registry-stack-props";
+import { MAINTENANCE_SCRIPT } from "../../renderers/maintenance-settings";
 import { ConfigError } from "../../config/config-error";
 import * as YAML from "yaml";
 import { issueTestCertificate } from "../fixtures/test-pki";
@@ -277,6 +278,74 @@ describe("RegistryStack web UI", () => {
   test("is off without the proxy, and asking for it there fails", () => {
     expect(buildStack({ proxy: false }).settings.ui).toBe(false);
     expect(() => buildStack({ proxy: false, ui: true })).toThrow(/ui: needs proxy: true \(the proxy serves the page\); remove it or enable the proxy/);
+  });
+});
+
+describe("RegistryStack with retention", () => {
+  const retention = { schedule: "04:15", writeSettleSeconds: 5, rules: [{ repositories: "^team/", keepNewest: 3, keepTags: ["^v[0-9]+$", "it's"] }] };
+  const stack = buildStack({ ...THREE_USERS, retention });
+  const json = synthJson(stack);
+  const maintenance = resourceOf(json, "docker_container", "maintenance_container");
+  const seeder = resourceOf(json, "docker_container", "maintenance_config_seeder");
+  const uploads = seeder.upload as Array<Record<string, string>>;
+  const fileOf = (c: Record<string, unknown>, file: string) => (c.upload as Array<Record<string, string>>).find((u) => u.file === file)!.content;
+
+  test("runs the job in a container of the registry image, without network, on the registry's data and its own state volume", () => {
+    expect(maintenance.image).toBe("${docker_image.registry-image.image_id}");
+    expect(maintenance.network_mode).toBe("none");
+    expect(maintenance.entrypoint).toEqual(["/bin/sh", "/etc/registry-stack/maintenance.sh", "schedule"]);
+    expect(maintenance.volumes).toEqual([
+      { volume_name: "${docker_volume.registry_data_B845E19E.name}", container_path: "/var/lib/registry" },
+      { volume_name: "${docker_volume.maintenance_state_69EC1C01.name}", container_path: "/var/lib/registry-stack-maintenance" },
+      { volume_name: expect.stringMatching(/^\$\{docker_volume\.maintenance_config_volume_[0-9A-F]{8}\.name\}$/), container_path: "/etc/registry-stack", read_only: true },
+    ]);
+    expect(maintenance.read_only).toBe(true);
+    expect(maintenance.upload).toBeUndefined();
+    expect(maintenance.capabilities).toEqual({ drop: ["ALL"] });
+    expect(maintenance.destroy_grace_seconds).toBe(120);
+    expect(uploads.map((u) => [u.file, u.permissions])).toEqual([
+      ["/etc/registry-stack/maintenance.sh", "0755"],
+      ["/etc/registry-stack/maintenance.env", "0644"],
+      ["/etc/registry-stack/collector.yml", "0644"],
+    ]);
+  });
+
+  test("uploads the job script as Terraform must read it: every ${ and %{ escaped", () => {
+    const content = fileOf(seeder, "/etc/registry-stack/maintenance.sh");
+    expect(content).not.toMatch(/(^|[^$])\$\{/);
+    expect(content.replace(/\$\$\{/g, "${").replace(/%%\{/g, "%{")).toBe(MAINTENANCE_SCRIPT);
+  });
+
+  test("writes the rules and schedule for the job, quoted for sh", () => {
+    const settings = fileOf(seeder, "/etc/registry-stack/maintenance.env");
+    expect(settings).toContain("SCHEDULE='04:15'\n");
+    expect(settings).toContain("SETTLE_SECONDS='5'\n");
+    expect(settings).toContain("DRY_RUN='false'\n");
+    expect(settings).toContain("RULE_1_KEEP_NEWEST='3'\n");
+    expect(settings).toContain("RULE_1_UNTAGGED_DAYS=''\n");
+    expect(settings).toContain("RULE_1_KEEP_TAGS='^v[0-9]+$\nit'\\''s'\n");
+    expect(fileOf(seeder, "/etc/registry-stack/collector.yml")).toContain("rootdirectory: /var/lib/registry");
+  });
+
+  test("turns the delete API on and the blob-descriptor cache off in the registry", () => {
+    expect(stack.settings.deleteEnabled).toBe(true);
+    const config = fs.readFileSync(path.join(stack.settings.materialDirectory, "registry-registry.config.yml"), "utf8");
+    expect(config).toMatch(/delete:\n\s+enabled: true/);
+    expect(config).not.toMatch(/blobdescriptor/);
+  });
+
+  test("lets the proxy see the write hold through the state volume, read-only", () => {
+    const proxy = resourceOf(json, "docker_container", "proxy_container");
+    expect(proxy.volumes).toContainEqual({ volume_name: "${docker_volume.maintenance_state_69EC1C01.name}", container_path: "/run/registry-stack-maintenance", read_only: true });
+    expect(fileOf(resourceOf(json, "docker_container", "proxy_config_seeder"), "/etc/registry-stack/nginx.conf")).toContain("if (!-f /run/registry-stack-maintenance/write-hold)");
+  });
+
+  test("declares nothing of it without retention, and keeps the cache", () => {
+    const plain = buildStack(THREE_USERS);
+    const plainJson = synthJson(plain);
+    expect(Object.keys(plainJson.resource.docker_container).some((id) => id.startsWith("maintenance"))).toBe(false);
+    expect(plain.settings.deleteEnabled).toBe(false);
+    expect(fs.readFileSync(path.join(plain.settings.materialDirectory, "registry-registry.config.yml"), "utf8")).toMatch(/blobdescriptor: inmemory/);
   });
 });
 

@@ -1,0 +1,56 @@
+import * as fs from "fs";
+import * as path from "path";
+
+/** The job the maintenance container runs (POSIX sh; busybox in the official registry image). */
+export const MAINTENANCE_SCRIPT = fs.readFileSync(path.join(__dirname, "maintenance.sh"), "utf8");
+
+export interface RetentionRule {
+  /** POSIX ERE (grep -E) matched against the repository name. */
+  readonly repositories: string;
+  readonly keepNewest?: number;
+  readonly keepTags: readonly string[];
+  readonly untaggedDays?: number;
+}
+
+/** Input for the settings file the job sources; callers validate the values. */
+export interface MaintenanceSettingsInput {
+  /** Registry storage root inside the maintenance container. */
+  readonly dataDirectory: string;
+  /** Where the write-hold flag, the run lock and the reports live (a volume the proxy mounts read-only). */
+  readonly stateDirectory: string;
+  /** config.yml for `registry garbage-collect`. */
+  readonly collectorConfigPath: string;
+  /** Daily time in UTC, HH:MM. */
+  readonly schedule: string;
+  readonly dryRun: boolean;
+  readonly writeSettleSeconds: number;
+  readonly rules: readonly RetentionRule[];
+}
+
+/** `name='value'` lines for sh: single quotes keep every pattern byte as it is. */
+export function renderMaintenanceSettings(input: MaintenanceSettingsInput): string {
+  const lines: Array<[string, string]> = [
+    ["DATA_DIR", input.dataDirectory],
+    ["STATE_DIR", input.stateDirectory],
+    ["COLLECTOR_CONFIG", input.collectorConfigPath],
+    ["SCHEDULE", input.schedule],
+    ["DRY_RUN", String(input.dryRun)],
+    ["SETTLE_SECONDS", String(input.writeSettleSeconds)],
+    ["RULE_COUNT", String(input.rules.length)],
+  ];
+  input.rules.forEach((rule, i) => {
+    const prefix = `RULE_${i + 1}_`;
+    lines.push(
+      [`${prefix}REPOSITORIES`, rule.repositories],
+      [`${prefix}KEEP_NEWEST`, rule.keepNewest === undefined ? "" : String(rule.keepNewest)],
+      [`${prefix}UNTAGGED_DAYS`, rule.untaggedDays === undefined ? "" : String(rule.untaggedDays)],
+      // One pattern per line: grep -E -f reads them so.
+      [`${prefix}KEEP_TAGS`, rule.keepTags.join("\n")],
+    );
+  });
+  return ["# registry-stack maintenance settings (generated; sourced by maintenance.sh)", ...lines.map(([name, value]) => `${name}=${shellQuote(value)}`)].join("\n") + "\n";
+}
+
+function shellQuote(value: string): string {
+  return `'${value.replace(/'/g, `'\\''`)}'`;
+}

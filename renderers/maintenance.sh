@@ -1,0 +1,263 @@
+#!/bin/sh
+# registry-stack maintenance job: tag retention and garbage collection (issue #9).
+#
+#   maintenance.sh schedule        wait for the daily time, run, repeat (the container's command)
+#   maintenance.sh run [--dry-run] run now (npm run gc), print the report
+#
+# POSIX sh with tools that busybox (the official Alpine registry image) and Debian both have:
+# find, stat -c, grep -E/-F/-o, sort, awk. Settings come from the file rendered by
+# renderers/maintenance-settings.ts. It works on the registry's filesystem storage directly:
+#   <v2>/repositories/<name>/_manifests/tags/<tag>/current/link   tag -> manifest digest
+#   <v2>/repositories/<name>/_manifests/revisions/sha256/<hex>/link
+#   <v2>/blobs/sha256/<2 hex>/<hex>/data
+set -u
+
+SETTINGS_FILE=${MAINTENANCE_SETTINGS:-/etc/registry-stack/maintenance.env}
+# shellcheck disable=SC1090
+. "$SETTINGS_FILE"
+
+V2="$DATA_DIR/docker/registry/v2"
+HOLD_FILE="$STATE_DIR/write-hold"
+RUN_LOCK="$STATE_DIR/run.lock"
+REPORTS="$STATE_DIR/reports"
+
+log() { printf '%s maintenance: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >&2; }
+fail() { log "ERROR: $*"; exit 1; }
+# Milliseconds of a monotonic clock (10 ms resolution); busybox date has no %N everywhere.
+now_ms() { awk '{ printf "%d\n", $1 * 1000 }' /proc/uptime; }
+blob_path() { h=${1#sha256:}; printf '%s/blobs/sha256/%s/%s/data\n' "$V2" "${h%"${h#??}"}" "$h"; }
+
+# closure EDGES SEEDS: every digest reachable from SEEDS through "parent child" EDGES lines.
+closure() {
+  awk 'FILENAME == ARGV[1] { kids[$1] = kids[$1] " " $2; next }
+       { stack[++n] = $1 }
+       END {
+         while (n > 0) {
+           d = stack[n--]
+           if (d in seen) continue
+           seen[d] = 1; print d
+           k = split(kids[d], c, " ")
+           for (i = 1; i <= k; i++) if (!(c[i] in seen)) stack[++n] = c[i]
+         }
+       }' "$1" "$2" | sort -u
+}
+# refs_of FILE: "<parent> <digest>" for every digest named in the manifest blob of each parent
+# (first field of FILE): the children of an index, the config and layers of an image.
+refs_of() {
+  while read -r d _; do blob_path "$d"; done < "$1" |
+    xargs -r grep -o -H 'sha256:[0-9a-f]\{64\}' 2>/dev/null |
+    awk -F: '{ n = split($1, p, "/"); print "sha256:" p[n - 1], $2 ":" $3 }'
+}
+# minus A B: lines of B (first field) not in A.
+minus() { awk 'FILENAME == ARGV[1] { s[$1] = 1; next } !($1 in s)' "$1" "$2"; }
+
+# rule_for REPO: index of the first rule whose pattern matches, or nothing.
+rule_for() {
+  i=1
+  while [ "$i" -le "$RULE_COUNT" ]; do
+    eval "pat=\$RULE_${i}_REPOSITORIES"
+    if printf '%s\n' "$1" | grep -Eq -- "$pat"; then echo "$i"; return; fi
+    i=$((i + 1))
+  done
+}
+
+# plan_repo REPO WORKDIR: appends to WORKDIR/{delete_tags,delete_manifests,survivors}.
+plan_repo() {
+  repo=$1 w=$2
+  m="$V2/repositories/$repo/_manifests"
+  : > "$w/revisions"; : > "$w/tags"; : > "$w/edges"
+  if [ -d "$m/revisions/sha256" ]; then
+    for r in "$m/revisions/sha256"/*/link; do
+      [ -f "$r" ] || continue
+      d=$(cat "$r")
+      printf '%s %s\n' "$d" "$(stat -c %Y "$r")" >> "$w/revisions"
+    done
+  fi
+  if [ -d "$m/tags" ]; then
+    for t in "$m/tags"/*/current/link; do
+      [ -f "$t" ] || continue
+      tag=${t%/current/link}; tag=${tag##*/}
+      printf '%s %s %s\n' "$(stat -c %Y "$t")" "$tag" "$(cat "$t")" >> "$w/tags"
+    done
+  fi
+  rule=$(rule_for "$repo")
+  if [ -z "$rule" ]; then
+    awk -v r="$repo" '{ print r, $1 }' "$w/revisions" >> "$w/survivors"
+    return
+  fi
+  eval "keep_newest=\$RULE_${rule}_KEEP_NEWEST untagged_days=\$RULE_${rule}_UNTAGGED_DAYS keep_tags=\$RULE_${rule}_KEEP_TAGS"
+
+  # Tags kept: the newest keep_newest by push time (ties by name), and every keepTags match.
+  : > "$w/kept_tags"
+  if [ -z "$keep_newest" ] && [ -z "$keep_tags" ]; then
+    cp "$w/tags" "$w/kept_tags"
+  else
+    if [ -n "$keep_newest" ]; then sort -k1,1nr -k2,2 "$w/tags" | head -n "$keep_newest" >> "$w/kept_tags"; fi
+    if [ -n "$keep_tags" ]; then
+      printf '%s\n' "$keep_tags" > "$w/patterns"
+      awk '{ print $2 }' "$w/tags" | grep -E -f "$w/patterns" > "$w/matching" || true
+      awk 'FILENAME == ARGV[1] { s[$1] = 1; next } ($2 in s)' "$w/matching" "$w/tags" >> "$w/kept_tags"
+    fi
+  fi
+  sort -u -o "$w/kept_tags" "$w/kept_tags"
+  awk 'FILENAME == ARGV[1] { s[$2] = 1; next } !($2 in s)' "$w/kept_tags" "$w/tags" |
+    awk -v r="$repo" '{ print r, $2, $3 }' >> "$w/delete_tags"
+
+  # Manifests an image index (or any manifest) of this repository refers to.
+  refs_of "$w/revisions" > "$w/all_edges"
+  awk 'FILENAME == ARGV[1] { s[$1] = 1; next } ($2 in s)' "$w/revisions" "$w/all_edges" > "$w/edges"
+
+  awk '{ print $3 }' "$w/tags" > "$w/tag_digests"
+  closure "$w/edges" "$w/tag_digests" > "$w/tagged"
+  # Untagged before this run, young enough (or no age limit): kept, with what they refer to.
+  now=$(date -u +%s)
+  minus "$w/tagged" "$w/revisions" | awk -v now="$now" -v days="$untagged_days" \
+    'days == "" || now - $2 < days * 86400 { print $1 }' > "$w/seeds"
+  awk '{ print $3 }' "$w/kept_tags" >> "$w/seeds"
+  closure "$w/edges" "$w/seeds" > "$w/kept"
+  awk -v r="$repo" '{ print r, $1 }' "$w/kept" >> "$w/survivors"
+  minus "$w/kept" "$w/revisions" | awk -v r="$repo" '{ print r, $1 }' >> "$w/delete_manifests"
+}
+
+# plan WORKDIR: what retention deletes, and the blobs the collector will then remove.
+plan() {
+  w=$1
+  : > "$w/delete_tags"; : > "$w/delete_manifests"; : > "$w/survivors"
+  if [ -d "$V2/repositories" ]; then
+    find "$V2/repositories" -type d \( -name _layers -o -name _uploads \) -prune -o -type d -name _manifests -prune -print |
+      sed "s|^$V2/repositories/||; s|/_manifests\$||" | sort > "$w/repositories"
+  else
+    : > "$w/repositories"
+  fi
+  while read -r repo; do plan_repo "$repo" "$w"; done < "$w/repositories"
+  sort -o "$w/delete_tags" "$w/delete_tags"
+  sort -o "$w/delete_manifests" "$w/delete_manifests"
+  # What the collector marks: every surviving manifest and every digest it names.
+  awk '{ print $2 }' "$w/survivors" | sort -u > "$w/marked"
+  refs_of "$w/marked" | awk '{ print $2 }' > "$w/referenced"
+  sort -u "$w/marked" "$w/referenced" > "$w/marked_all"
+  list_blobs > "$w/blobs_before"
+  minus "$w/marked_all" "$w/blobs_before" > "$w/sweep"
+}
+
+# list_blobs: "<digest> <bytes>" of every blob in the store.
+list_blobs() {
+  [ -d "$V2/blobs/sha256" ] || return 0
+  # Paths are hex digests: no blanks, so plain xargs is safe.
+  find "$V2/blobs/sha256" -type f -name data | xargs -r stat -c '%s %n' |
+    awk '{ n = split($2, p, "/"); print "sha256:" p[n - 1], $1 }' | sort
+}
+
+apply_deletions() {
+  w=$1
+  while read -r repo tag _; do
+    rm -rf "$V2/repositories/$repo/_manifests/tags/$tag"
+  done < "$w/delete_tags"
+  while read -r repo d; do
+    h=${d#sha256:}
+    rm -rf "$V2/repositories/$repo/_manifests/revisions/sha256/$h"
+    for index in "$V2/repositories/$repo/_manifests/tags"/*/index/sha256/"$h"; do
+      [ -d "$index" ] && rm -rf "$index"
+    done
+  done < "$w/delete_manifests"
+}
+
+# report WORKDIR ID TRIGGER DRY RETENTION_MS WINDOW_MS COLLECTOR_MS COLLECTOR_EXIT
+report() {
+  w=$1
+  awk -v id="$2" -v trigger="$3" -v dry="$4" -v retention="$5" -v window="$6" -v collector="$7" -v status="$8" \
+      -v started="$STARTED_AT" -v finished="$(date -u +%Y-%m-%dT%H:%M:%SZ)" '
+    FILENAME ~ /delete_tags$/ { tags[++nt] = sprintf("{\"repository\":\"%s\",\"tag\":\"%s\",\"digest\":\"%s\"}", $1, $2, $3); next }
+    FILENAME ~ /delete_manifests$/ { mans[++nm] = sprintf("{\"repository\":\"%s\",\"digest\":\"%s\"}", $1, $2); next }
+    FILENAME ~ /deleted_blobs$/ { blobs[++nb] = sprintf("{\"digest\":\"%s\",\"bytes\":%d}", $1, $2); bytes += $2; next }
+    function list(a, n,   s, i) { s = ""; for (i = 1; i <= n; i++) s = s (i > 1 ? "," : "") "\n      " a[i]; return "[" s (n > 0 ? "\n    " : "") "]" }
+    END {
+      printf "{\n  \"id\": \"%s\",\n  \"trigger\": \"%s\",\n  \"dryRun\": %s,\n", id, trigger, dry
+      printf "  \"startedAt\": \"%s\",\n  \"finishedAt\": \"%s\",\n", started, finished
+      printf "  \"deleted\": {\n    \"tags\": %s,\n    \"manifests\": %s,\n    \"blobs\": %s\n  },\n", list(tags, nt), list(mans, nm), list(blobs, nb)
+      printf "  \"bytesReclaimed\": %d,\n", bytes
+      printf "  \"durationsMs\": { \"retention\": %d, \"writeWindow\": %d, \"collector\": %d },\n", retention, window, collector
+      printf "  \"collectorExitCode\": %s\n}\n", status
+    }' "$w/delete_tags" "$w/delete_manifests" "$w/deleted_blobs"
+}
+
+release() {
+  rm -f "$HOLD_FILE"
+  [ -n "${WORK:-}" ] && rm -rf "$WORK"
+  rmdir "$RUN_LOCK" 2>/dev/null
+  return 0
+}
+
+# run_job TRIGGER DRY(true|false): one run; prints the report path last.
+run_job() {
+  trigger=$1 dry=$2
+  mkdir -p "$REPORTS"
+  mkdir "$RUN_LOCK" 2>/dev/null || fail "another run is in progress ($RUN_LOCK exists); wait for it to finish"
+  WORK=$(mktemp -d)
+  trap 'release' EXIT
+  trap 'release; exit 143' INT TERM
+  STARTED_AT=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+  id=$(date -u +%Y%m%dT%H%M%SZ)-$trigger$([ "$dry" = true ] && echo -dry-run)
+  window_ms=0 collector_ms=0 status=0
+  : > "$WORK/deleted_blobs"
+  if [ "$dry" = true ]; then
+    t0=$(now_ms); plan "$WORK"; retention_ms=$(( $(now_ms) - t0 ))
+    cp "$WORK/sweep" "$WORK/deleted_blobs"
+  else
+    # Writes are held from here: the plan and the deletions see no concurrent push, and the
+    # collector cannot sweep a layer whose manifest arrives while it marks (distribution#1609).
+    w0=$(now_ms)
+    : > "$HOLD_FILE" || fail "cannot create $HOLD_FILE"
+    log "writes held; waiting ${SETTLE_SECONDS}s for writes already past the proxy"
+    sleep "$SETTLE_SECONDS"
+    t0=$(now_ms); plan "$WORK"; apply_deletions "$WORK"; retention_ms=$(( $(now_ms) - t0 ))
+    g0=$(now_ms)
+    registry garbage-collect --quiet "$COLLECTOR_CONFIG" > "$WORK/collector.log" 2>&1 || status=$?
+    collector_ms=$(( $(now_ms) - g0 ))
+    list_blobs > "$WORK/blobs_after"
+    rm -f "$HOLD_FILE"
+    window_ms=$(( $(now_ms) - w0 ))
+    log "writes released after ${window_ms} ms"
+    minus "$WORK/blobs_after" "$WORK/blobs_before" > "$WORK/deleted_blobs"
+    if [ "$status" != 0 ]; then log "registry garbage-collect exited $status:"; tail -n 20 "$WORK/collector.log" >&2; fi
+  fi
+  report "$WORK" "$id" "$trigger" "$dry" "$retention_ms" "$window_ms" "$collector_ms" "$status" > "$REPORTS/$id.json.tmp"
+  mv "$REPORTS/$id.json.tmp" "$REPORTS/$id.json"
+  cp "$REPORTS/$id.json" "$REPORTS/latest.json.tmp" && mv "$REPORTS/latest.json.tmp" "$REPORTS/latest.json"
+  log "$([ "$dry" = true ] && echo "dry run: would delete" || echo deleted) $(wc -l < "$WORK/delete_tags") tags, $(wc -l < "$WORK/delete_manifests") manifests, $(wc -l < "$WORK/deleted_blobs") blobs ($(awk '{ s += $2 } END { printf "%d", s }' "$WORK/deleted_blobs") bytes); report $REPORTS/$id.json"
+  echo "$REPORTS/$id.json"
+  release
+  trap - EXIT INT TERM
+  [ "$status" = 0 ]
+}
+
+schedule_loop() {
+  # A run killed with its container leaves its hold and lock behind: nothing else runs now.
+  rm -f "$HOLD_FILE"; rmdir "$RUN_LOCK" 2>/dev/null
+  trap 'exit 0' INT TERM
+  h=${SCHEDULE%:*} mi=${SCHEDULE#*:}
+  h=${h#0} mi=${mi#0}
+  while :; do
+    now=$(date -u +%s)
+    at=$(( now - now % 86400 + h * 3600 + mi * 60 ))
+    [ "$at" -gt "$now" ] || at=$(( at + 86400 ))
+    log "next run at $SCHEDULE UTC, in $(( at - now )) s$([ "$DRY_RUN" = true ] && echo ' (dry run)')"
+    sleep $(( at - now )) &
+    wait $!
+    ( run_job schedule "$DRY_RUN" ) || log "scheduled run failed"
+  done
+}
+
+case "${1:-}" in
+  schedule) schedule_loop ;;
+  run)
+    case "${2:-}" in
+      --dry-run) dry=true ;;
+      "") dry=$DRY_RUN ;;
+      *) fail "unknown option $2 (use: run [--dry-run])" ;;
+    esac
+    path=$(run_job manual "$dry") || { [ -n "${path:-}" ] && cat "$path"; exit 1; }
+    cat "$path"
+    ;;
+  *) fail "usage: maintenance.sh schedule | run [--dry-run]" ;;
+esac
