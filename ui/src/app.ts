@@ -67,8 +67,9 @@ async function signIn(): Promise<void> {
   button.disabled = true;
   let lockedForSeconds: number | undefined;
   performance.mark("registry-ui:sign-in");
+  let client: RegistryClient | undefined;
   try {
-    const client = await RegistryClient.signIn(userInput.value, passwordInput.value);
+    client = await RegistryClient.signIn(userInput.value, passwordInput.value);
     passwordInput.value = "";
     const access = await client.access();
     session = { client, access, repositories: [], catalogComplete: false };
@@ -78,6 +79,8 @@ async function signIn(): Promise<void> {
     void loadRepositories(session);
     route();
   } catch (err) {
+    // Signed in but the rights could not be read: forget the credentials rather than half-sign-in.
+    client?.signOut();
     passwordInput.value = "";
     lockedForSeconds = err instanceof RegistryError ? err.retryAfter : undefined;
     showMessage(errorLine, messageOf(err));
