@@ -21,8 +21,27 @@ const SUITE_BUDGET_MS = Number(process.env.E2E_BUDGET_SECONDS ?? 900) * 1000;
  * reported as not run, and the run fails, so a partial run can never pass for the whole suite.
  */
 const ONLY = process.env.E2E_ONLY ? process.env.E2E_ONLY.split(",").map((s) => s.trim()) : undefined;
+/** E2E_PARALLEL: how many deployments run at the same time (default 4). */
+const PARALLEL = Math.max(1, Number(process.env.E2E_PARALLEL ?? 4));
 /** E2E_ADDRESS_POOL gives this run's engine its own networks when another engine runs beside it. */
 const ADDRESS_POOL_OVERRIDE = process.env.E2E_ADDRESS_POOL;
+
+/** Promise.allSettled over tasks started at most `limit` at a time, in order. */
+async function allSettledAtMost<T>(limit: number, tasks: Array<() => Promise<T>>): Promise<PromiseSettledResult<T>[]> {
+  const results: PromiseSettledResult<T>[] = new Array(tasks.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < tasks.length) {
+      const i = next++;
+      results[i] = await tasks[i]().then(
+        (value) => ({ status: "fulfilled", value }) as const,
+        (reason: unknown) => ({ status: "rejected", reason }) as const,
+      );
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, tasks.length) }, worker));
+  return results;
+}
 
 async function main(): Promise<number> {
   const t0 = Date.now();
@@ -91,22 +110,23 @@ async function main(): Promise<number> {
         });
 
         const ctx: SuiteContext = { engine: e, ws, timings };
-        // Four independent deployments at once: most of a deployment's time is waiting for
-        // health checks (15 s interval), so running them side by side keeps the suite short.
+        // Independent deployments side by side (most of a deployment's time is waiting for health
+        // checks), at most PARALLEL at once: all of them together overload 2 cores until timing-
+        // sensitive checks (a pull right after a restart) fail. Longest first.
         const deployments = {
+          lifecycle: (context: SuiteContext) => lifecycleScenario(context, lifecycle),
           "tls-proxy": tlsProxyScenario,
           "auth-cache": authCacheScenario,
+          mirrors: mirrorsScenario,
+          ui: uiScenario,
           "direct-tls": directTlsScenario,
           "plain-http": plainHttpScenario,
-          ui: uiScenario,
-          mirrors: mirrorsScenario,
-          lifecycle: (context: SuiteContext) => lifecycleScenario(context, lifecycle),
         };
         const unknown = (ONLY ?? []).filter((name) => !(name in deployments));
         if (unknown.length > 0) throw new Error(`E2E_ONLY names unknown deployments: ${unknown.join(", ")} (known: ${Object.keys(deployments).join(", ")})`);
         const selected = Object.entries(deployments).filter(([name]) => !ONLY || ONLY.includes(name));
         for (const c of [...Object.values(checks), ...Object.values(lifecycle)]) if (ONLY && !ONLY.includes(c.deployment)) c.abort(`not run: E2E_ONLY=${ONLY.join(",")}`);
-        const scenarios = await timings.time("scenarios (in parallel)", () => Promise.allSettled(selected.map(([, scenario]) => scenario(ctx, checks))));
+        const scenarios = await timings.time(`scenarios (${PARALLEL} at a time)`, () => allSettledAtMost(PARALLEL, selected.map(([, scenario]) => () => scenario(ctx, checks))));
         for (const s of scenarios) if (s.status === "rejected") say("suite", `scenario crashed: ${String(s.reason)}`);
       })(),
     ]);

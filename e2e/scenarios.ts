@@ -481,7 +481,7 @@ export async function tlsProxyScenario(ctx: SuiteContext, c: SuiteChecks): Promi
         const now = await dep.containerId(n);
         assert(now !== idsBefore[n], `${n} was not replaced`);
       }
-      const volume = dep.realization.created.find((x) => x.type === "docker_volume");
+      const volume = dep.realization.created.find((x) => x.type === "docker_volume" && x.address.startsWith("docker_volume.registry_data_"));
       assertEqual(volume?.reused, true, "data volume reused by the redeploy");
       c.persistence.note(`containers replaced (${Object.keys(idsBefore).join(", ")} have new IDs); volume ${volume?.id} reused`);
       const pulled = await docker.pull(survivorRef);
