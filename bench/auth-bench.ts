@@ -38,6 +38,8 @@ const AUTH_CACHE_TMPFS = { [AUTH_CACHE_DIR]: "rw,noexec,nosuid,size=16m,mode=070
 export const IMAGE_LAYERS = 20;
 export const LAYER_BYTES = 64 * 1024;
 export const CONCURRENCY = 8;
+/** Clients pulling the image at the same time in the concurrent-pull round. */
+export const CONCURRENT_PULLS = 8;
 const USER = "bench";
 const IMAGE_REF = "bench/pull:1";
 
@@ -69,12 +71,14 @@ export interface AuthBenchResult {
   readonly credentialsInCacheFiles: boolean;
   readonly cacheFiles: number;
   readonly checks: string[];
+  /** Wall time of CONCURRENT_PULLS simultaneous pulls: through the proxy as deployed, and straight from the registry. */
+  readonly concurrentPulls: { readonly proxy: number[]; readonly direct: number[]; readonly reps: RepeatResult; readonly proxyMedianS: number; readonly directMedianS: number };
 }
 
 export async function runAuthBench(
   lab: Lab,
   setup: ProxySetup,
-  opts: { budget: Budget; minPullReps: number; maxPullReps: number; loadMs: number; reserveMs: number; log: Log },
+  opts: { budget: Budget; minPullReps: number; maxPullReps: number; minConcurrentReps: number; maxConcurrentReps: number; loadMs: number; reserveMs: number; log: Log },
 ): Promise<AuthBenchResult> {
   const log = opts.log;
   const password = crypto.randomBytes(24).toString("base64url");
@@ -106,19 +110,17 @@ export async function runAuthBench(
   const verifierAlias = "registry-auth";
   await lab.startRegistry({ name: `rsbench-${lab.id}-auth`, alias: verifierAlias, htpasswd: htpasswdAt(CACHED_COST), inMemory: true });
   const cacheProxyName = `rsbench-${lab.id}-nginx-cached`;
-  const cachePx = await lab.startNginx({
-    name: cacheProxyName,
-    conf: renderNginxConf({
-      ...base,
-      upstream: { host: Registry.ALIAS, port: Registry.PORT },
-      authCache: benchAuthCache(verifierAlias),
-    }),
-    tls: true,
-    tmpfs: AUTH_CACHE_TMPFS,
+  // As deployed by default: auth cache and blobs served from storage (the data volume read-only).
+  const deployedConf = renderNginxConf({
+    ...base,
+    upstream: { host: Registry.ALIAS, port: Registry.PORT },
+    authCache: benchAuthCache(verifierAlias),
+    blobReads: { storageRoot: Registry.DATA_PATH },
   });
+  const cachePx = await lab.startNginx({ name: cacheProxyName, conf: deployedConf, tls: true, tmpfs: AUTH_CACHE_TMPFS, storage: true });
   targets.push({
     key: "cached10",
-    label: `auth cache (nginx auth_request → verifier, cost ${CACHED_COST}, TTL ${AUTH_CACHE_SECONDS} s)`,
+    label: `auth cache (nginx auth_request → verifier, cost ${CACHED_COST}, TTL ${AUTH_CACHE_SECONDS} s; blobs from storage)`,
     port: cachePx.port!,
     authorization,
     creds,
@@ -198,16 +200,7 @@ export async function runAuthBench(
   // cold-cache pull: the load test above already filled the cache of the measured one.
   const skopeo = (x: AuthTarget): SkopeoTarget => ({ hostPort: `${SERVER_NAME}:${x.port}`, certDir: lab.caDir, creds: x.creds });
   const coldName = `rsbench-${lab.id}-nginx-cached-cold`;
-  const cold = await lab.startNginx({
-    name: coldName,
-    conf: renderNginxConf({
-      ...base,
-      upstream: { host: Registry.ALIAS, port: Registry.PORT },
-      authCache: benchAuthCache(verifierAlias),
-    }),
-    tls: true,
-    tmpfs: AUTH_CACHE_TMPFS,
-  });
+  const cold = await lab.startNginx({ name: coldName, conf: deployedConf, tls: true, tmpfs: AUTH_CACHE_TMPFS, storage: true });
   await waitQuiet(lab.meter, 10_000);
   const cachedColdPullS = await pullImage({ hostPort: `${SERVER_NAME}:${cold.port}`, certDir: lab.caDir, creds }, IMAGE_REF, lab.workDir);
   await lab.remove(coldName);
@@ -225,6 +218,28 @@ export async function runAuthBench(
         pulls[x.key]!.push(await pullImage(skopeo(x), IMAGE_REF, lab.workDir));
       }
       log(`pull rep ${rep + 1}: ${pullTargets.map((x) => `${x.key} ${pulls[x.key]![rep].toFixed(2)} s`).join(", ")}`);
+    },
+  );
+
+  // Many clients at once (a deploy rolling out to a fleet): CONCURRENT_PULLS simultaneous pulls
+  // through the proxy as deployed (logged in, auth cache, blobs from storage, TLS) against the
+  // same pulls straight from the registry (anonymous, plain HTTP, its published port).
+  const cachedTarget = targets.find((x) => x.key === "cached10")!;
+  const direct: SkopeoTarget = { hostPort: `${SERVER_NAME}:${setup.directPort}`, plainHttp: true };
+  await pullImage(direct, IMAGE_REF, lab.workDir); // warm-up, not counted
+  const batch = async (from: SkopeoTarget): Promise<number> => {
+    const started = process.hrtime.bigint();
+    await Promise.all(Array.from({ length: CONCURRENT_PULLS }, () => pullImage(from, IMAGE_REF, lab.workDir)));
+    return Number(process.hrtime.bigint() - started) / 1e9;
+  };
+  const concurrent = { proxy: [] as number[], direct: [] as number[] };
+  const concurrentReps = await repeat(
+    { what: "concurrent pulls", minClean: opts.minConcurrentReps, maxReps: opts.maxConcurrentReps, budget: opts.budget, reserveMs: opts.reserveMs, meter: lab.meter, quietWaitMs: 10_000, log },
+    async (rep) => {
+      for (const which of rep % 2 === 0 ? (["proxy", "direct"] as const) : (["direct", "proxy"] as const)) {
+        concurrent[which].push(await batch(which === "proxy" ? skopeo(cachedTarget) : direct));
+      }
+      log(`concurrent pulls rep ${rep + 1}: ${CONCURRENT_PULLS} through the proxy ${concurrent.proxy[rep].toFixed(2)} s, straight from the registry ${concurrent.direct[rep].toFixed(2)} s`);
     },
   );
 
@@ -249,6 +264,12 @@ export async function runAuthBench(
     credentialsInCacheFiles,
     cacheFiles: cacheEntries,
     checks,
+    concurrentPulls: {
+      ...concurrent,
+      reps: concurrentReps,
+      proxyMedianS: medianOf(concurrent.proxy, concurrentReps.used),
+      directMedianS: medianOf(concurrent.direct, concurrentReps.used),
+    },
   };
 }
 

@@ -52,8 +52,16 @@ export interface SkopeoTarget {
   /** host:port on 127.0.0.1 */
   readonly hostPort: string;
   /** Directory holding ca.crt for the registry's TLS. */
-  readonly certDir: string;
+  readonly certDir?: string;
   readonly creds?: string;
+  /** Plain HTTP (the registry's own published port): skopeo's --src-tls-verify=false. */
+  readonly plainHttp?: boolean;
+}
+
+function sourceTlsArgs(from: SkopeoTarget): string[] {
+  if (from.plainHttp) return ["--src-tls-verify=false"];
+  if (!from.certDir) throw new Error(`${from.hostPort}: a TLS source needs certDir`);
+  return ["--src-cert-dir", from.certDir];
 }
 
 const SKOPEO_TIMEOUT_MS = 120_000;
@@ -65,7 +73,7 @@ export async function pushImage(image: BuiltImage, to: SkopeoTarget, reference: 
       "copy",
       "--insecure-policy",
       "--dest-cert-dir",
-      to.certDir,
+      to.certDir ?? "",
       ...(to.creds ? ["--dest-creds", to.creds] : []),
       `dir:${image.dir}`,
       `docker://${to.hostPort}/${reference}`,
@@ -83,8 +91,7 @@ export async function pullImage(from: SkopeoTarget, reference: string, scratch: 
       [
         "copy",
         "--insecure-policy",
-        "--src-cert-dir",
-        from.certDir,
+        ...sourceTlsArgs(from),
         ...(from.creds ? ["--src-creds", from.creds] : []),
         `docker://${from.hostPort}/${reference}`,
         `dir:${dest}`,

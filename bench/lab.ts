@@ -70,6 +70,8 @@ export interface NginxOptions {
   probePath?: string;
   /** tmpfs mounts (path → options), as the construct declares them. */
   tmpfs?: Record<string, string>;
+  /** Mount the data volume read-only at Registry.DATA_PATH (serveBlobsFromStorage). */
+  storage?: boolean;
 }
 
 export class Lab {
@@ -218,6 +220,7 @@ export class Lab {
           CapAdd: ["CHOWN", "SETGID", "SETUID"],
           SecurityOpt: NO_NEW_PRIVILEGES,
           Tmpfs: o.tmpfs,
+          Binds: o.storage ? [`${this.volume}:${Registry.DATA_PATH}:ro`] : undefined,
           PortBindings: { [`${NginxProxy.LISTEN_PORT}/tcp`]: [{ HostIp: "127.0.0.1", HostPort: String(port) }] },
         },
       },

@@ -22,42 +22,81 @@ export interface ProxyVariant {
   readonly label: string;
   readonly tuning: ProxyTuning;
   readonly tls: boolean;
+  /** serveBlobsFromStorage: blob downloads read by nginx from the data volume (mounted read-only). */
+  readonly blobReads: boolean;
+  /** Only downloads are measured (the upload path is the same as another variant's). */
+  readonly downloadOnly?: boolean;
   /** Changes outside ProxyTuning (e.g. sendfile), applied to the rendered nginx.conf. */
   readonly edit?: (conf: string) => string;
 }
 
-export const DEFAULT_VARIANT: ProxyVariant = { key: "proxy", label: "our proxy, TLS (DEFAULT_PROXY_TUNING)", tuning: DEFAULT_PROXY_TUNING, tls: true };
-export const PLAIN_VARIANT: ProxyVariant = { key: "proxy_plain", label: "our proxy, plain HTTP (context)", tuning: DEFAULT_PROXY_TUNING, tls: false };
+export const DEFAULT_VARIANT: ProxyVariant = {
+  key: "proxy",
+  label: "our proxy, TLS, as deployed (DEFAULT_PROXY_TUNING, blobs served from storage)",
+  tuning: DEFAULT_PROXY_TUNING,
+  tls: true,
+  blobReads: true,
+};
+export const PLAIN_VARIANT: ProxyVariant = { key: "proxy_plain", label: "our proxy, plain HTTP (context)", tuning: DEFAULT_PROXY_TUNING, tls: false, blobReads: true };
+/** The proxy with every blob download going through the registry (serveBlobsFromStorage: false, and the proxy before #12). */
+export const VIA_REGISTRY_VARIANT: ProxyVariant = {
+  key: "proxy_via_registry",
+  label: "our proxy, TLS, blobs through the registry (serveBlobsFromStorage: false)",
+  tuning: DEFAULT_PROXY_TUNING,
+  tls: true,
+  blobReads: false,
+  downloadOnly: true,
+};
 
 const t = (changes: Partial<ProxyTuning>): ProxyTuning => ({ ...DEFAULT_PROXY_TUNING, ...changes });
+const TLS13_AES128_FIRST = "ssl_session_tickets off;\n    ssl_prefer_server_ciphers on;\n    ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256;";
 
 /** `npm run bench -- --explore`: every variant changes one thing against DEFAULT_PROXY_TUNING. */
 export const EXPLORE_VARIANTS: readonly ProxyVariant[] = [
   DEFAULT_VARIANT,
-  { key: "reqbuf_on", label: "proxy_request_buffering on", tuning: t({ requestBuffering: true }), tls: true },
-  { key: "body_16k", label: "client_body_buffer_size 16k (nginx's default; the proxy's before the bench)", tuning: t({ clientBodyBufferSize: "16k" }), tls: true },
-  { key: "body_64k", label: "client_body_buffer_size 64k", tuning: t({ clientBodyBufferSize: "64k" }), tls: true },
-  { key: "body_128k", label: "client_body_buffer_size 128k (the default again: shows the run-to-run spread)", tuning: t({ clientBodyBufferSize: "128k" }), tls: true },
-  { key: "body_1m", label: "client_body_buffer_size 1m", tuning: t({ clientBodyBufferSize: "1m" }), tls: true },
-  { key: "respbuf_off", label: "proxy_buffering off (proxy_buffer_size 64k)", tuning: t({ responseBuffering: false }), tls: true },
-  { key: "respbuf_off_1m", label: "proxy_buffering off, proxy_buffer_size 1m", tuning: t({ responseBuffering: false, proxyBufferSize: "1m" }), tls: true },
-  { key: "buffers_8x1m", label: "proxy_buffer_size 1m, proxy_buffers 8 1m, busy 2m", tuning: t({ proxyBufferSize: "1m", proxyBuffers: "8 1m", proxyBusyBuffersSize: "2m" }), tls: true },
-  { key: "buffers_small", label: "nginx default buffer sizes (4k, 8 4k)", tuning: t({ proxyBufferSize: "4k", proxyBuffers: "8 4k" }), tls: true },
-  { key: "tempfile_1024m", label: "proxy_max_temp_file_size 1024m (nginx default)", tuning: t({ maxTempFileSize: "1024m" }), tls: true },
+  { key: "reqbuf_on", label: "proxy_request_buffering on", tuning: t({ requestBuffering: true }), tls: true, blobReads: true },
+  { key: "body_16k", label: "client_body_buffer_size 16k (nginx's default; the proxy's before the bench)", tuning: t({ clientBodyBufferSize: "16k" }), tls: true, blobReads: true },
+  { key: "body_64k", label: "client_body_buffer_size 64k", tuning: t({ clientBodyBufferSize: "64k" }), tls: true, blobReads: true },
+  { key: "body_128k", label: "client_body_buffer_size 128k (the default again: shows the run-to-run spread)", tuning: t({ clientBodyBufferSize: "128k" }), tls: true, blobReads: true },
+  { key: "body_1m", label: "client_body_buffer_size 1m", tuning: t({ clientBodyBufferSize: "1m" }), tls: true, blobReads: true },
+  { key: "respbuf_off", label: "proxy_buffering off (proxy_buffer_size 64k)", tuning: t({ responseBuffering: false }), tls: true, blobReads: true },
+  { key: "respbuf_off_1m", label: "proxy_buffering off, proxy_buffer_size 1m", tuning: t({ responseBuffering: false, proxyBufferSize: "1m" }), tls: true, blobReads: true },
+  { key: "buffers_8x1m", label: "proxy_buffer_size 1m, proxy_buffers 8 1m, busy 2m", tuning: t({ proxyBufferSize: "1m", proxyBuffers: "8 1m", proxyBusyBuffersSize: "2m" }), tls: true, blobReads: true },
+  { key: "buffers_small", label: "nginx default buffer sizes (4k, 8 4k)", tuning: t({ proxyBufferSize: "4k", proxyBuffers: "8 4k" }), tls: true, blobReads: true },
+  { key: "tempfile_1024m", label: "proxy_max_temp_file_size 1024m (nginx default)", tuning: t({ maxTempFileSize: "1024m" }), tls: true, blobReads: true },
   {
     key: "tls13_aes128",
-    label: "TLS 1.3 limited to AES-128-GCM (not a ProxyTuning knob)",
+    label: "TLS 1.3: AES-128-GCM preferred by the server (not a ProxyTuning knob)",
     tuning: DEFAULT_PROXY_TUNING,
     tls: true,
-    edit: (conf) => replaceOnce(conf, "ssl_session_tickets off;", "ssl_session_tickets off;\n    ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256;"),
+    blobReads: true,
+    edit: (conf) => replaceOnce(conf, "ssl_session_tickets off;", TLS13_AES128_FIRST),
   },
   {
     key: "sendfile_off",
     label: "sendfile off (not a ProxyTuning knob)",
     tuning: DEFAULT_PROXY_TUNING,
     tls: true,
+    blobReads: true,
     edit: (conf) => replaceOnce(conf, "sendfile on;", "sendfile off;"),
   },
+  {
+    key: "ktls",
+    label: "kernel TLS asked for (ssl_conf_command Options KTLS; active only where the kernel has TLS)",
+    tuning: DEFAULT_PROXY_TUNING,
+    tls: true,
+    blobReads: true,
+    edit: (conf) => replaceOnce(conf, "ssl_session_tickets off;", "ssl_session_tickets off;\n    ssl_conf_command Options KTLS;"),
+  },
+  {
+    key: "output_512k",
+    label: "output_buffers 2 512k for blobs read from storage (nginx default 2 32k)",
+    tuning: DEFAULT_PROXY_TUNING,
+    tls: true,
+    blobReads: true,
+    edit: (conf) => replaceOnce(conf, "etag off;", "etag off;\n      output_buffers 2 512k;"),
+  },
+  VIA_REGISTRY_VARIANT,
 ];
 
 function replaceOnce(text: string, from: string, to: string): string {
@@ -74,6 +113,7 @@ export function variantConf(v: ProxyVariant, upstreamHost: string): string {
     upstream: { host: upstreamHost, port: Registry.PORT },
     tls: v.tls ? { certificatePath: NginxProxy.CERTIFICATE_PATH, keyPath: NginxProxy.KEY_PATH } : undefined,
     tuning: v.tuning,
+    blobReads: v.blobReads ? { storageRoot: Registry.DATA_PATH } : undefined,
   });
   return v.edit ? v.edit(conf) : conf;
 }
@@ -88,6 +128,7 @@ export interface TransferTarget {
   /** Containers on the path (their CPU time counts as server side, with the port's docker-proxy). */
   readonly serverContainers: string[];
   readonly port: number;
+  readonly downloadOnly?: boolean;
 }
 
 export interface TransferResult {
@@ -158,7 +199,7 @@ export async function startTransferTargets(
   }
   let defaultProxyPort: number | undefined;
   for (const v of variants) {
-    const c = await lab.startNginx({ name: `rsbench-${lab.id}-nginx-${v.key}`, conf: variantConf(v, Registry.ALIAS), tls: v.tls });
+    const c = await lab.startNginx({ name: `rsbench-${lab.id}-nginx-${v.key}`, conf: variantConf(v, Registry.ALIAS), tls: v.tls, storage: v.blobReads });
     if (v === DEFAULT_VARIANT) defaultProxyPort = c.port;
     const scheme = v.tls ? "https" : "http";
     targets.push({
@@ -167,6 +208,7 @@ export async function startTransferTargets(
       endpoint: { label: v.key, base: `${scheme}://${SERVER_NAME}:${c.port}`, caFile: v.tls ? lab.caFile : undefined },
       serverContainers: [c.name, registry.name],
       port: c.port!,
+      downloadOnly: v.downloadOnly,
     });
   }
   if (opts.recipe) {
@@ -224,13 +266,19 @@ export async function measureTransfers(
         // Every transfer starts with no dirty pages: each upload leaves 0.5-1 GiB to write back
         // (registry, and nginx temp files with request buffering), which would otherwise slow
         // down whichever transfer comes next.
-        await run("sync", [], { timeoutMs: 60_000 });
-        let server = lab.serverCpuSeconds(x.serverContainers, x.port);
-        let client = childrenCpuSeconds();
-        const { seconds: u, commitSeconds } = await uploadBlob(x.endpoint, `bench/up-${x.key}`, blob, TRANSFER_TIMEOUT_MS);
-        cpu.get(x.key)!.upServer.push(lab.serverCpuSeconds(x.serverContainers, x.port) - server);
-        cpu.get(x.key)!.upClient.push(childrenCpuSeconds() - client);
-        commits.push(commitSeconds);
+        let server: number;
+        let client: number;
+        let u = NaN;
+        if (!x.downloadOnly) {
+          await run("sync", [], { timeoutMs: 60_000 });
+          server = lab.serverCpuSeconds(x.serverContainers, x.port);
+          client = childrenCpuSeconds();
+          const upload = await uploadBlob(x.endpoint, `bench/up-${x.key}`, blob, TRANSFER_TIMEOUT_MS);
+          u = upload.seconds;
+          cpu.get(x.key)!.upServer.push(lab.serverCpuSeconds(x.serverContainers, x.port) - server);
+          cpu.get(x.key)!.upClient.push(childrenCpuSeconds() - client);
+          commits.push(upload.commitSeconds);
+        } else if (opts.uploadsOnly) continue;
         if (opts.uploadsOnly) {
           up.get(x.key)!.push(u);
           opts.log(`rep ${rep + 1} ${x.key.padEnd(16)} upload ${u.toFixed(2)} s`);
@@ -242,7 +290,7 @@ export async function measureTransfers(
         const d = await downloadBlob(x.endpoint, DOWNLOAD_REPO, blob, TRANSFER_TIMEOUT_MS);
         cpu.get(x.key)!.downServer.push(lab.serverCpuSeconds(x.serverContainers, x.port) - server);
         cpu.get(x.key)!.downClient.push(childrenCpuSeconds() - client);
-        up.get(x.key)!.push(u);
+        if (!x.downloadOnly) up.get(x.key)!.push(u);
         down.get(x.key)!.push(d);
         opts.log(`rep ${rep + 1} ${x.key.padEnd(16)} upload ${u.toFixed(2)} s  download ${d.toFixed(2)} s`);
       }

@@ -67,5 +67,5 @@ export async function repeat(o: RepeatOptions, body: (rep: number) => Promise<vo
 }
 
 export function medianOf(values: readonly number[], used: readonly number[]): number {
-  return median(used.map((i) => values[i]));
+  return median(used.map((i) => values[i]).filter((v) => v !== undefined));
 }

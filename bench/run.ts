@@ -1,6 +1,7 @@
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import * as zlib from "zlib";
 import { AuthBenchResult, runAuthBench } from "./auth-bench";
 import { Lab } from "./lab";
 import { killAllChildren, run } from "./proc";
@@ -11,6 +12,7 @@ import {
   PLAIN_VARIANT,
   ProxyBenchResult,
   startTransferTargets,
+  VIA_REGISTRY_VARIANT,
 } from "./proxy-bench";
 import { buildReport, buildExploreReport, Machine, renderExploreMarkdown, renderMarkdown, renderTable, Report } from "./report";
 import { Budget } from "./stats";
@@ -80,7 +82,37 @@ async function machine(): Promise<Machine> {
     dockerd: await version("/usr/sbin/dockerd", ["--version"]),
     curl: await version("curl", ["--version"]),
     skopeo: await version("skopeo", ["--version"]),
+    kernelTls: kernelTls(),
+    aeadMBps: await aeadSpeed(),
   };
+}
+
+/** kTLS needs the kernel's `tls` module; /proc/net/tls_stat exists once it is there. */
+function kernelTls(): string {
+  if (fs.existsSync("/proc/net/tls_stat")) return "available (/proc/net/tls_stat present)";
+  let config = "";
+  try {
+    const gz = fs.readFileSync("/proc/config.gz");
+    config = zlib.gunzipSync(gz).toString().split("\n").find((l) => /CONFIG_TLS[ =]/.test(l)) ?? "";
+  } catch {
+    // no kernel config exposed
+  }
+  return `not available: no /proc/net/tls_stat${config ? ` (${config.trim()})` : ""}, so nginx cannot use sendfile over TLS here and \`ssl_conf_command Options KTLS\` has no effect`;
+}
+
+async function aeadSpeed(): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const cipher of ["aes-128-gcm", "aes-256-gcm", "chacha20-poly1305"]) {
+    try {
+      const { stdout } = await run("openssl", ["speed", "-seconds", "1", "-bytes", "16384", "-evp", cipher], { timeoutMs: 20_000 });
+      const last = stdout.trim().split("\n").pop() ?? "";
+      const k = Number(/([\d.]+)k\s*$/.exec(last)?.[1]);
+      if (Number.isFinite(k)) out[cipher] = Math.round(k / 1000);
+    } catch {
+      // openssl missing: leave it out
+    }
+  }
+  return out;
 }
 
 async function main(): Promise<number> {
@@ -128,7 +160,7 @@ async function main(): Promise<number> {
     let synth: SynthBenchResult | undefined;
     if (args.only.has("proxy")) {
       log("part 1: proxy throughput (512 MiB blob)");
-      const { targets, setup } = await startTransferTargets(lab, [DEFAULT_VARIANT, PLAIN_VARIANT], { registryTls: true, recipe: true });
+      const { targets, setup } = await startTransferTargets(lab, [DEFAULT_VARIANT, VIA_REGISTRY_VARIANT, PLAIN_VARIANT], { registryTls: true, recipe: true });
       const reserve = CLEANUP_RESERVE_MS + (args.only.has("auth") ? AUTH_PHASE_MS : 0) + (args.only.has("synth") ? SYNTH_PHASE_MS : 0);
       proxy = await measureTransfers(lab, targets, { ...reps(5, 3, 6), budget, reserveMs: reserve, log });
       if (args.only.has("auth")) {
@@ -137,6 +169,8 @@ async function main(): Promise<number> {
           budget,
           minPullReps: reps(5, 5, 8).minClean,
           maxPullReps: reps(5, 5, 8).maxReps,
+          minConcurrentReps: reps(3, 3, 5).minClean,
+          maxConcurrentReps: reps(3, 3, 5).maxReps,
           loadMs: 5_000,
           reserveMs: CLEANUP_RESERVE_MS + (args.only.has("synth") ? SYNTH_PHASE_MS : 0),
           log,

@@ -218,6 +218,17 @@ export interface RegistryStackProps {
    */
   readonly authCacheSeconds?: number;
   /**
+   * Nginx answers plain blob downloads (GET/HEAD without Range or conditional headers) itself,
+   * from the data volume or `storageHostPath` mounted read-only into the proxy, after the same
+   * login check — and only when the repository's link file for the digest exists, exactly as the
+   * registry would. Everything else still goes to the registry. Trade-offs: the proxy container can
+   * read every repository's blobs, and the registry no longer sees (logs, counts in its metrics,
+   * notifies about) those downloads; nginx's access log does (`upstream=-`). Needs the proxy and the
+   * auth cache. See docs/benchmarks.md.
+   * @default true with the proxy and the auth cache, else false
+   */
+  readonly serveBlobsFromStorage?: boolean;
+  /**
    * Allow `DELETE` of manifests and blobs. Retention turns it on; `false` together with retention is refused.
    * @default - true with retention, false without
    */

@@ -133,6 +133,7 @@ export const registryStackPropsSchema = z
       .min(0, { error: "must be 0 (off) or more seconds" })
       .max(3600, { error: "must be at most 3600; a cached login is trusted that long" })
       .optional(),
+    serveBlobsFromStorage: z.boolean().optional(),
     deleteEnabled: z.boolean().optional(),
     ui: z.boolean().optional(),
     volumeName: z.string().regex(rules.DOCKER_OBJECT_NAME, { error: rules.DOCKER_OBJECT_NAME_HINT }).optional(),
@@ -176,6 +177,9 @@ export const registryStackPropsSchema = z
     if (props.httpRedirectPort !== undefined && props.httpRedirectPort === props.publicPort)
       problem(["httpRedirectPort"], "is also publicPort; pick another port");
     if (props.authCacheSeconds !== undefined && props.authCacheSeconds > 0 && !props.proxy) problem(["authCacheSeconds"], "needs proxy: true (the proxy does the caching); set it to 0 or enable the proxy");
+    if (props.serveBlobsFromStorage === true && !props.proxy) problem(["serveBlobsFromStorage"], "needs proxy: true (nginx reads the blobs); remove it or enable the proxy");
+    else if (props.serveBlobsFromStorage === true && props.authCacheSeconds === 0)
+      problem(["serveBlobsFromStorage"], "needs the auth cache (authCacheSeconds > 0): without it the registry checks logins and nginx would hand out blobs unchecked; remove it or raise authCacheSeconds");
     if (props.storageHostPath !== undefined && props.volumeName !== undefined)
       problem(["storageHostPath"], "and volumeName are both set; choose a host folder or a named volume");
     if (props.ui === true && !props.proxy) problem(["ui"], "needs proxy: true (the proxy serves the page); remove it or enable the proxy");
@@ -241,7 +245,8 @@ export interface MirrorSettings extends Omit<z.output<typeof mirror>, "upstreamU
 }
 
 /** Props with every default applied. */
-export interface RegistrySettings extends Omit<ParsedProps, "hostnames" | "ipAddresses" | "volumeName" | "materialDirectory" | "authCacheSeconds" | "projectDirectory" | "ui" | "deleteEnabled" | "mirrors"> {
+export interface RegistrySettings
+  extends Omit<ParsedProps, "hostnames" | "ipAddresses" | "volumeName" | "materialDirectory" | "authCacheSeconds" | "projectDirectory" | "ui" | "deleteEnabled" | "mirrors" | "serveBlobsFromStorage"> {
   readonly mirrors: MirrorSettings[];
   readonly projectDirectory: string;
   /** On when set, else on exactly when retention is configured. */
@@ -249,6 +254,7 @@ export interface RegistrySettings extends Omit<ParsedProps, "hostnames" | "ipAdd
   readonly authCacheSeconds: number;
   /** Whether the proxy serves the web UI. */
   readonly ui: boolean;
+  readonly serveBlobsFromStorage: boolean;
   readonly hostnames: string[];
   readonly ipAddresses: string[];
   readonly volumeName: string;
@@ -263,14 +269,16 @@ export function resolveSettings(props: Omit<RegistryStackProps, "entropy">, stac
   const noAddresses = parsed.hostnames.length === 0 && parsed.ipAddresses.length === 0;
   const projectDirectory = parsed.projectDirectory ?? process.cwd();
   const inProject = (file: string) => path.resolve(projectDirectory, file);
+  const authCacheSeconds = parsed.authCacheSeconds ?? (parsed.proxy ? DEFAULT_AUTH_CACHE_SECONDS : 0);
   return {
     ...parsed,
     hostnames: noAddresses ? ["localhost"] : parsed.hostnames,
     ipAddresses: noAddresses ? ["127.0.0.1"] : parsed.ipAddresses,
     volumeName: parsed.volumeName ?? `${parsed.namePrefix}-data`,
     deleteEnabled: parsed.deleteEnabled ?? parsed.retention !== undefined,
-    authCacheSeconds: parsed.authCacheSeconds ?? (parsed.proxy ? DEFAULT_AUTH_CACHE_SECONDS : 0),
+    authCacheSeconds,
     ui: parsed.ui ?? parsed.proxy,
+    serveBlobsFromStorage: parsed.serveBlobsFromStorage ?? (parsed.proxy && authCacheSeconds > 0),
     tls:
       parsed.tls.mode === "files"
         ? { ...parsed.tls, certificateFile: inProject(parsed.tls.certificateFile), keyFile: inProject(parsed.tls.keyFile), caFile: inProject(parsed.tls.caFile) }

@@ -74,6 +74,12 @@ export interface NginxProxyProps {
     readonly mirrorOf: string;
     readonly anonymousPull: boolean;
   }>;
+  /**
+   * Answer plain blob downloads from the registry's storage, mounted read-only into the proxy
+   * (renderNginxConf `blobReads`). Only with `authVerifier`: nginx must be the one checking logins.
+   * @default false
+   */
+  readonly serveBlobsFromStorage?: boolean;
   readonly restartPolicy: string;
   /** Seconds nginx gets to finish in-flight transfers (graceful SIGQUIT) before it is killed. */
   readonly stopGraceSeconds: number;
@@ -111,6 +117,8 @@ export class NginxProxy extends Construct {
     const firstName = props.serverNames[0];
     const pushEndpoint = `${firstName.includes(":") ? `[${firstName}]` : firstName}:${props.publish.port}`;
     const mirrors = (props.mirrors ?? []).map((m, index) => ({ ...m, listenPort: NginxProxy.MIRROR_LISTEN_PORT_BASE + index }));
+    const serveBlobs = props.serveBlobsFromStorage ?? false;
+    if (serveBlobs && !verifier) throw new Error(`${this.node.path}: serving blobs from storage needs the auth verifier (nginx must check every login)`);
     const config = renderNginxConf({
       serverNames: props.serverNames,
       listenPort: NginxProxy.LISTEN_PORT,
@@ -124,6 +132,7 @@ export class NginxProxy extends Construct {
       writeHold: props.maintenance
         ? { flagFile: `${Maintenance.PROXY_STATE_DIRECTORY}/${Maintenance.HOLD_FILE_NAME}`, retryAfterSeconds: Maintenance.RETRY_AFTER_SECONDS }
         : undefined,
+      blobReads: serveBlobs ? { storageRoot: Registry.DATA_PATH } : undefined,
       authCache: verifier
         ? {
             verifier: { socketPath: socketPath(verifier.registry) },
@@ -194,6 +203,7 @@ export class NginxProxy extends Construct {
         { volumeName: props.socketVolume.name, containerPath: Registry.SOCKET_DIRECTORY, readOnly: true },
         this.configVolume.mount,
         ...(props.maintenance ? [{ volumeName: props.maintenance.stateVolume.name, containerPath: Maintenance.PROXY_STATE_DIRECTORY, readOnly: true }] : []),
+        ...(serveBlobs && props.registry.dataMount ? [{ ...props.registry.dataMount, readOnly: true }] : []),
       ],
       ports,
       readOnly: true,

@@ -2,6 +2,7 @@ import { Engine, startEngine } from "./engine";
 import { Check, say, Timings, Workspace } from "./harness";
 import { prepareImages } from "./images";
 import { LifecycleChecks, lifecycleScenario } from "./lifecycle";
+import { blobReadsScenario } from "./blob-reads";
 import { authCacheScenario, directTlsScenario, plainHttpScenario, SuiteChecks, SuiteContext, tlsProxyScenario } from "./scenarios";
 import { MirrorChecks, mirrorsScenario } from "./mirrors";
 import { killRunningCommands } from "./proc";
@@ -71,6 +72,7 @@ async function main(): Promise<number> {
     dockerdMirror: new Check("32", "a second dockerd started with the generated daemon.json pulls docker.io/… through registry-mirrors", "mirrors"),
     containerd: new Check("33", "containerd ctr pulls docker.io/…, ghcr.io/… and the private registry with --hosts-dir = generated containerd/certs.d", "mirrors"),
     podmanDropIn: new Check("34", "skopeo pulls docker.io/… and ghcr.io/… through the generated registries.conf.d drop-in and certs.d", "mirrors"),
+    blobReads: new Check("25", "blobs served from storage (serveBlobsFromStorage): same status, headers and bytes as the registry; unknown, other-repository, deleted, range, conditional cases to the registry; login first", "blob-reads"),
   };
   const lifecycle: LifecycleChecks = {
     retention: new Check("40", "retention + garbage collection: exactly the expected tags remain, every remaining tag (both platforms of the index) pulls bit-identically, reclaimed bytes = blobs only deleted manifests referenced", "lifecycle"),
@@ -121,6 +123,7 @@ async function main(): Promise<number> {
           ui: uiScenario,
           "direct-tls": directTlsScenario,
           "plain-http": plainHttpScenario,
+          "blob-reads": blobReadsScenario,
         };
         const unknown = (ONLY ?? []).filter((name) => !(name in deployments));
         if (unknown.length > 0) throw new Error(`E2E_ONLY names unknown deployments: ${unknown.join(", ")} (known: ${Object.keys(deployments).join(", ")})`);

@@ -64,6 +64,7 @@ export interface SuiteChecks {
   uiHeaders: Check;
   uiBrowser: Check;
   uiScale: Check;
+  blobReads: Check;
 }
 
 const MIB = 1024 * 1024;
@@ -127,7 +128,7 @@ export async function buildUniqueImage(docker: DockerClient, dir: string, tag: s
 }
 
 /** push → rmi every tag → pull → same manifest digest and image ID. Returns the digest. */
-async function roundTrip(check: Check, docker: DockerClient, localTag: string, remoteRef: string): Promise<string> {
+export async function roundTrip(check: Check, docker: DockerClient, localTag: string, remoteRef: string): Promise<string> {
   await docker.tag(localTag, remoteRef);
   const before = await docker.inspect(remoteRef);
   const pushed = await docker.push(remoteRef);

@@ -106,6 +106,16 @@ export interface NginxConfInput {
    */
   readonly ui?: { readonly directory: string };
   /**
+   * Answer plain blob downloads (GET/HEAD without Range or conditional headers) from the
+   * registry's storage, mounted read-only into the proxy, after the same login check as every
+   * other request — but only when the repository's link file for the digest exists, as the
+   * registry itself requires. Everything else (unknown or unlinked digests, ranges, conditional
+   * requests, other methods) goes to the registry. The private registry's server only, not the
+   * mirrors'.
+   * @default - every request goes to the registry
+   */
+  readonly blobReads?: BlobReads;
+  /**
    * While `flagFile` exists (the maintenance container creates it around the garbage collector),
    * writes (POST, PUT, PATCH, DELETE) get 503 UNAVAILABLE with Retry-After; reads pass.
    * @default - writes are never held
@@ -143,6 +153,11 @@ export interface WriteHold {
   readonly retryAfterSeconds: number;
 }
 
+/** Where the registry's storage (its filesystem `rootdirectory`) is mounted in the proxy. */
+export interface BlobReads {
+  readonly storageRoot: string;
+}
+
 const UPSTREAM_NAME = "docker-registry";
 const AUTH_UPSTREAM_NAME = "registry-auth";
 const AUTH_LOCATION = "/_registry_auth";
@@ -174,6 +189,7 @@ export const UI_SECURITY_HEADERS: Readonly<Record<string, string>> = {
 /** Where nginx keeps cached logins; the proxy container mounts a tmpfs there so they never reach a disk. */
 export const AUTH_CACHE_DIR = "/tmp/nginx-auth-cache";
 const DEFAULT_UPSTREAM_KEEPALIVE = 32;
+const ACCESS_LOG_FORMAT = "registry_stack";
 
 // Mozilla "intermediate" TLS 1.2 suites minus DHE (nginx offers DHE only with ssl_dhparam).
 const TLS12_CIPHERS = [
@@ -189,7 +205,11 @@ const TLS12_CIPHERS = [
 const ANCIENT_DOCKER_USER_AGENT = String.raw`"^(docker\/1\.(3|4|5(?!\.[0-9]-dev))|Go ).*$"`;
 
 export function renderNginxConf(input: NginxConfInput): string {
-  const servers = [proxyServer(input, input.listenPort, serverLocations(input, { upstreamName: UPSTREAM_NAME, withAuth: true, ui: input.ui, writeHold: input.writeHold }))];
+  // File tests with `set` in the server, not in a location: there an `if` that matches replaces
+  // the location's configuration and try_files (the blob location's) would not run.
+  const serverChecks = [...(input.writeHold ? writeHoldFlag(input.writeHold) : []), ...(input.blobReads ? blobLinkCheck() : [])];
+  const main = serverLocations(input, { upstreamName: UPSTREAM_NAME, withAuth: true, ui: input.ui, writeHold: input.writeHold, blobReads: input.blobReads });
+  const servers = [proxyServer(input, input.listenPort, main, serverChecks)];
   for (const mirror of input.mirrors ?? []) {
     const locations = serverLocations(input, { upstreamName: mirrorUpstreamName(mirror), withAuth: !mirror.anonymousPull, readOnly: mirror });
     servers.push(proxyServer(input, mirror.listenPort, locations));
@@ -207,15 +227,14 @@ export function renderNginxConf(input: NginxConfInput): string {
 /** The locations of one TLS server: the private registry's (with the UI, if any) or a mirror's. */
 function serverLocations(
   input: NginxConfInput,
-  options: { upstreamName: string; withAuth: boolean; readOnly?: MirrorServer; ui?: { readonly directory: string }; writeHold?: WriteHold },
+  options: { upstreamName: string; withAuth: boolean; readOnly?: MirrorServer; ui?: { readonly directory: string }; writeHold?: WriteHold; blobReads?: BlobReads },
 ): string[][] {
   const authCache = options.withAuth ? input.authCache : undefined;
   const withUi = options.ui !== undefined;
-  const locations = [
-    registryLocation(input.tuning, options.upstreamName, authCache !== undefined, withUi, options.readOnly !== undefined, options.writeHold),
-    healthLocation(),
-    fallbackLocation(),
-  ];
+  const checks = loginCheck(authCache !== undefined, options.readOnly !== undefined, options.writeHold !== undefined);
+  const locations = [block("location /v2/", [...checks, ...proxyDirectives(input.tuning, options.upstreamName, authCache !== undefined, withUi)])];
+  if (options.blobReads) locations.push(...blobLocations(input.tuning, options.upstreamName, authCache !== undefined, withUi, checks, options.blobReads));
+  locations.push(healthLocation(), fallbackLocation());
   if (options.ui) locations.push(...uiLocations(options.ui.directory));
   if (authCache) locations.push(authLocation(authCache), anonymousLocation(authCache.realm, withUi), authErrorLocation());
   if (options.readOnly) locations.push(readOnlyLocation(options.readOnly));
@@ -251,7 +270,10 @@ function httpBlock(input: NginxConfInput, servers: string[][]): string[] {
   const body: Array<string | string[]> = [
     "server_tokens off;",
     "default_type application/octet-stream;",
-    "access_log /dev/stdout;",
+    // combined, plus who answered: the registry's socket, or "-" when nginx answered itself
+    // (login checks, refusals, blobs read from storage).
+    `log_format ${ACCESS_LOG_FORMAT} '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" upstream=$upstream_addr';`,
+    `access_log /dev/stdout ${ACCESS_LOG_FORMAT};`,
     "sendfile on;",
     "tcp_nopush on;",
     "keepalive_timeout 65s;",
@@ -283,6 +305,9 @@ function httpBlock(input: NginxConfInput, servers: string[][]): string[] {
   }
   if (input.writeHold) {
     body.push("", ...block("map $request_method $registry_write_request", ["GET 0;", "HEAD 0;", "OPTIONS 0;", "default 1;"]));
+  }
+  if (input.blobReads) {
+    body.push("", ...blobReadMaps(input.blobReads));
   }
   for (const server of servers) {
     body.push("", server);
@@ -426,7 +451,7 @@ function tlsDirectives(tls: NonNullable<NginxConfInput["tls"]>): string[] {
   ];
 }
 
-function proxyServer(input: NginxConfInput, listenPort: number, locations: string[][]): string[] {
+function proxyServer(input: NginxConfInput, listenPort: number, locations: string[][], serverChecks: string[] = []): string[] {
   const tuning = input.tuning;
   const body: Array<string | string[]> = [
     `listen ${listenPort}${input.tls ? " ssl" : ""};`,
@@ -444,6 +469,9 @@ function proxyServer(input: NginxConfInput, listenPort: number, locations: strin
   if (tuning.clientBodyBufferSize !== undefined) {
     body.push(`client_body_buffer_size ${tuning.clientBodyBufferSize};`);
   }
+  if (serverChecks.length > 0) {
+    body.push("", ...serverChecks);
+  }
   for (const location of locations) {
     body.push("", location);
   }
@@ -452,12 +480,14 @@ function proxyServer(input: NginxConfInput, listenPort: number, locations: strin
 
 // Checked in the rewrite phase, before auth: an unverified write gets the 503 too (it learns only
 // that the registry is in maintenance), and an anonymous one still gets 401 first with the auth cache.
-function writeHoldCheck(hold: WriteHold): string[] {
-  return [
-    "set $registry_hold_write $registry_write_request;",
-    ...block(`if (!-f ${hold.flagFile})`, ["set $registry_hold_write 0;"]),
-    ...block("if ($registry_hold_write)", [`rewrite ^ ${WRITE_HELD_LOCATION} last;`]),
-  ];
+/** Server level: whether this request is a write to hold (the flag file exists). */
+function writeHoldFlag(hold: WriteHold): string[] {
+  return ["set $registry_hold_write $registry_write_request;", ...block(`if (!-f ${hold.flagFile})`, ["set $registry_hold_write 0;"])];
+}
+
+/** Location level, after the login check: a held write goes to the 503 location. */
+function writeHoldCheck(): string[] {
+  return block("if ($registry_hold_write)", [`rewrite ^ ${WRITE_HELD_LOCATION} last;`]);
 }
 
 function writeHeldLocation(hold: WriteHold): string[] {
@@ -470,15 +500,16 @@ function writeHeldLocation(hold: WriteHold): string[] {
   ]);
 }
 
-function registryLocation(tuning: ProxyTuning, upstreamName: string, withAuthCache: boolean, withUi: boolean, readOnly: boolean, writeHold?: WriteHold): string[] {
-  const body: Array<string | string[]> = [
-    block(`if ($http_user_agent ~ ${ANCIENT_DOCKER_USER_AGENT})`, ["return 404;"]),
-    "",
-  ];
-  if (readOnly) body.push(block("if ($request_method !~ ^(GET|HEAD)$)", [`rewrite ^ ${READ_ONLY_LOCATION} last;`]), "");
+/**
+ * What every registry location does before its content: old clients refused, writes refused on
+ * a mirror, the login check, writes held during maintenance.
+ */
+function loginCheck(withAuthCache: boolean, readOnly: boolean, writeHold: boolean): Array<string | string[]> {
+  const lines: Array<string | string[]> = [block(`if ($http_user_agent ~ ${ANCIENT_DOCKER_USER_AGENT})`, ["return 404;"]), ""];
+  if (readOnly) lines.push(block("if ($request_method !~ ^(GET|HEAD)$)", [`rewrite ^ ${READ_ONLY_LOCATION} last;`]), "");
   if (withAuthCache) {
     // nginx passes the verifier's WWW-Authenticate on to the client with the 401.
-    body.push(
+    lines.push(
       block('if ($http_authorization = "")', [`rewrite ^ ${ANONYMOUS_LOCATION} last;`]),
       `auth_request ${AUTH_LOCATION};`,
       "auth_request_set $registry_auth_status $upstream_status;",
@@ -487,8 +518,12 @@ function registryLocation(tuning: ProxyTuning, upstreamName: string, withAuthCac
       "",
     );
   }
-  if (writeHold) body.push(...writeHoldCheck(writeHold), "");
-  body.push(
+  if (writeHold) lines.push(writeHoldCheck(), "");
+  return lines;
+}
+
+function proxyDirectives(tuning: ProxyTuning, upstreamName: string, withAuthCache: boolean, withUi: boolean): string[] {
+  const lines = [
     `proxy_pass http://${upstreamName};`,
     // HTTP/1.1 with an empty Connection header keeps upstream connections alive, and without
     // it nginx buffers chunked uploads whatever proxy_request_buffering says.
@@ -505,18 +540,18 @@ function registryLocation(tuning: ProxyTuning, upstreamName: string, withAuthCac
     `proxy_buffering ${onOff(tuning.responseBuffering)};`,
     `proxy_buffer_size ${tuning.proxyBufferSize};`,
     `proxy_buffers ${tuning.proxyBuffers};`,
-  );
+  ];
   if (tuning.proxyBusyBuffersSize !== undefined) {
-    body.push(`proxy_busy_buffers_size ${tuning.proxyBusyBuffersSize};`);
+    lines.push(`proxy_busy_buffers_size ${tuning.proxyBusyBuffersSize};`);
   }
-  body.push(
+  lines.push(
     `proxy_max_temp_file_size ${tuning.maxTempFileSize};`,
     "",
     "add_header 'Docker-Distribution-Api-Version' $docker_distribution_api_version always;",
   );
   // With the auth cache the data registry runs without auth and sends no challenge itself.
-  if (withUi && !withAuthCache) body.push(...challengeDirectives());
-  return block("location /v2/", body);
+  if (withUi && !withAuthCache) lines.push(...challengeDirectives());
+  return lines;
 }
 
 // Static files only; the page's API calls carry the credentials, so these paths need no auth.
@@ -533,6 +568,72 @@ function uiLocations(directory: string): string[][] {
       "default_type application/octet-stream;",
       ...Object.entries(UI_SECURITY_HEADERS).map(([name, value]) => `add_header ${name} "${value}" always;`),
     ]),
+  ];
+}
+
+// distribution's repository name grammar (reference.NameRegexp): lower-case components
+// separated by single '.', '_', '__' or runs of '-'; so no '..', no '%', no empty component,
+// and a captured name can only name a folder below repositories/.
+const REPOSITORY_NAME = "[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*";
+/** Layout of distribution's filesystem storage below its rootdirectory. */
+const STORAGE_V2 = "/docker/registry/v2";
+/** The registry's `Cache-Control` for blobs (blobCacheControlMaxAge, one year). */
+const BLOB_CACHE_CONTROL = "max-age=31536000";
+const BLOB_FALLBACK_LOCATION = "@registry_blob";
+
+/**
+ * The variables of the blob fast path, all from the raw request line: what nginx decoded or
+ * normalized ($uri) is never used to name a file. The link file's existence is checked in the
+ * server (server-level `if` with `set` only: inside a location it would disable try_files).
+ */
+function blobReadMaps(b: BlobReads): string[] {
+  const uri = (captures: string) => `"~^/v2/(${REPOSITORY_NAME})/blobs/${captures}$"`;
+  return [
+    ...block("map $request_uri $registry_blob_link", [`${uri("sha256:([0-9a-f]{64})")} ${b.storageRoot}${STORAGE_V2}/repositories/$1/_layers/sha256/$2/link;`, "default '';"]),
+    ...block("map $request_uri $registry_blob_data", [`${uri("sha256:(([0-9a-f]{2})[0-9a-f]{62})")} /blobs/sha256/$3/$2/data;`, "default '';"]),
+    ...block("map $request_uri $registry_blob_digest", [`${uri("(sha256:[0-9a-f]{64})")} $2;`, "default '';"]),
+    // The registry answers ranges and conditional requests with Go's http.ServeContent; nginx's
+    // answers differ in details (416 body, If-None-Match against its own ETag), so they go there.
+    ...block("map $request_method$http_range$http_if_match$http_if_none_match$http_if_modified_since$http_if_unmodified_since$http_if_range $registry_blob_plain", [
+      "GET 1;",
+      "HEAD 1;",
+      "default '';",
+    ]),
+    ...block("map $registry_blob_plain$registry_blob_linked $registry_blob_file", ["11 $registry_blob_data;", "default '';"]),
+  ];
+}
+
+function blobLinkCheck(): string[] {
+  return ["set $registry_blob_linked '';", ...block("if (-f $registry_blob_link)", ["set $registry_blob_linked 1;"])];
+}
+
+/**
+ * The blob location: the same login check as /v2/, then the file from storage with the
+ * registry's headers (ETag and digest, its Cache-Control, no Last-Modified), or the registry.
+ * This regex location wins over /v2/ for blob URLs: whatever /v2/ checks (login, access
+ * decisions) must be here and in the fallback too — the renderer test compares them.
+ */
+function blobLocations(tuning: ProxyTuning, upstreamName: string, withAuthCache: boolean, withUi: boolean, checks: Array<string | string[]>, b: BlobReads): string[][] {
+  return [
+    block('location ~ "^/v2/.+/blobs/sha256:[0-9a-f]{64}$"', [
+      ...checks,
+      `root ${b.storageRoot}${STORAGE_V2};`,
+      // Runs after the access phase: the login check has passed before a file is looked at.
+      `try_files $registry_blob_file ${BLOB_FALLBACK_LOCATION};`,
+      "types { }",
+      "default_type application/octet-stream;",
+      "etag off;",
+      "add_header Docker-Content-Digest $registry_blob_digest;",
+      `add_header Etag '"$registry_blob_digest"';`,
+      `add_header Cache-Control ${BLOB_CACHE_CONTROL};`,
+      // distribution 3.x sends it with every answer (2.8 did not).
+      "add_header X-Content-Type-Options nosniff;",
+      // An empty value removes the header nginx would send for a file.
+      'add_header Last-Modified "";',
+      "add_header 'Docker-Distribution-Api-Version' $docker_distribution_api_version always;",
+    ]),
+    // A named location inherits nothing from the blob location: credentials are dropped here too.
+    block(`location ${BLOB_FALLBACK_LOCATION}`, [...(withAuthCache ? ['proxy_set_header Authorization "";'] : []), ...proxyDirectives(tuning, upstreamName, withAuthCache, withUi)]),
   ];
 }
 

@@ -175,6 +175,7 @@ export class RegistryStack extends TerraformStack {
         httpRedirectPort: settings.httpRedirectPort,
         uiFiles: settings.ui ? renderUiAssets(readUiSources(), { deleteEnabled: settings.deleteEnabled }) : undefined,
         mirrors: settings.mirrors.map((m) => ({ name: m.name, registry: this.mirrors[m.name], port: m.port, mirrorOf: m.upstream, anonymousPull: m.anonymousPull })),
+        serveBlobsFromStorage: settings.serveBlobsFromStorage,
         restartPolicy: settings.restartPolicy,
         stopGraceSeconds: settings.stopGraceSeconds,
         memoryMb: settings.proxyMemoryMb,

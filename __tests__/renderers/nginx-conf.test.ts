@@ -39,7 +39,7 @@ const PORTABLE_DIRECTIVES = new Set([
   "client_max_body_size", "chunked_transfer_encoding", "client_body_buffer_size", "location", "if", "return",
   "proxy_pass", "proxy_http_version", "proxy_set_header", "proxy_read_timeout", "proxy_send_timeout",
   "proxy_request_buffering", "proxy_buffering", "proxy_buffer_size", "proxy_buffers", "proxy_busy_buffers_size",
-  "proxy_max_temp_file_size", "add_header",
+  "proxy_max_temp_file_size", "add_header", "log_format", "set", "root", "try_files", "types", "etag",
 ]);
 
 describe("renderNginxConf", () => {
@@ -67,7 +67,9 @@ describe("renderNginxConf", () => {
     test("hides the version, logs to stdout and keeps every temp path directly in /tmp", () => {
       const { http } = render();
       expect(value(http, "server_tokens")).toBe("off");
-      expect(value(http, "access_log")).toBe("/dev/stdout");
+      expect(value(http, "access_log")).toBe("/dev/stdout registry_stack");
+      // combined plus who answered, so a blob read from storage (upstream=-) is told from a proxied one
+      expect(one(http, "log_format").args[1]).toMatch(/^\$remote_addr - \$remote_user \[\$time_local\] "\$request" \$status .* upstream=\$upstream_addr$/);
       const temp = http.filter((d) => d.name.endsWith("_temp_path"));
       expect(temp.map((d) => [d.name, d.args.join(" ")])).toEqual([
         ["client_body_temp_path", "/tmp/nginx-client-body"],
@@ -524,7 +526,7 @@ describe("renderNginxConf with a write hold", () => {
     });
     const http = blockOf(parseNginxConf(conf), "http");
     const server = all(http, "server").filter((d) => d.block)[0].block!;
-    return { http, v2: blockOf(server, "location", "/v2/"), held: all(server, "location").find((d) => d.args.join(" ") === "= /_registry_write_held")!.block! };
+    return { http, server, v2: blockOf(server, "location", "/v2/"), held: all(server, "location").find((d) => d.args.join(" ") === "= /_registry_write_held")!.block! };
   };
 
   test("marks POST, PUT, PATCH and DELETE (every method but GET, HEAD, OPTIONS) as writes", () => {
@@ -537,15 +539,18 @@ describe("renderNginxConf with a write hold", () => {
   });
 
   test("sends a write to the held location while the flag file exists, after the anonymous check", () => {
-    const { v2 } = withHold(true);
+    const { v2, server } = withHold(true);
+    // The flag file is tested in the server (an `if` with `set` inside a location would replace its
+    // configuration when it matches, which breaks try_files there); the location only acts on it.
+    const flagSet = server.findIndex((d) => d.name === "set" && d.args[0] === "$registry_hold_write");
+    expect(server[flagSet].args).toEqual(["$registry_hold_write", "$registry_write_request"]);
+    expect(server[flagSet + 1]).toEqual({ name: "if", args: ["(!-f", "/run/registry-stack-maintenance/write-hold)"], block: [{ name: "set", args: ["$registry_hold_write", "0"] }] });
     const names = v2.map((d) => `${d.name} ${d.args[0] ?? ""}`.trim());
     const anonymous = names.indexOf("if ($http_authorization");
-    const hold = names.indexOf("set $registry_hold_write");
+    const hold = names.indexOf("if ($registry_hold_write)");
     expect(anonymous).toBeGreaterThanOrEqual(0);
     expect(hold).toBeGreaterThan(anonymous);
-    expect(v2[hold].args).toEqual(["$registry_hold_write", "$registry_write_request"]);
-    expect(v2[hold + 1]).toEqual({ name: "if", args: ["(!-f", "/run/registry-stack-maintenance/write-hold)"], block: [{ name: "set", args: ["$registry_hold_write", "0"] }] });
-    expect(v2[hold + 2]).toEqual({ name: "if", args: ["($registry_hold_write)"], block: [{ name: "rewrite", args: ["^", "/_registry_write_held", "last"] }] });
+    expect(v2[hold]).toEqual({ name: "if", args: ["($registry_hold_write)"], block: [{ name: "rewrite", args: ["^", "/_registry_write_held", "last"] }] });
   });
 
   test("answers a held write 503 UNAVAILABLE in the registry's error format with Retry-After", () => {
@@ -560,5 +565,129 @@ describe("renderNginxConf with a write hold", () => {
 
   test("holds nothing without the option", () => {
     expect(renderNginxConf({ serverNames: ["a"], listenPort: 1, upstream: { socketPath: "/s" }, tuning: DEFAULT_PROXY_TUNING })).not.toMatch(/registry_hold_write|write_held/);
+  });
+});
+
+describe("renderNginxConf with blob reads from storage", () => {
+  const authCache = { verifier: { socketPath: "/run/registry-stack/auth.sock" }, cacheSeconds: 60, realm: "Registry", verificationsPerMinute: 30, limiterListenPort: 8082 };
+  const conf = renderNginxConf({
+    serverNames: ["store.example.test"],
+    listenPort: 8443,
+    upstream: { socketPath: "/run/registry-stack/registry.sock" },
+    tls: { certificatePath: "/c.crt", keyPath: "/c.key" },
+    authCache,
+    blobReads: { storageRoot: "/var/lib/registry" },
+    writeHold: { flagFile: "/run/registry-stack-maintenance/write-hold", retryAfterSeconds: 10 },
+    tuning: DEFAULT_PROXY_TUNING,
+  });
+  const parsed = parseNginxConf(conf);
+  const http = blockOf(parsed, "http");
+  const server = all(http, "server").filter((d) => d.block)[0].block!;
+  const blobLocation = all(server, "location").find((d) => d.args[0] === "~")!;
+  const blob = blobLocation.block!;
+  const fallback = blockOf(server, "location", "@registry_blob");
+  const v2 = blockOf(server, "location", "/v2/");
+  const hex = "0123456789abcdef".repeat(4);
+  /** The map's regex, run as JavaScript (the pattern uses nothing where PCRE and JS differ). */
+  const mapped = (variable: string, uri: string): string | undefined => {
+    const map = all(http, "map").find((d) => d.args[1] === variable)!;
+    for (const entry of map.block!) {
+      if (!entry.name.startsWith("~")) continue;
+      const m = new RegExp(entry.name.slice(1)).exec(uri);
+      if (m) return entry.args[0].replace(/\$(\d)/g, (_, n: string) => m[Number(n)]);
+    }
+    return undefined;
+  };
+
+  test("names the link file and the data file from the raw request line, for valid repository names only", () => {
+    expect(mapped("$registry_blob_link", `/v2/library/alpine/blobs/sha256:${hex}`)).toBe(
+      `/var/lib/registry/docker/registry/v2/repositories/library/alpine/_layers/sha256/${hex}/link`,
+    );
+    expect(mapped("$registry_blob_data", `/v2/a.b_c__d--e/f/blobs/sha256:${hex}`)).toBe(`/blobs/sha256/01/${hex}/data`);
+    expect(mapped("$registry_blob_digest", `/v2/x/blobs/sha256:${hex}`)).toBe(`sha256:${hex}`);
+    for (const uri of [
+      `/v2/../secrets/blobs/sha256:${hex}`,
+      `/v2/a/../b/blobs/sha256:${hex}`,
+      `/v2/a%2Fb/blobs/sha256:${hex}`,
+      `/v2/Upper/blobs/sha256:${hex}`,
+      `/v2/a//b/blobs/sha256:${hex}`,
+      `/v2/a/blobs/sha256:${hex}?x=1`,
+      `/v2/a/blobs/sha256:${hex.slice(1)}`,
+      `/v2/a/blobs/sha512:${hex}${hex}`,
+      `/v2/a/blobs/uploads/`,
+    ]) {
+      expect([uri, mapped("$registry_blob_link", uri)]).toEqual([uri, undefined]);
+    }
+  });
+
+  test("checks the link file in the server context, where `if` with `set` leaves try_files working", () => {
+    expect(server.filter((d) => d.name === "set" || d.name === "if").map((d) => [d.name, d.args.join(" ")])).toEqual([
+      ["set", "$registry_hold_write $registry_write_request"],
+      ["if", "(!-f /run/registry-stack-maintenance/write-hold)"],
+      ["set", "$registry_blob_linked "],
+      ["if", "(-f $registry_blob_link)"],
+    ]);
+    expect(all(server, "if")[1].block).toEqual([{ name: "set", args: ["$registry_blob_linked", "1"] }]);
+    // Inside the blob location only `if`s that leave it (return, rewrite … last): try_files keeps working.
+    for (const d of all(blob, "if")) expect(d.block!.every((x) => x.name === "return" || (x.name === "rewrite" && x.args[2] === "last"))).toBe(true);
+  });
+
+  test("serves a file only for GET/HEAD without Range or conditional headers, when the link exists", () => {
+    const plain = all(http, "map").find((d) => d.args[1] === "$registry_blob_plain")!;
+    expect(plain.args[0]).toBe("$request_method$http_range$http_if_match$http_if_none_match$http_if_modified_since$http_if_unmodified_since$http_if_range");
+    expect(plain.block).toEqual([
+      { name: "GET", args: ["1"] },
+      { name: "HEAD", args: ["1"] },
+      { name: "default", args: [""] },
+    ]);
+    const file = all(http, "map").find((d) => d.args[1] === "$registry_blob_file")!;
+    expect(file.args[0]).toBe("$registry_blob_plain$registry_blob_linked");
+    expect(file.block).toEqual([
+      { name: "11", args: ["$registry_blob_data"] },
+      { name: "default", args: [""] },
+    ]);
+    expect(value(blob, "root")).toBe("/var/lib/registry/docker/registry/v2");
+    expect(value(blob, "try_files")).toBe("$registry_blob_file @registry_blob");
+  });
+
+  test("logs in exactly like /v2/ before any file is looked at", () => {
+    expect(blobLocation.args).toEqual(["~", "^/v2/.+/blobs/sha256:[0-9a-f]{64}$"]);
+    for (const name of ["auth_request", "auth_request_set", "error_page"]) expect(value(blob, name)).toBe(value(v2, name));
+    // including the maintenance write hold (a DELETE of a blob is a write)
+    expect(all(blob, "if").map((d) => d.block)).toEqual(all(v2, "if").map((d) => d.block));
+    expect(all(blob, "if").map((d) => d.args.join(" "))).toContain("($registry_hold_write)");
+  });
+
+  test("answers with the registry's headers: digest, quoted ETag, a year's Cache-Control, nosniff, no Last-Modified", () => {
+    expect(all(blob, "add_header").map((d) => d.args.join(" "))).toEqual([
+      "Docker-Content-Digest $registry_blob_digest",
+      'Etag "$registry_blob_digest"',
+      "Cache-Control max-age=31536000",
+      "X-Content-Type-Options nosniff",
+      "Last-Modified ",
+      "Docker-Distribution-Api-Version $docker_distribution_api_version always",
+    ]);
+    expect(value(blob, "etag")).toBe("off");
+    expect(value(blob, "default_type")).toBe("application/octet-stream");
+  });
+
+  test("keeps every check of /v2/ (login, and any access decision added there later) in the blob location and its fallback", () => {
+    const key = (d: Directive) => JSON.stringify(d);
+    const isProxying = (d: Directive) => d.name.startsWith("proxy_") || d.name === "add_header";
+    // Everything /v2/ decides before its content phase is in the blob location too…
+    expect(v2.filter((d) => !isProxying(d)).map(key)).toEqual(blob.filter((d) => v2.some((x) => key(x) === key(d)) && !isProxying(d)).map(key));
+    // …and the fallback proxies exactly as /v2/ does (same target, headers, buffering).
+    expect(fallback.filter((d) => d.name.startsWith("proxy_")).map(key)).toEqual(v2.filter((d) => d.name.startsWith("proxy_")).map(key));
+  });
+
+  test("hands everything else to the registry, without the client's credentials", () => {
+    expect(value(fallback, "proxy_pass")).toBe("http://docker-registry");
+    expect(headers(fallback)["Authorization"]).toBe("");
+    expect(headers(fallback)["Host"]).toBe("$http_host");
+  });
+
+  test("adds nothing of the kind without it", () => {
+    const without = renderNginxConf({ serverNames: ["x"], listenPort: 8443, upstream: { host: "registry", port: 5000 }, authCache, tuning: DEFAULT_PROXY_TUNING });
+    expect(without).not.toMatch(/registry_blob|try_files|root /);
   });
 });

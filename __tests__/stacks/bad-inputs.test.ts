@@ -169,6 +169,11 @@ const BAD_INPUTS: BadInput[] = [
     apply: (p) => p.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE, deleteEnabled: false, retention: { schedule: "3am", rules: [] } }),
   },
   { input: "retention without the proxy", names: "retention", apply: (p) => p.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE, proxy: false, retention: { rules: [{ repositories: "^", keepNewest: 5 }] } }) },
+  {
+    input: "serveBlobsFromStorage without the auth cache",
+    names: "serveBlobsFromStorage",
+    apply: (p) => p.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE, authCacheSeconds: 0, serveBlobsFromStorage: true }),
+  },
   { input: "misspelled key", names: "hostname", apply: (p) => p.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE, hostname: ["x.example.test"] }) },
   {
     input: "TLS files that do not exist",

@@ -91,6 +91,8 @@ describe("RegistryStack, proxy + self-signed TLS (default topology)", () => {
       volumes: [
         { volume_name: "${docker_volume.socket-volume.name}", container_path: "/run/registry-stack", read_only: true },
         { volume_name: expect.stringMatching(/^\$\{docker_volume\.proxy_config_volume_[0-9A-F]{8}\.name\}$/), container_path: "/etc/registry-stack", read_only: true },
+        // serveBlobsFromStorage (default with the auth cache): the registry's data, read-only, where the registry has it
+        { volume_name: "${docker_volume.registry_data_B845E19E.name}", container_path: "/var/lib/registry", read_only: true },
       ],
       read_only: true,
       stop_signal: "SIGQUIT",
