@@ -275,6 +275,11 @@ export interface RegistryStackProps {
    */
   readonly clientConfigDirectory?: string;
   /**
+   * The k3s/RKE2 registries.yaml the stack merges its `mirrors` and `configs` entries into (with TLS), keeping the file's other entries.
+   * @default "<clientConfigDirectory>/k3s/registries.yaml"
+   */
+  readonly k3sRegistriesFile?: string;
+  /**
    * Where generated keys, certificates, secrets and passwords are kept (owner-only, gitignored).
    * @default "assets/generated/<stack id>"
    */

@@ -143,6 +143,7 @@ export const registryStackPropsSchema = z
     logLevel: z.enum(["error", "warn", "info", "debug"]).default("info"),
     restartPolicy: z.enum(["no", "on-failure", "always", "unless-stopped"]).default("unless-stopped"),
     clientConfigDirectory: nonEmptyPath.default("client-config"),
+    k3sRegistriesFile: nonEmptyPath.optional(),
     materialDirectory: nonEmptyPath.optional(),
     projectDirectory: absolutePath.optional(),
     stateBackend: stateBackend.default({ type: "local" }),
@@ -246,7 +247,11 @@ export interface MirrorSettings extends Omit<z.output<typeof mirror>, "upstreamU
 
 /** Props with every default applied. */
 export interface RegistrySettings
-  extends Omit<ParsedProps, "hostnames" | "ipAddresses" | "volumeName" | "materialDirectory" | "authCacheSeconds" | "projectDirectory" | "ui" | "deleteEnabled" | "mirrors" | "serveBlobsFromStorage"> {
+  extends Omit<
+    ParsedProps,
+    "hostnames" | "ipAddresses" | "volumeName" | "materialDirectory" | "authCacheSeconds" | "projectDirectory" | "ui" | "deleteEnabled" | "mirrors" | "serveBlobsFromStorage" | "k3sRegistriesFile"
+  > {
+  readonly k3sRegistriesFile: string;
   readonly mirrors: MirrorSettings[];
   readonly projectDirectory: string;
   /** On when set, else on exactly when retention is configured. */
@@ -284,6 +289,7 @@ export function resolveSettings(props: Omit<RegistryStackProps, "entropy">, stac
         ? { ...parsed.tls, certificateFile: inProject(parsed.tls.certificateFile), keyFile: inProject(parsed.tls.keyFile), caFile: inProject(parsed.tls.caFile) }
         : parsed.tls,
     clientConfigDirectory: inProject(parsed.clientConfigDirectory),
+    k3sRegistriesFile: inProject(parsed.k3sRegistriesFile ?? path.join(parsed.clientConfigDirectory, "k3s", "registries.yaml")),
     // Terraform runs the provider in cdktf.out/stacks/<stack>/, where a relative path would miss.
     dockerCertPath: parsed.dockerCertPath === undefined ? undefined : inProject(parsed.dockerCertPath),
     mirrors: parsed.mirrors.map((m) => ({

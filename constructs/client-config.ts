@@ -4,16 +4,19 @@ import { Construct } from "constructs";
 import * as fs from "fs";
 import * as path from "path";
 import { parseDaemonJson } from "../renderers/daemon-json";
+import { parseRegistriesYaml } from "../renderers/registries-yaml";
 import {
   MirrorEndpoint,
   renderContainerdMirrorHostsToml,
   renderContainerdRegistryHostsToml,
-  renderK3sRegistriesYaml,
+  k3sRegistriesClaim,
   renderRegistriesConfDropIn,
 } from "../renderers/registry-client-files";
 
 /** The script Terraform runs to change daemon.json, relative to `projectDirectory`. */
 export const DAEMON_JSON_SCRIPT = "scripts/daemon-json-file.ts";
+/** The script Terraform runs to change registries.yaml, relative to `projectDirectory`. */
+export const REGISTRIES_YAML_SCRIPT = "scripts/registries-yaml-file.ts";
 
 export interface ClientConfigProps {
   /** Every `host:port` clients use to reach the registry. */
@@ -42,6 +45,11 @@ export interface ClientConfigProps {
    * @default []
    */
   readonly mirrors?: ReadonlyArray<{ readonly upstream: string; readonly endpoints: string[] }>;
+  /**
+   * The k3s/RKE2 registries.yaml the stack merges its entries into (with TLS).
+   * @default "<directory>/k3s/registries.yaml"
+   */
+  readonly k3sRegistriesFile?: string;
 }
 
 /** Where each kind of client file goes below the client folder (copy them to the same place on a node). */
@@ -61,7 +69,6 @@ export function stackOwnedClientFiles(directory: string, endpoints: readonly str
   return [
     ...endpoints.map(hostsToml),
     ...mirrorUpstreams.map(hostsToml),
-    path.join(directory, CLIENT_FILE_LAYOUT.k3sRegistries),
     ...(mirrorUpstreams.length > 0 ? [path.join(directory, CLIENT_FILE_LAYOUT.registriesConfDropIn)] : []),
   ];
 }
@@ -86,14 +93,20 @@ export class ClientConfig extends Construct {
   public readonly registryMirrors: string[];
   /** The resource whose create/destroy adds/removes the daemon.json entries. */
   public readonly daemonJson: DataResource;
+  /** Absolute path of the k3s/RKE2 registries.yaml the stack's entries are merged into. */
+  public readonly k3sRegistriesPath: string;
+  /** The resource whose create/destroy adds/removes the registries.yaml entries (with TLS). */
+  public readonly k3sRegistries?: DataResource;
 
   constructor(scope: Construct, id: string, props: ClientConfigProps) {
     super(scope, id);
     this.directory = path.resolve(props.directory);
     this.daemonJsonPath = path.join(this.directory, "daemon.json");
+    this.k3sRegistriesPath = path.resolve(props.k3sRegistriesFile ?? path.join(this.directory, CLIENT_FILE_LAYOUT.k3sRegistries));
+    const projectDirectory = props.projectDirectory ?? path.resolve(__dirname, "..");
     const pem = props.caCertificatePem;
     const mirrors = props.mirrors ?? [];
-    const mirrorEndpoints = mirrors.flatMap((m) => m.endpoints);
+    const mirrorHosts = mirrors.flatMap((m) => m.endpoints);
     const dockerCa = (endpoint: string) => path.join(this.directory, CLIENT_FILE_LAYOUT.dockerCerts, endpoint, "ca.crt");
     this.caCertificatePaths = pem === undefined ? [] : props.endpoints.map(dockerCa);
     const file = (id: string, filename: string, content: string) =>
@@ -101,8 +114,13 @@ export class ClientConfig extends Construct {
     if (pem !== undefined) {
       this.caCertificatePaths.forEach((filename, index) => file(`ca-${index}`, filename, pem));
       // Mirror ids continue after the registry's, so adding a mirror leaves the existing files' addresses alone.
-      mirrorEndpoints.forEach((endpoint, index) => file(`mirror-ca-${index}`, dockerCa(endpoint), pem));
-      this.writeOtherClients(file, pem, props.endpoints, mirrors.map((m) => ({ upstream: m.upstream, endpoint: m.endpoints[0] })), dockerCa);
+      mirrorHosts.forEach((endpoint, index) => file(`mirror-ca-${index}`, dockerCa(endpoint), pem));
+      const mirrorEndpoints = mirrors.map((m) => ({ upstream: m.upstream, endpoint: m.endpoints[0] }));
+      this.writeOtherClients(file, pem, props.endpoints, mirrorEndpoints);
+      // registries.yaml is one file per node, often with the admin's own entries: merged, not owned.
+      validateExisting(this.k3sRegistriesPath, (text, name) => parseRegistriesYaml(text, name));
+      const change = { file: this.k3sRegistriesPath, owner: this.node.path, ...k3sRegistriesClaim(props.endpoints, mirrorEndpoints, dockerCa) };
+      this.k3sRegistries = mergedEntries(this, "k3s-registries", change, REGISTRIES_YAML_SCRIPT, "REGISTRY_STACK_REGISTRIES_YAML", projectDirectory);
     }
     this.insecureRegistries = pem === undefined ? [...props.endpoints] : [];
     const hub = mirrors.find((m) => m.upstream === "docker.io");
@@ -110,7 +128,7 @@ export class ClientConfig extends Construct {
     this.registryMirrors = hub ? [`https://${hub.endpoints[0]}`] : [];
 
     // Read-only, to fail at synth rather than half-way through an apply; the merge happens at apply.
-    validateExisting(this.daemonJsonPath);
+    validateExisting(this.daemonJsonPath, parseDaemonJson);
 
     const change = {
       daemon_json: this.daemonJsonPath,
@@ -119,19 +137,7 @@ export class ClientConfig extends Construct {
       // Only with a docker.io mirror, so that stacks without one keep their resource (no replacement).
       ...(this.registryMirrors.length > 0 ? { registry_mirrors: this.registryMirrors } : {}),
     };
-    const run = (action: "add" | "remove") => ({
-      type: "local-exec" as const,
-      // Destroy-time provisioners may only refer to self: the entries come from the resource's own state.
-      command: `node -r ts-node/register/transpile-only ${DAEMON_JSON_SCRIPT} ${action}`,
-      workingDir: props.projectDirectory ?? path.resolve(__dirname, ".."),
-      environment: { REGISTRY_STACK_DAEMON_JSON: "${jsonencode(self.input)}" },
-      ...(action === "remove" ? { when: "destroy" as const } : {}),
-    });
-    this.daemonJson = new DataResource(this, "daemon-json", {
-      input: change,
-      triggersReplace: change,
-      provisioners: [run("add"), run("remove")],
-    });
+    this.daemonJson = mergedEntries(this, "daemon-json", change, DAEMON_JSON_SCRIPT, "REGISTRY_STACK_DAEMON_JSON", projectDirectory);
     // Until this version daemon.json was a local_file of the same id: forget it without deleting
     // the file (its destroy would delete the engine's other settings). Needs Terraform >= 1.7.
     TerraformStack.of(this).addOverride("removed", [
@@ -148,14 +154,8 @@ export class ClientConfig extends Construct {
     }
   }
 
-  /** containerd hosts.toml (+ ca.crt beside each), k3s registries.yaml and the registries.conf.d drop-in. */
-  private writeOtherClients(
-    file: DeclareFile,
-    pem: string,
-    endpoints: readonly string[],
-    mirrors: readonly MirrorEndpoint[],
-    dockerCa: (endpoint: string) => string,
-  ): void {
+  /** containerd hosts.toml (+ ca.crt beside each) and the registries.conf.d drop-in. */
+  private writeOtherClients(file: DeclareFile, pem: string, endpoints: readonly string[], mirrors: readonly MirrorEndpoint[]): void {
     const owner = this.node.path;
     const hostsDir = (host: string) => path.join(this.directory, CLIENT_FILE_LAYOUT.containerdHosts, host);
     // containerd resolves a relative `ca` against the host's folder: the folder can be copied as it is.
@@ -167,7 +167,6 @@ export class ClientConfig extends Construct {
       file(`containerd-mirror-ca-${index}`, path.join(hostsDir(mirror.upstream), "ca.crt"), pem);
       file(`containerd-mirror-hosts-${index}`, path.join(hostsDir(mirror.upstream), "hosts.toml"), renderContainerdMirrorHostsToml(mirror, "ca.crt", owner));
     });
-    file("k3s-registries", path.join(this.directory, CLIENT_FILE_LAYOUT.k3sRegistries), renderK3sRegistriesYaml(endpoints, mirrors, dockerCa, owner));
     if (mirrors.length > 0) {
       file("registries-conf-drop-in", path.join(this.directory, CLIENT_FILE_LAYOUT.registriesConfDropIn), renderRegistriesConfDropIn(mirrors, owner));
     }
@@ -177,14 +176,31 @@ export class ClientConfig extends Construct {
 /** The methods' shared way to declare one client file. */
 type DeclareFile = (id: string, filename: string, content: string) => File;
 
-function validateExisting(file: string): void {
+function validateExisting(file: string, parse: (text: string, name: string) => unknown): void {
   let text: string;
   try {
     text = fs.readFileSync(file, "utf8");
   } catch {
     return; // absent or unreadable here: the script reports it at apply
   }
-  parseDaemonJson(text, file);
+  parse(text, file);
+}
+
+/**
+ * Entries merged into a file shared with other settings: a `terraform_data` whose local-exec
+ * provisioners run `script` with the entries on create (add) and destroy (remove). Any change of
+ * the entries replaces the resource, so the old ones are removed before the new ones are added.
+ */
+function mergedEntries(scope: Construct, id: string, change: object, script: string, variable: string, projectDirectory: string): DataResource {
+  const run = (action: "add" | "remove") => ({
+    type: "local-exec" as const,
+    // Destroy-time provisioners may only refer to self: the entries come from the resource's own state.
+    command: `node -r ts-node/register/transpile-only ${script} ${action}`,
+    workingDir: projectDirectory,
+    environment: { [variable]: "${jsonencode(self.input)}" },
+    ...(action === "remove" ? { when: "destroy" as const } : {}),
+  });
+  return new DataResource(scope, id, { input: change, triggersReplace: change, provisioners: [run("add"), run("remove")] });
 }
 
 /** `host:port` for every name and address; the bare host as well on 443, which clients may omit. */

@@ -1,6 +1,7 @@
 import * as bcrypt from "bcryptjs";
 import * as fs from "fs";
 import * as path from "path";
+import { parse } from "yaml";
 import { renderRegistryConfig } from "../renderers/registry-config";
 import { curl, DockerClient, freePort, makeOtherCa, writeLayeredContext } from "./clients";
 import { Deployment, synth, TestUser } from "./deployment";
@@ -25,6 +26,7 @@ export interface MirrorChecks {
   containerd: Check;
   podmanDropIn: Check;
   pushRefused: Check;
+  k3sMerge: Check;
 }
 
 const TAG = "mirrors";
@@ -162,6 +164,7 @@ export async function mirrorsScenario(ctx: SuiteContext, c: MirrorChecks): Promi
   const dep = new Deployment(ctx.engine, TAG);
   const docker = new DockerClient(ctx.engine, path.join(scratch, "docker-config"));
   let upstreamStarted = false;
+  let k3sFileWritten: { file: string; content: string } | undefined;
   try {
     const upstream = await ctx.timings.time(`${TAG}: upstream registry`, () => startUpstream(ctx.engine, dir));
     upstreamStarted = true;
@@ -196,6 +199,23 @@ export async function mirrorsScenario(ctx: SuiteContext, c: MirrorChecks): Promi
       ],
     };
     const clientDir = config.clientConfigDirectory;
+    // A node's own registries.yaml (another mirror, credentials): the stack must merge into it.
+    const k3sFile = path.join(clientDir, "k3s", "registries.yaml");
+    const adminRegistries = [
+      "# the node admin's registries.yaml",
+      "mirrors:",
+      "  quay.io:",
+      "    endpoint:",
+      "      - https://quay-cache.corp.example.test # not the stack's",
+      "configs:",
+      "  quay-cache.corp.example.test:",
+      "    auth:",
+      "      username: robot",
+      "",
+    ].join("\n");
+    fs.mkdirSync(path.dirname(k3sFile), { recursive: true });
+    fs.writeFileSync(k3sFile, adminRegistries);
+    k3sFileWritten = { file: k3sFile, content: adminRegistries };
     const upstreamPasswords = { REGISTRY_UPSTREAM_PASSWORD_HUB: UPSTREAM_USER.password, REGISTRY_UPSTREAM_PASSWORD_GHCR: UPSTREAM_USER.password };
     const s1 = await ctx.timings.time(`${TAG}: synth`, () => synth(dir, "out-1", config, users, "out-1", upstreamPasswords));
     try {
@@ -347,6 +367,24 @@ export async function mirrorsScenario(ctx: SuiteContext, c: MirrorChecks): Promi
     });
     c.podmanDropIn.finish();
 
+    // 35. k3s registries.yaml (k3s itself does not run here: the merge is checked on the file)
+    await c.k3sMerge.phase("stack entries merged into the admin's registries.yaml", async () => {
+      const merged = parse(fs.readFileSync(k3sFile, "utf8")) as { mirrors: Record<string, unknown>; configs: Record<string, unknown> };
+      assertEqual(merged.mirrors, {
+        "quay.io": { endpoint: ["https://quay-cache.corp.example.test"] },
+        "docker.io": { endpoint: [`https://${hubEndpoint}`] },
+        "ghcr.io": { endpoint: [`https://${ghcrEndpoint}`] },
+      }, "mirrors in registries.yaml");
+      for (const e of [endpoint, `127.0.0.1:${port}`, hubEndpoint, ghcrEndpoint]) {
+        const caFile = (merged.configs[e] as { tls: { ca_file: string } } | undefined)?.tls.ca_file;
+        assertEqual(caFile, path.join(clientDir, "certs.d", e, "ca.crt"), `configs["${e}"].tls.ca_file`);
+        assert(caFile !== undefined && fs.existsSync(caFile), `${caFile} (named by registries.yaml) does not exist`);
+      }
+      assertEqual(merged.configs["quay-cache.corp.example.test"], { auth: { username: "robot" } }, "the admin's configs entry");
+      assertMatch(fs.readFileSync(k3sFile, "utf8"), /# the node admin's registries\.yaml[\s\S]*# not the stack's/, "the admin's comments");
+      c.k3sMerge.note(`registries.yaml after deploy: mirrors ${Object.keys(merged.mirrors).join(", ")}; configs ${Object.keys(merged.configs).join(", ")}; the admin's entries and comments kept; every ca_file exists`);
+    });
+
     // 30, second half: the upstream goes away
     await c.pullThrough.phase("upstream stopped: cached images still pull", async () => {
       await ctx.engine.docker(["stop", UPSTREAM_CONTAINER], { timeoutMs: 60_000 });
@@ -368,6 +406,15 @@ export async function mirrorsScenario(ctx: SuiteContext, c: MirrorChecks): Promi
     for (const ch of mine) ch.abort(`scenario ${TAG} failed: ${(err as Error).message}`);
   } finally {
     await ctx.timings.time(`${TAG}: destroy`, () => dep.destroy()).catch((err: Error) => say(TAG, `destroy failed: ${err.message}`));
+    const written = k3sFileWritten;
+    if (written) {
+      await c.k3sMerge.phase("destroy takes back exactly the stack's entries", async () => {
+        assertEqual(fs.readFileSync(written.file, "utf8"), written.content, "registries.yaml after destroy");
+        assert(!fs.existsSync(`${written.file}.registry-stack`), "the ledger is still there after destroy");
+        c.k3sMerge.note("after destroy: registries.yaml byte-identical to the admin's file, ledger gone");
+      });
+      c.k3sMerge.finish();
+    }
     if (upstreamStarted) await ctx.engine.docker(["rm", "-f", UPSTREAM_CONTAINER], { timeoutMs: 60_000 }).catch((err: Error) => say(TAG, err.message));
     await ctx.engine.docker(["network", "rm", UPSTREAM_NETWORK], { timeoutMs: 30_000 }).catch(() => undefined);
   }

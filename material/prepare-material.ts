@@ -5,6 +5,7 @@ import { ConfigError } from "../config/config-error";
 import { RegistrySettings } from "../config/schema";
 import { registryEndpoints, stackOwnedClientFiles } from "../constructs/client-config";
 import { parseDaemonJson } from "../renderers/daemon-json";
+import { parseRegistriesYaml } from "../renderers/registries-yaml";
 import { STACK_FILE_MARKER } from "../renderers/registry-client-files";
 import { Entropy } from "./entropy";
 import { ensureHttpSecret } from "./http-secret";
@@ -40,7 +41,7 @@ export function prepareMaterial(settings: RegistrySettings, entropy: Entropy): P
     ...folderProblems("materialDirectory", settings.materialDirectory, { mustBeWritable: true }),
     ...folderProblems("clientConfigDirectory", settings.clientConfigDirectory, { mustBeWritable: false }),
   ];
-  if (problems.length === 0) problems.push(...daemonJsonProblems(settings.clientConfigDirectory), ...foreignClientFileProblems(settings));
+  if (problems.length === 0) problems.push(...daemonJsonProblems(settings.clientConfigDirectory), ...foreignClientFileProblems(settings), ...registriesYamlProblems(settings));
   if (problems.length > 0) throw new ConfigError(problems, "folder settings");
   const upstreamCas = readUpstreamCas(settings);
 
@@ -144,4 +145,22 @@ function readUpstreamCas(settings: RegistrySettings): Record<string, string> {
   });
   if (problems.length > 0) throw new ConfigError(problems, "mirror settings");
   return cas;
+}
+
+/** The registries.yaml deploy will merge into must parse now (TLS modes only: without TLS nothing is merged). */
+function registriesYamlProblems(settings: RegistrySettings): string[] {
+  if (settings.tls.mode === "none") return [];
+  let text: string;
+  try {
+    text = fs.readFileSync(settings.k3sRegistriesFile, "utf8");
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    return code === "ENOENT" || code === "ENOTDIR" ? [] : [`k3sRegistriesFile: ${settings.k3sRegistriesFile} cannot be read (${code}); fix its permissions or remove it`];
+  }
+  try {
+    parseRegistriesYaml(text, settings.k3sRegistriesFile);
+    return [];
+  } catch (error) {
+    return [`k3sRegistriesFile: ${(error as Error).message}`];
+  }
 }

@@ -1,10 +1,8 @@
-import { stringify } from "yaml";
-
 /**
  * Client files for consumers other than dockerd, as pure functions: containerd's hosts.toml,
- * k3s/RKE2's registries.yaml and a containers-registries.conf(5) drop-in for Podman, CRI-O,
- * Buildah and skopeo. Every file starts with STACK_FILE_MARKER: the stack owns these files
- * outright and refuses to overwrite one that lacks it (a file the user wrote).
+ * a containers-registries.conf(5) drop-in for Podman, CRI-O, Buildah and skopeo (both start
+ * with STACK_FILE_MARKER: the stack owns them outright and refuses to overwrite one that lacks
+ * it, a file the user wrote), and the entries merged into k3s/RKE2's registries.yaml.
  */
 
 export const STACK_FILE_MARKER = "# Written by registry-stack";
@@ -66,16 +64,20 @@ export function renderContainerdRegistryHostsToml(endpoint: string, caFile: stri
 }
 
 /**
- * k3s / RKE2 `registries.yaml`: `mirrors` sends each upstream to its mirror, `configs` gives
+ * The stack's entries of a k3s / RKE2 `registries.yaml` (merged into the file by
+ * renderers/registries-yaml.ts): `mirrors` sends each upstream to its mirror, `configs` gives
  * every endpoint (registry and mirrors) its CA file. `caFileOf` maps an endpoint to the CA's
  * absolute path on the node (k3s needs absolute paths). Credentials are not written here.
  */
-export function renderK3sRegistriesYaml(registryEndpoints: readonly string[], mirrors: readonly MirrorEndpoint[], caFileOf: (endpoint: string) => string, owner: string): string {
-  const document = {
+export function k3sRegistriesClaim(
+  registryEndpoints: readonly string[],
+  mirrors: readonly MirrorEndpoint[],
+  caFileOf: (endpoint: string) => string,
+): { mirrors: Record<string, unknown>; configs: Record<string, unknown> } {
+  return {
     mirrors: Object.fromEntries(mirrors.map((m) => [m.upstream, { endpoint: [`https://${m.endpoint}`] }])),
     configs: Object.fromEntries([...registryEndpoints, ...mirrors.map((m) => m.endpoint)].map((endpoint) => [endpoint, { tls: { ca_file: caFileOf(endpoint) } }])),
   };
-  return header(owner, "k3s/RKE2 mirrors and CA files of the registry stack") + stringify(document);
 }
 
 /**

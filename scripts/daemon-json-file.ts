@@ -13,7 +13,7 @@
  */
 import * as fs from "fs";
 import * as path from "path";
-import { writeFileAtomically } from "../material/atomic-file";
+import { readIfExists, writeAtomically } from "./client-file-io";
 import { DaemonJsonLedger, EMPTY_LEDGER, parseLedger, reconcileDaemonJson, renderLedger } from "../renderers/daemon-json";
 
 export const CHANGE_VARIABLE = "REGISTRY_STACK_DAEMON_JSON";
@@ -93,32 +93,6 @@ export function parseChange(text: string | undefined): DaemonJsonChange {
       `${CHANGE_VARIABLE} must be {"daemon_json": string, "owner": string, "insecure_registries": string[], "registry_mirrors"?: string[]}, got ${text}`,
     );
   return c as unknown as DaemonJsonChange;
-}
-
-function readIfExists(file: string): string | undefined {
-  try {
-    return fs.readFileSync(file, "utf8");
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw new Error(`cannot read ${file}: ${(error as Error).message}`);
-  }
-}
-
-/** Temp file in the same folder, then rename: readers (dockerd on SIGHUP) never see half a file. */
-function writeAtomically(file: string, content: string): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o755 });
-  const previous = statIfExists(file);
-  // Keep the file's mode (and, as root, its owner) as the engine's admin set them.
-  const owner = previous && process.getuid?.() === 0 ? { uid: previous.uid, gid: previous.gid } : undefined;
-  writeFileAtomically(file, content, previous ? previous.mode & 0o7777 : 0o644, owner);
-}
-
-function statIfExists(file: string): fs.Stats | undefined {
-  try {
-    return fs.statSync(file);
-  } catch {
-    return undefined;
-  }
 }
 
 function main(argv: string[]): number {

@@ -190,6 +190,7 @@ export class RegistryStack extends TerraformStack {
       projectDirectory: settings.projectDirectory,
       dockerHost: settings.dockerHost,
       mirrors: settings.mirrors.map((m) => ({ upstream: m.upstream, endpoints: registryEndpoints(settings.hostnames, settings.ipAddresses, m.port) })),
+      k3sRegistriesFile: settings.k3sRegistriesFile,
     });
     this.declareOutputs(tls !== undefined);
   }

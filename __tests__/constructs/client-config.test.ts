@@ -3,7 +3,6 @@ import { File } from "@cdktf/provider-local/lib/file";
 import { DataResource, Testing } from "cdktf";
 import * as fs from "fs";
 import * as path from "path";
-import * as YAML from "yaml";
 import { ClientConfig, registryEndpoints } from "../../constructs/client-config";
 import { tempDirectory } from "../fixtures/test-stack";
 
@@ -45,24 +44,43 @@ describe("ClientConfig", () => {
       expect.stringMatching(/^client_ca-0_/),
       expect.stringMatching(/^client_containerd-ca-0_/),
       expect.stringMatching(/^client_containerd-hosts-0_/),
-      expect.stringMatching(/^client_k3s-registries_/),
     ]);
     expect(text).toHaveResourceWithProperties(DataResource, {
       input: { daemon_json: "/nonexistent/client/daemon.json", owner: "stack/client", insecure_registries: [] },
     });
   });
 
-  test("gives containerd a hosts.toml with the CA beside it, and k3s a registries.yaml, for the registry", () => {
-    const { json } = synth({ directory: "/nonexistent/client", caCertificatePem: "PEM", endpoints: ["store.example.test:5000"] });
+  test("gives containerd a hosts.toml with the CA beside it, and k3s registries.yaml entries, for the registry", () => {
+    const { json, client } = synth({ directory: "/nonexistent/client", caCertificatePem: "PEM", endpoints: ["store.example.test:5000"] });
     const files = Object.fromEntries(Object.values(json.resource.local_file).map((f) => [f.filename as string, f.content as string]));
     expect(files["/nonexistent/client/containerd/certs.d/store.example.test:5000/ca.crt"]).toBe("PEM");
     expect(files["/nonexistent/client/containerd/certs.d/store.example.test:5000/hosts.toml"]).toContain(
       'server = "https://store.example.test:5000"\n\n[host."https://store.example.test:5000"]\n  capabilities = ["pull", "resolve", "push"]\n  ca = "ca.crt"\n',
     );
-    expect(YAML.parse(files["/nonexistent/client/k3s/registries.yaml"])).toEqual({
+    expect(files["/nonexistent/client/k3s/registries.yaml"]).toBeUndefined();
+    const k3s = Object.values(json.resource.terraform_data).find((d) => (d.input as { file?: string }).file === client.k3sRegistriesPath)!;
+    expect(client.k3sRegistriesPath).toBe("/nonexistent/client/k3s/registries.yaml");
+    expect(k3s.input).toEqual({
+      file: "/nonexistent/client/k3s/registries.yaml",
+      owner: "stack/client",
       mirrors: {},
       configs: { "store.example.test:5000": { tls: { ca_file: "/nonexistent/client/certs.d/store.example.test:5000/ca.crt" } } },
     });
+    expect(k3s.triggers_replace).toEqual(k3s.input);
+    const provisioners = k3s.provisioner as Array<{ "local-exec": { command: string; environment: Record<string, string>; when?: string } }>;
+    expect(provisioners.map((p) => [p["local-exec"].command, p["local-exec"].when])).toEqual([
+      ["node -r ts-node/register/transpile-only scripts/registries-yaml-file.ts add", undefined],
+      ["node -r ts-node/register/transpile-only scripts/registries-yaml-file.ts remove", "destroy"],
+    ]);
+    expect(provisioners[0]["local-exec"].environment).toEqual({ REGISTRY_STACK_REGISTRIES_YAML: "${jsonencode(self.input)}" });
+  });
+
+  test("merges into the registries.yaml given, and fails at synth when it is not YAML, naming it", () => {
+    const directory = tempDirectory();
+    const k3sRegistriesFile = path.join(directory, "registries.yaml");
+    expect(synth({ directory, caCertificatePem: "PEM", k3sRegistriesFile }).client.k3sRegistriesPath).toBe(k3sRegistriesFile);
+    fs.writeFileSync(k3sRegistriesFile, "mirrors: [");
+    expect(() => synth({ directory, caCertificatePem: "PEM", k3sRegistriesFile })).toThrow(`${k3sRegistriesFile}: not valid YAML`);
   });
 
   describe("with mirrors", () => {
@@ -89,16 +107,17 @@ describe("ClientConfig", () => {
       expect(Object.values(json.resource.terraform_data)[0].input).not.toHaveProperty("registry_mirrors");
     });
 
-    test("writes containerd hosts.toml per upstream, k3s mirrors and a registries.conf.d drop-in", () => {
-      const files = filesOf(synth({ directory: "/nonexistent/client", caCertificatePem: "PEM", mirrors }).json);
+    test("writes containerd hosts.toml per upstream, k3s mirror entries and a registries.conf.d drop-in", () => {
+      const { json } = synth({ directory: "/nonexistent/client", caCertificatePem: "PEM", mirrors });
+      const files = filesOf(json);
       expect(files["/nonexistent/client/containerd/certs.d/docker.io/hosts.toml"]).toMatch(
         /^# Written by registry-stack \(stack\/client\).*\n\nserver = "https:\/\/registry-1\.docker\.io"\n\n\[host\."https:\/\/store\.example\.test:5001"\]\n  capabilities = \["pull", "resolve"\]\n  ca = "ca\.crt"\n$/,
       );
       expect(files["/nonexistent/client/containerd/certs.d/ghcr.io/hosts.toml"]).toContain('server = "https://ghcr.io"');
       expect(files["/nonexistent/client/containerd/certs.d/ghcr.io/ca.crt"]).toBe("PEM");
-      const k3s = YAML.parse(files["/nonexistent/client/k3s/registries.yaml"]);
+      const k3s = Object.values(json.resource.terraform_data).map((d) => d.input as Record<string, Record<string, unknown>>).find((i) => "configs" in i)!;
       expect(k3s.mirrors).toEqual({ "docker.io": { endpoint: ["https://store.example.test:5001"] }, "ghcr.io": { endpoint: ["https://store.example.test:5002"] } });
-      expect(Object.keys(k3s.configs)).toEqual(["localhost:5000", "127.0.0.1:5000", "store.example.test:5001", "store.example.test:5002"]);
+      expect(Object.keys(k3s.configs).sort()).toEqual(["127.0.0.1:5000", "localhost:5000", "store.example.test:5001", "store.example.test:5002"]);
       expect(k3s.configs["store.example.test:5002"]).toEqual({ tls: { ca_file: "/nonexistent/client/certs.d/store.example.test:5002/ca.crt" } });
       const dropIn = files["/nonexistent/client/containers/registries.conf.d/50-registry-stack.conf"];
       expect(dropIn).toContain('[[registry]]\nprefix = "docker.io"\nlocation = "docker.io"\n\n[[registry.mirror]]\nlocation = "store.example.test:5001"\n');

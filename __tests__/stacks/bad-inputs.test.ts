@@ -216,6 +216,11 @@ const BAD_INPUTS: BadInput[] = [
     },
   },
   {
+    input: "existing k3s registries.yaml is not YAML",
+    names: "k3sRegistriesFile",
+    apply: (p) => p.write("client-config/k3s/registries.yaml", "mirrors: [\n", 0o644),
+  },
+  {
     input: "upstream password in the config file",
     names: "mirrors[0].password",
     apply: (p) => p.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE, mirrors: [{ name: "hub", upstream: "docker.io", port: 5001, username: "u", password: SECRET }] }),

@@ -533,9 +533,13 @@ describe("RegistryStack with mirrors", () => {
         `${TEST_CLIENT_DIRECTORY}/containerd/certs.d/docker.io/hosts.toml`,
         `${TEST_CLIENT_DIRECTORY}/containerd/certs.d/ghcr.io/hosts.toml`,
         `${TEST_CLIENT_DIRECTORY}/containers/registries.conf.d/50-registry-stack.conf`,
-        `${TEST_CLIENT_DIRECTORY}/k3s/registries.yaml`,
       ]),
     );
+    const k3s = Object.values(json.resource.terraform_data).map((d) => d.input as { file: string; mirrors: object }).find((i) => i.file === stack.client.k3sRegistriesPath)!;
+    expect(k3s.mirrors).toEqual({
+      "docker.io": { endpoint: ["https://store.example.test:5001"] },
+      "ghcr.io": { endpoint: ["https://store.example.test:5002"] },
+    });
     expect(stack.client.registryMirrors).toEqual(["https://store.example.test:5001"]);
   });
 
