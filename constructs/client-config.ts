@@ -95,8 +95,8 @@ export class ClientConfig extends Construct {
   public readonly daemonJson: DataResource;
   /** Absolute path of the k3s/RKE2 registries.yaml the stack's entries are merged into. */
   public readonly k3sRegistriesPath: string;
-  /** The resource whose create/destroy adds/removes the registries.yaml entries (with TLS). */
-  public readonly k3sRegistries?: DataResource;
+  /** The resource whose create/destroy adds/removes the registries.yaml entries (none without TLS). */
+  public readonly k3sRegistries: DataResource;
 
   constructor(scope: Construct, id: string, props: ClientConfigProps) {
     super(scope, id);
@@ -107,6 +107,7 @@ export class ClientConfig extends Construct {
     const pem = props.caCertificatePem;
     const mirrors = props.mirrors ?? [];
     const mirrorHosts = mirrors.flatMap((m) => m.endpoints);
+    const mirrorEndpoints = mirrors.map((m) => ({ upstream: m.upstream, endpoint: m.endpoints[0] }));
     const dockerCa = (endpoint: string) => path.join(this.directory, CLIENT_FILE_LAYOUT.dockerCerts, endpoint, "ca.crt");
     this.caCertificatePaths = pem === undefined ? [] : props.endpoints.map(dockerCa);
     const file = (id: string, filename: string, content: string) =>
@@ -115,13 +116,21 @@ export class ClientConfig extends Construct {
       this.caCertificatePaths.forEach((filename, index) => file(`ca-${index}`, filename, pem));
       // Mirror ids continue after the registry's, so adding a mirror leaves the existing files' addresses alone.
       mirrorHosts.forEach((endpoint, index) => file(`mirror-ca-${index}`, dockerCa(endpoint), pem));
-      const mirrorEndpoints = mirrors.map((m) => ({ upstream: m.upstream, endpoint: m.endpoints[0] }));
       this.writeOtherClients(file, pem, props.endpoints, mirrorEndpoints);
-      // registries.yaml is one file per node, often with the admin's own entries: merged, not owned.
-      validateExisting(this.k3sRegistriesPath, (text, name) => parseRegistriesYaml(text, name));
-      const change = { file: this.k3sRegistriesPath, owner: this.node.path, ...k3sRegistriesClaim(props.endpoints, mirrorEndpoints, dockerCa) };
-      this.k3sRegistries = mergedEntries(this, "k3s-registries", change, REGISTRIES_YAML_SCRIPT, "REGISTRY_STACK_REGISTRIES_YAML", projectDirectory);
     }
+    // registries.yaml is one file per node, often with the admin's own entries: merged, not owned.
+    // Declared also without TLS (with no entries): Terraform runs no destroy provisioner for a
+    // resource removed from the configuration, so a switch to tls.mode none must replace it instead.
+    const claim = pem !== undefined ? k3sRegistriesClaim(props.endpoints, mirrorEndpoints, dockerCa) : { mirrors: {}, configs: {} };
+    if (pem !== undefined) validateExisting(this.k3sRegistriesPath, (text, name) => parseRegistriesYaml(text, name));
+    this.k3sRegistries = mergedEntries(
+      this,
+      "k3s-registries",
+      { file: this.k3sRegistriesPath, owner: this.node.path, ...claim },
+      REGISTRIES_YAML_SCRIPT,
+      "REGISTRY_STACK_REGISTRIES_YAML",
+      projectDirectory,
+    );
     this.insecureRegistries = pem === undefined ? [...props.endpoints] : [];
     const hub = mirrors.find((m) => m.upstream === "docker.io");
     // dockerd uses registry-mirrors for docker.io only (moby#46319): other mirrors are for the other clients.

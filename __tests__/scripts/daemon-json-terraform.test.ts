@@ -2,6 +2,7 @@ import { spawnSync } from "child_process";
 import { Testing } from "cdktf";
 import * as fs from "fs";
 import * as path from "path";
+import * as YAML from "yaml";
 import { ClientConfig } from "../../constructs/client-config";
 import { DockerApi } from "../../e2e/docker-api";
 import { planStack, realize, RealizeError, terraformJsonEncode } from "../../e2e/realizer";
@@ -114,13 +115,19 @@ describeWithTerraform(`terraform_data daemon.json through ${terraform.stdout?.sp
     synthClient(stackDir, clientDir, 5001, true);
     tf(stackDir, "apply", "-auto-approve", "-input=false");
     expect(readJson(daemonJson)).toEqual(FOREIGN);
+    // With TLS the k3s registries.yaml entries go through the same kind of resource and script.
+    const registriesYaml = path.join(clientDir, "k3s", "registries.yaml");
+    expect(Object.keys(YAML.parse(fs.readFileSync(registriesYaml, "utf8")).configs).sort()).toEqual(["127.0.0.1:5001", "localhost:5001"]);
 
     synthClient(stackDir, clientDir, 5002);
     tf(stackDir, "apply", "-auto-approve", "-input=false");
     const destroyed = tf(stackDir, "destroy", "-auto-approve", "-input=false");
     expect(destroyed).toContain("scripts/daemon-json-file.ts remove");
     expect(readJson(daemonJson)).toEqual(FOREIGN);
-    expect(fs.readdirSync(clientDir)).toEqual(["daemon.json"]);
+    expect(fs.existsSync(registriesYaml)).toBe(false);
+    // A folder the scripts created stays, empty (as for daemon.json's folder).
+    expect(fs.readdirSync(clientDir)).toEqual(["daemon.json", "k3s"]);
+    expect(fs.readdirSync(path.join(clientDir, "k3s"))).toEqual([]);
   });
 
   test("a file the stack created is deleted by destroy; the removed block of the old local_file is accepted", () => {
