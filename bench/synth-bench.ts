@@ -15,7 +15,7 @@ const SYNTH_TIMEOUT_MS = 120_000;
 /** What one re-synth repetition (three counts and the type-checked synth) and the seeding need at least; the cold loop leaves it. */
 const RESYNTH_RESERVE_MS = 60_000;
 /** What `cdktf synth` needs from the project; copied so the bench never touches the project's own material or cdktf.out. */
-const PROJECT_ENTRIES = ["main.ts", "cdktf.json", "tsconfig.json", "config", "constructs", "stacks", "material", "renderers"];
+const PROJECT_ENTRIES = ["main.ts", "cdktf.json", "tsconfig.json", "config", "constructs", "stacks", "material", "renderers", "ui"];
 
 /** The app as it ran before cdktf.json skipped the type check (commit 274e225): ts-node type-checks every file. */
 export const TYPECHECKED_APP = "npx ts-node main.ts";
