@@ -40,6 +40,8 @@ export const LAYER_BYTES = 64 * 1024;
 export const CONCURRENCY = 8;
 /** Clients pulling the image at the same time in the concurrent-pull round. */
 export const CONCURRENT_PULLS = 8;
+/** What the concurrent-pull round needs at least (a few batches of 8 pulls, with quiet waits). */
+const CONCURRENT_ROUND_MS = 30_000;
 const USER = "bench";
 const IMAGE_REF = "bench/pull:1";
 
@@ -211,7 +213,8 @@ export async function runAuthBench(
 
   const pulls = Object.fromEntries(pullTargets.map((x) => [x.key, [] as number[]])) as Partial<Record<AuthTargetKey, number[]>>;
   const pullReps = await repeat(
-    { what: "pulls", minClean: opts.minPullReps, maxReps: opts.maxPullReps, budget: opts.budget, reserveMs: opts.reserveMs, meter: lab.meter, quietWaitMs: 10_000, log },
+    // Leaves the concurrent-pull round its time.
+    { what: "pulls", minClean: opts.minPullReps, maxReps: opts.maxPullReps, budget: opts.budget, reserveMs: opts.reserveMs + CONCURRENT_ROUND_MS, meter: lab.meter, quietWaitMs: 10_000, log },
     async (rep) => {
       for (let i = 0; i < pullTargets.length; i++) {
         const x = pullTargets[(i + rep) % pullTargets.length];

@@ -38,6 +38,15 @@ export const DEFAULT_VARIANT: ProxyVariant = {
   blobReads: true,
 };
 export const PLAIN_VARIANT: ProxyVariant = { key: "proxy_plain", label: "our proxy, plain HTTP (context)", tuning: DEFAULT_PROXY_TUNING, tls: false, blobReads: true };
+/** The deployed proxy with nginx's own output_buffers (2 32k) for blobs read from storage. */
+export const OUTPUT_32K_VARIANT: ProxyVariant = {
+  key: "proxy_output_32k",
+  label: "our proxy, TLS, blobs from storage with nginx's output_buffers 2 32k (context)",
+  tuning: { ...DEFAULT_PROXY_TUNING, blobOutputBuffers: undefined },
+  tls: true,
+  blobReads: true,
+  downloadOnly: true,
+};
 /** The proxy with every blob download going through the registry (serveBlobsFromStorage: false, and the proxy before #12). */
 export const VIA_REGISTRY_VARIANT: ProxyVariant = {
   key: "proxy_via_registry",
@@ -88,14 +97,8 @@ export const EXPLORE_VARIANTS: readonly ProxyVariant[] = [
     blobReads: true,
     edit: (conf) => replaceOnce(conf, "ssl_session_tickets off;", "ssl_session_tickets off;\n    ssl_conf_command Options KTLS;"),
   },
-  {
-    key: "output_512k",
-    label: "output_buffers 2 512k for blobs read from storage (nginx default 2 32k)",
-    tuning: DEFAULT_PROXY_TUNING,
-    tls: true,
-    blobReads: true,
-    edit: (conf) => replaceOnce(conf, "etag off;", "etag off;\n      output_buffers 2 512k;"),
-  },
+  OUTPUT_32K_VARIANT,
+  { key: "output_1m", label: "blobOutputBuffers 1 1m", tuning: t({ blobOutputBuffers: "1 1m" }), tls: true, blobReads: true, downloadOnly: true },
   VIA_REGISTRY_VARIANT,
 ];
 

@@ -10,6 +10,7 @@ import {
   EXPLORE_VARIANTS,
   measureTransfers,
   PLAIN_VARIANT,
+  OUTPUT_32K_VARIANT,
   ProxyBenchResult,
   startTransferTargets,
   VIA_REGISTRY_VARIANT,
@@ -37,7 +38,7 @@ const HARD_LIMIT_MS = Math.min(9.5 * 60_000, 1000 * Number(process.env.BENCH_HAR
 const CLEANUP_RESERVE_MS = 30_000;
 /** Time the later phases need (estimates from runs on the 2-vCPU machine, with margin). */
 const SYNTH_PHASE_MS = 150_000;
-const AUTH_PHASE_MS = 110_000;
+const AUTH_PHASE_MS = 140_000;
 const FOCUS_PHASE_MS = 140_000;
 const FOCUS_KEYS = ["direct", "body_16k", "proxy"];
 
@@ -160,7 +161,7 @@ async function main(): Promise<number> {
     let synth: SynthBenchResult | undefined;
     if (args.only.has("proxy")) {
       log("part 1: proxy throughput (512 MiB blob)");
-      const { targets, setup } = await startTransferTargets(lab, [DEFAULT_VARIANT, VIA_REGISTRY_VARIANT, PLAIN_VARIANT], { registryTls: true, recipe: true });
+      const { targets, setup } = await startTransferTargets(lab, [DEFAULT_VARIANT, VIA_REGISTRY_VARIANT, OUTPUT_32K_VARIANT, PLAIN_VARIANT], { registryTls: true, recipe: true });
       const reserve = CLEANUP_RESERVE_MS + (args.only.has("auth") ? AUTH_PHASE_MS : 0) + (args.only.has("synth") ? SYNTH_PHASE_MS : 0);
       proxy = await measureTransfers(lab, targets, { ...reps(5, 3, 6), budget, reserveMs: reserve, log });
       if (args.only.has("auth")) {

@@ -26,6 +26,12 @@ export interface ProxyTuning {
    */
   readonly clientBodyBufferSize?: string;
   /**
+   * `output_buffers` of blobs read from storage (serveBlobsFromStorage): the pieces nginx reads the
+   * file in before encrypting it (no sendfile through TLS without kernel TLS).
+   * @default - nginx's default, 2 32k
+   */
+  readonly blobOutputBuffers?: string;
+  /**
    * `keepalive` of the upstream: idle connections to the registry kept per worker.
    * @default 32
    */
@@ -36,7 +42,10 @@ export interface ProxyTuning {
  * Chosen with `npm run bench -- --explore` (docs/benchmarks.md): uploads stream to the
  * registry in 128k pieces (nginx's 16k default was a few per cent slower on a 512 MiB layer);
  * downloads are buffered in memory only (no temp files; other buffer sizes and unbuffered
- * responses were not faster, nginx's 4k/8×4k defaults were slower).
+ * responses were not faster, nginx's 4k/8×4k defaults were slower). Blobs read from storage in
+ * 2 × 512k pieces (nginx's 2 × 32k: more reads and smaller writes into TLS; `npm run bench`
+ * compares both as `proxy` and `proxy_output_32k`); 1 MiB per download in flight, less than a
+ * proxied download's 64k + 16 × 256k.
  */
 export const DEFAULT_PROXY_TUNING: ProxyTuning = {
   requestBuffering: false,
@@ -47,6 +56,7 @@ export const DEFAULT_PROXY_TUNING: ProxyTuning = {
   readTimeoutSeconds: 900,
   sendTimeoutSeconds: 900,
   clientBodyBufferSize: "128k",
+  blobOutputBuffers: "2 512k",
 };
 
 /** A TCP address, or a unix socket (`unix:` in nginx) in a volume shared with the registry. */
@@ -623,6 +633,7 @@ function blobLocations(tuning: ProxyTuning, upstreamName: string, withAuthCache:
       "types { }",
       "default_type application/octet-stream;",
       "etag off;",
+      ...(tuning.blobOutputBuffers !== undefined ? [`output_buffers ${tuning.blobOutputBuffers};`] : []),
       "add_header Docker-Content-Digest $registry_blob_digest;",
       `add_header Etag '"$registry_blob_digest"';`,
       `add_header Cache-Control ${BLOB_CACHE_CONTROL};`,

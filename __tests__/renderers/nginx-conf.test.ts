@@ -39,7 +39,7 @@ const PORTABLE_DIRECTIVES = new Set([
   "client_max_body_size", "chunked_transfer_encoding", "client_body_buffer_size", "location", "if", "return",
   "proxy_pass", "proxy_http_version", "proxy_set_header", "proxy_read_timeout", "proxy_send_timeout",
   "proxy_request_buffering", "proxy_buffering", "proxy_buffer_size", "proxy_buffers", "proxy_busy_buffers_size",
-  "proxy_max_temp_file_size", "add_header", "log_format", "set", "root", "try_files", "types", "etag",
+  "proxy_max_temp_file_size", "add_header", "log_format", "set", "root", "try_files", "types", "etag", "output_buffers",
 ]);
 
 describe("renderNginxConf", () => {
@@ -668,6 +668,7 @@ describe("renderNginxConf with blob reads from storage", () => {
       "Docker-Distribution-Api-Version $docker_distribution_api_version always",
     ]);
     expect(value(blob, "etag")).toBe("off");
+    expect(value(blob, "output_buffers")).toBe(DEFAULT_PROXY_TUNING.blobOutputBuffers);
     expect(value(blob, "default_type")).toBe("application/octet-stream");
   });
 
