@@ -98,7 +98,7 @@ function kernelTls(): string {
   } catch {
     // no kernel config exposed
   }
-  return `not available: no /proc/net/tls_stat${config ? ` (${config.trim()})` : ""}, so nginx cannot use sendfile over TLS here and \`ssl_conf_command Options KTLS\` has no effect`;
+  return `not available (no /proc/net/tls_stat${config ? `; ${config.trim()}` : ""})`;
 }
 
 async function aeadSpeed(): Promise<Record<string, number>> {
@@ -217,6 +217,12 @@ async function main(): Promise<number> {
   } else {
     console.log(`partial run (--only or --quick): docs not written (total ${totalS.toFixed(0)} s)`);
     if (args.quick) console.log(JSON.stringify({ ratios: report.ratios, cuts: report.cuts, disturbed: report.disturbed }, null, 2));
+    if (args.quick && r.proxy && r.auth && r.synth) {
+      // The whole report is rendered as a full run would write it, outside docs/.
+      const file = path.join(os.tmpdir(), "rsbench-quick.md");
+      fs.writeFileSync(file, renderMarkdown(report));
+      console.log(`rendered the report of this quick run to ${file}`);
+    }
   }
   return 0;
 }
