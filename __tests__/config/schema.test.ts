@@ -46,6 +46,20 @@ describe("resolveSettings", () => {
     expect(resolveSettings({ authCacheSeconds: 0 }, "registry").authCacheSeconds).toBe(0);
   });
 
+  test("serves blobs from storage wherever nginx checks logins (proxy + auth cache), unless told not to", () => {
+    expect(resolveSettings({}, "registry").serveBlobsFromStorage).toBe(true);
+    expect(resolveSettings({ authCacheSeconds: 0 }, "registry").serveBlobsFromStorage).toBe(false);
+    expect(resolveSettings({ proxy: false }, "registry").serveBlobsFromStorage).toBe(false);
+    expect(resolveSettings({ serveBlobsFromStorage: false }, "registry").serveBlobsFromStorage).toBe(false);
+  });
+
+  test("fails when blobs from storage are asked for where nginx does not check logins", () => {
+    expect(problemsOf({ authCacheSeconds: 0, serveBlobsFromStorage: true })).toEqual([
+      expect.stringMatching(/^serveBlobsFromStorage: needs the auth cache \(authCacheSeconds > 0\)/),
+    ]);
+    expect(problemsOf({ proxy: false, serveBlobsFromStorage: true })).toEqual([expect.stringMatching(/^serveBlobsFromStorage: needs proxy: true/)]);
+  });
+
   test("keeps explicit values, including only IP addresses", () => {
     const settings = resolveSettings({ ipAddresses: ["192.0.2.10"], publicPort: 443, namePrefix: "store", bcryptCost: 12 }, "s");
     expect(settings.hostnames).toEqual([]);

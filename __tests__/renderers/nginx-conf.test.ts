@@ -687,6 +687,17 @@ describe("renderNginxConf with blob reads from storage", () => {
     expect(headers(fallback)["Host"]).toBe("$http_host");
   });
 
+  test("serves the private registry's blobs only: a mirror's server passes everything to its registry", () => {
+    const mirror = { name: "hub", listenPort: 8500, upstream: { socketPath: "/run/registry-stack/mirror-hub.sock" }, mirrorOf: "docker.io", pushTo: "store.example.test:5000", anonymousPull: true };
+    const withMirror = parseNginxConf(
+      renderNginxConf({ serverNames: ["x"], listenPort: 8443, upstream: { socketPath: "/r.sock" }, authCache, blobReads: { storageRoot: "/var/lib/registry" }, mirrors: [mirror], tuning: DEFAULT_PROXY_TUNING }),
+    );
+    const [privateServer, mirrorServer] = all(blockOf(withMirror, "http"), "server").filter((d) => d.block);
+    expect(all(privateServer.block!, "location").some((d) => d.args[0] === "~")).toBe(true);
+    expect(all(mirrorServer.block!, "location").some((d) => d.args[0] === "~" || d.args[0] === "@registry_blob")).toBe(false);
+    expect(all(mirrorServer.block!, "set")).toEqual([]);
+  });
+
   test("adds nothing of the kind without it", () => {
     const without = renderNginxConf({ serverNames: ["x"], listenPort: 8443, upstream: { host: "registry", port: 5000 }, authCache, tuning: DEFAULT_PROXY_TUNING });
     expect(without).not.toMatch(/registry_blob|try_files|root /);
