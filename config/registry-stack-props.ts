@@ -71,7 +71,7 @@ export interface RegistryMirrorProps {
   /** Host port of this mirror (a server of the proxy with the same TLS certificate). */
   readonly port: number;
   /**
-   * How long cached content is kept after it was last fetched (distribution's `proxy.ttl`).
+   * How long cached content is kept after it was fetched from the upstream (distribution's `proxy.ttl`; pulls served from the cache do not extend it).
    * @default "168h"
    */
   readonly ttl?: string;

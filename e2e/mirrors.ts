@@ -27,6 +27,7 @@ export interface MirrorChecks {
   podmanDropIn: Check;
   pushRefused: Check;
   k3sMerge: Check;
+  ttl: Check;
 }
 
 const TAG = "mirrors";
@@ -156,11 +157,13 @@ export async function mirrorsScenario(ctx: SuiteContext, c: MirrorChecks): Promi
   const port = await freePort();
   const hubPort = await freePort();
   const ghcrPort = await freePort();
+  const quayPort = await freePort();
   const users: TestUser[] = [{ name: "alice", password: "alice-mirrors-password-1" }];
   const alice = { name: "alice", password: "alice-mirrors-password-1" };
   const endpoint = `localhost:${port}`;
   const hubEndpoint = `localhost:${hubPort}`;
   const ghcrEndpoint = `localhost:${ghcrPort}`;
+  const quayEndpoint = `localhost:${quayPort}`;
   const dep = new Deployment(ctx.engine, TAG);
   const docker = new DockerClient(ctx.engine, path.join(scratch, "docker-config"));
   let upstreamStarted = false;
@@ -182,6 +185,10 @@ export async function mirrorsScenario(ctx: SuiteContext, c: MirrorChecks): Promi
     await buildUniqueImage(docker, fs.mkdtempSync(path.join(scratch, "tool-")), "rse2e-local/mirror-tool:1");
     await docker.tag("rse2e-local/mirror-tool:1", `${upstream.hostEndpoint}/e2e/tool:1`);
     const toolDigest = (await docker.push(`${upstream.hostEndpoint}/e2e/tool:1`)).digest;
+    await buildUniqueImage(docker, fs.mkdtempSync(path.join(scratch, "ttl-")), "rse2e-local/mirror-ttl:1");
+    await docker.tag("rse2e-local/mirror-ttl:1", `${upstream.hostEndpoint}/e2e/ttl:1`);
+    await docker.push(`${upstream.hostEndpoint}/e2e/ttl:1`);
+    await docker.rmi(`${upstream.hostEndpoint}/e2e/ttl:1`, "rse2e-local/mirror-ttl:1");
     const burstCtx = fs.mkdtempSync(path.join(scratch, "burst-"));
     writeLayeredContext(burstCtx, "scratch", [{ files: 1, bytesEach: 16 * 1024 * 1024 }]);
     await docker.build(burstCtx, "rse2e-local/mirror-burst:1");
@@ -208,6 +215,8 @@ export async function mirrorsScenario(ctx: SuiteContext, c: MirrorChecks): Promi
         // Anonymous: dockerd's registry-mirrors sends only Docker Hub credentials to a mirror.
         { name: "hub", upstream: "docker.io", port: hubPort, anonymousPull: true, ttl: "24h", ...mirrorDefaults },
         { name: "ghcr", upstream: "ghcr.io", port: ghcrPort, ...mirrorDefaults },
+        // The shortest TTL the schema allows, to watch the cache expire within the run.
+        { name: "quay", upstream: "quay.io", port: quayPort, anonymousPull: true, ttl: "1m", ...mirrorDefaults },
       ],
     };
     const clientDir = config.clientConfigDirectory;
@@ -228,7 +237,8 @@ export async function mirrorsScenario(ctx: SuiteContext, c: MirrorChecks): Promi
     fs.mkdirSync(path.dirname(k3sFile), { recursive: true });
     fs.writeFileSync(k3sFile, adminRegistries);
     k3sFileWritten = { file: k3sFile, content: adminRegistries };
-    const upstreamPasswords = { REGISTRY_UPSTREAM_PASSWORD_HUB: UPSTREAM_USER.password, REGISTRY_UPSTREAM_PASSWORD_GHCR: UPSTREAM_USER.password };
+    const upstreamPasswords = {
+      REGISTRY_UPSTREAM_PASSWORD_QUAY: UPSTREAM_USER.password, REGISTRY_UPSTREAM_PASSWORD_HUB: UPSTREAM_USER.password, REGISTRY_UPSTREAM_PASSWORD_GHCR: UPSTREAM_USER.password };
     const s1 = await ctx.timings.time(`${TAG}: synth`, () => synth(dir, "out-1", config, users, "out-1", upstreamPasswords));
     try {
       await ctx.timings.time(`${TAG}: realize`, () => dep.deploy(s1));
@@ -237,6 +247,33 @@ export async function mirrorsScenario(ctx: SuiteContext, c: MirrorChecks): Promi
       return;
     }
     const stackJson = fs.readFileSync(s1.stackFile, "utf8");
+
+    // 36, first half: fill the 1m-TTL cache now; the other checks run while it ages.
+    const ttlBlobs = await upstreamBlobs(upstream, "e2e/ttl", "1", scratch);
+    const ttlPolicy = path.join(scratch, "ttl-policy.json");
+    fs.writeFileSync(ttlPolicy, JSON.stringify({ default: [{ type: "insecureAcceptAnything" }] }));
+    const ttlCopy = (n: number) =>
+      run("skopeo", ["--policy", ttlPolicy, "copy", "--src-cert-dir", path.join(clientDir, "certs.d", quayEndpoint), `docker://${quayEndpoint}/e2e/ttl:1`, `dir:${path.join(scratch, `ttl-${n}`)}`], {
+        timeoutMs: 120_000,
+      });
+    const cachedBlobs = async (): Promise<string[]> => {
+      // No blobs folder at all (everything expired) lists nothing.
+      const { stdout } = await ctx.engine.docker(
+        ["run", "--rm", "--network", "none", "--entrypoint", "sh", "-v", "e2e-mirrors-mirror-quay-data:/data:ro", REGISTRY_V3_IMAGE,
+          "-c", "test ! -d /data/docker/registry/v2/blobs || find /data/docker/registry/v2/blobs -name data"],
+        { timeoutMs: 60_000 },
+      );
+      return ttlBlobs.filter((b) => stdout.includes(`/${b.replace(":", "/").replace(/^sha256\/(..)/, "sha256/$1/$1")}/data`));
+    };
+    let ttlFilledAt = 0;
+    await c.ttl.phase("pull through the 1m-TTL mirror: blobs cached", async () => {
+      await ttlCopy(1);
+      ttlFilledAt = Date.now();
+      const fetched = blobFetches(await upstreamRequests(ctx.engine), "e2e/ttl");
+      for (const b of ttlBlobs) assertEqual(fetched[b], 1, `upstream downloads of ${short(b)} after the first pull`);
+      assertEqual((await cachedBlobs()).sort(), [...ttlBlobs].sort(), "blob data files in the mirror's volume");
+      c.ttl.note(`skopeo copy docker://${quayEndpoint}/e2e/ttl:1 (ttl 1m): ${ttlBlobs.length} blobs fetched once each, all ${ttlBlobs.length} in volume e2e-mirrors-mirror-quay-data`);
+    });
 
     // 30. pull-through
     await c.pullThrough.phase("mirror topology; first pull fetches each blob once from the upstream", async () => {
@@ -419,8 +456,25 @@ export async function mirrorsScenario(ctx: SuiteContext, c: MirrorChecks): Promi
       }
       assertEqual(merged.configs["quay-cache.corp.example.test"], { auth: { username: "robot" } }, "the admin's configs entry");
       assertMatch(fs.readFileSync(k3sFile, "utf8"), /# the node admin's registries\.yaml[\s\S]*# not the stack's/, "the admin's comments");
-      c.k3sMerge.note(`registries.yaml after deploy: mirrors ${Object.keys(merged.mirrors).join(", ")}; configs ${Object.keys(merged.configs).join(", ")}; the admin's entries and comments kept; every ca_file exists`);
+      c.k3sMerge.note(`registries.yaml after deploy: mirrors ${Object.keys(merged.mirrors).join(", ")}; configs ${Object.keys(merged.configs).join(", ")}; the admin's entries and comments kept (also mirrors.quay.io, although the stack mirrors quay.io too: a foreign entry is never changed); every ca_file exists`);
     });
+
+    // 36, second half
+    await c.ttl.phase("the cache expires after the TTL and is fetched again", async () => {
+      const left = await pollUntil(
+        "the mirror's TTL to expire its blobs",
+        async () => ((await cachedBlobs()).length === 0 ? true : undefined),
+        { timeoutMs: Math.max(10_000, 150_000 - (Date.now() - ttlFilledAt)), intervalMs: 5_000 },
+      );
+      assert(left, "blobs still cached");
+      const expiredAfter = (Date.now() - ttlFilledAt) / 1000;
+      assert(expiredAfter >= 55, `blobs gone after ${expiredAfter.toFixed(0)} s, before the 1m TTL`);
+      await ttlCopy(2);
+      const fetched = blobFetches(await upstreamRequests(ctx.engine), "e2e/ttl");
+      for (const b of ttlBlobs) assertEqual(fetched[b], 2, `upstream downloads of ${short(b)} after the pull following expiry`);
+      c.ttl.note(`blob data gone from the volume ${expiredAfter.toFixed(0)} s after the pull (polled every 5 s); the next pull fetched each blob from the upstream again (2 downloads each)`);
+    });
+    c.ttl.finish();
 
     // 30, second half: the upstream goes away
     await c.pullThrough.phase("upstream stopped: cached images still pull", async () => {

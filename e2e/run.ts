@@ -72,6 +72,7 @@ async function main(): Promise<number> {
     dockerdMirror: new Check("32", "a second dockerd started with the generated daemon.json pulls docker.io/… through registry-mirrors", "mirrors"),
     containerd: new Check("33", "containerd ctr pulls docker.io/…, ghcr.io/… and the private registry with --hosts-dir = generated containerd/certs.d", "mirrors"),
     k3sMerge: new Check("35", "k3s registries.yaml: the stack's mirrors and configs merged into an existing file (the admin's entries and comments kept), taken back exactly on destroy", "mirrors"),
+    ttl: new Check("36", "mirror TTL: cached blobs deleted from the mirror's volume after the ttl (1m), the next pull fetches them from the upstream again", "mirrors"),
     podmanDropIn: new Check("34", "skopeo pulls docker.io/… and ghcr.io/… through the generated registries.conf.d drop-in and certs.d", "mirrors"),
     blobReads: new Check("25", "blobs served from storage (serveBlobsFromStorage): same status, headers and bytes as the registry; unknown, other-repository, deleted, range, conditional cases to the registry; login first", "blob-reads"),
   };
