@@ -7,6 +7,7 @@ import { Registry } from "../constructs/registry";
 import { systemEntropy } from "../material/entropy";
 import { MaterialStore } from "../material/material-store";
 import { resolveRegistryUsers } from "../material/registry-users";
+import { renderAccessModule } from "../renderers/access-module";
 import { renderHtpasswd } from "../renderers/htpasswd";
 import { AUTH_CACHE_DIR, AuthCache, DEFAULT_PROXY_TUNING, renderNginxConf } from "../renderers/nginx-conf";
 import { buildImage, pullImage, pushImage, SkopeoTarget } from "./image";
@@ -23,7 +24,10 @@ export const CACHED_COST = 10;
 /** TTL of the auth-cache measurements: what the stack deploys by default. */
 export const AUTH_CACHE_SECONDS = DEFAULT_AUTH_CACHE_SECONDS;
 /** The tmpfs constructs/nginx-proxy.ts mounts over the auth cache directory. */
-/** The stack's auth cache, with a login limit high enough that the bench's cold logins are never limited. */
+/**
+ * The stack's auth cache with its access decision (roles, issue #11: the bench user is a pull user
+ * scoped to the image's repository), and a login limit high enough that the bench's cold logins are never limited.
+ */
 function benchAuthCache(verifierAlias: string): AuthCache {
   return {
     verifier: { host: verifierAlias, port: Registry.PORT },
@@ -31,8 +35,10 @@ function benchAuthCache(verifierAlias: string): AuthCache {
     realm: Registry.REALM,
     verificationsPerMinute: 6000,
     limiterListenPort: NginxProxy.LOGIN_LIMITER_LISTEN_PORT,
+    access: { modulePath: NginxProxy.ACCESS_MODULE_PATH, anonymousPull: false, refusalListenPort: NginxProxy.REFUSAL_LISTEN_PORT },
   };
 }
+
 
 const AUTH_CACHE_TMPFS = { [AUTH_CACHE_DIR]: "rw,noexec,nosuid,size=16m,mode=0700" };
 export const IMAGE_LAYERS = 20;
@@ -44,6 +50,15 @@ export const CONCURRENT_PULLS = 8;
 const CONCURRENT_ROUND_MS = 30_000;
 const USER = "bench";
 const IMAGE_REF = "bench/pull:1";
+
+/** The access module the proxies with the auth cache load. */
+const ACCESS_MODULE_FILES: [string, string, number][] = [
+  [
+    NginxProxy.ACCESS_MODULE_PATH,
+    renderAccessModule({ users: [{ name: USER, role: "pull", repositories: [IMAGE_REF.split(":")[0]] }], deleteEnabled: false, anonymousPull: false, tokenSeconds: AUTH_CACHE_SECONDS }),
+    0o644,
+  ],
+];
 
 export type AuthTargetKey = "anonymous" | "cost5" | "cost10" | "cost12" | "cached10";
 
@@ -119,7 +134,7 @@ export async function runAuthBench(
     authCache: benchAuthCache(verifierAlias),
     blobReads: { storageRoot: Registry.DATA_PATH },
   });
-  const cachePx = await lab.startNginx({ name: cacheProxyName, conf: deployedConf, tls: true, tmpfs: AUTH_CACHE_TMPFS, storage: true });
+  const cachePx = await lab.startNginx({ name: cacheProxyName, conf: deployedConf, tls: true, tmpfs: AUTH_CACHE_TMPFS, storage: true, files: ACCESS_MODULE_FILES });
   targets.push({
     key: "cached10",
     label: `auth cache (nginx auth_request → verifier, cost ${CACHED_COST}, TTL ${AUTH_CACHE_SECONDS} s; blobs from storage)`,
@@ -202,7 +217,7 @@ export async function runAuthBench(
   // cold-cache pull: the load test above already filled the cache of the measured one.
   const skopeo = (x: AuthTarget): SkopeoTarget => ({ hostPort: `${SERVER_NAME}:${x.port}`, certDir: lab.caDir, creds: x.creds });
   const coldName = `rsbench-${lab.id}-nginx-cached-cold`;
-  const cold = await lab.startNginx({ name: coldName, conf: deployedConf, tls: true, tmpfs: AUTH_CACHE_TMPFS, storage: true });
+  const cold = await lab.startNginx({ name: coldName, conf: deployedConf, tls: true, tmpfs: AUTH_CACHE_TMPFS, storage: true, files: ACCESS_MODULE_FILES });
   await waitQuiet(lab.meter, 10_000);
   const cachedColdPullS = await pullImage({ hostPort: `${SERVER_NAME}:${cold.port}`, certDir: lab.caDir, creds }, IMAGE_REF, lab.workDir);
   await lab.remove(coldName);

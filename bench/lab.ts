@@ -72,6 +72,8 @@ export interface NginxOptions {
   tmpfs?: Record<string, string>;
   /** Mount the data volume read-only at Registry.DATA_PATH (serveBlobsFromStorage). */
   storage?: boolean;
+  /** More files beside nginx.conf: [path, content, mode]. */
+  files?: [string, string, number][];
 }
 
 export class Lab {
@@ -204,7 +206,7 @@ export class Lab {
 
   /** An nginx container as constructs/nginx-proxy.ts declares it, with the given nginx.conf. */
   async startNginx(o: NginxOptions): Promise<ContainerHandle> {
-    const files: [string, string, number][] = [[NginxProxy.CONFIG_PATH, o.conf, 0o644]];
+    const files: [string, string, number][] = [[NginxProxy.CONFIG_PATH, o.conf, 0o644], ...(o.files ?? [])];
     if (o.tls) {
       files.push([NginxProxy.CERTIFICATE_PATH, this.tls.certificateChainPem, 0o644], [NginxProxy.KEY_PATH, this.tls.privateKeyPem, 0o600]);
     }

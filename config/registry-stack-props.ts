@@ -43,6 +43,18 @@ export interface RegistryUserProps {
    * @default - a strong password is generated, kept in `<materialDirectory>/generated-passwords.yml`
    */
   readonly password?: string;
+  /**
+   * What the user may do, enforced by the proxy: `pull` (GET/HEAD), `push` (also POST/PUT/PATCH),
+   * `admin` (also DELETE, when `deleteEnabled`). Needs the proxy's login check.
+   * @default "push"
+   */
+  readonly role?: "pull" | "push" | "admin";
+  /**
+   * Repositories the user may use: names, or a name followed by `/*` for everything below it
+   * (`team-a/*`). The catalog shows the user only these.
+   * @default - all repositories
+   */
+  readonly repositories?: string[];
 }
 
 /** A pull-through cache of one upstream registry, served by the proxy on its own port. */
@@ -199,8 +211,8 @@ export interface RegistryStackProps {
    */
   readonly tls?: TlsSource;
   /**
-   * Registry users (htpasswd).
-   * @default [{ name: "admin" }] (password generated)
+   * Registry users (htpasswd) and their roles.
+   * @default [{ name: "admin", role: "admin" }] (password generated)
    */
   readonly users?: RegistryUserProps[];
   /**
@@ -239,6 +251,13 @@ export interface RegistryStackProps {
    * @default true with the proxy, false without
    */
   readonly ui?: boolean;
+  /**
+   * Anyone may pull without logging in (pushing still needs a user with push). The proxy then
+   * challenges clients with a token realm of its own so that `docker pull` works logged out
+   * and `docker login` + push still works. Needs the proxy's login check.
+   * @default false
+   */
+  readonly anonymousPull?: boolean;
   /**
    * Named Docker volume holding the images (`/var/lib/registry`).
    * @default "<namePrefix>-data"

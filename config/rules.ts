@@ -120,6 +120,19 @@ export const MAX_HOSTNAMES = 100;
 export const MAX_IP_ADDRESSES = 100;
 export const MAX_USERS = 100;
 export const MAX_SSH_OPTIONS = 32;
+export const MAX_REPOSITORY_SCOPES = 100;
+
+/** What a user may do: pull (GET/HEAD), push (also POST/PUT/PATCH), admin (also DELETE). */
+export const ROLES = ["pull", "push", "admin"] as const;
+export type Role = (typeof ROLES)[number];
+
+/**
+ * A repository scope: a repository name (distribution's grammar) or a name followed by `/*`
+ * for every repository below it, e.g. `team-a/*`, `base/debian`.
+ */
+export const REPOSITORY_SCOPE = new RegExp(`^${PATH_COMPONENT}(?:/${PATH_COMPONENT})*(?:/\\*)?$`);
+export const REPOSITORY_SCOPE_HINT =
+  "must be a repository name (lowercase letters, digits and . _ - separators, '/' between components) or one followed by '/*', e.g. team-a/* or base/debian";
 
 /** Config and secrets files larger than this are refused before they are parsed. */
 export const MAX_INPUT_FILE_BYTES = 1024 * 1024;

@@ -4,7 +4,9 @@ import { ConfigError } from "./config-error";
 import { RegistryStackProps } from "./registry-stack-props";
 import * as rules from "./rules";
 
-export const DEFAULT_USERS = [{ name: "admin" }];
+/** The embedded default: one user who may do everything, deleting included (when deleteEnabled). */
+export const DEFAULT_USERS = [{ name: "admin", role: "admin" as const }];
+export const DEFAULT_ROLE: rules.Role = "push";
 
 const port = z.number().int().min(1, { error: "must be a port number from 1 to 65535" }).max(65535, { error: "must be a port number from 1 to 65535" });
 /** A string checked by a rule from rules.ts that returns what is wrong, or undefined. */
@@ -38,6 +40,10 @@ const user = z.strictObject({
       const remedy = password === "" ? "supply a password or leave it out to have one generated" : "use a shorter password";
       ctx.addIssue({ code: "custom", message: `${problem}; ${remedy}` });
     })
+    .optional(),
+  role: z.enum(rules.ROLES, { error: `must be one of ${rules.ROLES.map((r) => `'${r}'`).join(", ")}` }).default(DEFAULT_ROLE),
+  repositories: boundedList(z.string().regex(rules.REPOSITORY_SCOPE, { error: rules.REPOSITORY_SCOPE_HINT }), rules.MAX_REPOSITORY_SCOPES)
+    .refine((list) => list.length > 0, { error: "is empty; list the repositories the user may use, or leave it out for all" })
     .optional(),
 });
 
@@ -136,6 +142,7 @@ export const registryStackPropsSchema = z
     serveBlobsFromStorage: z.boolean().optional(),
     deleteEnabled: z.boolean().optional(),
     ui: z.boolean().optional(),
+    anonymousPull: z.boolean().default(false),
     volumeName: z.string().regex(rules.DOCKER_OBJECT_NAME, { error: rules.DOCKER_OBJECT_NAME_HINT }).optional(),
     preventVolumeDestroy: z.boolean().default(true),
     storageHostPath: absolutePath.optional(),
@@ -184,6 +191,17 @@ export const registryStackPropsSchema = z
     if (props.storageHostPath !== undefined && props.volumeName !== undefined)
       problem(["storageHostPath"], "and volumeName are both set; choose a host folder or a named volume");
     if (props.ui === true && !props.proxy) problem(["ui"], "needs proxy: true (the proxy serves the page); remove it or enable the proxy");
+    // The proxy decides each request after its own login check; without it the registry sees only htpasswd.
+    const proxyChecksLogins = props.proxy && (props.authCacheSeconds ?? DEFAULT_AUTH_CACHE_SECONDS) > 0;
+    if (!proxyChecksLogins) {
+      const why = "needs the proxy's login check (proxy: true and authCacheSeconds above 0), which enforces roles";
+      props.users.forEach((u, i) => {
+        // Without it every user may do everything: only settings that promise less are refused.
+        if (u.role === "pull") problem(["users", i, "role"], `${why}; remove it (every user may push) or enable the login check`);
+        if (u.repositories !== undefined) problem(["users", i, "repositories"], `${why}; remove it or enable the login check`);
+      });
+      if (props.anonymousPull) problem(["anonymousPull"], `${why}; remove it or enable the login check`);
+    }
     if (props.debugPort === REGISTRY_LISTEN_PORT) problem(["debugPort"], "is the registry's own port; pick another");
     mirrorProblems(props, problem);
     if (props.retention !== undefined) {

@@ -4,6 +4,7 @@ import { Network } from "@cdktf/provider-docker/lib/network";
 import { Volume } from "@cdktf/provider-docker/lib/volume";
 import { Construct } from "constructs";
 import { MaterialStore } from "../material/material-store";
+import { AccessRules, renderAccessModule } from "../renderers/access-module";
 import { AUTH_CACHE_DIR, DEFAULT_PROXY_TUNING, ProxyTuning, renderNginxConf } from "../renderers/nginx-conf";
 import { ConfigVolume } from "./config-volume";
 import { healthcheckLabel, IGNORE_ENGINE_DEFAULTS, NO_NEW_PRIVILEGES, SCRATCH_TMPFS } from "./container-defaults";
@@ -27,6 +28,8 @@ export interface NginxProxyProps {
     readonly cacheSeconds: number;
     /** Logins verified per client address and minute; cached logins do not count. */
     readonly verificationsPerMinute: number;
+    /** What each verified login (and anyone, with anonymous pull) may do. */
+    readonly access: AccessRules;
   };
   /**
    * The maintenance container whose write hold the proxy honours (503 for writes while it collects garbage).
@@ -100,6 +103,8 @@ export class NginxProxy extends Construct {
   public static readonly KEY_PATH = "/etc/registry-stack/tls/server.key";
   /** The web UI's files, on the config volume with nginx.conf. */
   public static readonly UI_DIRECTORY = "/etc/registry-stack/ui";
+  public static readonly REFUSAL_LISTEN_PORT = 8083;
+  public static readonly ACCESS_MODULE_PATH = "/etc/registry-stack/registry-access.js";
 
   public readonly container: Container;
   /** The volume with nginx.conf and the TLS files, mounted read-only. */
@@ -140,6 +145,11 @@ export class NginxProxy extends Construct {
             realm: Registry.REALM,
             verificationsPerMinute: verifier.verificationsPerMinute,
             limiterListenPort: NginxProxy.LOGIN_LIMITER_LISTEN_PORT,
+            access: {
+              modulePath: NginxProxy.ACCESS_MODULE_PATH,
+              anonymousPull: verifier.access.anonymousPull,
+              refusalListenPort: NginxProxy.REFUSAL_LISTEN_PORT,
+            },
           }
         : undefined,
       mirrors: mirrors.map((m) => ({
@@ -157,6 +167,9 @@ export class NginxProxy extends Construct {
     for (const file of props.uiFiles ?? []) {
       uploads.push({ file: `${NginxProxy.UI_DIRECTORY}/${file.path}`, content: terraformLiteral(file.content), permissions: "0644" });
     }
+    // User names and roles are not secret: as content, a role change shows in `cdktf diff`, and it
+    // renames the config volume, which replaces the proxy and so empties its login cache.
+    if (verifier) uploads.push({ file: NginxProxy.ACCESS_MODULE_PATH, content: terraformLiteral(renderAccessModule(verifier.access)), permissions: "0644" });
     if (props.tls) {
       uploads.push(
         { file: NginxProxy.CERTIFICATE_PATH, content: props.tls.certificateChainPem, permissions: "0644" },

@@ -32,7 +32,8 @@ export const NGINX_IMAGE = "registry-stack-e2e/nginx:bookworm";
 export const CACHE_DIR = "/var/cache/registry-stack-e2e";
 export const DEBIAN_SUITE = "bookworm";
 export const DEBIAN_MIRROR = "http://deb.debian.org/debian";
-export const ROOTFS_PACKAGES: readonly string[] = ["busybox", "docker-registry", "nginx-light"];
+// libnginx-mod-http-js: njs for the proxy's access decisions (the official nginx image ships it).
+export const ROOTFS_PACKAGES: readonly string[] = ["busybox", "docker-registry", "libnginx-mod-http-js", "nginx-light"];
 
 /** Bump when the rootfs customisation below changes, so cached tarballs are rebuilt. */
 const RECIPE_VERSION = 1;

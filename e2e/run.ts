@@ -6,6 +6,7 @@ import { blobReadsScenario } from "./blob-reads";
 import { authCacheScenario, directTlsScenario, plainHttpScenario, SuiteChecks, SuiteContext, tlsProxyScenario } from "./scenarios";
 import { MirrorChecks, mirrorsScenario } from "./mirrors";
 import { killRunningCommands } from "./proc";
+import { rolesScenario, RolesChecks } from "./roles";
 import { selfTestOnEngine, setSelfTestOutput } from "./self-test";
 import { uiScenario } from "./ui";
 
@@ -83,7 +84,13 @@ async function main(): Promise<number> {
     deletedLayerPush: new Check("43", "push of a layer the collector deleted: the registry reports it missing, docker push uploads it, the image pulls back", "lifecycle"),
     schedule: new Check("44", "the scheduled job runs by itself (schedule a minute ahead)", "lifecycle"),
   };
-  const all = [selfTest, ...Object.values(checks), ...Object.values(lifecycle)];
+  const roles: RolesChecks = {
+    matrix: new Check("14", "roles matrix: every role × {pull, push, delete, mount-from} × {own, other repository} × {docker or skopeo, curl}", "roles"),
+    anonymousPull: new Check("15", "anonymous pull off, then on (redeploy), with the docker CLI logged out; login + push on the same CLI", "roles"),
+    roleChange: new Check("16", "a role change takes effect at the deploy that changes it (login cache flushed, never widened)", "roles"),
+    endpoints: new Check("17", "/registry-stack/me contract, catalog filtered to a scoped user's repositories, one failed-login limit", "roles"),
+  };
+  const all = [selfTest, ...Object.values(checks), ...Object.values(lifecycle), ...Object.values(roles)];
 
   const ws = new Workspace();
   let engine: Engine | undefined;
@@ -121,6 +128,7 @@ async function main(): Promise<number> {
           lifecycle: (context: SuiteContext) => lifecycleScenario(context, lifecycle),
           "tls-proxy": tlsProxyScenario,
           "auth-cache": authCacheScenario,
+          roles: (context: SuiteContext) => rolesScenario(context, roles),
           mirrors: mirrorsScenario,
           ui: uiScenario,
           "direct-tls": directTlsScenario,
@@ -130,7 +138,7 @@ async function main(): Promise<number> {
         const unknown = (ONLY ?? []).filter((name) => !(name in deployments));
         if (unknown.length > 0) throw new Error(`E2E_ONLY names unknown deployments: ${unknown.join(", ")} (known: ${Object.keys(deployments).join(", ")})`);
         const selected = Object.entries(deployments).filter(([name]) => !ONLY || ONLY.includes(name));
-        for (const c of [...Object.values(checks), ...Object.values(lifecycle)]) if (ONLY && !ONLY.includes(c.deployment)) c.abort(`not run: E2E_ONLY=${ONLY.join(",")}`);
+        for (const c of [...Object.values(checks), ...Object.values(lifecycle), ...Object.values(roles)]) if (ONLY && !ONLY.includes(c.deployment)) c.abort(`not run: E2E_ONLY=${ONLY.join(",")}`);
         const scenarios = await timings.time(`scenarios (${PARALLEL} at a time)`, () => allSettledAtMost(PARALLEL, selected.map(([, scenario]) => () => scenario(ctx, checks))));
         for (const s of scenarios) if (s.status === "rejected") say("suite", `scenario crashed: ${String(s.reason)}`);
       })(),

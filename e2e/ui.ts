@@ -53,6 +53,8 @@ export async function uiScenario(ctx: SuiteContext, c: SuiteChecks): Promise<voi
     hostnames: ["localhost"],
     ipAddresses: ["127.0.0.1"],
     deleteEnabled: true,
+    // Deleting tags needs the admin role (issue #11).
+    users: [{ name: "alice", role: "admin" }],
     failedLoginsPerMinute: LOGINS_PER_MINUTE,
   };
   const endpoint = `localhost:${port}`;
@@ -295,7 +297,7 @@ async function browserFlow(check: Check, browser: Browser, t: UiTarget, seeded: 
     await page.waitForFunction(() => document.querySelectorAll("#repository-list li a").length > 0);
     const sessionText = await page.textContent("#session");
     assertMatch(sessionText ?? "", /Signed in as alice/, "session line");
-    assertMatch(sessionText ?? "", /roles not configured: every signed-in user may push and pull · delete allowed/, "access line (no roles on the proxy, delete enabled)");
+    assertMatch(sessionText ?? "", /role admin · all repositories · delete allowed · anonymous pull off/, "access line (from /registry-stack/me: admin, all repositories, delete enabled)");
     check.note(`signed in: "${(sessionText ?? "").replace(/\s+/g, " ").trim()}"`);
     await page.waitForFunction((n) => document.getElementById("repository-count")?.textContent === `${n.toLocaleString("en")} repositories`, seeded.repositories.length, { timeout: 60_000 });
     const listShot = path.join(SCREENSHOT_DIR, "ui-repositories.png");

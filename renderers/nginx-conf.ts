@@ -76,7 +76,30 @@ export interface AuthCache {
   readonly verificationsPerMinute: number;
   /** Loopback port of the internal server that applies that limit in front of the verifier. */
   readonly limiterListenPort: number;
+  /**
+   * Decide what each verified login may do (roles, repository scopes, anonymous pull) with the
+   * generated njs module, after the login check and before the registry sees the request.
+   * @default - every verified login may do everything
+   */
+  readonly access?: AccessControl;
 }
+
+/** Where the pieces of the njs access decision live; the rules themselves are in the module. */
+export interface AccessControl {
+  /** The generated module (renderAccessModule) inside the container. */
+  readonly modulePath: string;
+  /** Anyone may pull: requests without credentials go to the decision instead of a 401. */
+  readonly anonymousPull: boolean;
+  /** Loopback port of the internal server that answers refused requests (403 DENIED, 401). */
+  readonly refusalListenPort: number;
+}
+
+/** Where nginx's JavaScript module is, in the official nginx images and in Debian's libnginx-mod-http-js. */
+export const NJS_MODULE_PATH = "/usr/lib/nginx/modules/ngx_http_js_module.so";
+/** Where the proxy serves its own endpoints (the web UI's `me`, the anonymous-pull token realm). */
+export const STACK_ENDPOINT_PREFIX = "/registry-stack";
+/** The `service` of the token challenge with anonymous pull. */
+export const TOKEN_SERVICE = "registry-stack";
 
 /** Input for a complete nginx.conf in front of the registry; callers validate the values. */
 export interface NginxConfInput {
@@ -173,6 +196,12 @@ const AUTH_UPSTREAM_NAME = "registry-auth";
 const AUTH_LOCATION = "/_registry_auth";
 const ANONYMOUS_LOCATION = "/_registry_anonymous";
 const AUTH_ERROR_LOCATION = "@registry_auth_error";
+const LOGIN_REFUSED_LOCATION = "/_registry_login_refused";
+const ANONYMOUS_PULL_LOCATION = "/_registry_anonymous_pull";
+const ANONYMOUS_TOKEN_LOCATION = "/_registry_anonymous_token";
+const REFUSAL_UPSTREAM_NAME = "registry-refusal";
+const REFUSAL_HEADER = "X-Registry-Stack-Refusal";
+const NJS_IMPORT = "registry_access";
 const READ_ONLY_LOCATION = "/_registry_read_only";
 const WRITE_HELD_LOCATION = "/_registry_write_held";
 const LOGIN_LIMIT_ZONE = "registry_logins";
@@ -218,35 +247,54 @@ export function renderNginxConf(input: NginxConfInput): string {
   // File tests with `set` in the server, not in a location: there an `if` that matches replaces
   // the location's configuration and try_files (the blob location's) would not run.
   const serverChecks = [...(input.writeHold ? writeHoldFlag(input.writeHold) : []), ...(input.blobReads ? blobLinkCheck() : [])];
-  const main = serverLocations(input, { upstreamName: UPSTREAM_NAME, withAuth: true, ui: input.ui, writeHold: input.writeHold, blobReads: input.blobReads });
+  const access = input.authCache?.access;
+  const main = serverLocations(input, { upstreamName: UPSTREAM_NAME, withAuth: true, ui: input.ui, writeHold: input.writeHold, blobReads: input.blobReads, access });
   const servers = [proxyServer(input, input.listenPort, main, serverChecks)];
   for (const mirror of input.mirrors ?? []) {
     const locations = serverLocations(input, { upstreamName: mirrorUpstreamName(mirror), withAuth: !mirror.anonymousPull, readOnly: mirror });
     servers.push(proxyServer(input, mirror.listenPort, locations));
   }
   if (input.authCache) servers.push(loginLimiterServer(input.authCache, input.ui !== undefined));
+  if (access) servers.push(refusalServer(access));
   if (input.httpRedirect) {
     servers.push(...redirectServers(input.serverNames, input.httpRedirect.listenPort, input.httpRedirect.publicPort));
   }
   if (input.healthListenPort !== undefined) {
     servers.push(healthServer(input.healthListenPort));
   }
-  return [...mainContext(), "", ...eventsBlock(), "", ...httpBlock(input, servers)].join("\n") + "\n";
+  return [...mainContext(access !== undefined), "", ...eventsBlock(), "", ...httpBlock(input, servers)].join("\n") + "\n";
 }
 
-/** The locations of one TLS server: the private registry's (with the UI, if any) or a mirror's. */
+/**
+ * The locations of one TLS server: the private registry's (with the UI and the access decision,
+ * if any) or a mirror's (any verified login may pull from a mirror: roles scope the registry's
+ * own repositories).
+ */
 function serverLocations(
   input: NginxConfInput,
-  options: { upstreamName: string; withAuth: boolean; readOnly?: MirrorServer; ui?: { readonly directory: string }; writeHold?: WriteHold; blobReads?: BlobReads },
+  options: {
+    upstreamName: string;
+    withAuth: boolean;
+    readOnly?: MirrorServer;
+    ui?: { readonly directory: string };
+    writeHold?: WriteHold;
+    blobReads?: BlobReads;
+    access?: AccessControl;
+  },
 ): string[][] {
   const authCache = options.withAuth ? input.authCache : undefined;
+  const access = authCache ? options.access : undefined;
   const withUi = options.ui !== undefined;
-  const checks = loginCheck(authCache !== undefined, options.readOnly !== undefined, options.writeHold !== undefined);
-  const locations = [block("location /v2/", [...checks, ...proxyDirectives(input.tuning, options.upstreamName, authCache !== undefined, withUi)])];
-  if (options.blobReads) locations.push(...blobLocations(input.tuning, options.upstreamName, authCache !== undefined, withUi, checks, options.blobReads));
+  const checks = loginCheck(authCache !== undefined, options.readOnly !== undefined, options.writeHold !== undefined, access);
+  // With access control the decision picks the upstream (the registry or the refusal server).
+  const to: ProxyTarget = access ? { upstream: "$registry_upstream", decided: true } : { upstream: options.upstreamName, decided: false };
+  const locations = [block("location /v2/", [...checks, ...proxyDirectives(input.tuning, to, authCache !== undefined, withUi)])];
+  if (options.blobReads) locations.push(...blobLocations(input.tuning, to, authCache !== undefined, withUi, checks, options.blobReads));
+  if (access) locations.push(catalogLocation(input.tuning, checks, withUi), ...stackLocations(access));
   locations.push(healthLocation(), fallbackLocation());
   if (options.ui) locations.push(...uiLocations(options.ui.directory));
-  if (authCache) locations.push(authLocation(authCache), anonymousLocation(authCache.realm, withUi), authErrorLocation());
+  if (authCache) locations.push(authLocation(authCache), anonymousLocation(authCache.realm, withUi), loginRefusedLocation(), authErrorLocation());
+  if (access?.anonymousPull) locations.push(anonymousPullLocation(input.tuning), anonymousTokenLocation());
   if (options.readOnly) locations.push(readOnlyLocation(options.readOnly));
   if (options.writeHold) locations.push(writeHeldLocation(options.writeHold));
   return locations;
@@ -268,8 +316,10 @@ function onOff(value: boolean): string {
 
 // No `user` directive: the Debian package and the official image compile in an unprivileged
 // default for workers, and the directive warns when the master is not root.
-function mainContext(): string[] {
-  return ["worker_processes auto;", "pid /tmp/nginx.pid;", "error_log stderr warn;"];
+function mainContext(withNjs: boolean): string[] {
+  // Loaded by path: the stack's nginx.conf replaces the image's, which includes module snippets.
+  const modules = withNjs ? [`load_module ${NJS_MODULE_PATH};`] : [];
+  return [...modules, "worker_processes auto;", "pid /tmp/nginx.pid;", "error_log stderr warn;"];
 }
 
 function eventsBlock(): string[] {
@@ -310,6 +360,9 @@ function httpBlock(input: NginxConfInput, servers: string[][]): string[] {
   if (input.authCache) {
     body.push("", ...authCacheHttpDirectives(input.authCache));
   }
+  if (input.authCache?.access) {
+    body.push("", ...accessHttpDirectives(input.authCache.access));
+  }
   if (input.ui) {
     body.push("", ...challengeMaps(input.authCache?.realm));
   }
@@ -317,7 +370,7 @@ function httpBlock(input: NginxConfInput, servers: string[][]): string[] {
     body.push("", ...block("map $request_method $registry_write_request", ["GET 0;", "HEAD 0;", "OPTIONS 0;", "default 1;"]));
   }
   if (input.blobReads) {
-    body.push("", ...blobReadMaps(input.blobReads));
+    body.push("", ...blobReadMaps(input.blobReads, input.authCache?.access !== undefined));
   }
   for (const server of servers) {
     body.push("", server);
@@ -340,8 +393,51 @@ function authCacheHttpDirectives(authCache: AuthCache): string[] {
     // Keyed on the client address the auth location passes on; only the limiter server sees it.
     `limit_req_zone $http_${CLIENT_ADDRESS_HEADER.toLowerCase().replace(/-/g, "_")} zone=${LOGIN_LIMIT_ZONE}:1m rate=${authCache.verificationsPerMinute}r/m;`,
     ...block("map $registry_auth_status $registry_retry_after", ["429 60;", "default '';"]),
+    // What the verifier checks: Basic credentials, or the same credentials as a Bearer token
+    // (the anonymous-pull token realm hands them back as the token).
+    ...block("map $http_authorization $registry_login", ['"~*^Bearer +(?<registry_token>\\S+)$" "Basic $registry_token";', "default $http_authorization;"]),
   ];
 }
+
+
+function accessHttpDirectives(access: AccessControl): string[] {
+  return [
+    `js_import ${NJS_IMPORT} from ${access.modulePath};`,
+    // Read in the content phase only (proxy_pass), so after auth_request verified the login.
+    `js_set $registry_access ${NJS_IMPORT}.access;`,
+    ...block("map $registry_access $registry_upstream", [`allow ${UPSTREAM_NAME};`, `default ${REFUSAL_UPSTREAM_NAME};`]),
+    ...block("map $registry_access $registry_catalog_upstream", [`allow ${UPSTREAM_NAME};`, `filter ${UPSTREAM_NAME};`, `default ${REFUSAL_UPSTREAM_NAME};`]),
+    // Sent only to the refusal server: an empty header is not passed on.
+    ...block("map $registry_access $registry_refusal", ["allow '';", "filter '';", "default $registry_access;"]),
+    // Requests the login check never sees: no credentials, or the anonymous token.
+    ...block("map $http_authorization $registry_anonymous", ["'' 1;", '"~*^Bearer +anonymous$" 1;', "default '';"]),
+    "",
+    ...upstreamBlock(REFUSAL_UPSTREAM_NAME, { host: "127.0.0.1", port: access.refusalListenPort }, 8),
+  ];
+}
+
+// Refused requests are proxied here instead of to the registry: the decision is read in the
+// content phase, after the login check, where only a proxy_pass target can still be chosen.
+function refusalServer(access: AccessControl): string[] {
+  const challenge = `Bearer realm="$http_x_forwarded_proto://$http_host${STACK_ENDPOINT_PREFIX}/token",service="${TOKEN_SERVICE}"`;
+  return block("server", [
+    `listen 127.0.0.1:${access.refusalListenPort};`,
+    "default_type application/json;",
+    "",
+    ...block("location /", [
+      ...block(`if ($http_${REFUSAL_HEADER.toLowerCase().replace(/-/g, "_")} = login)`, [
+        `add_header WWW-Authenticate '${challenge}' always;`,
+        `return 401 '${registryError("UNAUTHORIZED", "authentication required", "anonymous clients may only pull; log in")}';`,
+      ]),
+      `return 403 '${registryError("DENIED", "requested access to the resource is denied", "not allowed by the role or repositories of this user")}';`,
+    ]),
+  ]);
+}
+
+// Cache misses only (new or wrong credentials) get here, so limiting them per client address
+// bounds password guessing and the verifier's bcrypt load without slowing cached logins.
+// auth_request hands the verifier's challenge from this server's answer on to the client, so
+// the UI's requests lose it here.
 
 // A browser that gets a Basic challenge on a fetch() opens its own login dialog over the page.
 // For the UI's requests the challenge is left out (an empty add_header value adds nothing);
@@ -391,6 +487,15 @@ function anonymousLocation(realm: string, withUi: boolean): string[] {
   ]);
 }
 
+function loginRefusedLocation(): string[] {
+  return block(`location = ${LOGIN_REFUSED_LOCATION}`, [
+    "internal;",
+    "default_type application/json;",
+    "add_header Docker-Distribution-Api-Version registry/2.0 always;",
+    `return 401 '${registryError("UNAUTHORIZED", "authentication required")}';`,
+  ]);
+}
+
 // auth_request turns any verifier answer other than 2xx/401/403 into 500.
 function authErrorLocation(): string[] {
   return block(`location ${AUTH_ERROR_LOCATION}`, [
@@ -417,8 +522,12 @@ function readOnlyLocation(mirror: MirrorServer): string[] {
   ]);
 }
 
-function registryError(code: string, message: string): string {
-  return `${JSON.stringify({ errors: [{ code, message, detail: null }] })}\n`;
+// docker turns an error whose message is the code's default and whose detail is null into a bare
+// code ("denied"), which its push does not recognise as final and retries five times (~50 s):
+// refusals carry a detail, so docker stops at once and prints "<code>: <message>".
+function registryError(code: string, message: string, detail: string | null = null): string {
+  if (`${message}${detail ?? ""}`.includes("'")) throw new Error("registry error texts go into single-quoted nginx strings: no apostrophes");
+  return `${JSON.stringify({ errors: [{ code, message, detail }] })}\n`;
 }
 
 // The verifier is a registry holding the htpasswd file: /v2/ answers 200 for valid Basic
@@ -436,9 +545,10 @@ function authLocation(authCache: AuthCache): string[] {
     "proxy_http_version 1.1;",
     'proxy_set_header Connection "";',
     "proxy_set_header Host $http_host;",
+    "proxy_set_header Authorization $registry_login;",
     `proxy_cache ${AUTH_CACHE_ZONE};`,
     // The whole header, so a changed password never matches an entry of the old one.
-    "proxy_cache_key $http_authorization;",
+    "proxy_cache_key $registry_login;",
     `proxy_cache_valid 200 ${authCache.cacheSeconds}s;`,
     "proxy_cache_valid any 0;",
     "proxy_ignore_headers Cache-Control Expires Set-Cookie Vary;",
@@ -514,16 +624,16 @@ function writeHeldLocation(hold: WriteHold): string[] {
  * What every registry location does before its content: old clients refused, writes refused on
  * a mirror, the login check, writes held during maintenance.
  */
-function loginCheck(withAuthCache: boolean, readOnly: boolean, writeHold: boolean): Array<string | string[]> {
+function loginCheck(withAuthCache: boolean, readOnly: boolean, writeHold: boolean, access?: AccessControl): Array<string | string[]> {
   const lines: Array<string | string[]> = [block(`if ($http_user_agent ~ ${ANCIENT_DOCKER_USER_AGENT})`, ["return 404;"]), ""];
   if (readOnly) lines.push(block("if ($request_method !~ ^(GET|HEAD)$)", [`rewrite ^ ${READ_ONLY_LOCATION} last;`]), "");
   if (withAuthCache) {
-    // nginx passes the verifier's WWW-Authenticate on to the client with the 401.
+    // Requests without credentials are answered (or, with anonymous pull, decided) without asking
+    // the verifier; the rest wait for auth_request.
+    const anonymous = access?.anonymousPull ? ANONYMOUS_PULL_LOCATION : ANONYMOUS_LOCATION;
     lines.push(
-      block('if ($http_authorization = "")', [`rewrite ^ ${ANONYMOUS_LOCATION} last;`]),
-      `auth_request ${AUTH_LOCATION};`,
-      "auth_request_set $registry_auth_status $upstream_status;",
-      `error_page 500 = ${AUTH_ERROR_LOCATION};`,
+      block(access ? "if ($registry_anonymous)" : 'if ($http_authorization = "")', [`rewrite ^ ${anonymous} last;`]),
+      ...authRequest(),
       'proxy_set_header Authorization "";',
       "",
     );
@@ -532,9 +642,29 @@ function loginCheck(withAuthCache: boolean, readOnly: boolean, writeHold: boolea
   return lines;
 }
 
-function proxyDirectives(tuning: ProxyTuning, upstreamName: string, withAuthCache: boolean, withUi: boolean): string[] {
+function authRequest(): string[] {
+  return [
+    `auth_request ${AUTH_LOCATION};`,
+    "auth_request_set $registry_auth_status $upstream_status;",
+    `error_page 500 = ${AUTH_ERROR_LOCATION};`,
+    // A refused login gets the registry's error body, as one without credentials does; the
+    // verifier's challenge (copied by auth_request) stays. nginx passes it on with the 401.
+    `error_page 401 ${LOGIN_REFUSED_LOCATION};`,
+  ];
+}
+
+/**
+ * Where a location proxies to. `decided`: the access decision's upstream variable, with the raw
+ * request target (exactly what the decision read) and the refusal reason for the refusal server.
+ */
+interface ProxyTarget {
+  readonly upstream: string;
+  readonly decided: boolean;
+}
+
+function proxyDirectives(tuning: ProxyTuning, to: ProxyTarget, withAuthCache: boolean, withUi: boolean): string[] {
   const lines = [
-    `proxy_pass http://${upstreamName};`,
+    ...(to.decided ? [`proxy_pass http://${to.upstream}$request_uri;`, `proxy_set_header ${REFUSAL_HEADER} $registry_refusal;`] : [`proxy_pass http://${to.upstream};`]),
     // HTTP/1.1 with an empty Connection header keeps upstream connections alive, and without
     // it nginx buffers chunked uploads whatever proxy_request_buffering says.
     "proxy_http_version 1.1;",
@@ -562,6 +692,51 @@ function proxyDirectives(tuning: ProxyTuning, upstreamName: string, withAuthCach
   // With the auth cache the data registry runs without auth and sends no challenge itself.
   if (withUi && !withAuthCache) lines.push(...challengeDirectives());
   return lines;
+}
+
+// Its own location so that only catalog answers pass through the njs body filter.
+function catalogLocation(tuning: ProxyTuning, checks: Array<string | string[]>, withUi: boolean): string[] {
+  return block("location = /v2/_catalog", [
+    ...checks,
+    ...proxyDirectives(tuning, { upstream: "$registry_catalog_upstream", decided: true }, true, withUi),
+    `js_header_filter ${NJS_IMPORT}.catalogHeaders;`,
+    `js_body_filter ${NJS_IMPORT}.catalogBody;`,
+  ]);
+}
+
+// Requests without credentials (or with the anonymous token) when anyone may pull: the decision
+// allows pulls and answers everything else with 401 and the token challenge.
+function anonymousPullLocation(tuning: ProxyTuning): string[] {
+  return block(`location = ${ANONYMOUS_PULL_LOCATION}`, ["internal;", 'proxy_set_header Authorization "";', ...proxyDirectives(tuning, { upstream: "$registry_upstream", decided: true }, true, false)]);
+}
+
+function anonymousTokenLocation(): string[] {
+  return block(`location = ${ANONYMOUS_TOKEN_LOCATION}`, ["internal;", `js_content ${NJS_IMPORT}.token;`]);
+}
+
+/** The proxy's own endpoints, behind the same login check and limit as /v2/. */
+function stackLocations(access: AccessControl): string[][] {
+  const locations = [
+    block(`location = ${STACK_ENDPOINT_PREFIX}/me`, [
+      block("if ($registry_anonymous)", [`rewrite ^ ${ANONYMOUS_LOCATION} last;`]),
+      ...authRequest(),
+      "add_header Cache-Control no-store always;",
+      `js_content ${NJS_IMPORT}.me;`,
+    ]),
+  ];
+  if (access.anonymousPull) {
+    // docker asks here after the Bearer challenge: with credentials (login, push) they are
+    // verified first; without, it gets the anonymous token.
+    locations.push(
+      block(`location = ${STACK_ENDPOINT_PREFIX}/token`, [
+        block('if ($http_authorization = "")', [`rewrite ^ ${ANONYMOUS_TOKEN_LOCATION} last;`]),
+        ...authRequest(),
+        "add_header Cache-Control no-store always;",
+        `js_content ${NJS_IMPORT}.token;`,
+      ]),
+    );
+  }
+  return locations;
 }
 
 // Static files only; the page's API calls carry the credentials, so these paths need no auth.
@@ -596,7 +771,7 @@ const BLOB_FALLBACK_LOCATION = "@registry_blob";
  * normalized ($uri) is never used to name a file. The link file's existence is checked in the
  * server (server-level `if` with `set` only: inside a location it would disable try_files).
  */
-function blobReadMaps(b: BlobReads): string[] {
+function blobReadMaps(b: BlobReads, withAccess: boolean): string[] {
   const uri = (captures: string) => `"~^/v2/(${REPOSITORY_NAME})/blobs/${captures}$"`;
   return [
     ...block("map $request_uri $registry_blob_link", [`${uri("sha256:([0-9a-f]{64})")} ${b.storageRoot}${STORAGE_V2}/repositories/$1/_layers/sha256/$2/link;`, "default '';"]),
@@ -609,7 +784,11 @@ function blobReadMaps(b: BlobReads): string[] {
       "HEAD 1;",
       "default '';",
     ]),
-    ...block("map $registry_blob_plain$registry_blob_linked $registry_blob_file", ["11 $registry_blob_data;", "default '';"]),
+    // With access control a file is served only when the decision allows the request (read here,
+    // in try_files, after the login check); anything else goes to the fallback, which asks it again.
+    ...(withAccess
+      ? block("map $registry_blob_plain$registry_blob_linked$registry_access $registry_blob_file", ["11allow $registry_blob_data;", "default '';"])
+      : block("map $registry_blob_plain$registry_blob_linked $registry_blob_file", ["11 $registry_blob_data;", "default '';"])),
   ];
 }
 
@@ -623,7 +802,7 @@ function blobLinkCheck(): string[] {
  * This regex location wins over /v2/ for blob URLs: whatever /v2/ checks (login, access
  * decisions) must be here and in the fallback too — the renderer test compares them.
  */
-function blobLocations(tuning: ProxyTuning, upstreamName: string, withAuthCache: boolean, withUi: boolean, checks: Array<string | string[]>, b: BlobReads): string[][] {
+function blobLocations(tuning: ProxyTuning, to: ProxyTarget, withAuthCache: boolean, withUi: boolean, checks: Array<string | string[]>, b: BlobReads): string[][] {
   return [
     block('location ~ "^/v2/.+/blobs/sha256:[0-9a-f]{64}$"', [
       ...checks,
@@ -644,7 +823,7 @@ function blobLocations(tuning: ProxyTuning, upstreamName: string, withAuthCache:
       "add_header 'Docker-Distribution-Api-Version' $docker_distribution_api_version always;",
     ]),
     // A named location inherits nothing from the blob location: credentials are dropped here too.
-    block(`location ${BLOB_FALLBACK_LOCATION}`, [...(withAuthCache ? ['proxy_set_header Authorization "";'] : []), ...proxyDirectives(tuning, upstreamName, withAuthCache, withUi)]),
+    block(`location ${BLOB_FALLBACK_LOCATION}`, [...(withAuthCache ? ['proxy_set_header Authorization "";'] : []), ...proxyDirectives(tuning, to, withAuthCache, withUi)]),
   ];
 }
 

@@ -163,7 +163,17 @@ export class RegistryStack extends TerraformStack {
         image: settings.proxyImage,
         registry: this.registry,
         authVerifier: this.authVerifier
-          ? { registry: this.authVerifier, cacheSeconds: settings.authCacheSeconds, verificationsPerMinute: settings.failedLoginsPerMinute }
+          ? {
+              registry: this.authVerifier,
+              cacheSeconds: settings.authCacheSeconds,
+              verificationsPerMinute: settings.failedLoginsPerMinute,
+              access: {
+                users: settings.users.map((u) => ({ name: u.name, role: u.role, repositories: u.repositories })),
+                deleteEnabled: settings.deleteEnabled,
+                anonymousPull: settings.anonymousPull,
+                tokenSeconds: settings.authCacheSeconds,
+              },
+            }
           : undefined,
         maintenance: this.maintenance,
         socketVolume: sockets,

@@ -37,7 +37,7 @@ function visibleOutput(load: () => unknown): { message: string; printed: string 
 describe("loadConfig", () => {
   test("uses the embedded default when there is no config file", () => {
     const cwd = project({});
-    expect(loadConfig({}, cwd)).toEqual({ props: { users: [{ name: "admin" }] }, source: "embedded default configuration", warnings: [] });
+    expect(loadConfig({}, cwd)).toEqual({ props: { users: [{ name: "admin", role: "admin" }] }, source: "embedded default configuration", warnings: [] });
   });
 
   test("reads ./registry-stack.yml and takes passwords from the environment before the secrets file", () => {
@@ -54,7 +54,7 @@ describe("loadConfig", () => {
   test("honours REGISTRY_STACK_CONFIG and REGISTRY_STACK_SECRETS", () => {
     const cwd = project({ "prod.yml": "publicPort: 443\n", "prod.secrets.yml": "passwords:\n  admin: s3cret-admin\n" });
     const { props } = loadConfig({ REGISTRY_STACK_CONFIG: "prod.yml", REGISTRY_STACK_SECRETS: "prod.secrets.yml" }, cwd);
-    expect(props).toEqual({ publicPort: 443, users: [{ name: "admin", password: "s3cret-admin" }] });
+    expect(props).toEqual({ publicPort: 443, users: [{ name: "admin", role: "admin", password: "s3cret-admin" }] });
   });
 
   test("maps user names to environment variable names", () => {

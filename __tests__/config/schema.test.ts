@@ -142,6 +142,40 @@ describe("resolveSettings", () => {
     expect(problemsOf({ debugPort: 5000 })).toEqual(["debugPort: 5000 is the registry's own port; pick another"]);
   });
 
+  describe("roles (issue #11)", () => {
+    test("defaults every user to push on all repositories, and the embedded default user to admin", () => {
+      const settings = resolveSettings({ users: [{ name: "alice" }, { name: "ci", role: "pull", repositories: ["team-a/*", "base/debian"] }] }, "registry");
+      expect(settings.users).toEqual([
+        { name: "alice", role: "push" },
+        { name: "ci", role: "pull", repositories: ["team-a/*", "base/debian"] },
+      ]);
+      expect(settings.anonymousPull).toBe(false);
+      expect(resolveSettings({}, "registry").users).toEqual([{ name: "admin", role: "admin" }]);
+    });
+
+    test("fails when a role is unknown or a repository scope is not a repository name or prefix", () => {
+      expect(problemsOf({ users: [{ name: "a", role: "owner", repositories: ["Team-A/*", "team-a/*/x", "*", "team-a/app"] }, { name: "b", repositories: [] }] })).toEqual([
+        'users[0].role: "owner" must be one of \'pull\', \'push\', \'admin\'',
+        expect.stringMatching(/^users\[0\]\.repositories\[0\]: "Team-A\/\*" must be a repository name/),
+        expect.stringMatching(/^users\[0\]\.repositories\[1\]: "team-a\/\*\/x" must be a repository name/),
+        expect.stringMatching(/^users\[0\]\.repositories\[2\]: "\*" must be a repository name/),
+        "users[1].repositories: is empty; list the repositories the user may use, or leave it out for all",
+      ]);
+    });
+
+    test("fails when restrictions are asked for where the proxy does not check logins", () => {
+      const restricted = { users: [{ name: "a", role: "pull" as const }, { name: "b", repositories: ["team-b/*"] }, { name: "c", role: "admin" as const }], anonymousPull: true };
+      const because = "needs the proxy's login check (proxy: true and authCacheSeconds above 0), which enforces roles";
+      for (const topology of [{ proxy: false }, { authCacheSeconds: 0 }]) {
+        expect(problemsOf({ ...topology, ...restricted })).toEqual([
+          expect.stringMatching(new RegExp(`^users\\[0\\]\\.role: "pull" ${because.replace(/[()]/g, "\\$&")}`)),
+          expect.stringMatching(/^users\[1\]\.repositories: needs the proxy's login check/),
+          expect.stringMatching(/^anonymousPull: needs the proxy's login check/),
+        ]);
+      }
+    });
+  });
+
   describe("inputs that used to pass (issue #8, item 6)", () => {
     test("fails when an image digest has the wrong length, instead of reading it as a tag", () => {
       expect(problemsOf({ registryImage: "registry@sha256:deadbeef" })).toEqual([

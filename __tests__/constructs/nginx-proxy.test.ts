@@ -8,11 +8,13 @@ import { Construct } from "constructs";
 import { NginxProxy, NginxProxyProps } from "../../constructs/nginx-proxy";
 import { Registry } from "../../constructs/registry";
 import { MaterialStore } from "../../material/material-store";
+import { AccessRules } from "../../renderers/access-module";
 import { tempDirectory } from "../fixtures/test-stack";
 
 interface UploadJson {
   file: string;
   content?: string;
+  permissions?: string;
   source?: string;
 }
 
@@ -57,6 +59,8 @@ function proxyJson(overrides: (scope: Construct, registry: Registry) => Partial<
   return { ...byPrefix("proxy_container_"), uploads: byPrefix("proxy_config_seeder_").upload };
 }
 
+const ACCESS: AccessRules = { users: [{ name: "ci", role: "pull" }], deleteEnabled: false, anonymousPull: false, tokenSeconds: 60 };
+
 describe("NginxProxy", () => {
   test("reads the upstream socket from the registry construct and mounts the socket volume read-only", () => {
     const proxy = proxyJson();
@@ -81,8 +85,20 @@ describe("NginxProxy", () => {
 
   test("is replaced with the verifier (emptying the login cache) but not with the registry", () => {
     expect(JSON.stringify(proxyJson().labels)).not.toContain("docker_container.registry");
-    const labels = proxyJson((_scope, registry) => ({ authVerifier: { registry, cacheSeconds: 30, verificationsPerMinute: 30 } })).labels;
+    const labels = proxyJson((_scope, registry) => ({ authVerifier: { registry, cacheSeconds: 30, verificationsPerMinute: 30, access: ACCESS } })).labels;
     expect(labels).toContainEqual({ label: "registry-stack.auth-container", value: "${docker_container.registry_container_ADE921E6.id}" });
+  });
+
+  test("uploads the access module as content, so a role change replaces the proxy and shows in the diff", () => {
+    const withRoles = (access: AccessRules) => proxyJson((_scope, registry) => ({ authVerifier: { registry, cacheSeconds: 30, verificationsPerMinute: 30, access } }));
+    const module = withRoles(ACCESS).uploads.find((u) => u.file === "/etc/registry-stack/registry-access.js")!;
+    expect(module.content).toContain('"role": "pull"');
+    expect(module.permissions).toBe("0644");
+    const conf = withRoles(ACCESS).uploads.find((u) => u.file === "/etc/registry-stack/nginx.conf")!.content!;
+    expect(conf).toContain("js_import registry_access from /etc/registry-stack/registry-access.js;");
+    const changed = withRoles({ ...ACCESS, users: [{ name: "ci", role: "push" }] }).uploads.find((u) => u.file === "/etc/registry-stack/registry-access.js")!;
+    expect(changed.content).not.toBe(module.content);
+    expect(proxyJson().uploads.map((u) => u.file)).not.toContain("/etc/registry-stack/registry-access.js");
   });
 
   test("stops gracefully with SIGQUIT within the grace period and is memory-bounded", () => {

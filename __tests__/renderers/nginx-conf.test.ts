@@ -301,7 +301,7 @@ describe("renderNginxConf with an auth cache", () => {
   test("checks every /v2/ request with an auth_request subrequest and strips credentials toward the registry", () => {
     expect(value(v2, "auth_request")).toBe("/_registry_auth");
     expect(value(v2, "auth_request_set")).toBe("$registry_auth_status $upstream_status");
-    expect(value(v2, "error_page")).toBe("500 = @registry_auth_error");
+    expect(all(v2, "error_page").map((d) => d.args.join(" "))).toEqual(["500 = @registry_auth_error", "401 /_registry_login_refused"]);
     expect(headers(v2)["Authorization"]).toBe("");
     expect(value(v2, "proxy_pass")).toBe("http://docker-registry");
     expect(one(http, "upstream", "docker-registry").block).toEqual([
@@ -353,13 +353,30 @@ describe("renderNginxConf with an auth cache", () => {
     ]);
   });
 
+  test("answers a refused login with the registry's error body and keeps the verifier's challenge", () => {
+    const refused = exactLocation("/_registry_login_refused");
+    expect(one(refused, "return").args[0]).toBe("401");
+    expect(JSON.parse(one(refused, "return").args[1]).errors[0].code).toBe("UNAUTHORIZED");
+    expect(all(refused, "add_header").map((d) => d.args[0])).toEqual(["Docker-Distribution-Api-Version"]);
+  });
+
+  test("verifies a Bearer token of the anonymous-pull realm as the Basic credentials it carries", () => {
+    const login = all(http, "map").find((d) => d.args[1] === "$registry_login")!;
+    expect(login.args[0]).toBe("$http_authorization");
+    expect(login.block).toEqual([
+      { name: String.raw`~*^Bearer +(?<registry_token>\S+)$`, args: ["Basic $registry_token"] },
+      { name: "default", args: ["$http_authorization"] },
+    ]);
+    expect(headers(exactLocation("/_registry_auth"))["Authorization"]).toBe("$registry_login");
+  });
+
   test("caches only successful verifications, keyed on the whole Authorization header, for the given time", () => {
     const auth = conf.slice(conf.indexOf("location = /_registry_auth {"), conf.indexOf("}", conf.indexOf("location = /_registry_auth {")));
     expect(auth).toContain("internal;");
     expect(auth).toContain("proxy_pass http://127.0.0.1:8082/v2/;");
     expect(auth).toContain("proxy_method GET;");
     expect(auth).toContain("proxy_pass_request_body off;");
-    expect(auth).toContain("proxy_cache_key $http_authorization;");
+    expect(auth).toContain("proxy_cache_key $registry_login;");
     expect(auth).toContain("proxy_cache_valid 200 60s;");
     expect(auth).toContain("proxy_cache_valid any 0;");
     expect(auth).toContain("proxy_cache_lock on;");
@@ -652,7 +669,8 @@ describe("renderNginxConf with blob reads from storage", () => {
 
   test("logs in exactly like /v2/ before any file is looked at", () => {
     expect(blobLocation.args).toEqual(["~", "^/v2/.+/blobs/sha256:[0-9a-f]{64}$"]);
-    for (const name of ["auth_request", "auth_request_set", "error_page"]) expect(value(blob, name)).toBe(value(v2, name));
+    const args = (location: Directive[], name: string) => all(location, name).map((d) => d.args.join(" "));
+    for (const name of ["auth_request", "auth_request_set", "error_page"]) expect(args(blob, name)).toEqual(args(v2, name));
     // including the maintenance write hold (a DELETE of a blob is a write)
     expect(all(blob, "if").map((d) => d.block)).toEqual(all(v2, "if").map((d) => d.block));
     expect(all(blob, "if").map((d) => d.args.join(" "))).toContain("($registry_hold_write)");
@@ -701,5 +719,134 @@ describe("renderNginxConf with blob reads from storage", () => {
   test("adds nothing of the kind without it", () => {
     const without = renderNginxConf({ serverNames: ["x"], listenPort: 8443, upstream: { host: "registry", port: 5000 }, authCache, tuning: DEFAULT_PROXY_TUNING });
     expect(without).not.toMatch(/registry_blob|try_files|root /);
+  });
+});
+
+describe("renderNginxConf with access control", () => {
+  const render = (anonymousPull: boolean) => {
+    const conf = renderNginxConf({
+      serverNames: ["store.example.test"],
+      listenPort: 8443,
+      upstream: { socketPath: "/run/registry-stack/registry.sock" },
+      tls: { certificatePath: "/c.crt", keyPath: "/c.key" },
+      authCache: {
+        verifier: { socketPath: "/run/registry-stack/auth.sock" },
+        cacheSeconds: 60,
+        realm: "Registry",
+        verificationsPerMinute: 30,
+        limiterListenPort: 8082,
+        access: { modulePath: "/etc/registry-stack/registry-access.js", anonymousPull, refusalListenPort: 8083 },
+      },
+      tuning: DEFAULT_PROXY_TUNING,
+    });
+    const parsed = parseNginxConf(conf);
+    const http = blockOf(parsed, "http");
+    const servers = all(http, "server").filter((d) => d.block);
+    const location = (args: string) => all(servers[0].block!, "location").find((d) => d.args.join(" ") === args)?.block;
+    return { conf, parsed, http, servers, location };
+  };
+
+  test("loads njs by the path both the official image and Debian use, and imports the generated module", () => {
+    const { parsed, http } = render(false);
+    expect(parsed[0]).toEqual({ name: "load_module", args: ["/usr/lib/nginx/modules/ngx_http_js_module.so"] });
+    expect(value(http, "js_import")).toBe("registry_access from /etc/registry-stack/registry-access.js");
+    expect(value(http, "js_set")).toBe("$registry_access registry_access.access");
+  });
+
+  test("decides in the content phase: proxy_pass goes to the registry or the refusal server, with the raw target", () => {
+    const { http, location } = render(false);
+    const v2 = location("/v2/")!;
+    expect(value(v2, "auth_request")).toBe("/_registry_auth");
+    expect(value(v2, "proxy_pass")).toBe("http://$registry_upstream$request_uri");
+    expect(headers(v2)["X-Registry-Stack-Refusal"]).toBe("$registry_refusal");
+    const upstreamMap = all(http, "map").find((d) => d.args[1] === "$registry_upstream")!;
+    expect(upstreamMap.block).toEqual([
+      { name: "allow", args: ["docker-registry"] },
+      { name: "default", args: ["registry-refusal"] },
+    ]);
+    expect(one(http, "upstream", "registry-refusal").block![0]).toEqual({ name: "server", args: ["127.0.0.1:8083"] });
+  });
+
+  test("answers refusals the way registries do: 403 DENIED, or 401 with the token challenge for anonymous requests", () => {
+    const { servers } = render(true);
+    const refusal = servers.find((s) => value(s.block!, "listen") === "127.0.0.1:8083")!.block!;
+    const root = blockOf(refusal, "location", "/");
+    const [status, body] = one(root, "return").args;
+    expect(status).toBe("403");
+    // A detail keeps docker from reading a bare "denied" code, which its push retries (~50 s).
+    expect(JSON.parse(body)).toEqual({ errors: [{ code: "DENIED", message: "requested access to the resource is denied", detail: "not allowed by the role or repositories of this user" }] });
+    const login = one(root, "if");
+    expect(login.args).toEqual(["($http_x_registry_stack_refusal", "=", "login)"]);
+    expect(value(login.block!, "add_header")).toBe(
+      'WWW-Authenticate Bearer realm="$http_x_forwarded_proto://$http_host/registry-stack/token",service="registry-stack" always',
+    );
+    expect(one(login.block!, "return").args[0]).toBe("401");
+    expect(JSON.parse(one(login.block!, "return").args[1]).errors[0]).toMatchObject({ code: "UNAUTHORIZED", detail: "anonymous clients may only pull; log in" });
+  });
+
+  test("serves a blob from storage only when the decision allows it; otherwise the fallback asks the decision again", () => {
+    const conf = renderNginxConf({
+      serverNames: ["store.example.test"],
+      listenPort: 8443,
+      upstream: { socketPath: "/run/registry-stack/registry.sock" },
+      authCache: {
+        verifier: { socketPath: "/run/registry-stack/auth.sock" },
+        cacheSeconds: 60,
+        realm: "Registry",
+        verificationsPerMinute: 30,
+        limiterListenPort: 8082,
+        access: { modulePath: "/etc/registry-stack/registry-access.js", anonymousPull: false, refusalListenPort: 8083 },
+      },
+      blobReads: { storageRoot: "/var/lib/registry" },
+      tuning: DEFAULT_PROXY_TUNING,
+    });
+    const http = blockOf(parseNginxConf(conf), "http");
+    const file = all(http, "map").find((d) => d.args[1] === "$registry_blob_file")!;
+    expect(file.args[0]).toBe("$registry_blob_plain$registry_blob_linked$registry_access");
+    expect(file.block).toEqual([
+      { name: "11allow", args: ["$registry_blob_data"] },
+      { name: "default", args: [""] },
+    ]);
+    const server = all(http, "server").find((d) => d.block)!.block!;
+    const fallback = all(server, "location").find((d) => d.args.join(" ") === "@registry_blob")!.block!;
+    expect(value(fallback, "proxy_pass")).toBe("http://$registry_upstream$request_uri");
+    expect(headers(fallback)["X-Registry-Stack-Refusal"]).toBe("$registry_refusal");
+  });
+
+  test("filters only the catalog location through njs", () => {
+    const { location, conf } = render(false);
+    const catalog = location("= /v2/_catalog")!;
+    expect(value(catalog, "proxy_pass")).toBe("http://$registry_catalog_upstream$request_uri");
+    expect(value(catalog, "js_body_filter")).toBe("registry_access.catalogBody");
+    expect(value(catalog, "js_header_filter")).toBe("registry_access.catalogHeaders");
+    expect(conf.match(/js_body_filter/g)).toHaveLength(1);
+  });
+
+  test("serves /registry-stack/me behind the same login check and limit as /v2/", () => {
+    const { location } = render(false);
+    const me = location("= /registry-stack/me")!;
+    expect(value(me, "auth_request")).toBe("/_registry_auth");
+    expect(all(me, "error_page").map((d) => d.args.join(" "))).toEqual(["500 = @registry_auth_error", "401 /_registry_login_refused"]);
+    expect(one(me, "if").block).toEqual([{ name: "rewrite", args: ["^", "/_registry_anonymous", "last"] }]);
+    expect(value(me, "js_content")).toBe("registry_access.me");
+  });
+
+  test("without anonymous pull there is no token realm and requests without credentials get the Basic 401", () => {
+    const { location, conf } = render(false);
+    expect(location("= /registry-stack/token")).toBeUndefined();
+    expect(one(location("/v2/")!, "if", "($registry_anonymous)").block).toEqual([{ name: "rewrite", args: ["^", "/_registry_anonymous", "last"] }]);
+    expect(conf).not.toContain("_registry_anonymous_pull");
+  });
+
+  test("with anonymous pull, requests without credentials go to the decision and docker gets a token realm", () => {
+    const { location } = render(true);
+    expect(one(location("/v2/")!, "if", "($registry_anonymous)").block).toEqual([{ name: "rewrite", args: ["^", "/_registry_anonymous_pull", "last"] }]);
+    const anonymous = location("= /_registry_anonymous_pull")!;
+    expect(all(anonymous, "internal")).toHaveLength(1);
+    expect(value(anonymous, "proxy_pass")).toBe("http://$registry_upstream$request_uri");
+    const token = location("= /registry-stack/token")!;
+    expect(value(token, "auth_request")).toBe("/_registry_auth");
+    expect(value(token, "js_content")).toBe("registry_access.token");
+    expect(one(token, "if").block).toEqual([{ name: "rewrite", args: ["^", "/_registry_anonymous_token", "last"] }]);
   });
 });

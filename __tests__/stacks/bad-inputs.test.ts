@@ -231,6 +231,16 @@ const BAD_INPUTS: BadInput[] = [
     apply: (p) => p.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE, users: [{ name: "alice", password: SECRET }, ...VALID_CHANGE.users.slice(1)] }),
   },
   { input: "web UI without the proxy", names: "ui", apply: (p) => p.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE, proxy: false, authCacheSeconds: 0, ui: true }) },
+  {
+    input: "repository scope that is not a repository name",
+    names: "users[1].repositories[0]",
+    apply: (p) => p.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE, users: [{ name: "alice" }, { name: "bob", repositories: ["Team-A/**"] }, { name: "carol" }] }),
+  },
+  {
+    input: "pull-only user without the proxy's login check",
+    names: "users[1].role",
+    apply: (p) => p.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE, authCacheSeconds: 0, users: [{ name: "alice" }, { name: "bob", role: "pull" }, { name: "carol" }] }),
+  },
 ];
 
 interface Row {

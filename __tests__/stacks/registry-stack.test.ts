@@ -63,6 +63,33 @@ describe("RegistryStack, proxy + self-signed TLS (default topology)", () => {
     expect(resourceOf(json, "docker_container", "auth-verifier_container").memory).toBe(128);
   });
 
+  test("puts every user's role and repositories into the proxy's access module; a role change replaces only the proxy", () => {
+    const upload = (j: ReturnType<typeof synthJson>, file: string) => uploadsOf(j, "proxy").find((u) => u.file === file)!.content!;
+    const module = upload(json, "/etc/registry-stack/registry-access.js");
+    const rules = JSON.parse(/^var RULES = ([\s\S]*?);\n/m.exec(module)![1]);
+    expect(rules).toEqual({
+      users: { alice: { role: "push", repositories: null }, bob: { role: "push", repositories: null }, "ci-bot": { role: "push", repositories: null } },
+      deleteEnabled: false,
+      anonymousPull: false,
+      tokenSeconds: 60,
+    });
+    // GIVEN the same material folder, WHEN ci-bot becomes a scoped pull user
+    const material = tempDirectory();
+    const before = synthJson(buildStack({ ...THREE_USERS, materialDirectory: material }));
+    const changed = synthJson(
+      buildStack({ ...THREE_USERS, materialDirectory: material, users: [...THREE_USERS.users.slice(0, 2), { name: "ci-bot", role: "pull", repositories: ["ci/*"] }] }),
+    );
+    // THEN only the access module differs: the proxy gets a new config volume, so it is replaced
+    // (and its login cache emptied); the registries are not
+    expect(JSON.parse(/^var RULES = ([\s\S]*?);\n/m.exec(upload(changed, "/etc/registry-stack/registry-access.js"))![1]).users["ci-bot"]).toEqual({ role: "pull", repositories: ["ci/*"] });
+    expect(upload(changed, "/etc/registry-stack/nginx.conf")).toBe(upload(before, "/etc/registry-stack/nginx.conf"));
+    const configVolume = (j: ReturnType<typeof synthJson>) => resourceOf(j, "docker_volume", "proxy_config_volume").name;
+    expect(configVolume(changed)).not.toBe(configVolume(before));
+    for (const id of ["registry_container", "auth-verifier_container"]) {
+      expect(resourceOf(changed, "docker_container", id)).toEqual(resourceOf(before, "docker_container", id));
+    }
+  });
+
   test("protects the data volume from destroy", () => {
     expect(synthesized).toHaveResourceWithProperties(Volume, { name: "registry-data", lifecycle: { prevent_destroy: true } });
   });
@@ -189,8 +216,8 @@ describe("RegistryStack, plain HTTP lab mode", () => {
 
   test("serves plain HTTP on the proxy", () => {
     const uploads = uploadsOf(json, "proxy");
-    // nginx.conf and the web UI's files; no certificate or key.
-    expect(uploads.map((u) => u.file).filter((f) => !f.startsWith("/etc/registry-stack/ui/"))).toEqual(["/etc/registry-stack/nginx.conf"]);
+    // nginx.conf, the access module and the web UI's files; no certificate or key.
+    expect(uploads.map((u) => u.file).filter((f) => !f.startsWith("/etc/registry-stack/ui/"))).toEqual(["/etc/registry-stack/nginx.conf", "/etc/registry-stack/registry-access.js"]);
     expect(uploads[0].content).toContain("listen 8443;");
     expect(uploads[0].content).not.toContain("ssl_certificate");
   });
