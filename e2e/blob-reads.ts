@@ -137,7 +137,8 @@ export async function blobReadsScenario(ctx: SuiteContext, c: SuiteChecks): Prom
   const port = await freePort();
   const users: TestUser[] = [{ name: "alice", password: "alice-blob-password-1" }];
   // The default topology (proxy, auth cache, so serveBlobsFromStorage on), with DELETE for the deleted-blob case.
-  const config = { ...baseConfig(dir, PREFIX, port, users), hostnames: ["localhost"], ipAddresses: ["127.0.0.1"], deleteEnabled: true };
+  // alice deletes a blob below: that needs the admin role (issue #11).
+  const config = { ...baseConfig(dir, PREFIX, port, users), users: [{ name: "alice", role: "admin" }], hostnames: ["localhost"], ipAddresses: ["127.0.0.1"], deleteEnabled: true };
   const endpoint = `localhost:${port}`;
   const cacert = path.join(config.clientConfigDirectory, "certs.d", endpoint, "ca.crt");
   const dep = new Deployment(ctx.engine, tag);

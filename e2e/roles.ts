@@ -400,6 +400,27 @@ async function endpointChecks(check: Check, env: Env, anonymousPull: boolean): P
   }
   check.note("without credentials, with a wrong password, as an unknown user → 401 with the registry error body UNAUTHORIZED");
 
+  // Blob downloads are answered by nginx from storage (serveBlobsFromStorage, the default): only
+  // after the access decision allowed them.
+  const reader = MATRIX_USERS[0];
+  const since = (await proxyLog(env)).length;
+  const blobGet = async (repository: string, agent: string) =>
+    curl({ url: `${env.baseUrl}/v2/${repository}/blobs/${await firstLayer(env, repository)}`, cacert: env.cacert, credentials: `${reader.name}:${reader.password}`, headers: [`User-Agent: ${agent}`], scratchDir: env.scratch });
+  const own = await blobGet("team-a/app", "rse2e-roles-blob-own");
+  const other = await blobGet("team-b/app", "rse2e-roles-blob-other");
+  assertEqual(own.status, 200, "reader's GET of a team-a/app layer");
+  assertEqual(fromHttp(other, [200]), { outcome: "deny", evidence: "403 DENIED" }, "reader's GET of a team-b/app layer");
+  const answeredBy = async (agent: string) => {
+    const line = (await proxyLog(env)).slice(since).find((l) => l.includes(`"${agent}"`) && !l.startsWith("127.0.0.1 "));
+    assert(line !== undefined, `no access log line for ${agent}`);
+    return / upstream=(\S+)/.exec(line)?.[1] ?? "?";
+  };
+  const ownBy = await answeredBy("rse2e-roles-blob-own");
+  const otherBy = await answeredBy("rse2e-roles-blob-other");
+  assertEqual(ownBy, "-", "the allowed layer download answered from storage (upstream=-)");
+  assertMatch(otherBy, /^127\.0\.0\.1:\d+$/, "the refused layer download answered by the refusal server");
+  check.note(`layer downloads (served from storage by default): reader GET team-a/app layer → 200 from storage (upstream=${ownBy}); team-b/app layer (linked, on disk) → 403 DENIED from the refusal server (upstream=${otherBy}), no bytes`);
+
   const catalogOf = async (user: Required<TestUser>) => {
     const res = await curl({ url: `${env.baseUrl}/v2/_catalog`, cacert: env.cacert, credentials: `${user.name}:${user.password}`, scratchDir: env.scratch });
     assertEqual(res.status, 200, `catalog as ${user.name}`);
