@@ -42,6 +42,9 @@ export class Maintenance extends Construct {
   /** Where the proxy mounts the state volume, read-only. */
   public static readonly PROXY_STATE_DIRECTORY = "/run/registry-stack-maintenance";
   public static readonly HOLD_FILE_NAME = "write-hold";
+  /** Prometheus text the job refreshes (storage, last run, the registry's own metrics); the proxy serves it. */
+  public static readonly METRICS_FILE_NAME = "metrics.prom";
+  public static readonly METRICS_INTERVAL_SECONDS = 30;
   public static readonly REPORTS_DIRECTORY = `${Maintenance.STATE_DIRECTORY}/reports`;
   public static readonly RETRY_AFTER_SECONDS = 10;
 
@@ -61,6 +64,8 @@ export class Maintenance extends Construct {
       dryRun: props.dryRun,
       writeSettleSeconds: props.writeSettleSeconds,
       rules: props.rules,
+      registryMetricsUrl: `http://127.0.0.1:${props.registry.debugPort}/metrics`,
+      metricsIntervalSeconds: Maintenance.METRICS_INTERVAL_SECONDS,
     });
 
     // Not secret (rules, paths, the script): as content, so `cdktf diff` shows every change.
@@ -80,8 +85,10 @@ export class Maintenance extends Construct {
       image: props.image.imageId,
       entrypoint: ["/bin/sh", Maintenance.SCRIPT_PATH, "schedule"],
       env: [`MAINTENANCE_SETTINGS=${Maintenance.SETTINGS_PATH}`, "OTEL_TRACES_EXPORTER=none"],
-      // Nothing to reach: it works on the storage and talks to the proxy through the flag file.
-      networkMode: "none",
+      // The registry's network namespace (loopback only: the registry has no network): the job
+      // reaches the registry's debug server for its metrics, and nothing else. It talks to the
+      // proxy through the flag file.
+      networkMode: `container:${props.registry.container.id}`,
       volumes: [props.registry.dataMount, { volumeName: this.stateVolume.name, containerPath: Maintenance.STATE_DIRECTORY }, this.configVolume.mount],
       // The job's scratch files go to /tmp (mktemp); everything it changes is on the two volumes.
       readOnly: true,

@@ -134,6 +134,7 @@ export class NginxProxy extends Construct {
         props.httpRedirectPort !== undefined ? { listenPort: NginxProxy.REDIRECT_LISTEN_PORT, publicPort: props.publish.port } : undefined,
       tuning: props.tuning ?? DEFAULT_PROXY_TUNING,
       ui: props.uiFiles ? { directory: NginxProxy.UI_DIRECTORY } : undefined,
+      metricsFile: props.maintenance ? `${Maintenance.PROXY_STATE_DIRECTORY}/${Maintenance.METRICS_FILE_NAME}` : undefined,
       writeHold: props.maintenance
         ? { flagFile: `${Maintenance.PROXY_STATE_DIRECTORY}/${Maintenance.HOLD_FILE_NAME}`, retryAfterSeconds: Maintenance.RETRY_AFTER_SECONDS }
         : undefined,

@@ -121,6 +121,8 @@ export class Registry extends Construct {
   public readonly configVolume: ConfigVolume;
   /** The named data volume, unless a host folder is used. */
   public readonly volume?: Volume;
+  /** Port of the debug server (/metrics, /debug/health) on the container's loopback. */
+  public readonly debugPort: number;
   /** How the data (volume or host folder) is mounted at DATA_PATH; none for an in-memory registry. */
   public readonly dataMount?: ContainerVolumes;
 
@@ -146,6 +148,7 @@ export class Registry extends Construct {
       volumes.push({ volumeName: socket.socketVolume.name, containerPath: Registry.SOCKET_DIRECTORY });
     }
     const debugPort = props.debugPort ?? Registry.DEFAULT_DEBUG_PORT;
+    this.debugPort = debugPort;
 
     const config = renderRegistryConfig({
       httpSecret: props.httpSecret,

@@ -23,6 +23,7 @@ export interface LifecycleChecks {
   writeHold: Check;
   deletedLayerPush: Check;
   schedule: Check;
+  metrics: Check;
 }
 
 interface Blob {
@@ -472,6 +473,48 @@ export async function lifecycleScenario(ctx: { engine: Engine; ws: Workspace; ti
       c.deletedLayerPush.note(`docker rmi + pull ${again} → ${pulled.digest.slice(0, 19)}…, same image ID ${id.slice(0, 19)}…`);
     });
     c.deletedLayerPush.finish();
+
+    await c.metrics.phase("GET /metrics through the proxy: registry metrics, storage usage, the last run; only with credentials", async () => {
+      assert(realReport !== undefined, "the real run (npm run gc) did not complete");
+      const url = `${baseUrl}/metrics`;
+      const anonymous = await curl({ url, cacert, scratchDir: scratch });
+      const wrong = await curl({ url, cacert, credentials: "alice:wrong-password", scratchDir: scratch });
+      assertEqual([anonymous.status, wrong.status], [401, 401], "GET /metrics without and with wrong credentials");
+      assertMatch(anonymous.headers["www-authenticate"] ?? "", /^Basic realm=/, "challenge of an anonymous GET /metrics");
+      const res = await curl({ url, cacert, credentials: creds, scratchDir: scratch });
+      assertEqual(res.status, 200, "GET /metrics as alice");
+      assertMatch(res.headers["content-type"] ?? "", /^text\/plain; version=0\.0\.4/, "Content-Type of /metrics");
+      const sample = (name: string) => {
+        const m = new RegExp(`^${name} (\\S+)$`, "m").exec(res.body);
+        assert(m, `no ${name} in /metrics`);
+        return Number(m[1]);
+      };
+      assertEqual(sample("registry_stack_registry_metrics_up"), 1, "registry_stack_registry_metrics_up");
+      const registryLines = res.body.split("\n").filter((l) => /^registry_(http|storage)_/.test(l));
+      assert(registryLines.length > 0, "none of the registry's own registry_http_*/registry_storage_* metrics in /metrics");
+      assert(/^go_goroutines \d+/m.test(res.body), "no go_goroutines (the registry's Go runtime metrics) in /metrics");
+      const r = realReport;
+      assertEqual(sample("registry_stack_gc_last_reclaimed_bytes"), r.bytesReclaimed, "registry_stack_gc_last_reclaimed_bytes vs the report");
+      assertEqual(sample("registry_stack_gc_last_deleted_tags"), r.deleted.tags.length, "registry_stack_gc_last_deleted_tags vs the report");
+      assertEqual(sample("registry_stack_gc_last_run_success"), 1, "registry_stack_gc_last_run_success");
+      assertEqual(sample("registry_stack_gc_last_write_window_seconds"), r.durationsMs.writeWindow / 1000, "registry_stack_gc_last_write_window_seconds vs the report");
+      const size = sample("registry_stack_storage_filesystem_size_bytes");
+      const available = sample("registry_stack_storage_filesystem_available_bytes");
+      const used = sample("registry_stack_storage_used_bytes");
+      assert(size > 0 && available > 0 && available <= size, `filesystem size ${size}, available ${available}`);
+      const { stdout } = await ctx.engine.docker(
+        ["run", "--rm", "--network", "none", "-v", `${prefix}-data:/d:ro`, "--entrypoint", "/bin/sh", REGISTRY_V3_IMAGE, "-c", "du -sk /d"],
+        { timeoutMs: 60_000 },
+      );
+      const du = Number(stdout.trim().split(/\s+/)[0]) * 1024;
+      assert(Math.abs(used - du) <= 512 * 1024, `registry_stack_storage_used_bytes ${used} vs du of the volume ${du}`);
+      c.metrics.note(
+        `anonymous and wrong password → 401; alice → 200 (${res.body.split("\n").length} lines): registry_stack_registry_metrics_up 1, ${registryLines.length} registry_http_*/registry_storage_* samples, go_goroutines; ` +
+          `last run: reclaimed ${sample("registry_stack_gc_last_reclaimed_bytes")} bytes, ${sample("registry_stack_gc_last_deleted_tags")} tags, write window ${sample("registry_stack_gc_last_write_window_seconds")} s (= the report); ` +
+          `storage: used ${used} bytes (du in a throwaway container: ${du}), filesystem ${size} bytes, ${available} available`,
+      );
+    });
+    c.metrics.finish();
 
     await c.schedule.phase("redeploy with the schedule a minute ahead; the job runs by itself", async () => {
       byTag["lc/app:build-4"] = await p.image("lc/app", "build-4", [makeLayer("app-build-4", 1000)]);

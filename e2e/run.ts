@@ -83,6 +83,7 @@ async function main(): Promise<number> {
     writeHold: new Check("42", "during npm run gc: pull loop without failures; writes get 503 UNAVAILABLE + Retry-After; a docker push in the window retries and succeeds", "lifecycle"),
     deletedLayerPush: new Check("43", "push of a layer the collector deleted: the registry reports it missing, docker push uploads it, the image pulls back", "lifecycle"),
     schedule: new Check("44", "the scheduled job runs by itself (schedule a minute ahead)", "lifecycle"),
+    metrics: new Check("45", "GET /metrics through the proxy with credentials only: the registry's Prometheus metrics, storage usage (= du of the volume), the last run (= its report)", "lifecycle"),
   };
   const roles: RolesChecks = {
     matrix: new Check("14", "roles matrix: every role × {pull, push, delete, mount-from} × {own, other repository} × {docker or skopeo, curl}", "roles"),

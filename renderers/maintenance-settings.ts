@@ -25,6 +25,10 @@ export interface MaintenanceSettingsInput {
   readonly dryRun: boolean;
   readonly writeSettleSeconds: number;
   readonly rules: readonly RetentionRule[];
+  /** The registry's Prometheus endpoint as the maintenance container reaches it (the registry's loopback). */
+  readonly registryMetricsUrl: string;
+  /** How often the metrics file is refreshed. */
+  readonly metricsIntervalSeconds: number;
 }
 
 /** `name='value'` lines for sh: single quotes keep every pattern byte as it is. */
@@ -36,6 +40,8 @@ export function renderMaintenanceSettings(input: MaintenanceSettingsInput): stri
     ["SCHEDULE", input.schedule],
     ["DRY_RUN", String(input.dryRun)],
     ["SETTLE_SECONDS", String(input.writeSettleSeconds)],
+    ["REGISTRY_METRICS_URL", input.registryMetricsUrl],
+    ["METRICS_INTERVAL_SECONDS", String(input.metricsIntervalSeconds)],
     ["RULE_COUNT", String(input.rules.length)],
   ];
   input.rules.forEach((rule, i) => {

@@ -1,7 +1,8 @@
 #!/bin/sh
 # registry-stack maintenance job: tag retention and garbage collection (issue #9).
 #
-#   maintenance.sh schedule        wait for the daily time, run, repeat (the container's command)
+#   maintenance.sh schedule        wait for the daily time, run, repeat (the container's command);
+#                                  meanwhile refresh the metrics file the proxy serves
 #   maintenance.sh run [--dry-run] run now (npm run gc), print the report
 #
 # POSIX sh with tools that busybox (the official Alpine registry image) and Debian both have:
@@ -20,6 +21,8 @@ V2="$DATA_DIR/docker/registry/v2"
 HOLD_FILE="$STATE_DIR/write-hold"
 RUN_LOCK="$STATE_DIR/run.lock"
 REPORTS="$STATE_DIR/reports"
+METRICS_FILE="$STATE_DIR/metrics.prom"
+LAST_RUN_METRICS="$STATE_DIR/last-run.prom"
 
 log() { printf '%s maintenance: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >&2; }
 fail() { log "ERROR: $*"; exit 1; }
@@ -181,6 +184,59 @@ report() {
     }' "$w/delete_tags" "$w/delete_manifests" "$w/deleted_blobs"
 }
 
+gauge() { printf '# HELP %s %s\n# TYPE %s gauge\n%s %s\n' "$1" "$2" "$1" "$1" "$3"; }
+
+# last_run_metrics REPORT_WORKDIR STATUS RETENTION_MS WINDOW_MS COLLECTOR_MS: what the last real run did.
+last_run_metrics() {
+  w=$1
+  {
+    gauge registry_stack_gc_last_run_timestamp_seconds "End of the last retention and garbage-collection run (not dry runs), Unix time." "$(date -u +%s)"
+    gauge registry_stack_gc_last_run_success "1 if the collector of the last run exited 0." "$([ "$2" = 0 ] && echo 1 || echo 0)"
+    gauge registry_stack_gc_last_reclaimed_bytes "Bytes of the blobs the last run deleted." "$(awk '{ s += $2 } END { printf "%.0f", s }' "$w/deleted_blobs")"
+    gauge registry_stack_gc_last_deleted_tags "Tags the last run deleted." "$(wc -l < "$w/delete_tags" | tr -d ' ')"
+    gauge registry_stack_gc_last_deleted_manifests "Manifests the last run deleted." "$(wc -l < "$w/delete_manifests" | tr -d ' ')"
+    gauge registry_stack_gc_last_retention_seconds "Duration of the last run's retention step." "$(awk -v ms="$3" 'BEGIN { printf "%.3f", ms / 1000 }')"
+    gauge registry_stack_gc_last_write_window_seconds "How long the last run held writes." "$(awk -v ms="$4" 'BEGIN { printf "%.3f", ms / 1000 }')"
+    gauge registry_stack_gc_last_collector_seconds "Duration of the last run's registry garbage-collect." "$(awk -v ms="$5" 'BEGIN { printf "%.3f", ms / 1000 }')"
+  } > "$LAST_RUN_METRICS.tmp" && mv "$LAST_RUN_METRICS.tmp" "$LAST_RUN_METRICS"
+}
+
+# write_metrics: storage usage, the last run and the registry's own Prometheus metrics, in one
+# file that the proxy serves (with authentication) at /metrics. Fails when the registry did not answer.
+write_metrics() {
+  tmp="$METRICS_FILE.$$"
+  up=0
+  if wget -q -T 5 -O "$tmp.registry" "$REGISTRY_METRICS_URL" 2>/dev/null; then up=1; fi
+  {
+    df -P -k "$DATA_DIR" | awk 'NR == 2 { printf "%.0f %.0f\n", $2 * 1024, $4 * 1024 }' | {
+      read -r size available
+      gauge registry_stack_storage_filesystem_size_bytes "Size of the filesystem holding the registry data." "$size"
+      gauge registry_stack_storage_filesystem_available_bytes "Bytes still available on the filesystem holding the registry data." "$available"
+    }
+    gauge registry_stack_storage_used_bytes "Bytes the registry data uses (du)." "$(du -sk "$DATA_DIR" | awk '{ printf "%.0f", $1 * 1024 }')"
+    [ -f "$LAST_RUN_METRICS" ] && cat "$LAST_RUN_METRICS"
+    gauge registry_stack_registry_metrics_up "1 if the registry's debug server answered the last scrape." "$up"
+    [ "$up" = 1 ] && cat "$tmp.registry"
+  } > "$tmp"
+  rm -f "$tmp.registry"
+  mv "$tmp" "$METRICS_FILE"
+  [ "$up" = 1 ]
+}
+
+metrics_loop() {
+  failures=0
+  while :; do
+    if write_metrics; then failures=0; else failures=$((failures + 1)); fi
+    # This container shares the registry's network namespace (network_mode container:<registry>);
+    # after a registry restart it holds the old one and the scrape fails until it restarts too.
+    if [ "$failures" -ge 3 ] && [ ! -d "$RUN_LOCK" ]; then
+      log "the registry's metrics did not answer 3 times; restarting to rejoin its network namespace"
+      kill -USR1 1
+    fi
+    sleep "$METRICS_INTERVAL_SECONDS"
+  done
+}
+
 release() {
   rm -f "$HOLD_FILE"
   [ -n "${WORK:-}" ] && rm -rf "$WORK"
@@ -224,6 +280,10 @@ run_job() {
   report "$WORK" "$id" "$trigger" "$dry" "$retention_ms" "$window_ms" "$collector_ms" "$status" > "$REPORTS/$id.json.tmp"
   mv "$REPORTS/$id.json.tmp" "$REPORTS/$id.json"
   cp "$REPORTS/$id.json" "$REPORTS/latest.json.tmp" && mv "$REPORTS/latest.json.tmp" "$REPORTS/latest.json"
+  if [ "$dry" != true ]; then
+    last_run_metrics "$WORK" "$status" "$retention_ms" "$window_ms" "$collector_ms"
+    write_metrics || log "the registry's metrics did not answer (storage and run metrics written)"
+  fi
   log "$([ "$dry" = true ] && echo "dry run: would delete" || echo deleted) $(wc -l < "$WORK/delete_tags") tags, $(wc -l < "$WORK/delete_manifests") manifests, $(wc -l < "$WORK/deleted_blobs") blobs ($(awk '{ s += $2 } END { printf "%d", s }' "$WORK/deleted_blobs") bytes); report $REPORTS/$id.json"
   echo "$REPORTS/$id.json"
   release
@@ -235,6 +295,8 @@ schedule_loop() {
   # A run killed with its container leaves its hold and lock behind: nothing else runs now.
   rm -f "$HOLD_FILE"; rmdir "$RUN_LOCK" 2>/dev/null
   trap 'exit 0' INT TERM
+  trap 'exit 1' USR1
+  metrics_loop &
   h=${SCHEDULE%:*} mi=${SCHEDULE#*:}
   h=${h#0} mi=${mi#0}
   while :; do

@@ -154,6 +154,12 @@ export interface NginxConfInput {
    * @default - writes are never held
    */
   readonly writeHold?: WriteHold;
+  /**
+   * Serve this Prometheus text file at /metrics to any registry user (the same credentials as
+   * /v2/: through the auth cache's verifier, or by asking the registry itself).
+   * @default - no /metrics
+   */
+  readonly metricsFile?: string;
   readonly tuning: ProxyTuning;
   /**
    * One more TLS server per pull-through cache, on its own port, with the same names,
@@ -204,6 +210,7 @@ const REFUSAL_HEADER = "X-Registry-Stack-Refusal";
 const NJS_IMPORT = "registry_access";
 const READ_ONLY_LOCATION = "/_registry_read_only";
 const WRITE_HELD_LOCATION = "/_registry_write_held";
+const METRICS_AUTH_LOCATION = "/_registry_metrics_auth";
 const LOGIN_LIMIT_ZONE = "registry_logins";
 const CLIENT_ADDRESS_HEADER = "X-Registry-Client";
 const AUTH_CACHE_ZONE = "registry_auth";
@@ -248,7 +255,7 @@ export function renderNginxConf(input: NginxConfInput): string {
   // the location's configuration and try_files (the blob location's) would not run.
   const serverChecks = [...(input.writeHold ? writeHoldFlag(input.writeHold) : []), ...(input.blobReads ? blobLinkCheck() : [])];
   const access = input.authCache?.access;
-  const main = serverLocations(input, { upstreamName: UPSTREAM_NAME, withAuth: true, ui: input.ui, writeHold: input.writeHold, blobReads: input.blobReads, access });
+  const main = serverLocations(input, { upstreamName: UPSTREAM_NAME, withAuth: true, ui: input.ui, writeHold: input.writeHold, blobReads: input.blobReads, access, metricsFile: input.metricsFile });
   const servers = [proxyServer(input, input.listenPort, main, serverChecks)];
   for (const mirror of input.mirrors ?? []) {
     const locations = serverLocations(input, { upstreamName: mirrorUpstreamName(mirror), withAuth: !mirror.anonymousPull, readOnly: mirror });
@@ -280,6 +287,7 @@ function serverLocations(
     writeHold?: WriteHold;
     blobReads?: BlobReads;
     access?: AccessControl;
+    metricsFile?: string;
   },
 ): string[][] {
   const authCache = options.withAuth ? input.authCache : undefined;
@@ -297,6 +305,10 @@ function serverLocations(
   if (access?.anonymousPull) locations.push(anonymousPullLocation(input.tuning), anonymousTokenLocation());
   if (options.readOnly) locations.push(readOnlyLocation(options.readOnly));
   if (options.writeHold) locations.push(writeHeldLocation(options.writeHold));
+  if (options.metricsFile !== undefined) {
+    locations.push(metricsLocation(options.metricsFile, authCache !== undefined));
+    if (!authCache) locations.push(metricsAuthLocation(options.upstreamName));
+  }
   return locations;
 }
 
@@ -617,6 +629,36 @@ function writeHeldLocation(hold: WriteHold): string[] {
     `add_header Retry-After ${hold.retryAfterSeconds} always;`,
     "add_header Docker-Distribution-Api-Version registry/2.0 always;",
     `return 503 '${registryError("UNAVAILABLE", "the registry is collecting garbage; writes are held, reads work; retry shortly")}';`,
+  ]);
+}
+
+// The verifier (auth cache) or, for /metrics without it, the data registry (htpasswd) decides.
+function authCheck(withAuthCache: boolean): string[] {
+  if (!withAuthCache) return [`auth_request ${METRICS_AUTH_LOCATION};`];
+  return [...block('if ($http_authorization = "")', [`rewrite ^ ${ANONYMOUS_LOCATION} last;`]), ...authRequest()];
+}
+
+function metricsLocation(file: string, withAuthCache: boolean): string[] {
+  return block("location = /metrics", [
+    ...authCheck(withAuthCache),
+    'default_type "text/plain; version=0.0.4";',
+    "add_header Cache-Control no-store always;",
+    `alias ${file};`,
+  ]);
+}
+
+// Without the auth cache the data registry holds htpasswd: its /v2/ answers 200 for valid
+// credentials and 401 with the Basic challenge (passed on to the client) otherwise.
+function metricsAuthLocation(upstreamName: string): string[] {
+  return block(`location = ${METRICS_AUTH_LOCATION}`, [
+    "internal;",
+    `proxy_pass http://${upstreamName}/v2/;`,
+    "proxy_method GET;",
+    "proxy_pass_request_body off;",
+    'proxy_set_header Content-Length "";',
+    "proxy_http_version 1.1;",
+    'proxy_set_header Connection "";',
+    "proxy_set_header Host $http_host;",
   ]);
 }
 

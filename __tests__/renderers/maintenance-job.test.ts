@@ -12,6 +12,7 @@ import { RegistryStorage } from "../fixtures/registry-storage";
  */
 
 const DAY = 86400_000;
+const METRICS_URL = "http://127.0.0.1:5001/metrics";
 // MAINTENANCE_TEST_TOOLS=<dir of busybox applet links> runs the job with busybox sh and applets,
 // as in the official (Alpine) registry image; by default /bin/sh and the host's tools.
 const TOOLS_PATH = process.env.MAINTENANCE_TEST_TOOLS;
@@ -37,10 +38,27 @@ function setUp(rules: RetentionRule[]) {
   fs.mkdirSync(bin);
   // Stub collector: records whether writes were held while it ran.
   fs.writeFileSync(path.join(bin, "registry"), `#!/bin/sh\n[ -f "${state}/write-hold" ] && echo "$*" >> "${dir}/collector-ran-held"\nexit 0\n`, { mode: 0o755 });
+  // Stub of the registry's debug server: answers the metrics URL only.
+  fs.writeFileSync(
+    path.join(bin, "wget"),
+    '#!/bin/sh\nwhile [ $# -gt 1 ]; do case "$1" in -O) out=$2; shift 2 ;; *) shift ;; esac; done\n' +
+      `[ "$1" = "${METRICS_URL}" ] || exit 1\nprintf '# TYPE go_goroutines gauge\\ngo_goroutines 7\\n' > "$out"\n`,
+    { mode: 0o755 },
+  );
   const settings = path.join(dir, "maintenance.env");
   fs.writeFileSync(
     settings,
-    renderMaintenanceSettings({ dataDirectory: storage.root, stateDirectory: state, collectorConfigPath: "/etc/collector.yml", schedule: "03:00", dryRun: false, writeSettleSeconds: 0, rules }),
+    renderMaintenanceSettings({
+      dataDirectory: storage.root,
+      stateDirectory: state,
+      collectorConfigPath: "/etc/collector.yml",
+      schedule: "03:00",
+      dryRun: false,
+      writeSettleSeconds: 0,
+      rules,
+      registryMetricsUrl: METRICS_URL,
+      metricsIntervalSeconds: 30,
+    }),
   );
   const run = (...args: string[]) =>
     spawnSync(SHELL, [path.join(__dirname, "..", "..", "renderers", "maintenance.sh"), ...args], {
@@ -156,6 +174,22 @@ describe("maintenance job", () => {
     expect(report.durationsMs.writeWindow).toBeGreaterThanOrEqual(report.durationsMs.collector);
     const latest = JSON.parse(fs.readFileSync(path.join(env.state, "reports", "latest.json"), "utf8")) as Report;
     expect(latest).toEqual(report);
+  });
+
+  it("writes the metrics file: storage usage, the last real run, the registry's own metrics", () => {
+    const metrics = fs.readFileSync(path.join(env.state, "metrics.prom"), "utf8");
+    const sample = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(metrics)?.[1]);
+    expect(sample("registry_stack_storage_filesystem_size_bytes")).toBeGreaterThan(sample("registry_stack_storage_filesystem_available_bytes"));
+    expect(sample("registry_stack_storage_used_bytes")).toBeGreaterThan(10_000);
+    expect(sample("registry_stack_gc_last_deleted_tags")).toBe(3);
+    expect(sample("registry_stack_gc_last_deleted_manifests")).toBe(6);
+    expect(sample("registry_stack_gc_last_reclaimed_bytes")).toBe(0);
+    expect(sample("registry_stack_gc_last_run_success")).toBe(1);
+    expect(Math.abs(sample("registry_stack_gc_last_run_timestamp_seconds") - Date.now() / 1000)).toBeLessThan(120);
+    expect(sample("registry_stack_registry_metrics_up")).toBe(1);
+    expect(sample("go_goroutines")).toBe(7);
+    expect(metrics).toContain("# TYPE registry_stack_storage_used_bytes gauge\n");
+    for (const line of metrics.trim().split("\n")) expect(line).toMatch(/^(# (HELP|TYPE) [a-z_]+ .+|[a-z_]+ [0-9.e+]+)$/);
   });
 
   it("fails when another run holds the lock, and leaves it", () => {

@@ -850,3 +850,46 @@ describe("renderNginxConf with access control", () => {
     expect(one(token, "if").block).toEqual([{ name: "rewrite", args: ["^", "/_registry_anonymous_token", "last"] }]);
   });
 });
+
+describe("renderNginxConf with /metrics", () => {
+  const conf = (authCache: boolean) => {
+    const text = renderNginxConf({
+      serverNames: ["store.example.test"],
+      listenPort: 8443,
+      upstream: { socketPath: "/run/registry-stack/registry.sock" },
+      tls: { certificatePath: "/c.crt", keyPath: "/c.key" },
+      authCache: authCache
+        ? { verifier: { socketPath: "/run/registry-stack/auth.sock" }, cacheSeconds: 60, realm: "Registry", verificationsPerMinute: 30, limiterListenPort: 8082 }
+        : undefined,
+      metricsFile: "/run/registry-stack-maintenance/metrics.prom",
+      tuning: DEFAULT_PROXY_TUNING,
+    });
+    const server = all(blockOf(parseNginxConf(text), "http"), "server").filter((d) => d.block)[0].block!;
+    const location = (args: string) => all(server, "location").find((d) => d.args.join(" ") === args)?.block;
+    return { metrics: location("= /metrics")!, metricsAuth: location("= /_registry_metrics_auth"), v2: blockOf(server, "location", "/v2/") };
+  };
+
+  test("serves the file to users the verifier accepts, exactly as /v2/ checks them (auth cache)", () => {
+    const { metrics, metricsAuth, v2 } = conf(true);
+    expect(value(metrics, "alias")).toBe("/run/registry-stack-maintenance/metrics.prom");
+    expect(value(metrics, "default_type")).toBe("text/plain; version=0.0.4");
+    expect(value(metrics, "auth_request")).toBe("/_registry_auth");
+    const authOf = (location: Directive[]) => location.filter((d) => ["if", "auth_request", "auth_request_set", "error_page"].includes(d.name));
+    expect(authOf(metrics)).toEqual(authOf(v2));
+    expect(metricsAuth).toBeUndefined();
+  });
+
+  test("asks the data registry (which holds htpasswd) without the auth cache, never the file without credentials", () => {
+    const { metrics, metricsAuth } = conf(false);
+    expect(value(metrics, "auth_request")).toBe("/_registry_metrics_auth");
+    expect(all(metrics, "if")).toEqual([]);
+    expect(value(metricsAuth!, "proxy_pass")).toBe("http://docker-registry/v2/");
+    expect(value(metricsAuth!, "proxy_method")).toBe("GET");
+    expect(value(metricsAuth!, "proxy_pass_request_body")).toBe("off");
+    expect(all(metricsAuth!, "internal")).toHaveLength(1);
+  });
+
+  test("has no /metrics without the option", () => {
+    expect(renderNginxConf({ serverNames: ["a"], listenPort: 1, upstream: { socketPath: "/s" }, tuning: DEFAULT_PROXY_TUNING })).not.toMatch(/metrics/);
+  });
+});

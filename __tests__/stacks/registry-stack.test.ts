@@ -319,9 +319,10 @@ describe("RegistryStack with retention", () => {
   const uploads = seeder.upload as Array<Record<string, string>>;
   const fileOf = (c: Record<string, unknown>, file: string) => (c.upload as Array<Record<string, string>>).find((u) => u.file === file)!.content;
 
-  test("runs the job in a container of the registry image, without network, on the registry's data and its own state volume", () => {
+  test("runs the job in a container of the registry image, in the registry's network namespace, on the registry's data and its own state volume", () => {
     expect(maintenance.image).toBe("${docker_image.registry-image.image_id}");
-    expect(maintenance.network_mode).toBe("none");
+    // The registry's namespace: loopback only (the registry has no network), for its debug server's metrics.
+    expect(maintenance.network_mode).toMatch(/^container:\$\{docker_container\.registry_container_[0-9A-F]{8}\.id\}$/);
     expect(maintenance.entrypoint).toEqual(["/bin/sh", "/etc/registry-stack/maintenance.sh", "schedule"]);
     expect(maintenance.volumes).toEqual([
       { volume_name: "${docker_volume.registry_data_B845E19E.name}", container_path: "/var/lib/registry" },
@@ -351,6 +352,7 @@ describe("RegistryStack with retention", () => {
     expect(settings).toContain("SETTLE_SECONDS='5'\n");
     expect(settings).toContain("DRY_RUN='false'\n");
     expect(settings).toContain("RULE_1_KEEP_NEWEST='3'\n");
+    expect(settings).toContain("REGISTRY_METRICS_URL='http://127.0.0.1:5001/metrics'\n");
     expect(settings).toContain("RULE_1_UNTAGGED_DAYS=''\n");
     expect(settings).toContain("RULE_1_KEEP_TAGS='^v[0-9]+$\nit'\\''s'\n");
     expect(fileOf(seeder, "/etc/registry-stack/collector.yml")).toContain("rootdirectory: /var/lib/registry");
@@ -367,6 +369,7 @@ describe("RegistryStack with retention", () => {
     const proxy = resourceOf(json, "docker_container", "proxy_container");
     expect(proxy.volumes).toContainEqual({ volume_name: "${docker_volume.maintenance_state_69EC1C01.name}", container_path: "/run/registry-stack-maintenance", read_only: true });
     expect(fileOf(resourceOf(json, "docker_container", "proxy_config_seeder"), "/etc/registry-stack/nginx.conf")).toContain("if (!-f /run/registry-stack-maintenance/write-hold)");
+    expect(fileOf(resourceOf(json, "docker_container", "proxy_config_seeder"), "/etc/registry-stack/nginx.conf")).toContain("alias /run/registry-stack-maintenance/metrics.prom;");
   });
 
   test("declares nothing of it without retention, and keeps the cache", () => {
