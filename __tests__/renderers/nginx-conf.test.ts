@@ -874,7 +874,8 @@ describe("renderNginxConf with /metrics", () => {
     expect(value(metrics, "alias")).toBe("/run/registry-stack-maintenance/metrics.prom");
     expect(value(metrics, "default_type")).toBe("text/plain; version=0.0.4");
     expect(value(metrics, "auth_request")).toBe("/_registry_auth");
-    const authOf = (location: Directive[]) => location.filter((d) => ["if", "auth_request", "auth_request_set", "error_page"].includes(d.name));
+    const authOf = (location: Directive[]) =>
+      location.filter((d) => ["auth_request", "auth_request_set", "error_page"].includes(d.name) || (d.name === "if" && d.args[0] === "($http_authorization"));
     expect(authOf(metrics)).toEqual(authOf(v2));
     expect(metricsAuth).toBeUndefined();
   });
