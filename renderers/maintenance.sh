@@ -206,7 +206,8 @@ last_run_metrics() {
 write_metrics() {
   tmp="$METRICS_FILE.$$"
   up=0
-  if wget -q -T 5 -O "$tmp.registry" "$REGISTRY_METRICS_URL" 2>/dev/null; then up=1; fi
+  # timeout, not wget -T: Debian's busybox 1.35 wget crashes with -T.
+  if timeout 10 wget -q -O "$tmp.registry" "$REGISTRY_METRICS_URL" 2>/dev/null; then up=1; fi
   {
     df -P -k "$DATA_DIR" | awk 'NR == 2 { printf "%.0f %.0f\n", $2 * 1024, $4 * 1024 }' | {
       read -r size available
