@@ -66,7 +66,7 @@ async function main(): Promise<number> {
     loginLimit: new Check("11", "requests without credentials answered by nginx; failed logins limited per address (429 + Retry-After)", "auth-cache"),
     redirect: new Check("12", "HTTP→HTTPS redirect only to configured names (Host: evil.example)", "tls-proxy"),
     uiHeaders: new Check("20", "web UI files: / → /ui/, CSP without inline code, X-Frame-Options, Referrer-Policy; no Basic challenge for the UI's requests, unchanged for docker clients", "ui"),
-    uiBrowser: new Check("21", "web UI in Chromium: sign in, filter, index with sizes/platforms, copy + run the pull command, delete a tag, sign out, wrong password, login limit", "ui"),
+    uiBrowser: new Check("21", "web UI in Chromium: sign in, filter, index with sizes/platforms, copy + run the pull command, delete a tag, sign out, a pull-only scoped user, wrong password, login limit", "ui"),
     uiScale: new Check("22", "web UI with 1,000+ repositories: time to the first page rendered (printed, not asserted)", "ui"),
     pullThrough: new Check("30", "pull-through cache: first pull fetches each blob once from the upstream, later clients do not; cached images pull with the upstream stopped", "mirrors"),
     pushRefused: new Check("31", "pushes to a mirror refused with a registry error (405 UNSUPPORTED); mirror without anonymousPull needs a login; private registry push works", "mirrors"),

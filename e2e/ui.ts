@@ -8,6 +8,7 @@ import { Browser, chromium, Page } from "playwright-core";
 import { curl, DockerClient, freePort } from "./clients";
 import { Deployment, PROJECT_ROOT, synth, TestUser } from "./deployment";
 import { assert, assertEqual, assertMatch, Check, say } from "./harness";
+import { JsonObject } from "./realizer";
 import { OCI_INDEX, OCI_MANIFEST, RegistryApi } from "./registry-api";
 import { baseConfig, buildUniqueImage, SuiteChecks, SuiteContext } from "./scenarios";
 
@@ -39,6 +40,8 @@ interface UiTarget {
   cacert: string;
   scratch: string;
   user: { name: string; password: string };
+  /** A pull-only user limited to apps/* (roles, issue #11). */
+  scopedUser: { name: string; password: string };
 }
 
 export async function uiScenario(ctx: SuiteContext, c: SuiteChecks): Promise<void> {
@@ -47,14 +50,18 @@ export async function uiScenario(ctx: SuiteContext, c: SuiteChecks): Promise<voi
   const dir = ctx.ws.dir(tag);
   const scratch = ctx.ws.dir(`${tag}-scratch`);
   const port = await freePort();
-  const users: TestUser[] = [{ name: "alice", password: "alice-ui-password-1" }];
+  const users: TestUser[] = [
+    { name: "alice", password: "alice-ui-password-1" },
+    { name: "bob", password: "bob-ui-password-2" },
+  ];
   const config = {
     ...baseConfig(dir, "e2e-ui", port, users),
     hostnames: ["localhost"],
     ipAddresses: ["127.0.0.1"],
     deleteEnabled: true,
     // Deleting tags needs the admin role (issue #11).
-    users: [{ name: "alice", role: "admin" }],
+    // bob may only pull, and only apps/*: the page must show that and offer no delete.
+    users: [{ name: "alice", role: "admin" }, { name: "bob", role: "pull", repositories: ["apps/*"] }] as JsonObject[],
     failedLoginsPerMinute: LOGINS_PER_MINUTE,
   };
   const endpoint = `localhost:${port}`;
@@ -65,6 +72,7 @@ export async function uiScenario(ctx: SuiteContext, c: SuiteChecks): Promise<voi
     cacert: path.join(config.clientConfigDirectory, "certs.d", endpoint, "ca.crt"),
     scratch,
     user: { name: "alice", password: users[0].password as string },
+    scopedUser: { name: "bob", password: users[1].password as string },
   };
   const dep = new Deployment(ctx.engine, tag);
   let browser: Browser | undefined;
@@ -381,6 +389,8 @@ async function browserFlow(check: Check, browser: Browser, t: UiTarget, seeded: 
     assert(!leftovers.url.includes(t.user.password), "password in the URL");
     check.note(`signed out: sign-in form shown, no rows left, localStorage+sessionStorage empty, URL ${leftovers.url.replace(t.origin, "")}`);
 
+    await scopedUserFlow(check, page, t, seeded);
+
     // Wrong password: a clear message, no browser dialog (no Basic challenge on the UI's request).
     const wrongResponse = page.waitForResponse((r) => new URL(r.url()).pathname === "/v2/");
     await signIn(page, t.user.name, "not-the-password");
@@ -411,4 +421,24 @@ async function browserFlow(check: Check, browser: Browser, t: UiTarget, seeded: 
   } finally {
     await close();
   }
+}
+
+/** A pull-only user limited to apps/*: the page shows the role and scope, lists only those repositories, offers no delete. */
+async function scopedUserFlow(check: Check, page: Page, t: UiTarget, seeded: Seeded): Promise<void> {
+  await signIn(page, t.scopedUser.name, t.scopedUser.password);
+  await page.waitForSelector("#session:not([hidden])");
+  const access = (await page.textContent("#session-access")) ?? "";
+  assertEqual(access, "role pull · repositories apps/* · delete: admins only · anonymous pull off", "access line of the pull-only user");
+  const apps = seeded.repositories.filter((r) => r.startsWith("apps/"));
+  await page.waitForFunction((n) => document.getElementById("repository-count")?.textContent === `${n} repositories`, apps.length);
+  const listed = await page.$$eval("#repository-list li a", (links) => links.map((a) => a.textContent));
+  assertEqual(listed, apps, "repositories listed for the user limited to apps/* (the proxy filters the catalog)");
+  await page.click(`#repository-list a:text-is("${seeded.multi.repository}")`);
+  await page.waitForSelector(`#tag-rows tr[data-tag="${seeded.multi.tag}"] ul.platforms li`);
+  assertEqual(await page.locator("#tag-rows .actions button").count(), 0, "delete buttons for a pull-only user");
+  const note = (await page.textContent("#delete-note")) ?? "";
+  assertEqual(note, "Deleting needs the admin role; you are signed in with the pull role.", "why there is no delete button");
+  check.note(`${t.scopedUser.name} (role pull, apps/*): "${access}"; list = ${listed.join(", ")} of ${seeded.repositories.length}; no Delete button, the page says "${note}"`);
+  await page.click("#sign-out");
+  await page.waitForSelector("#sign-in-view:not([hidden])");
 }

@@ -56,7 +56,11 @@ byId<HTMLFormElement>("sign-in-form").addEventListener("submit", (event) => {
   event.preventDefault();
   void signIn();
 });
-byId("sign-out").addEventListener("click", () => signOut());
+byId("sign-out").addEventListener("click", () => {
+  signOut();
+  // The next user starts at the list, not in the repository the last one had open.
+  if (location.hash !== "") location.hash = "#/";
+});
 
 async function signIn(): Promise<void> {
   const userInput = byId<HTMLInputElement>("user");
