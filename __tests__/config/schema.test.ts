@@ -216,9 +216,9 @@ describe("resolveSettings", () => {
 
     test("fails at once when a list is far too long, with one problem per list", () => {
       // GIVEN 403k host names, which ran 163 s and 2.6 GB before failing inside cdktf
-      const hostnames = Array.from({ length: 403_000 }, (_, i) => `h${i}.example.test`);
+      // (one of them invalid: the list is refused by its length, its entries are never examined)
+      const hostnames = Array.from({ length: 403_000 }, (_, i) => (i === 5 ? "not_a_host" : `h${i}.example.test`));
       const users = Array.from({ length: 101 }, (_, i) => ({ name: `u${i}` }));
-      const started = Date.now();
       // WHEN
       const problems = problemsOf({ hostnames, ipAddresses: Array(101).fill("192.0.2.1"), users, dockerSshOptions: Array(33).fill("-v") });
       // THEN
@@ -228,7 +228,6 @@ describe("resolveSettings", () => {
         "ipAddresses: has 101 entries; at most 100 are supported",
         "users: has 101 entries; at most 100 are supported",
       ]);
-      expect(Date.now() - started).toBeLessThan(2000);
     });
 
     test("fails when a name prefix or user name is too long", () => {
