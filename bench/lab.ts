@@ -10,7 +10,7 @@ import { NginxProxy } from "../constructs/nginx-proxy";
 import { Registry } from "../constructs/registry";
 import { NO_NEW_PRIVILEGES } from "../constructs/container-defaults";
 import { Engine, startEngine } from "../e2e/engine";
-import { ensureRootfsTarball, importImages, NGINX_IMAGE, REGISTRY_IMAGE } from "../e2e/images";
+import { ensureRootfsTarball, importImages, NGINX_IMAGE, prepareImages, REGISTRY_IMAGE } from "../e2e/images";
 import { singleFileTar } from "../e2e/tar";
 import { systemEntropy } from "../material/entropy";
 import { MaterialStore } from "../material/material-store";
@@ -137,10 +137,11 @@ export class Lab {
     return this.engine;
   }
 
-  async start(): Promise<void> {
+  /** `distributionV3`: also import the distribution v3.1.1 image (REGISTRY_V3_IMAGE), as the e2e suite does. */
+  async start(opts: { distributionV3?: boolean } = {}): Promise<void> {
     this.engine = await startEngine({ iptables: false, addressPool: ADDRESS_POOL, log: this.log });
-    const tarball = await ensureRootfsTarball(this.log);
-    await importImages(this.engine, tarball, this.log);
+    if (opts.distributionV3) await prepareImages(this.engine, this.log);
+    else await importImages(this.engine, await ensureRootfsTarball(this.log), this.log);
     // Bridge names we choose, so the FORWARD rules name exactly our bridges (max 15 chars).
     for (const [name, internal, suffix] of [
       [this.edge, false, "e"],
@@ -335,7 +336,8 @@ export class Lab {
     }
   }
 
-  private async create(
+  /** Creates, fills (`files`, not on a read-only root) and starts a container the lab removes at cleanup. */
+  async create(
     name: string,
     body: Record<string, unknown>,
     networks: string[],

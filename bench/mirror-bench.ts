@@ -1,0 +1,155 @@
+import * as fs from "fs";
+import * as path from "path";
+import { buildImage, pullImage } from "./image";
+import { Lab, SERVER_NAME } from "./lab";
+import { run } from "./proc";
+import { medianOf, repeat, RepeatResult } from "./reps";
+import { Budget } from "./stats";
+import { createVolume, removeVolume, startV3Registry } from "./storage-lab";
+
+/**
+ * Issue #10's figure: CLIENTS clients pull the same LAYERS-layer image at once through a cold
+ * mirror (a distribution v3.1.1 registry in proxy mode, configured as the stack renders it), then
+ * again through the now warm mirror, against pulling it from the upstream directly. The
+ * upstream's access log counts the blob downloads the mirror caused. Clients are skopeo, straight
+ * to each registry's published plain-HTTP port (the proxy in front is the same for both paths and
+ * is measured in the main bench), so the figures are about the cache itself.
+ */
+
+export const CLIENTS = 8;
+export const LAYERS = 20;
+export const LAYER_BYTES = 1024 * 1024;
+const REPOSITORY = "library/bench-base";
+const UPSTREAM_ALIAS = "rsbench-upstream";
+
+export interface MirrorBenchResult {
+  readonly blobs: string[];
+  readonly imageBytes: number;
+  /** Wall time until all clients finished, per repetition, seconds. */
+  readonly directS: number[];
+  readonly coldS: number[];
+  readonly warmS: number[];
+  readonly directMedianS: number;
+  readonly coldMedianS: number;
+  readonly warmMedianS: number;
+  /** Upstream blob downloads per blob during each cold round (digest → count). */
+  readonly coldFetches: Record<string, number>[];
+  /** Upstream blob downloads during each warm round, all blobs together. */
+  readonly warmFetches: number[];
+  readonly reps: RepeatResult;
+  readonly checks: string[];
+}
+
+/** Successful blob downloads (GET … 200) per digest in the upstream's access log so far. */
+async function blobGets(lab: Lab, upstream: string): Promise<Record<string, number>> {
+  const log = await lab.api.logs(upstream, 1_000_000);
+  const pattern = new RegExp(`"GET /v2/${REPOSITORY.replace(/\//g, "\\/")}/blobs/(sha256:[0-9a-f]{64}) HTTP/[0-9.]+" 200 `);
+  const counts: Record<string, number> = {};
+  for (const line of log.split("\n")) {
+    const m = pattern.exec(line);
+    if (m) counts[m[1]] = (counts[m[1]] ?? 0) + 1;
+  }
+  return counts;
+}
+
+function delta(after: Record<string, number>, before: Record<string, number>, blobs: string[]): Record<string, number> {
+  return Object.fromEntries(blobs.map((b) => [b, (after[b] ?? 0) - (before[b] ?? 0)]));
+}
+
+async function concurrentPulls(port: number, scratch: string): Promise<number> {
+  const started = Date.now();
+  await Promise.all(Array.from({ length: CLIENTS }, () => pullImage({ hostPort: `${SERVER_NAME}:${port}`, plainHttp: true }, `${REPOSITORY}:1`, scratch)));
+  return (Date.now() - started) / 1000;
+}
+
+export async function runMirrorBench(lab: Lab, opts: { budget: Budget; reserveMs: number; log: (line: string) => void; quick: boolean }): Promise<MirrorBenchResult> {
+  const scratch = path.join(lab.workDir, "mirror");
+  fs.mkdirSync(scratch, { recursive: true });
+  const upstreamVolume = `rsbench-mirror-${lab.id}-upstream`;
+  const upstreamName = `rsbench-mirror-${lab.id}-upstream`;
+  const checks: string[] = [];
+  try {
+    await createVolume(lab, upstreamVolume);
+    // logLevel info: distribution's access log is how the upstream's downloads are counted.
+    const upstream = await startV3Registry(lab, { name: upstreamName, alias: UPSTREAM_ALIAS, volume: upstreamVolume, logLevel: "info", deleteEnabled: false });
+    const image = buildImage(path.join(scratch, "image"), LAYERS, LAYER_BYTES);
+    await run(
+      "skopeo",
+      ["copy", "--insecure-policy", "--dest-tls-verify=false", `dir:${image.dir}`, `docker://${SERVER_NAME}:${upstream.port}/${REPOSITORY}:1`],
+      { timeoutMs: 120_000 },
+    );
+    const manifest = JSON.parse(fs.readFileSync(path.join(image.dir, "manifest.json"), "utf8")) as { config: { digest: string } };
+    const blobs = [manifest.config.digest, ...image.layerDigests];
+    const directS: number[] = [];
+    const coldS: number[] = [];
+    const warmS: number[] = [];
+    const coldFetches: Record<string, number>[] = [];
+    const warmFetches: number[] = [];
+    const reps = await repeat(
+      {
+        what: "mirror pulls",
+        minClean: opts.quick ? 1 : 3,
+        maxReps: opts.quick ? 1 : 4,
+        budget: opts.budget,
+        reserveMs: opts.reserveMs,
+        meter: lab.meter,
+        quietWaitMs: 10_000,
+        log: opts.log,
+      },
+      async (rep) => {
+        const mirrorVolume = `rsbench-mirror-${lab.id}-cache-${rep}`;
+        const mirrorName = `rsbench-mirror-${lab.id}-cache-${rep}`;
+        try {
+          directS.push(await concurrentPulls(upstream.port, scratch));
+          await createVolume(lab, mirrorVolume);
+          const mirror = await startV3Registry(lab, {
+            name: mirrorName,
+            alias: mirrorName,
+            volume: mirrorVolume,
+            logLevel: "warn",
+            // As renderers/registry-config.ts renders a mirror: proxy mode needs deletes (TTL expiry).
+            deleteEnabled: true,
+            pullThrough: { remoteUrl: `http://${UPSTREAM_ALIAS}:5000`, ttl: "168h" },
+          });
+          const before = await blobGets(lab, upstreamName);
+          coldS.push(await concurrentPulls(mirror.port, scratch));
+          const afterCold = await blobGets(lab, upstreamName);
+          coldFetches.push(delta(afterCold, before, blobs));
+          warmS.push(await concurrentPulls(mirror.port, scratch));
+          const afterWarm = await blobGets(lab, upstreamName);
+          warmFetches.push(Object.values(delta(afterWarm, afterCold, blobs)).reduce((a, b) => a + b, 0));
+          const cold = coldFetches[coldFetches.length - 1];
+          opts.log(
+            `mirror #${rep + 1}: direct ${directS[rep].toFixed(2)} s, cold ${coldS[rep].toFixed(2)} s (upstream fetches per blob: min ${Math.min(...Object.values(cold))}, max ${Math.max(...Object.values(cold))}), warm ${warmS[rep].toFixed(2)} s (${warmFetches[rep]} fetches)`,
+          );
+        } finally {
+          await lab.remove(mirrorName);
+          await removeVolume(lab, mirrorVolume);
+        }
+      },
+    );
+    const everyBlobFetched = coldFetches.every((c) => blobs.every((b) => c[b] >= 1));
+    if (!everyBlobFetched) throw new Error("a cold pull through the mirror did not fetch every blob from the upstream (is the access log counted right?)");
+    checks.push(
+      `mirror: ${CLIENTS} concurrent skopeo pulls of a ${LAYERS}-layer image (${blobs.length} blobs) through a fresh v3.1.1 mirror all succeeded in each of ${coldS.length} rounds; the upstream's access log shows every blob fetched at least once per cold round`,
+    );
+    return {
+      blobs,
+      imageBytes: image.totalBytes,
+      directS,
+      coldS,
+      warmS,
+      directMedianS: medianOf(directS, reps.used),
+      coldMedianS: medianOf(coldS, reps.used),
+      warmMedianS: medianOf(warmS, reps.used),
+      coldFetches,
+      warmFetches,
+      reps,
+      checks,
+    };
+  } finally {
+    await lab.remove(upstreamName);
+    await removeVolume(lab, upstreamVolume);
+    fs.rmSync(scratch, { recursive: true, force: true });
+  }
+}
