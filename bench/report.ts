@@ -512,6 +512,8 @@ export function renderMarkdown(r: Report): string {
     "Every claim below is a ratio of two figures measured in the same run on the same machine; absolute",
     "times are context and will differ on other machines. `docs/benchmarks.json` holds the same figures",
     "(`ratios`, their `ratioDefinitions`, `targets`, and the absolute values under `context`).",
+    "The storage lifecycle's write window and mirror cold pulls are measured by `npm run bench -- --storage`",
+    "(a mode of its own, to keep this run near 8 minutes): [benchmarks-storage.md](benchmarks-storage.md).",
     "",
     ...qualitySection(r),
     "## Targets",
