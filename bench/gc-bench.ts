@@ -186,6 +186,8 @@ async function gcCycle(lab: Lab, shape: StoreShape, rep: number, checks: string[
       dryRun: false,
       writeSettleSeconds: WRITE_SETTLE_SECONDS,
       rules: [rule],
+      registryMetricsUrl: `http://127.0.0.1:${Registry.DEFAULT_DEBUG_PORT}/metrics`,
+      metricsIntervalSeconds: Maintenance.METRICS_INTERVAL_SECONDS,
     });
     for (const [file, content, mode] of [
       [Maintenance.SCRIPT_PATH, MAINTENANCE_SCRIPT, 0o755],
@@ -194,8 +196,8 @@ async function gcCycle(lab: Lab, shape: StoreShape, rep: number, checks: string[
     ] as const) {
       fs.writeFileSync(path.join(configDir, path.basename(file)), content, { mode });
     }
-    // The construct's container; its config volume is a read-only bind of the same files here,
-    // and it sits on the lab's internal network (the stack gives it none; it opens no socket).
+    // The construct's container (in the registry's network namespace, for its metrics scrape);
+    // its config volume is a read-only bind of the same files here.
     await lab.create(
       maintenanceName,
       {
@@ -211,7 +213,7 @@ async function gcCycle(lab: Lab, shape: StoreShape, rep: number, checks: string[
           Binds: [`${dataVolume}:${Registry.DATA_PATH}`, `${stateVolume}:${Maintenance.STATE_DIRECTORY}`, `${configDir}:${Maintenance.CONFIG_DIRECTORY}:ro`],
         },
       },
-      [lab.backend],
+      [`container:${registry.id}`],
       [],
       [],
       undefined,

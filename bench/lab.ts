@@ -348,10 +348,12 @@ export class Lab {
     const [first, ...others] = networks;
     const endpoint = { Aliases: aliases.length > 0 ? aliases : undefined };
     const hostConfig = { ...(body.HostConfig as Record<string, unknown>), NetworkMode: first };
+    // `container:<id>` shares another container's network namespace: no endpoint of its own.
+    const networking = first.startsWith("container:") ? {} : { NetworkingConfig: { EndpointsConfig: { [first]: endpoint } } };
     const created = await this.api.call<{ Id: string }>({
       method: "POST",
       path: `/containers/create?name=${encodeURIComponent(name)}`,
-      json: { ...body, HostConfig: hostConfig, NetworkingConfig: { EndpointsConfig: { [first]: endpoint } } },
+      json: { ...body, HostConfig: hostConfig, ...networking },
     });
     const handle: ContainerHandle = { name, id: created.Id, port };
     this.containers.set(name, handle);
