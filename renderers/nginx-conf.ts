@@ -550,13 +550,7 @@ function authLocation(authCache: AuthCache): string[] {
     "internal;",
     `proxy_pass http://127.0.0.1:${authCache.limiterListenPort}/v2/;`,
     `proxy_set_header ${CLIENT_ADDRESS_HEADER} $remote_addr;`,
-    // A subrequest would otherwise carry the client's method (PUT, PATCH) and body to the verifier.
-    "proxy_method GET;",
-    "proxy_pass_request_body off;",
-    'proxy_set_header Content-Length "";',
-    "proxy_http_version 1.1;",
-    'proxy_set_header Connection "";',
-    "proxy_set_header Host $http_host;",
+    ...BODYLESS_GET_SUBREQUEST,
     "proxy_set_header Authorization $registry_login;",
     `proxy_cache ${AUTH_CACHE_ZONE};`,
     // The whole header, so a changed password never matches an entry of the old one.
@@ -647,18 +641,23 @@ function metricsLocation(file: string, withAuthCache: boolean): string[] {
   ]);
 }
 
+// A login-check subrequest would otherwise carry the client's method (PUT, PATCH) and body.
+const BODYLESS_GET_SUBREQUEST = [
+  "proxy_method GET;",
+  "proxy_pass_request_body off;",
+  'proxy_set_header Content-Length "";',
+  "proxy_http_version 1.1;",
+  'proxy_set_header Connection "";',
+  "proxy_set_header Host $http_host;",
+];
+
 // Without the auth cache the data registry holds htpasswd: its /v2/ answers 200 for valid
 // credentials and 401 with the Basic challenge (passed on to the client) otherwise.
 function metricsAuthLocation(upstreamName: string): string[] {
   return block(`location = ${METRICS_AUTH_LOCATION}`, [
     "internal;",
     `proxy_pass http://${upstreamName}/v2/;`,
-    "proxy_method GET;",
-    "proxy_pass_request_body off;",
-    'proxy_set_header Content-Length "";',
-    "proxy_http_version 1.1;",
-    'proxy_set_header Connection "";',
-    "proxy_set_header Host $http_host;",
+    ...BODYLESS_GET_SUBREQUEST,
   ]);
 }
 
