@@ -13,7 +13,7 @@ export const USER_COUNTS = [1, 10, 100] as const;
 export type UserCount = (typeof USER_COUNTS)[number];
 const SYNTH_TIMEOUT_MS = 120_000;
 /** What one re-synth repetition (three counts and the type-checked synth) and the seeding need at least; the cold loop leaves it. */
-const RESYNTH_RESERVE_MS = 60_000;
+const RESYNTH_RESERVE_MS = 90_000;
 /** What `cdktf synth` needs from the project; copied so the bench never touches the project's own material or cdktf.out. */
 const PROJECT_ENTRIES = ["main.ts", "cdktf.json", "tsconfig.json", "config", "constructs", "stacks", "material", "renderers", "ui"];
 
