@@ -211,10 +211,7 @@ export class Registry extends Construct {
       image: props.image.imageId,
       ...(this.socketPath !== undefined
         ? {
-            // umask 0: the socket must be connectable by nginx's unprivileged workers (the volume
-            // is shared with the proxy only). A socket left by a killed predecessor would make
-            // the listen fail, so it is removed first.
-            entrypoint: ["/bin/sh", "-c", `umask 0 && rm -f ${this.socketPath} && exec registry serve ${Registry.CONFIG_PATH}`],
+            entrypoint: ["/bin/sh", "-c", socketServeScript(this.socketPath, Registry.CONFIG_PATH)],
           }
         : {
             // The image entrypoint turns a *.yml argument into `registry serve <file>` (2.8 and 3.x alike).
@@ -244,4 +241,16 @@ export class Registry extends Construct {
       lifecycle: IGNORE_ENGINE_DEFAULTS,
     });
   }
+}
+
+/**
+ * Starts the registry on a unix socket that nginx's unprivileged workers can connect to.
+ * The registry creates the socket per its umask; a umask of 0 would also make every file it
+ * writes to the data volume world-writable, so the socket alone is opened up once it exists
+ * (bounded wait: 10 s). A socket left by a killed predecessor would make the listen fail, so
+ * it is removed first.
+ */
+export function socketServeScript(socketPath: string, configPath: string): string {
+  const openUp = `(for i in $(seq 200); do if [ -S ${socketPath} ]; then exec chmod 0666 ${socketPath}; fi; sleep 0.05; done) &`;
+  return `rm -f ${socketPath} && ${openUp} exec registry serve ${configPath}`;
 }

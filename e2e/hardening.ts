@@ -86,6 +86,16 @@ export async function readOnlyRootChecks(check: Check, t: HardeningTarget): Prom
     const seeder = await inspect(t.engine, `${name}-config-seed`);
     assertEqual(seeder.State.Status, "created", `${name}-config-seed state`);
     assertEqual(seeder.Mounts.find((m) => m.Destination === "/etc/registry-stack")?.Name, config.Name, `${name}-config-seed volume`);
+    if (name === `${t.prefix}-registry`) {
+      // Only the socket is opened up for nginx's workers; nothing the registry writes is.
+      const data = await execIn(t.engine, name, "find /var/lib/registry -type f | wc -l; find /var/lib/registry ! -type l -perm -0002 | head -5; stat -c %a /run/registry-stack/registry.sock");
+      const [files, ...rest] = data.output.split("\n");
+      const socketMode = rest.pop();
+      assert(data.ok && Number(files) > 0, `${name}: expected files in the data volume: ${data.output}`);
+      assertEqual(rest, [], `${name}: world-writable paths in the data volume`);
+      assertEqual(socketMode, "666", `${name}: registry.sock mode`);
+      check.note(`${name}: ${files} files in the data volume, none world-writable; registry.sock mode ${socketMode}`);
+    }
     check.note(`${name}: ReadonlyRootfs true, touch /usr and /etc/registry-stack → read-only file system, /tmp writable (tmpfs ${info.HostConfig.Tmpfs?.["/tmp"]}); config volume ${config.Name} (ro) filled by ${name}-config-seed, state "created"`);
   }
 }

@@ -77,7 +77,7 @@ describe("Registry", () => {
     expect(container.entrypoint).toEqual([
       "/bin/sh",
       "-c",
-      "umask 0 && rm -f /run/registry-stack/registry.sock && exec registry serve /etc/registry-stack/config.yml",
+      "rm -f /run/registry-stack/registry.sock && (for i in $(seq 200); do if [ -S /run/registry-stack/registry.sock ]; then exec chmod 0666 /run/registry-stack/registry.sock; fi; sleep 0.05; done) & exec registry serve /etc/registry-stack/config.yml",
     ]);
     expect(container.healthcheck).toMatchObject({ test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:5001/debug/health"] });
   });

@@ -42,7 +42,7 @@ describe("RegistryStack, proxy + self-signed TLS (default topology)", () => {
   test("runs the registry with its generated config, OTEL off, a healthcheck, limits and the data volume", () => {
     expect(synthesized).toHaveResourceWithProperties(Container, {
       name: "registry-registry",
-      entrypoint: ["/bin/sh", "-c", "umask 0 && rm -f /run/registry-stack/registry.sock && exec registry serve /etc/registry-stack/config.yml"],
+      entrypoint: ["/bin/sh", "-c", "rm -f /run/registry-stack/registry.sock && (for i in $(seq 200); do if [ -S /run/registry-stack/registry.sock ]; then exec chmod 0666 /run/registry-stack/registry.sock; fi; sleep 0.05; done) & exec registry serve /etc/registry-stack/config.yml"],
       env: ["OTEL_TRACES_EXPORTER=none"],
       restart: "unless-stopped",
       volumes: [
@@ -519,7 +519,7 @@ describe("RegistryStack with mirrors", () => {
     expect(hub.network_mode).toBeUndefined();
     expect(hub.networks_advanced).toEqual([{ name: "${docker_network.mirror-egress-network.name}" }]);
     expect(hub.ports).toBeUndefined();
-    expect(hub.entrypoint).toEqual(["/bin/sh", "-c", "umask 0 && rm -f /run/registry-stack/mirror-hub.sock && exec registry serve /etc/registry-stack/config.yml"]);
+    expect(hub.entrypoint).toEqual(["/bin/sh", "-c", "rm -f /run/registry-stack/mirror-hub.sock && (for i in $(seq 200); do if [ -S /run/registry-stack/mirror-hub.sock ]; then exec chmod 0666 /run/registry-stack/mirror-hub.sock; fi; sleep 0.05; done) & exec registry serve /etc/registry-stack/config.yml"]);
     expect(hub.capabilities).toEqual({ drop: ["ALL"] });
     expect(synthesized).toHaveResourceWithProperties(Volume, { name: "registry-mirror-hub-data", lifecycle: { prevent_destroy: false } });
     expect(json.resource.docker_network["mirror-egress-network"]).toEqual({ name: "registry-mirror-egress" });
