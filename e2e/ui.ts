@@ -253,6 +253,23 @@ async function contentBox(page: Page): Promise<{ x: number; y: number; width: nu
   return { x: 0, y: 0, width: page.viewportSize()?.width ?? 1360, height: Math.ceil(box.y + box.height + 16) };
 }
 
+/**
+ * page.goto, again (at most 3 times) when Chromium aborts it with ERR_NETWORK_CHANGED: it sees
+ * the address changes of the bridges and veths that the suite's other deployments create at the
+ * same time on this host, which says nothing about the page.
+ */
+async function gotoPage(page: Page, url: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await page.goto(url);
+      return;
+    } catch (err) {
+      if (attempt >= 3 || !/ERR_NETWORK_CHANGED/.test((err as Error).message)) throw err;
+      say("ui", `page.goto ${url}: ERR_NETWORK_CHANGED (a docker network changed on the host), attempt ${attempt + 1}`);
+    }
+  }
+}
+
 async function signIn(page: Page, user: string, password: string): Promise<void> {
   await page.fill("#user", user);
   await page.fill("#password", password);
@@ -267,7 +284,7 @@ async function scaleCheck(check: Check, browser: Browser, t: UiTarget, repositor
   for (let i = 1; i <= 3; i++) {
     const { page, problems, close } = await newPage(browser, t);
     try {
-      await page.goto(`${t.origin}/ui/`);
+      await gotoPage(page, `${t.origin}/ui/`);
       await page.waitForSelector("#sign-in-form");
       const t0 = Date.now();
       await signIn(page, t.user.name, t.user.password);
@@ -298,7 +315,7 @@ async function browserFlow(check: Check, browser: Browser, t: UiTarget, seeded: 
   fs.mkdirSync(SCREENSHOT_DIR, { recursive: true });
   const { page, problems, close } = await newPage(browser, t);
   try {
-    await page.goto(`${t.origin}/`);
+    await gotoPage(page, `${t.origin}/`);
     assertEqual(new URL(page.url()).pathname, "/ui/", "/ redirects to /ui/");
     await page.waitForSelector("#sign-in-form");
     await signIn(page, t.user.name, t.user.password);
