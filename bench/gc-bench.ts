@@ -5,7 +5,7 @@ import { NO_NEW_PRIVILEGES, SCRATCH_TMPFS } from "../constructs/container-defaul
 import { Maintenance } from "../constructs/maintenance";
 import { Registry } from "../constructs/registry";
 import { REGISTRY_V3_IMAGE } from "../e2e/images";
-import { MAINTENANCE_SCRIPT, renderMaintenanceSettings, RetentionRule } from "../renderers/maintenance-settings";
+import { MaintenanceReport, MAINTENANCE_SCRIPT, renderMaintenanceSettings, RetentionRule } from "../renderers/maintenance-settings";
 import { renderCollectorConfig } from "../renderers/registry-config";
 import { Lab, SERVER_NAME } from "./lab";
 import { medianOf, repeat, RepeatResult } from "./reps";
@@ -150,11 +150,6 @@ async function verifyServed(base: string, images: Image[], count: number): Promi
   return checked;
 }
 
-interface JobReport {
-  deleted: { tags: unknown[]; manifests: unknown[]; blobs: unknown[] };
-  durationsMs: { retention: number; writeWindow: number; collector: number };
-  collectorExitCode: number;
-}
 
 /** One cycle: fresh store, registry serves it, the maintenance job runs once, the result is checked. */
 async function gcCycle(lab: Lab, shape: StoreShape, rep: number, checks: string[], log: (line: string) => void): Promise<{ run: GcRun; facts: StoreFacts }> {
@@ -221,7 +216,7 @@ async function gcCycle(lab: Lab, shape: StoreShape, rep: number, checks: string[
     const started = Date.now();
     const { stdout } = await lab.engineHandle.docker(["exec", maintenanceName, "/bin/sh", Maintenance.SCRIPT_PATH, "run"], { timeoutMs: 240_000 });
     const execMs = Date.now() - started;
-    const report = JSON.parse(stdout) as JobReport;
+    const report = JSON.parse(stdout) as MaintenanceReport;
 
     const goneTags = shape.repositories * (shape.tagsPerRepository - shape.keepNewest);
     const goneBlobs = goneTags * (2 + shape.layersPerManifest);

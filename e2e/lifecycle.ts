@@ -8,6 +8,7 @@ import { Engine } from "./engine";
 import { assert, assertEqual, assertMatch, Check, clip, say, Timings, Workspace } from "./harness";
 import { NGINX_IMAGE, REGISTRY_V3_IMAGE } from "./images";
 import { CommandError, run, sleep } from "./proc";
+import { MaintenanceReport } from "../renderers/maintenance-settings";
 import { JsonObject } from "./realizer";
 import { singleFileTar } from "./tar";
 
@@ -38,15 +39,6 @@ interface Pushed {
   bytes: Buffer;
   /** Blobs and child manifests this manifest names. */
   refs: string[];
-}
-
-interface Report {
-  trigger: string;
-  dryRun: boolean;
-  deleted: { tags: Array<{ repository: string; tag: string; digest: string }>; manifests: Array<{ repository: string; digest: string }>; blobs: Array<{ digest: string; bytes: number }> };
-  bytesReclaimed: number;
-  durationsMs: { retention: number; writeWindow: number; collector: number };
-  collectorExitCode: number;
 }
 
 const DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json";
@@ -163,11 +155,11 @@ class Pusher {
 }
 
 /** `npm run gc [-- --dry-run]` from the project folder, with the scenario's config. */
-async function npmRunGc(configFile: string, secretsFile: string, dryRun: boolean): Promise<{ report: Report; log: string; seconds: number }> {
+async function npmRunGc(configFile: string, secretsFile: string, dryRun: boolean): Promise<{ report: MaintenanceReport; log: string; seconds: number }> {
   const t0 = Date.now();
   const env: NodeJS.ProcessEnv = { ...process.env, REGISTRY_STACK_CONFIG: configFile, REGISTRY_STACK_SECRETS: secretsFile };
   const { stdout, stderr } = await run("npm", ["run", "--silent", "gc", ...(dryRun ? ["--", "--dry-run"] : [])], { cwd: PROJECT_ROOT, env, timeoutMs: 180_000 });
-  return { report: JSON.parse(stdout) as Report, log: stderr, seconds: (Date.now() - t0) / 1000 };
+  return { report: JSON.parse(stdout) as MaintenanceReport, log: stderr, seconds: (Date.now() - t0) / 1000 };
 }
 
 /** Every file of a volume (list and sha256), read by a throwaway container. */
@@ -229,8 +221,8 @@ export async function lifecycleScenario(ctx: { engine: Engine; ws: Workspace; ti
   const p = new Pusher(baseUrl, cacert, creds, scratch);
   const expected = { deletedTags: [] as string[], deletedManifests: [] as string[], reclaimed: new Map<string, number>(), remainingTags: {} as Record<string, string[]> };
   const byTag: Record<string, Pushed> = {};
-  let dryReport: Report | undefined;
-  let realReport: Report | undefined;
+  let dryReport: MaintenanceReport | undefined;
+  let realReport: MaintenanceReport | undefined;
   let deletedLayer = "";
   const releaseChildren: Array<{ pushed: Pushed; arch: string }> = [];
 
@@ -446,8 +438,8 @@ export async function lifecycleScenario(ctx: { engine: Engine; ws: Workspace; ti
     c.retention.finish();
 
     await c.dryRun.phase("the dry run reported exactly what the real run deleted", async () => {
-      const dry = dryReport as Report;
-      const real = realReport as Report;
+      const dry = dryReport as MaintenanceReport;
+      const real = realReport as MaintenanceReport;
       assertEqual(dry.deleted.tags.map(tagLine).sort(), real.deleted.tags.map(tagLine).sort(), "tags: dry run vs real run");
       assertEqual(dry.deleted.manifests.map(manifestLine).sort(), real.deleted.manifests.map(manifestLine).sort(), "manifests: dry run vs real run");
       assertEqual(dry.deleted.blobs.map((b) => `${b.digest} ${b.bytes}`).sort(), real.deleted.blobs.map((b) => `${b.digest} ${b.bytes}`).sort(), "blobs: dry run vs real run");
@@ -564,11 +556,11 @@ export async function lifecycleScenario(ctx: { engine: Engine; ws: Workspace; ti
       assert(deployedAt < at, `redeploy finished at ${deployedAt.toISOString()}, after the scheduled time ${at.toISOString()}`);
       c.schedule.note(`schedule "${hhmm}" (UTC); redeployed at ${deployedAt.toISOString()}, ${Math.round((at.getTime() - deployedAt.getTime()) / 1000)} s ahead`);
       const deadline = at.getTime() + 120_000;
-      let report: Report | undefined;
+      let report: MaintenanceReport | undefined;
       while (Date.now() < deadline) {
         const latest = await ctx.engine
           .docker(["exec", `${prefix}-maintenance`, "cat", "/var/lib/registry-stack-maintenance/reports/latest.json"], { timeoutMs: 20_000 })
-          .then((r) => JSON.parse(r.stdout) as Report, () => undefined);
+          .then((r) => JSON.parse(r.stdout) as MaintenanceReport, () => undefined);
         if (latest?.trigger === "schedule") {
           report = latest;
           break;
@@ -576,7 +568,7 @@ export async function lifecycleScenario(ctx: { engine: Engine; ws: Workspace; ti
         await sleep(3000);
       }
       assert(report, `no scheduled report by ${new Date(deadline).toISOString()}`);
-      const ran = report as Report & { startedAt: string };
+      const ran = report as MaintenanceReport & { startedAt: string };
       // Newest two by push time are now build-4 and again (check 43); v1.0.0 matches keepTags.
       assertEqual(ran.deleted.tags.map(tagLine), ["lc/app:build-3", "lc/app:dev"], "tags the scheduled run deleted");
       const startedAt = new Date(ran.startedAt);

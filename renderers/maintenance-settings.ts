@@ -4,6 +4,16 @@ import * as path from "path";
 /** The job the maintenance container runs (POSIX sh; busybox in the official registry image). */
 export const MAINTENANCE_SCRIPT = fs.readFileSync(path.join(__dirname, "maintenance.sh"), "utf8");
 
+/** The JSON report each run of the job writes to `reports/` (see maintenance.sh). */
+export interface MaintenanceReport {
+  trigger: string;
+  dryRun: boolean;
+  deleted: { tags: Array<{ repository: string; tag: string; digest: string }>; manifests: Array<{ repository: string; digest: string }>; blobs: Array<{ digest: string; bytes: number }> };
+  bytesReclaimed: number;
+  durationsMs: { retention: number; writeWindow: number; collector: number };
+  collectorExitCode: number;
+}
+
 export interface RetentionRule {
   /** POSIX ERE (grep -E) matched against the repository name. */
   readonly repositories: string;

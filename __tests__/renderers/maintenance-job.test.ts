@@ -2,7 +2,7 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { renderMaintenanceSettings, RetentionRule } from "../../renderers/maintenance-settings";
+import { MaintenanceReport, renderMaintenanceSettings, RetentionRule } from "../../renderers/maintenance-settings";
 import { RegistryStorage } from "../fixtures/registry-storage";
 
 /**
@@ -19,15 +19,6 @@ const TOOLS_PATH = process.env.MAINTENANCE_TEST_TOOLS;
 const SHELL = TOOLS_PATH ? path.join(TOOLS_PATH, "sh") : "/bin/sh";
 const NOW = Date.now();
 const ago = (ms: number) => new Date(NOW - ms);
-
-interface Report {
-  trigger: string;
-  dryRun: boolean;
-  deleted: { tags: Array<{ repository: string; tag: string; digest: string }>; manifests: Array<{ repository: string; digest: string }>; blobs: Array<{ digest: string; bytes: number }> };
-  bytesReclaimed: number;
-  durationsMs: { retention: number; writeWindow: number; collector: number };
-  collectorExitCode: number;
-}
 
 function setUp(rules: RetentionRule[]) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "maintenance-job-"));
@@ -139,7 +130,7 @@ describe("maintenance job", () => {
     const result = env.run("run", "--dry-run");
     expect(result.stderr).toContain("dry run: would delete 3 tags, 6 manifests, 14 blobs");
     expect(result.status).toBe(0);
-    const report = JSON.parse(result.stdout) as Report;
+    const report = JSON.parse(result.stdout) as MaintenanceReport;
     expect(report.dryRun).toBe(true);
     expect(report.trigger).toBe("manual");
     expect(report.deleted.tags.map((t) => `${t.repository} ${t.tag}`)).toEqual(expected.tags);
@@ -154,7 +145,7 @@ describe("maintenance job", () => {
   it("a real run deletes exactly the planned tags and manifests, with writes held around the collector", () => {
     const result = env.run("run");
     expect(result.status).toBe(0);
-    const report = JSON.parse(result.stdout) as Report;
+    const report = JSON.parse(result.stdout) as MaintenanceReport;
     expect(report.dryRun).toBe(false);
     expect(report.deleted.tags.map((t) => `${t.repository} ${t.tag}`)).toEqual(expected.tags);
     expect(report.deleted.manifests.map((m) => `${m.repository} ${m.digest}`)).toEqual(expected.manifests);
@@ -172,7 +163,7 @@ describe("maintenance job", () => {
     // The stub collector deleted nothing, so nothing was reclaimed: bytes come from the store, not the plan.
     expect(report.deleted.blobs).toEqual([]);
     expect(report.durationsMs.writeWindow).toBeGreaterThanOrEqual(report.durationsMs.collector);
-    const latest = JSON.parse(fs.readFileSync(path.join(env.state, "reports", "latest.json"), "utf8")) as Report;
+    const latest = JSON.parse(fs.readFileSync(path.join(env.state, "reports", "latest.json"), "utf8")) as MaintenanceReport;
     expect(latest).toEqual(report);
   });
 
