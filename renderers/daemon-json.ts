@@ -9,6 +9,9 @@
  * stack also needs it.
  */
 
+import { z } from "zod";
+import { parseJsonLedger } from "./json-ledger";
+
 const INSECURE_KEY = "insecure-registries";
 const MIRRORS_KEY = "registry-mirrors";
 /** The list keys the stack manages; every other key of daemon.json belongs to the engine's admin. */
@@ -175,34 +178,17 @@ export function parseDaemonJson(text: string, sourceName = "daemon.json"): Recor
   return config;
 }
 
-/** Parses a ledger file's text; throws a message naming `sourceName`. */
-export function parseLedger(text: string, sourceName: string): DaemonJsonLedger {
-  const fail = (why: string) =>
-    new Error(`${sourceName}: ${why}; it records what the registry stack wrote into daemon.json: fix it, or remove it to forget those entries`);
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (error) {
-    throw fail(`not valid JSON (${(error as Error).message})`);
-  }
-  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw fail("not a JSON object");
-  const l = parsed as Record<string, unknown>;
-  if (typeof l.createdFile !== "boolean") throw fail('"createdFile" must be a boolean');
-  const insecure = parseKeyLedger(l, "", fail);
-  if (l.registryMirrors === undefined) return { ...insecure, createdFile: l.createdFile };
-  if (typeof l.registryMirrors !== "object" || l.registryMirrors === null) throw fail('"registryMirrors" must be an object');
-  return { ...insecure, createdFile: l.createdFile, registryMirrors: parseKeyLedger(l.registryMirrors as Record<string, unknown>, "registryMirrors.", fail) };
-}
+const entriesSchema = z.array(z.string());
+const keyLedgerSchema = z.object({ owners: z.record(z.string(), entriesSchema), added: entriesSchema, createdKey: z.boolean() });
+const ledgerSchema: z.ZodType<DaemonJsonLedger> = keyLedgerSchema.extend({
+  createdFile: z.boolean(),
+  // Absent in ledgers written before mirrors existed.
+  registryMirrors: keyLedgerSchema.optional(),
+});
 
-function parseKeyLedger(l: Record<string, unknown>, prefix: string, fail: (why: string) => Error): KeyLedger {
-  const isStrings = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === "string");
-  const owners = l.owners;
-  if (typeof owners !== "object" || owners === null || Array.isArray(owners) || !Object.values(owners).every(isStrings)) {
-    throw fail(`"${prefix}owners" must map owner names to arrays of strings`);
-  }
-  if (!isStrings(l.added)) throw fail(`"${prefix}added" must be an array of strings`);
-  if (typeof l.createdKey !== "boolean") throw fail(`"${prefix}createdKey" must be a boolean`);
-  return { owners: owners as Record<string, string[]>, added: l.added, createdKey: l.createdKey };
+/** Parses a ledger file's text; throws a message naming `sourceName` and the wrong field. */
+export function parseLedger(text: string, sourceName: string): DaemonJsonLedger {
+  return parseJsonLedger(text, ledgerSchema, sourceName, "daemon.json");
 }
 
 export function renderLedger(ledger: DaemonJsonLedger): string {

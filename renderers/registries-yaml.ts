@@ -1,4 +1,6 @@
 import { isMap, parseDocument } from "yaml";
+import { z } from "zod";
+import { parseJsonLedger } from "./json-ledger";
 
 /**
  * The stack's share of a k3s/RKE2 `registries.yaml`, as pure functions like daemon-json.ts:
@@ -109,31 +111,17 @@ export function parseRegistriesYaml(text: string, sourceName = "registries.yaml"
   return document;
 }
 
-/** Parses a ledger file's text; throws a message naming `sourceName`. */
+const sectionKeysSchema = z.object({ mirrors: z.array(z.string()), configs: z.array(z.string()) });
+const registriesLedgerSchema: z.ZodType<RegistriesYamlLedger> = z.object({
+  owners: z.record(z.string(), sectionKeysSchema),
+  added: sectionKeysSchema,
+  createdSections: z.array(z.enum(SECTIONS)),
+  createdFile: z.boolean(),
+});
+
+/** Parses a ledger file's text; throws a message naming `sourceName` and the wrong field. */
 export function parseRegistriesLedger(text: string, sourceName: string): RegistriesYamlLedger {
-  const fail = (why: string) =>
-    new Error(`${sourceName}: ${why}; it records what the registry stack wrote into registries.yaml: fix it, or remove it to forget those entries`);
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (error) {
-    throw fail(`not valid JSON (${(error as Error).message})`);
-  }
-  const isStrings = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === "string");
-  const isSections = (v: unknown): v is Record<Section, string[]> =>
-    typeof v === "object" && v !== null && SECTIONS.every((s) => isStrings((v as Record<string, unknown>)[s]));
-  const l = parsed as Record<string, unknown>;
-  if (typeof l !== "object" || l === null || Array.isArray(l)) throw fail("not a JSON object");
-  if (typeof l.owners !== "object" || l.owners === null || !Object.values(l.owners).every(isSections)) throw fail('"owners" must map owners to {mirrors, configs} key lists');
-  if (!isSections(l.added)) throw fail('"added" must be {mirrors, configs} key lists');
-  if (!Array.isArray(l.createdSections) || !l.createdSections.every((s) => (SECTIONS as readonly unknown[]).includes(s))) throw fail('"createdSections" must list sections');
-  if (typeof l.createdFile !== "boolean") throw fail('"createdFile" must be a boolean');
-  return {
-    owners: l.owners as Record<string, Record<Section, string[]>>,
-    added: l.added,
-    createdSections: l.createdSections as Section[],
-    createdFile: l.createdFile,
-  };
+  return parseJsonLedger(text, registriesLedgerSchema, sourceName, "registries.yaml");
 }
 
 export function renderRegistriesLedger(ledger: RegistriesYamlLedger): string {

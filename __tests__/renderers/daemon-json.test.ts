@@ -167,7 +167,7 @@ describe("parseLedger", () => {
       /^\/etc\/docker\/daemon\.json\.registry-stack: not valid JSON .*fix it, or remove it to forget those entries$/,
     );
     expect(() => parseLedger('{"owners": {"a": "x"}, "added": [], "createdKey": true, "createdFile": true}', "l")).toThrow(
-      'l: "owners" must map owner names to arrays of strings',
+      'l: "owners.a": Invalid input: expected array, received string; it records what the registry stack wrote into daemon.json: fix it, or remove it to forget those entries',
     );
   });
 });
@@ -201,7 +201,7 @@ describe("reconcileDaemonJson with registry-mirrors", () => {
     const old = '{"owners": {"registry/client": ["a:1"]}, "added": ["a:1"], "createdKey": true, "createdFile": false}';
     expect(parseLedger(old, "ledger")).toEqual({ owners: { [OWNER]: ["a:1"] }, added: ["a:1"], createdKey: true, createdFile: false });
     const bad = '{"owners": {}, "added": [], "createdKey": false, "createdFile": false, "registryMirrors": {"owners": {}, "added": "x", "createdKey": false}}';
-    expect(() => parseLedger(bad, "ledger")).toThrow('"registryMirrors.added" must be an array of strings');
+    expect(() => parseLedger(bad, "ledger")).toThrow('ledger: "registryMirrors.added": Invalid input: expected array, received string;');
   });
 
   test("refuses a daemon.json whose registry-mirrors is not a list", () => {

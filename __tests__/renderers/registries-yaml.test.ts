@@ -81,6 +81,9 @@ describe("reconcileRegistriesYaml", () => {
       "/etc/rancher/k3s/registries.yaml: not valid YAML",
     );
     expect(() => reconcileRegistriesYaml("mirrors: [a, b]\n", EMPTY_REGISTRIES_LEDGER, OWNER, CLAIM)).toThrow('"mirrors" is not a mapping');
-    expect(() => parseRegistriesLedger('{"owners": {}, "added": {"mirrors": []}, "createdSections": [], "createdFile": false}', "l")).toThrow('"added" must be');
+    expect(() => parseRegistriesLedger('{"owners": {}, "added": {"mirrors": []}, "createdSections": [], "createdFile": false}', "l")).toThrow('l: "added.configs": Invalid input: expected array, received undefined;');
+    expect(() => parseRegistriesLedger('{"owners": {}, "added": {"mirrors": [], "configs": []}, "createdSections": ["other"], "createdFile": 1}', "l")).toThrow(
+      /^l: "createdSections\.0": Invalid option: expected one of "mirrors"\|"configs"; "createdFile": Invalid input: expected boolean, received number;/,
+    );
   });
 });
