@@ -4,7 +4,7 @@ import * as http from "http";
 import * as https from "https";
 import * as path from "path";
 import { DockerClient, freePort } from "./clients";
-import { Deployment, synth, TestUser } from "./deployment";
+import { Deployment, synth, synthAndRealize, TestUser } from "./deployment";
 import { assert, assertEqual, assertMatch, say } from "./harness";
 import { baseConfig, buildUniqueImage, roundTrip, SuiteChecks, SuiteContext } from "./scenarios";
 
@@ -143,13 +143,8 @@ export async function blobReadsScenario(ctx: SuiteContext, c: SuiteChecks): Prom
   const cacert = path.join(config.clientConfigDirectory, "certs.d", endpoint, "ca.crt");
   const dep = new Deployment(ctx.engine, tag);
   try {
-    const s1 = await ctx.timings.time(`${tag}: synth`, () => synth(dir, "out-1", config, users));
-    try {
-      await ctx.timings.time(`${tag}: realize`, () => dep.deploy(s1));
-    } catch (err) {
-      check.abort(`deployment failed: ${(err as Error).message}`);
-      return;
-    }
+    const s1 = await synthAndRealize(ctx.timings, dep, tag, [check], () => synth(dir, "out-1", config, users));
+    if (s1 === undefined) return;
     const password = users[0].password as string;
     const authorization = `Basic ${Buffer.from(`alice:${password}`).toString("base64")}`;
     const mountpoint = async (volume: string) => (await ctx.engine.docker(["volume", "inspect", "-f", "{{.Mountpoint}}", volume])).stdout.trim();

@@ -3,7 +3,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { stringify } from "yaml";
 import { Engine } from "./engine";
-import { say } from "./harness";
+import { Check, say, Timings } from "./harness";
 import { CommandError, run } from "./proc";
 import { Json, JsonObject, realize, Realization } from "./realizer";
 
@@ -79,6 +79,27 @@ export async function synth(
   const stackFile = path.join(stackDir, "cdk.tf.json");
   if (!fs.existsSync(stackFile)) throw new Error(`cdktf synth (${name}) wrote no ${stackFile}`);
   return { outDir, stackDir, stackFile, configFile, stdout };
+}
+
+/**
+ * A scenario's first deployment: synth, then realize. When realizing fails, `checks` are aborted
+ * with the reason and undefined is returned: the scenario has nothing left to check.
+ */
+export async function synthAndRealize(
+  timings: Timings,
+  dep: Deployment,
+  tag: string,
+  checks: readonly Check[],
+  synthesize: () => Promise<SynthResult>,
+): Promise<SynthResult | undefined> {
+  const result = await timings.time(`${tag}: synth`, synthesize);
+  try {
+    await timings.time(`${tag}: realize`, () => dep.deploy(result));
+  } catch (err) {
+    for (const check of checks) check.abort(`deployment failed: ${(err as Error).message}`);
+    return undefined;
+  }
+  return result;
 }
 
 /** One deployed stack on the engine; redeploy = destroy({keepVolumes}) + realize the new synth. */

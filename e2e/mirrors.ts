@@ -4,7 +4,7 @@ import * as path from "path";
 import { parse } from "yaml";
 import { renderRegistryConfig } from "../renderers/registry-config";
 import { curl, DockerClient, freePort, makeOtherCa, writeLayeredContext } from "./clients";
-import { Deployment, synth, TestUser } from "./deployment";
+import { Deployment, synth, synthAndRealize, TestUser } from "./deployment";
 import { pollUntil } from "./docker-api";
 import { Engine, startEngine } from "./engine";
 import { assert, assertEqual, assertMatch, Check, clip, say } from "./harness";
@@ -239,13 +239,8 @@ export async function mirrorsScenario(ctx: SuiteContext, c: MirrorChecks): Promi
     k3sFileWritten = { file: k3sFile, content: adminRegistries };
     const upstreamPasswords = {
       REGISTRY_UPSTREAM_PASSWORD_QUAY: UPSTREAM_USER.password, REGISTRY_UPSTREAM_PASSWORD_HUB: UPSTREAM_USER.password, REGISTRY_UPSTREAM_PASSWORD_GHCR: UPSTREAM_USER.password };
-    const s1 = await ctx.timings.time(`${TAG}: synth`, () => synth(dir, "out-1", config, users, "out-1", upstreamPasswords));
-    try {
-      await ctx.timings.time(`${TAG}: realize`, () => dep.deploy(s1));
-    } catch (err) {
-      for (const ch of mine) ch.abort(`deployment failed: ${(err as Error).message}`);
-      return;
-    }
+    const s1 = await synthAndRealize(ctx.timings, dep, TAG, mine, () => synth(dir, "out-1", config, users, "out-1", upstreamPasswords));
+    if (s1 === undefined) return;
     const stackJson = fs.readFileSync(s1.stackFile, "utf8");
 
     // 36, first half: fill the 1m-TTL cache now; the other checks run while it ages.

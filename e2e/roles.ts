@@ -2,7 +2,7 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import { curl, DockerClient, freePort, HttpResult, Skopeo } from "./clients";
-import { Deployment, synth, TestUser } from "./deployment";
+import { Deployment, synth, synthAndRealize, TestUser } from "./deployment";
 import { assert, assertEqual, assertMatch, Check, clip, say } from "./harness";
 import { CommandError } from "./proc";
 import { JsonObject } from "./realizer";
@@ -494,13 +494,8 @@ export async function rolesScenario(ctx: SuiteContext, c: RolesChecks): Promise<
     dockers: Object.fromEntries(MATRIX_USERS.map((u) => [u.name, new DockerClient(ctx.engine, path.join(scratch, `docker-${u.name}`))])),
   };
   try {
-    const s1 = await ctx.timings.time(`${tag}: synth`, () => synth(dir, "out-1", config, users));
-    try {
-      await ctx.timings.time(`${tag}: realize`, () => dep.deploy(s1));
-    } catch (err) {
-      for (const ch of mine) ch.abort(`deployment failed: ${(err as Error).message}`);
-      return;
-    }
+    const s1 = await synthAndRealize(ctx.timings, dep, tag, mine, () => synth(dir, "out-1", config, users));
+    if (s1 === undefined) return;
     assertMatch(await env.seedDocker.login(endpoint, SEED.name, SEED.password), /Login Succeeded/, "docker login seed");
 
     await c.matrix.phase("every role × action × own/other repository × client", () => matrix(c.matrix, env));

@@ -14,7 +14,7 @@ import {
   writeLayeredContext,
   writeRandomFile,
 } from "./clients";
-import { Deployment, readStack, synth, SynthResult, TestUser, treeHashes, uploads } from "./deployment";
+import { Deployment, readStack, synth, synthAndRealize, SynthResult, TestUser, treeHashes, uploads } from "./deployment";
 import { Engine } from "./engine";
 import { assert, assertEqual, assertMatch, Check, clip, elapsedSeconds, say, Timings, Workspace } from "./harness";
 import { NGINX_IMAGE, REGISTRY_IMAGE, REGISTRY_V3_IMAGE } from "./images";
@@ -635,13 +635,8 @@ export async function authCacheScenario(ctx: SuiteContext, c: SuiteChecks): Prom
   const cacert = path.join(config.clientConfigDirectory, "certs.d", endpoint, "ca.crt");
   const dep = new Deployment(ctx.engine, tag);
   try {
-    const s1 = await ctx.timings.time(`${tag}: synth`, () => synth(dir, "out-1", config, users));
-    try {
-      await ctx.timings.time(`${tag}: realize`, () => dep.deploy(s1));
-    } catch (err) {
-      c.authCache.abort(`deployment failed: ${(err as Error).message}`);
-      return;
-    }
+    const s1 = await synthAndRealize(ctx.timings, dep, tag, [c.authCache], () => synth(dir, "out-1", config, users));
+    if (s1 === undefined) return;
     const known = withGeneratedPasswords(users, config.materialDirectory);
     const target: AuthTarget = {
       tag,
@@ -732,13 +727,8 @@ export async function directTlsScenario(ctx: SuiteContext, c: SuiteChecks): Prom
   const certDir = path.join(config.clientConfigDirectory, "certs.d", endpoint);
   const dep = new Deployment(ctx.engine, tag);
   try {
-    const s1 = await ctx.timings.time(`${tag}: synth`, () => synth(dir, "out-1", config, users));
-    try {
-      await ctx.timings.time(`${tag}: realize`, () => dep.deploy(s1));
-    } catch (err) {
-      check.abort(`deployment failed: ${(err as Error).message}`);
-      return;
-    }
+    const s1 = await synthAndRealize(ctx.timings, dep, tag, [check], () => synth(dir, "out-1", config, users));
+    if (s1 === undefined) return;
     await check.phase("login, push, rmi, pull; skopeo and curl with the generated CA", async () => {
       assert(!(await dep.containerExists("e2e-direct-proxy")), "a proxy container exists in the proxy-less topology");
       assert(await dep.containerExists("e2e-direct-registry"), "no registry container");
@@ -804,13 +794,8 @@ export async function plainHttpScenario(ctx: SuiteContext, c: SuiteChecks): Prom
     const before = await info();
     for (const e of endpoints) assert(!(e in before.IndexConfigs), `${e} already configured before daemon.json was applied`);
 
-    const s1 = await ctx.timings.time(`${tag}: synth`, () => synth(dir, "out-1", config, users));
-    try {
-      await ctx.timings.time(`${tag}: realize`, () => dep.deploy(s1));
-    } catch (err) {
-      check.abort(`deployment failed: ${(err as Error).message}`);
-      return;
-    }
+    const s1 = await synthAndRealize(ctx.timings, dep, tag, [check], () => synth(dir, "out-1", config, users));
+    if (s1 === undefined) return;
     await check.phase("generated daemon.json merged, applied (SIGHUP) and listed by docker info", async () => {
       const written = JSON.parse(fs.readFileSync(path.join(clientDir, "daemon.json"), "utf8")) as Record<string, unknown>;
       for (const [k, v] of Object.entries(engineConfig)) assertEqual(written[k], v, `daemon.json kept the engine's key ${k}`);

@@ -6,7 +6,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { Browser, chromium, Page } from "playwright-core";
 import { curl, DockerClient, freePort } from "./clients";
-import { Deployment, PROJECT_ROOT, synth, TestUser } from "./deployment";
+import { Deployment, PROJECT_ROOT, synth, synthAndRealize, TestUser } from "./deployment";
 import { assert, assertEqual, assertMatch, Check, say } from "./harness";
 import { JsonObject } from "./realizer";
 import { OCI_INDEX, OCI_MANIFEST, RegistryApi } from "./registry-api";
@@ -81,13 +81,8 @@ export async function uiScenario(ctx: SuiteContext, c: SuiteChecks): Promise<voi
       for (const ch of mine) ch.abort(`${CHROMIUM} missing: run bash e2e/setup-host.sh (installs Debian's chromium)`);
       return;
     }
-    const s1 = await ctx.timings.time(`${tag}: synth`, () => synth(dir, "out-1", config, users));
-    try {
-      await ctx.timings.time(`${tag}: realize`, () => dep.deploy(s1));
-    } catch (err) {
-      for (const ch of mine) ch.abort(`deployment failed: ${(err as Error).message}`);
-      return;
-    }
+    const s1 = await synthAndRealize(ctx.timings, dep, tag, mine, () => synth(dir, "out-1", config, users));
+    if (s1 === undefined) return;
 
     await c.uiHeaders.phase("static files, security headers, redirect, no Basic challenge for the UI", () => headerChecks(c.uiHeaders, t));
     c.uiHeaders.finish();
