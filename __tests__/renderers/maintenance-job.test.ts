@@ -13,15 +13,35 @@ import { RegistryStorage } from "../fixtures/registry-storage";
 
 const DAY = 86400_000;
 const METRICS_URL = "http://127.0.0.1:5001/metrics";
-// MAINTENANCE_TEST_TOOLS=<dir of busybox applet links> runs the job with busybox sh and applets,
-// as in the official (Alpine) registry image; by default /bin/sh and the host's tools.
-const TOOLS_PATH = process.env.MAINTENANCE_TEST_TOOLS;
-const SHELL = TOOLS_PATH ? path.join(TOOLS_PATH, "sh") : "/bin/sh";
+/**
+ * The shells and tools the job meets: busybox sh and applets in the official (Alpine) registry
+ * image, /bin/sh and GNU tools in the e2e suite's Debian stand-in. Every test runs with both.
+ */
+const TOOLSETS: ReadonlyArray<{ name: string; busybox: boolean }> = [
+  { name: "/bin/sh and the host's tools", busybox: false },
+  { name: "busybox sh and applets, as in the official registry image", busybox: true },
+];
+
+/** A folder of busybox applet links, to put first on PATH. */
+function busyboxApplets(parent: string): string {
+  const dir = path.join(parent, "busybox");
+  fs.mkdirSync(dir);
+  const result = spawnSync("busybox", ["--install", "-s", dir], { encoding: "utf8" });
+  if (result.error || result.status !== 0) {
+    throw new Error(
+      `busybox --install failed (${result.error?.message ?? result.stderr}): the maintenance job runs under busybox in the ` +
+        "official registry image, so the unit tests need it; install it (Debian: apt-get install busybox)",
+    );
+  }
+  return dir;
+}
+
 const NOW = Date.now();
 const ago = (ms: number) => new Date(NOW - ms);
 
-function setUp(rules: RetentionRule[]) {
+function setUp(rules: RetentionRule[], busybox: boolean) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "maintenance-job-"));
+  const tools = busybox ? busyboxApplets(dir) : undefined;
   const storage = new RegistryStorage(path.join(dir, "data"));
   const state = path.join(dir, "state");
   const bin = path.join(dir, "bin");
@@ -52,8 +72,8 @@ function setUp(rules: RetentionRule[]) {
     }),
   );
   const run = (...args: string[]) =>
-    spawnSync(SHELL, [path.join(__dirname, "..", "..", "renderers", "maintenance.sh"), ...args], {
-      env: { PATH: `${bin}:${TOOLS_PATH ?? process.env.PATH}`, MAINTENANCE_SETTINGS: settings },
+    spawnSync(tools ? path.join(tools, "sh") : "/bin/sh", [path.join(__dirname, "..", "..", "renderers", "maintenance.sh"), ...args], {
+      env: { PATH: `${bin}:${tools ?? process.env.PATH}`, MAINTENANCE_SETTINGS: settings },
       encoding: "utf8",
       timeout: 60_000,
     });
@@ -64,7 +84,7 @@ function layer(storage: RegistryStorage, name: string, bytes = 1000) {
   return storage.putBlob(Buffer.concat([Buffer.from(name), Buffer.alloc(bytes)]));
 }
 
-describe("maintenance job", () => {
+describe.each(TOOLSETS)("maintenance job with $name", ({ busybox }) => {
   const rules: RetentionRule[] = [
     { repositories: "^team/protected$", keepTags: [] },
     { repositories: "^team/", keepNewest: 2, keepTags: ["^v[0-9]+\\.[0-9]+\\.[0-9]+$"] },
@@ -76,7 +96,7 @@ describe("maintenance job", () => {
   const kept = { manifests: [] as string[] };
 
   beforeAll(() => {
-    env = setUp(rules);
+    env = setUp(rules, busybox);
     const s = env.storage;
     const base = layer(s, "base", 5000);
     // team/app: v1.0.0 oldest, then build-1..3, then dev; keep the newest 2 plus v-tags.
