@@ -88,6 +88,14 @@ export interface RegistryMirrorProps {
    */
   readonly ttl?: string;
   /**
+   * Disk (MiB) for the proxy's cache of this mirror's blobs, volume `<namePrefix>-mirror-<name>-blob-cache`: concurrent
+   * first pulls of a blob wait for one upstream fetch there. The least recently used blobs go above it; unused ones
+   * after `ttl`. Make it larger than the largest layer. Only with the proxy's login check (authCacheSeconds above 0)
+   * or `anonymousPull`.
+   * @default 2048
+   */
+  readonly blobCacheMb?: number;
+  /**
    * Pull without credentials (read-only anyway). Needed for Docker's `registry-mirrors`, which sends only Docker Hub credentials.
    * @default false - the stack's users log in as for the private registry
    */

@@ -171,6 +171,17 @@ export function durationSeconds(value: string): number | undefined {
   return total;
 }
 
+/** Seconds of a mirror TTL the schema accepted. */
+export function mirrorTtlSeconds(ttl: string): number {
+  const seconds = durationSeconds(ttl);
+  if (seconds === undefined) throw new Error(`mirror ttl ${JSON.stringify(ttl)} was not validated`);
+  return seconds;
+}
+
+/** Bounds of a mirror's blob cache in the proxy (MiB). */
+export const MIN_MIRROR_BLOB_CACHE_MB = 64;
+export const MAX_MIRROR_BLOB_CACHE_MB = 1048576;
+
 /** What is wrong with a mirror TTL; undefined when it is fine. */
 export function mirrorTtlProblem(value: string): string | undefined {
   const seconds = durationSeconds(value);

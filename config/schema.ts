@@ -59,6 +59,12 @@ const mirror = z.strictObject({
   password: z.string().optional(),
   port: z.number().int().min(1, { error: "must be a port number from 1 to 65535" }).max(65535, { error: "must be a port number from 1 to 65535" }),
   ttl: ruled(rules.mirrorTtlProblem).default("168h"),
+  blobCacheMb: z
+    .number()
+    .int({ error: "must be a whole number of MiB" })
+    .min(rules.MIN_MIRROR_BLOB_CACHE_MB, { error: `must be at least ${rules.MIN_MIRROR_BLOB_CACHE_MB} (MiB); make it larger than the largest layer pulled through the mirror` })
+    .max(rules.MAX_MIRROR_BLOB_CACHE_MB, { error: `must be at most ${rules.MAX_MIRROR_BLOB_CACHE_MB} (MiB)` })
+    .default(2048),
   anonymousPull: z.boolean().default(false),
   network: z.string().regex(rules.DOCKER_OBJECT_NAME, { error: rules.DOCKER_OBJECT_NAME_HINT }).optional(),
 });

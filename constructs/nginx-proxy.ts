@@ -1,11 +1,11 @@
-import { Container, ContainerHealthcheck, ContainerPorts, ContainerUpload } from "@cdktf/provider-docker/lib/container";
+import { Container, ContainerHealthcheck, ContainerPorts, ContainerUpload, ContainerVolumes } from "@cdktf/provider-docker/lib/container";
 import { Image } from "@cdktf/provider-docker/lib/image";
 import { Network } from "@cdktf/provider-docker/lib/network";
 import { Volume } from "@cdktf/provider-docker/lib/volume";
 import { Construct } from "constructs";
 import { MaterialStore } from "../material/material-store";
 import { AccessRules, renderAccessModule } from "../renderers/access-module";
-import { AUTH_CACHE_DIR, DEFAULT_PROXY_TUNING, ProxyTuning, renderNginxConf } from "../renderers/nginx-conf";
+import { AUTH_CACHE_DIR, DEFAULT_PROXY_TUNING, MirrorBlobCache, ProxyTuning, renderNginxConf } from "../renderers/nginx-conf";
 import { ConfigVolume } from "./config-volume";
 import { healthcheckLabel, IGNORE_ENGINE_DEFAULTS, NO_NEW_PRIVILEGES, SCRATCH_TMPFS } from "./container-defaults";
 import { Maintenance } from "./maintenance";
@@ -76,6 +76,19 @@ export interface NginxProxyProps {
     /** The registry it caches, as clients name it (docker.io). */
     readonly mirrorOf: string;
     readonly anonymousPull: boolean;
+    /**
+     * nginx's cache of the mirror's blobs, on a volume of its own, which makes concurrent first
+     * pulls of a blob one upstream fetch. Needs `authVerifier` or `anonymousPull` (nginx must be
+     * the one checking logins).
+     * @default - no cache: every request goes to the mirror
+     */
+    readonly blobCache?: {
+      /** Name of the cache's Docker volume. */
+      readonly volumeName: string;
+      readonly maxSizeMb: number;
+      /** How long a cached blob is used without asking the mirror again; unused ones are dropped after it too. */
+      readonly validSeconds: number;
+    };
   }>;
   /**
    * Answer plain blob downloads from the registry's storage, mounted read-only into the proxy
@@ -105,6 +118,8 @@ export class NginxProxy extends Construct {
   public static readonly UI_DIRECTORY = "/etc/registry-stack/ui";
   public static readonly REFUSAL_LISTEN_PORT = 8083;
   public static readonly ACCESS_MODULE_PATH = "/etc/registry-stack/registry-access.js";
+  /** Mirror <name>'s blob cache volume is mounted at <this>/mirror-<name>. */
+  public static readonly MIRROR_CACHE_DIRECTORY = "/var/cache/registry-stack";
 
   public readonly container: Container;
   /** The volume with nginx.conf and the TLS files, mounted read-only. */
@@ -122,6 +137,17 @@ export class NginxProxy extends Construct {
     const firstName = props.serverNames[0];
     const pushEndpoint = `${firstName.includes(":") ? `[${firstName}]` : firstName}:${props.publish.port}`;
     const mirrors = (props.mirrors ?? []).map((m, index) => ({ ...m, listenPort: NginxProxy.MIRROR_LISTEN_PORT_BASE + index }));
+    const cacheMounts: ContainerVolumes[] = [];
+    const blobCaches = new Map<string, MirrorBlobCache>();
+    for (const m of mirrors) {
+      if (!m.blobCache) continue;
+      if (!verifier && !m.anonymousPull) throw new Error(`${this.node.path}: mirror ${m.name}'s blob cache needs the auth verifier or anonymous pulls (nginx must check every login)`);
+      // Per mirror, so that removing a mirror removes its cache; the mirror's name is its identity.
+      const volume = new Volume(this, `mirror-${m.name}-blob-cache`, { name: m.blobCache.volumeName });
+      const directory = `${NginxProxy.MIRROR_CACHE_DIRECTORY}/mirror-${m.name}`;
+      cacheMounts.push({ volumeName: volume.name, containerPath: directory });
+      blobCaches.set(m.name, { directory, maxSizeMb: m.blobCache.maxSizeMb, validSeconds: m.blobCache.validSeconds });
+    }
     const serveBlobs = props.serveBlobsFromStorage ?? false;
     if (serveBlobs && !verifier) throw new Error(`${this.node.path}: serving blobs from storage needs the auth verifier (nginx must check every login)`);
     const config = renderNginxConf({
@@ -160,6 +186,7 @@ export class NginxProxy extends Construct {
         mirrorOf: m.mirrorOf,
         pushTo: pushEndpoint,
         anonymousPull: m.anonymousPull,
+        blobCache: blobCaches.get(m.name),
       })),
     });
     // nginx.conf holds no secret: uploading it as content makes every change visible in `cdktf diff`.
@@ -218,6 +245,7 @@ export class NginxProxy extends Construct {
         this.configVolume.mount,
         ...(props.maintenance ? [{ volumeName: props.maintenance.stateVolume.name, containerPath: Maintenance.PROXY_STATE_DIRECTORY, readOnly: true }] : []),
         ...(serveBlobs && props.registry.dataMount ? [{ ...props.registry.dataMount, readOnly: true }] : []),
+        ...cacheMounts,
       ],
       ports,
       readOnly: true,

@@ -183,6 +183,37 @@ export interface MirrorServer {
   readonly pushTo: string;
   /** Pulls need no credentials; otherwise the same auth as the private registry. */
   readonly anonymousPull: boolean;
+  /**
+   * Plain blob downloads through nginx's cache, so that concurrent first pulls of a blob wait for
+   * one fetch instead of each making the mirror fetch it from the upstream again. Only where
+   * nginx checks the logins itself (`authCache`) or nobody needs one (`anonymousPull`): a cached
+   * blob is answered without asking the mirror.
+   * @default - every request goes to the mirror
+   */
+  readonly blobCache?: MirrorBlobCache;
+}
+
+/**
+ * distribution v3.1.1's proxy mode sends a request for a blob that another request is still
+ * fetching to the upstream again (registry/proxy/proxyblobstore.go, `inflight` only guards the
+ * copy to its own storage): 8 concurrent cold pulls made 1 to 6 upstream downloads per blob
+ * (docs/benchmarks-storage.md). nginx's cache lock makes them one.
+ */
+export interface MirrorBlobCache {
+  /**
+   * The cache directory, on a writable volume of its own: nginx (the master, with CHOWN) makes it
+   * the workers' own at start. Temp files of a download in flight are written here too
+   * (`use_temp_path=off`), never to the small /tmp tmpfs.
+   */
+  readonly directory: string;
+  /** `max_size`: the cache manager removes the least recently used blobs above it. */
+  readonly maxSizeMb: number;
+  /**
+   * How long a cached blob is answered without asking the mirror again, and how long one nobody
+   * asks for is kept (`inactive`): the mirror's ttl, so that nginx keeps no blob longer than the
+   * mirror would after fetching it.
+   */
+  readonly validSeconds: number;
 }
 
 export interface WriteHold {
@@ -297,6 +328,11 @@ function serverLocations(
   // With access control the decision picks the upstream (the registry or the refusal server).
   const to: ProxyTarget = access ? { upstream: "$registry_upstream", decided: true } : { upstream: options.upstreamName, decided: false };
   const locations = [block("location /v2/", [...checks, ...proxyDirectives(input.tuning, to, authCache !== undefined, withUi)])];
+  const blobCache = options.readOnly?.blobCache;
+  if (blobCache) {
+    if (options.withAuth && !authCache) throw new Error(`mirror ${options.readOnly!.name}: a blob cache needs nginx to check the logins (authCache) or anonymous pulls; the mirror registry would never see a cached download`);
+    locations.push(mirrorBlobLocation(input.tuning, to, authCache !== undefined, checks, options.readOnly!, blobCache));
+  }
   if (options.blobReads) locations.push(...blobLocations(input.tuning, to, authCache !== undefined, withUi, checks, options.blobReads));
   if (access) locations.push(catalogLocation(input.tuning, checks, withUi), ...stackLocations(access));
   locations.push(healthLocation(), fallbackLocation());
@@ -314,6 +350,72 @@ function serverLocations(
 
 function mirrorUpstreamName(mirror: MirrorServer): string {
   return `mirror-${mirror.name}`;
+}
+
+/** Mirror names have hyphens; nginx variable names may not. */
+function mirrorCacheZone(mirror: MirrorServer): string {
+  return `registry_mirror_${mirror.name.replace(/-/g, "_")}`;
+}
+
+/** How long a request waits for another one's download of the same blob (an hour: a 10 GiB layer at 3 MB/s). */
+const MIRROR_BLOB_LOCK_SECONDS = 3600;
+const MIRROR_BLOB_GET_VARIABLE = "$registry_mirror_blob_get";
+const BLOB_DIGEST_VARIABLE = "$registry_blob_digest";
+
+/**
+ * Which requests use a mirror's blob cache: plain GETs of a digest named in the raw request line.
+ * HEAD (nginx would turn it into a GET of the whole blob to fill the cache), ranges and
+ * conditional requests (nginx's answers differ from Go's http.ServeContent in details) and
+ * anything the digest map does not read (a query, an encoded name) go to the mirror as before.
+ * One zone per mirror: the key is the digest alone (blobs are content-addressed), scoped to it.
+ */
+function mirrorBlobCacheHttpDirectives(mirrors: readonly MirrorServer[]): string[] {
+  const cached = mirrors.filter((m) => m.blobCache !== undefined);
+  if (cached.length === 0) return [];
+  const lines = [
+    ...block(`map "$request_method$http_range$http_if_match$http_if_none_match$http_if_modified_since$http_if_unmodified_since$http_if_range:${BLOB_DIGEST_VARIABLE}" ${MIRROR_BLOB_GET_VARIABLE}`, [
+      '"~^GET:sha256:" 1;',
+      "default '';",
+    ]),
+  ];
+  for (const m of cached) {
+    const c = m.blobCache!;
+    const zone = mirrorCacheZone(m);
+    lines.push(
+      `proxy_cache_path ${c.directory} levels=1:2 keys_zone=${zone}:2m max_size=${c.maxSizeMb}m inactive=${c.validSeconds}s use_temp_path=off;`,
+      ...block(`map ${MIRROR_BLOB_GET_VARIABLE} $${zone}`, [`1 ${zone};`, "default off;"]),
+    );
+  }
+  return lines;
+}
+
+/**
+ * A mirror's blob downloads: the same checks as its /v2/ (the login check runs in the access
+ * phase, before the cache is looked at in the content phase), then its registry through the cache.
+ */
+function mirrorBlobLocation(tuning: ProxyTuning, to: ProxyTarget, withAuthCache: boolean, checks: Array<string | string[]>, mirror: MirrorServer, cache: MirrorBlobCache): string[] {
+  const zone = mirrorCacheZone(mirror);
+  return block('location ~ "^/v2/.+/blobs/sha256:[0-9a-f]{64}$"', [
+    ...checks,
+    // nginx caches only buffered responses; a cached download goes to a temp file in the cache
+    // directory whatever proxy_max_temp_file_size says, so memory stays at proxy_buffers.
+    ...proxyDirectives({ ...tuning, responseBuffering: true }, to, withAuthCache, false),
+    "",
+    `proxy_cache $${zone};`,
+    `proxy_cache_key ${BLOB_DIGEST_VARIABLE};`,
+    `proxy_cache_valid 200 ${cache.validSeconds}s;`,
+    // Only the validity above counts (the registry's year-long Cache-Control would outlive the
+    // mirror's ttl); errors, 401s and 404s are never cached.
+    "proxy_ignore_headers Cache-Control Expires Set-Cookie Vary X-Accel-Expires;",
+    // One request fetches a blob nobody has cached yet; the others wait for it, up to the lock
+    // time, after which a waiting request would go to the mirror itself, uncached.
+    "proxy_cache_lock on;",
+    `proxy_cache_lock_timeout ${MIRROR_BLOB_LOCK_SECONDS}s;`,
+    `proxy_cache_lock_age ${MIRROR_BLOB_LOCK_SECONDS}s;`,
+    // The lock covers new entries only: while one request refreshes an expired blob, the others
+    // get the cached bytes (a digest's content never changes) instead of each asking the mirror.
+    "proxy_cache_use_stale updating;",
+  ]);
 }
 
 /** An nginx block: `header {`, the body indented, `}`. Nested blocks are line arrays too. */
@@ -342,9 +444,10 @@ function httpBlock(input: NginxConfInput, servers: string[][]): string[] {
   const body: Array<string | string[]> = [
     "server_tokens off;",
     "default_type application/octet-stream;",
-    // combined, plus who answered: the registry's socket, or "-" when nginx answered itself
-    // (login checks, refusals, blobs read from storage).
-    `log_format ${ACCESS_LOG_FORMAT} '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" upstream=$upstream_addr';`,
+    // combined, plus a mirror blob cache's HIT/MISS/STALE/UPDATING ("-" where there is none) and
+    // who answered: the registry's socket, or "-" when nginx answered itself (login checks,
+    // refusals, blobs read from storage or from a mirror's cache).
+    `log_format ${ACCESS_LOG_FORMAT} '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" cache=$upstream_cache_status upstream=$upstream_addr';`,
     `access_log /dev/stdout ${ACCESS_LOG_FORMAT};`,
     "sendfile on;",
     "tcp_nopush on;",
@@ -381,9 +484,12 @@ function httpBlock(input: NginxConfInput, servers: string[][]): string[] {
   if (input.writeHold) {
     body.push("", ...block("map $request_method $registry_write_request", ["GET 0;", "HEAD 0;", "OPTIONS 0;", "default 1;"]));
   }
+  const mirrorCaches = mirrorBlobCacheHttpDirectives(input.mirrors ?? []);
+  if (input.blobReads || mirrorCaches.length > 0) body.push("", ...blobDigestMap());
   if (input.blobReads) {
     body.push("", ...blobReadMaps(input.blobReads, input.authCache?.access !== undefined));
   }
+  if (mirrorCaches.length > 0) body.push("", ...mirrorCaches);
   for (const server of servers) {
     body.push("", server);
   }
@@ -817,7 +923,6 @@ function blobReadMaps(b: BlobReads, withAccess: boolean): string[] {
   return [
     ...block("map $request_uri $registry_blob_link", [`${uri("sha256:([0-9a-f]{64})")} ${b.storageRoot}${STORAGE_V2}/repositories/$1/_layers/sha256/$2/link;`, "default '';"]),
     ...block("map $request_uri $registry_blob_data", [`${uri("sha256:(([0-9a-f]{2})[0-9a-f]{62})")} /blobs/sha256/$3/$2/data;`, "default '';"]),
-    ...block("map $request_uri $registry_blob_digest", [`${uri("(sha256:[0-9a-f]{64})")} $2;`, "default '';"]),
     // The registry answers ranges and conditional requests with Go's http.ServeContent; nginx's
     // answers differ in details (416 body, If-None-Match against its own ETag), so they go there.
     ...block("map $request_method$http_range$http_if_match$http_if_none_match$http_if_modified_since$http_if_unmodified_since$http_if_range $registry_blob_plain", [
@@ -831,6 +936,11 @@ function blobReadMaps(b: BlobReads, withAccess: boolean): string[] {
       ? block("map $registry_blob_plain$registry_blob_linked$registry_access $registry_blob_file", ["11allow $registry_blob_data;", "default '';"])
       : block("map $registry_blob_plain$registry_blob_linked $registry_blob_file", ["11 $registry_blob_data;", "default '';"])),
   ];
+}
+
+/** The digest of a blob URL, from the raw request line (for blob reads and mirror blob caches). */
+function blobDigestMap(): string[] {
+  return block(`map $request_uri ${BLOB_DIGEST_VARIABLE}`, [`"~^/v2/(${REPOSITORY_NAME})/blobs/(sha256:[0-9a-f]{64})$" $2;`, "default '';"]);
 }
 
 function blobLinkCheck(): string[] {

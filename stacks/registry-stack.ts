@@ -11,6 +11,7 @@ import { NginxProxy } from "../constructs/nginx-proxy";
 import { Registry } from "../constructs/registry";
 import { RegistryStackProps } from "../config/registry-stack-props";
 import { RegistrySettings, resolveSettings } from "../config/schema";
+import { mirrorTtlSeconds } from "../config/rules";
 import { systemEntropy } from "../material/entropy";
 import { prepareMaterial } from "../material/prepare-material";
 import { readUiSources, renderUiAssets } from "../renderers/ui-assets";
@@ -184,7 +185,19 @@ export class RegistryStack extends TerraformStack {
         secretFiles: store,
         httpRedirectPort: settings.httpRedirectPort,
         uiFiles: settings.ui ? renderUiAssets(readUiSources(), { deleteEnabled: settings.deleteEnabled }) : undefined,
-        mirrors: settings.mirrors.map((m) => ({ name: m.name, registry: this.mirrors[m.name], port: m.port, mirrorOf: m.upstream, anonymousPull: m.anonymousPull })),
+        mirrors: settings.mirrors.map((m) => ({
+          name: m.name,
+          registry: this.mirrors[m.name],
+          port: m.port,
+          mirrorOf: m.upstream,
+          anonymousPull: m.anonymousPull,
+          // Without the proxy's login check a mirror with users checks them itself, on every
+          // request: a cached blob would skip that check, so such a mirror gets no cache.
+          blobCache:
+            withAuthCache || m.anonymousPull
+              ? { volumeName: `${prefix}-mirror-${m.name}-blob-cache`, maxSizeMb: m.blobCacheMb, validSeconds: mirrorTtlSeconds(m.ttl) }
+              : undefined,
+        })),
         serveBlobsFromStorage: settings.serveBlobsFromStorage,
         restartPolicy: settings.restartPolicy,
         stopGraceSeconds: settings.stopGraceSeconds,
