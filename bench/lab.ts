@@ -74,6 +74,12 @@ export interface NginxOptions {
   storage?: boolean;
   /** More files beside nginx.conf: [path, content, mode]. */
   files?: [string, string, number][];
+  /** A read-only root filesystem, as the construct declares it (files are copied in before the start). */
+  readOnlyRoot?: boolean;
+  /** More volume mounts, Docker's `volume:path[:ro]`. */
+  binds?: string[];
+  /** More container ports published on 127.0.0.1 (a mirror's server); their host ports are in `ports`. */
+  morePorts?: number[];
 }
 
 export class Lab {
@@ -206,25 +212,29 @@ export class Lab {
   }
 
   /** An nginx container as constructs/nginx-proxy.ts declares it, with the given nginx.conf. */
-  async startNginx(o: NginxOptions): Promise<ContainerHandle> {
+  async startNginx(o: NginxOptions): Promise<ContainerHandle & { ports: Record<number, number> }> {
     const files: [string, string, number][] = [[NginxProxy.CONFIG_PATH, o.conf, 0o644], ...(o.files ?? [])];
     if (o.tls) {
       files.push([NginxProxy.CERTIFICATE_PATH, this.tls.certificateChainPem, 0o644], [NginxProxy.KEY_PATH, this.tls.privateKeyPem, 0o600]);
     }
     const port = await freePort();
+    const ports: Record<number, number> = { [NginxProxy.LISTEN_PORT]: port };
+    for (const internal of o.morePorts ?? []) ports[internal] = await freePort();
+    const binds = [...(o.storage ? [`${this.volume}:${Registry.DATA_PATH}:ro`] : []), ...(o.binds ?? [])];
     const handle = await this.create(
       o.name,
       {
         Image: NGINX_IMAGE,
         Cmd: ["nginx", "-c", NginxProxy.CONFIG_PATH, "-g", "daemon off;"],
-        ExposedPorts: { [`${NginxProxy.LISTEN_PORT}/tcp`]: {} },
+        ExposedPorts: Object.fromEntries(Object.keys(ports).map((p) => [`${p}/tcp`, {}])),
         HostConfig: {
           CapDrop: ["ALL"],
           CapAdd: ["CHOWN", "SETGID", "SETUID"],
           SecurityOpt: NO_NEW_PRIVILEGES,
+          ReadonlyRootfs: o.readOnlyRoot,
           Tmpfs: o.tmpfs,
-          Binds: o.storage ? [`${this.volume}:${Registry.DATA_PATH}:ro`] : undefined,
-          PortBindings: { [`${NginxProxy.LISTEN_PORT}/tcp`]: [{ HostIp: "127.0.0.1", HostPort: String(port) }] },
+          Binds: binds.length > 0 ? binds : undefined,
+          PortBindings: Object.fromEntries(Object.entries(ports).map(([internal, host]) => [`${internal}/tcp`, [{ HostIp: "127.0.0.1", HostPort: String(host) }]])),
         },
       },
       [this.edge, this.backend],
@@ -234,7 +244,7 @@ export class Lab {
     );
     const scheme = o.tls ? "https" : "http";
     await this.waitHttp(`${scheme}://${SERVER_NAME}:${port}${o.probePath ?? "/healthz"}`, o.name);
-    return handle;
+    return { ...handle, ports };
   }
 
   /**

@@ -20,14 +20,14 @@ const PREFIX = "e2e-blobs";
 /** Headers that belong to the connection or the answering server, not to the resource. */
 const HOP_HEADERS = new Set(["date", "server", "connection", "keep-alive"]);
 
-interface Answer {
+export interface Answer {
   readonly status: number;
   /** Lower-case name → values in order (duplicates kept). */
   readonly headers: Record<string, string[]>;
   readonly body: Buffer;
 }
 
-interface Request {
+export interface Request {
   readonly method: "GET" | "HEAD" | "DELETE";
   readonly path: string;
   readonly headers?: Record<string, string>;
@@ -49,7 +49,7 @@ function collect(res: http.IncomingMessage): Promise<Answer> {
   });
 }
 
-function send(options: https.RequestOptions, secure: boolean, body?: Buffer): Promise<Answer> {
+export function send(options: https.RequestOptions, secure: boolean, body?: Buffer): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const req = (secure ? https : http).request({ ...options, agent: false, timeout: 30_000 }, (res) => collect(res).then(resolve, reject));
     req.on("timeout", () => req.destroy(new Error(`${options.method} ${options.path}: no answer within 30 s`)));
@@ -105,28 +105,33 @@ class Paths {
   }
 }
 
-function comparable(a: Answer): Record<string, string[]> {
+export function comparable(a: Answer): Record<string, string[]> {
   return Object.fromEntries(Object.entries(a.headers).filter(([name]) => !HOP_HEADERS.has(name)).sort(([x], [y]) => x.localeCompare(y)));
 }
 
 /** The proxy's and the registry's answers are the same: status, headers (but the hop's), bytes. */
-function assertSameAnswer(proxied: Answer, direct: Answer, what: string): void {
+export function assertSameAnswer(proxied: Answer, direct: Answer, what: string): void {
   assertEqual(proxied.status, direct.status, `${what}: status (proxy vs registry)`);
   assertEqual(JSON.stringify(comparable(proxied)), JSON.stringify(comparable(direct)), `${what}: headers (proxy vs registry)`);
   assertEqual(proxied.body.length, direct.body.length, `${what}: body length`);
   assert(proxied.body.equals(direct.body), `${what}: body bytes differ between proxy and registry`);
 }
 
-/** The `upstream=` field of the proxy's access-log line for the request with this User-Agent. */
-async function answeredBy(ctx: SuiteContext, userAgent: string): Promise<string> {
+/** A field (`upstream`, `cache`) of the proxy's access-log line for the request with this User-Agent. */
+export async function accessLogField(ctx: SuiteContext, proxy: string, userAgent: string, field: "upstream" | "cache"): Promise<string> {
   for (let attempt = 0; attempt < 20; attempt++) {
-    const { stdout } = await ctx.engine.docker(["logs", "--tail", "200", `${PREFIX}-proxy`]);
+    const { stdout } = await ctx.engine.docker(["logs", "--tail", "200", proxy]);
     const line = stdout.split("\n").find((l) => l.includes(`"${userAgent}"`));
-    const m = line ? / upstream=(\S+)$/.exec(line.trim()) : null;
+    const m = line ? new RegExp(` ${field}=(\\S+)(?: |$)`).exec(line.trim()) : null;
     if (m) return m[1];
     await new Promise((r) => setTimeout(r, 250));
   }
   throw new Error(`no access-log line for User-Agent ${userAgent}`);
+}
+
+/** The `upstream=` field of the proxy's access-log line for the request with this User-Agent. */
+function answeredBy(ctx: SuiteContext, userAgent: string): Promise<string> {
+  return accessLogField(ctx, `${PREFIX}-proxy`, userAgent, "upstream");
 }
 
 export async function blobReadsScenario(ctx: SuiteContext, c: SuiteChecks): Promise<void> {

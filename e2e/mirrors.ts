@@ -1,8 +1,10 @@
 import * as bcrypt from "bcryptjs";
+import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import { parse } from "yaml";
 import { renderRegistryConfig } from "../renderers/registry-config";
+import { accessLogField, Answer, assertSameAnswer, Request as BlobRequest, send } from "./blob-reads";
 import { curl, DockerClient, freePort, makeOtherCa, writeLayeredContext } from "./clients";
 import { Deployment, synth, synthAndRealize, TestUser } from "./deployment";
 import { pollUntil } from "./docker-api";
@@ -38,6 +40,8 @@ const UPSTREAM_USER = { name: "hubuser", password: "hub-upstream-password-1" };
 /** The second engine's networks; it creates none (--bridge=none), but keep it apart from every other pool. */
 const SECOND_ENGINE_POOL = process.env.E2E_SECOND_ADDRESS_POOL ?? "base=10.233.0.0/16,size=24";
 const CONTAINERD_NAMESPACE = "rse2e-mirrors";
+/** Clients pulling the same cold image at once through a mirror (check 30). */
+const BURST_CLIENTS = 6;
 
 interface Upstream {
   /** 127.0.0.1:<port>, for seeding it from the host. */
@@ -190,7 +194,11 @@ export async function mirrorsScenario(ctx: SuiteContext, c: MirrorChecks): Promi
     await docker.push(`${upstream.hostEndpoint}/e2e/ttl:1`);
     await docker.rmi(`${upstream.hostEndpoint}/e2e/ttl:1`, "rse2e-local/mirror-ttl:1");
     const burstCtx = fs.mkdtempSync(path.join(scratch, "burst-"));
-    writeLayeredContext(burstCtx, "scratch", [{ files: 1, bytesEach: 16 * 1024 * 1024 }]);
+    writeLayeredContext(burstCtx, "scratch", [
+      { files: 1, bytesEach: 8 * 1024 * 1024 },
+      { files: 1, bytesEach: 8 * 1024 * 1024 },
+      { files: 1, bytesEach: 4 * 1024 * 1024 },
+    ]);
     await docker.build(burstCtx, "rse2e-local/mirror-burst:1");
     await docker.tag("rse2e-local/mirror-burst:1", `${upstream.hostEndpoint}/library/e2e-burst:1`);
     const burstDigest = (await docker.push(`${upstream.hostEndpoint}/library/e2e-burst:1`)).digest;
@@ -292,30 +300,125 @@ export async function mirrorsScenario(ctx: SuiteContext, c: MirrorChecks): Promi
       await assertFetchedOnce(ctx.engine, baseBlobs, "after the first pull");
       c.pullThrough.note(`client 1 (docker CLI, anonymous): docker pull ${hubEndpoint}/library/e2e-base:1 → ${short(pulled.digest)}; upstream access log: ${baseBlobs.length} blob GETs, each blob exactly once`);
     });
-    await c.pullThrough.phase("4 clients pulling one cold image at once all get it (upstream fetches counted, not asserted)", async () => {
-      const clients = 4;
+    await c.pullThrough.phase(`${BURST_CLIENTS} clients pulling one cold image at once: exactly one upstream download per blob`, async () => {
       const certDir = path.join(clientDir, "certs.d", hubEndpoint);
       const policy = path.join(scratch, "burst-policy.json");
       fs.writeFileSync(policy, JSON.stringify({ default: [{ type: "insecureAcceptAnything" }] }));
       const copies = await Promise.all(
-        Array.from({ length: clients }, (_, i) =>
+        Array.from({ length: BURST_CLIENTS }, (_, i) =>
           run("skopeo", ["--policy", policy, "copy", "--src-cert-dir", certDir, `docker://${hubEndpoint}/library/e2e-burst:1`, `dir:${path.join(scratch, `burst-${i}`)}`], {
             timeoutMs: 180_000,
           }),
         ),
       );
-      assertEqual(copies.length, clients, "concurrent skopeo copies that finished");
+      assertEqual(copies.length, BURST_CLIENTS, "concurrent skopeo copies that finished");
       const burstBlobs = await upstreamBlobs(upstream, "library/e2e-burst", "1", scratch);
-      for (let i = 0; i < clients; i++) {
+      for (let i = 0; i < BURST_CLIENTS; i++) {
         for (const blob of burstBlobs) assert(fs.existsSync(path.join(scratch, `burst-${i}`, blob.replace("sha256:", ""))), `client ${i} lacks blob ${short(blob)}`);
       }
       const fetches = blobFetches(await upstreamRequests(ctx.engine), "library/e2e-burst");
-      for (const blob of burstBlobs) assert((fetches[blob] ?? 0) >= 1, `the upstream never served ${short(blob)}`);
-      // distribution v3.1.1 serves a request for a blob already in flight straight from the
-      // upstream (registry/proxy/proxyblobstore.go, "inflight"): concurrent cold pulls are not
-      // collapsed into one fetch. Printed as a measurement, since that is distribution's behaviour.
       const counts = burstBlobs.map((b) => `${short(b)} ×${fetches[b] ?? 0}`).join(", ");
-      c.pullThrough.note(`${clients} concurrent skopeo copies of cold ${hubEndpoint}/library/e2e-burst:1 (${short(burstDigest)}, a 16 MiB layer): all got every blob; upstream blob downloads (measured): ${counts}`);
+      // distribution v3.1.1 alone sends a request for a blob in flight to the upstream again; the
+      // proxy's cache lock makes the other clients wait for the first one's download.
+      for (const blob of burstBlobs) assertEqual(fetches[blob], 1, `upstream downloads of ${short(blob)} after ${BURST_CLIENTS} concurrent cold pulls (${counts})`);
+      const { stdout } = await ctx.engine.docker(["logs", "--tail", "2000", "e2e-mirrors-proxy"]);
+      const statuses: Record<string, number> = {};
+      for (const line of stdout.split("\n").filter((l) => /"GET \/v2\/library\/e2e-burst\/blobs\/sha256:[0-9a-f]{64} HTTP/.test(l))) {
+        const status = / cache=(\S+) /.exec(line)?.[1] ?? "?";
+        statuses[status] = (statuses[status] ?? 0) + 1;
+      }
+      const cacheFiles = (await ctx.engine.docker(["run", "--rm", "--network", "none", "--entrypoint", "sh", "-v", "e2e-mirrors-mirror-hub-blob-cache:/cache:ro", REGISTRY_V3_IMAGE, "-c", "find /cache -type f | wc -l"], { timeoutMs: 60_000 })).stdout.trim();
+      assert(Number(cacheFiles) >= burstBlobs.length, `${cacheFiles} files in the hub mirror's blob cache volume, expected at least ${burstBlobs.length}`);
+      c.pullThrough.note(
+        `${BURST_CLIENTS} concurrent skopeo copies of cold ${hubEndpoint}/library/e2e-burst:1 (${short(burstDigest)}, ${burstBlobs.length} blobs, 20 MiB of layers): all got every blob; upstream blob downloads: ${counts} (exactly one each); proxy access log of their blob GETs: ${JSON.stringify(statuses)}; ${cacheFiles} files in volume e2e-mirrors-mirror-hub-blob-cache`,
+      );
+    });
+    await c.pullThrough.phase("blob cache of a mirror with users: login checked first, HEAD/Range/conditional/unknown pass to the mirror unchanged", async () => {
+      const mountpoint = async (volume: string) => (await ctx.engine.docker(["volume", "inspect", "-f", "{{.Mountpoint}}", volume])).stdout.trim();
+      const socketPath = path.join(await mountpoint("e2e-mirrors-sockets"), "mirror-ghcr.sock");
+      const mirrorData = await mountpoint("e2e-mirrors-mirror-ghcr-data");
+      const ca = fs.readFileSync(path.join(clientDir, "certs.d", ghcrEndpoint, "ca.crt"), "utf8");
+      const aliceAuth = `Basic ${Buffer.from(`${alice.name}:${alice.password}`).toString("base64")}`;
+      let n = 0;
+      const viaProxy = async (r: BlobRequest, authorization: string | undefined = aliceAuth): Promise<{ answer: Answer; cache: string }> => {
+        const agent = `rse2e-mirror-cache/${++n}`;
+        const headers = { ...(r.headers ?? {}), "User-Agent": agent, ...(authorization ? { Authorization: authorization } : {}) };
+        const answer = await send({ host: "127.0.0.1", port: ghcrPort, servername: "localhost", ca, method: r.method, path: r.path, headers }, true);
+        return { answer, cache: await accessLogField(ctx, "e2e-mirrors-proxy", agent, "cache") };
+      };
+      // The mirror registry itself, on its socket (it runs without auth behind the auth cache).
+      const direct = (r: BlobRequest) => send({ socketPath, method: r.method, path: r.path, headers: { Host: "mirror", ...(r.headers ?? {}) } }, false);
+      const toolBlobs = await upstreamBlobs(upstream, "e2e/tool", "1", scratch);
+      const layer = toolBlobs[toolBlobs.length - 1];
+      const blobPath = `/v2/e2e/tool/blobs/${layer}`;
+      const hex = layer.slice("sha256:".length);
+      const essentials = (a: Answer) => ({
+        status: a.status,
+        digest: a.headers["docker-content-digest"],
+        length: a.headers["content-length"],
+        type: a.headers["content-type"],
+        sha256: crypto.createHash("sha256").update(a.body).digest("hex"),
+      });
+
+      const first = await viaProxy({ method: "GET", path: blobPath });
+      assertEqual(first.cache, "MISS", "cache status of the first GET of the layer");
+      // The mirror stores the blob after answering: wait for it before asking the mirror directly,
+      // which would otherwise fetch it from the upstream a second time.
+      await pollUntil("the mirror to store the layer", async () => (fs.existsSync(path.join(mirrorData, "docker/registry/v2/blobs/sha256", hex.slice(0, 2), hex, "data")) ? true : undefined), {
+        timeoutMs: 30_000,
+        intervalMs: 250,
+      });
+      const fromMirror = await direct({ method: "GET", path: blobPath });
+      assertEqual(essentials(fromMirror).sha256, hex, "sha256 of the mirror's own answer");
+      assertEqual(essentials(first.answer), essentials(fromMirror), "first GET through the proxy (MISS) vs the mirror: status, Docker-Content-Digest, Content-Length, Content-Type, bytes");
+      const second = await viaProxy({ method: "GET", path: blobPath });
+      assertEqual(second.cache, "HIT", "cache status of the second GET of the layer");
+      assertEqual(essentials(second.answer), essentials(fromMirror), "second GET through the proxy (HIT) vs the mirror");
+      c.pullThrough.note(`ghcr.io mirror (users), ${short(layer)} as alice: 1st GET cache=MISS, 2nd cache=HIT; both: same status, Docker-Content-Digest, Content-Length, Content-Type and bytes as the mirror registry's own answer`);
+
+      const anonymous = await viaProxy({ method: "GET", path: blobPath }, undefined);
+      const wrong = await viaProxy({ method: "GET", path: blobPath }, `Basic ${Buffer.from(`${alice.name}:wrong-password`).toString("base64")}`);
+      for (const [what, r] of [["without credentials", anonymous], ["with a wrong password", wrong]] as const) {
+        assertEqual(r.answer.status, 401, `GET of the cached layer ${what}`);
+        assert(r.answer.body.length < 1000, `GET of the cached layer ${what}: a body of ${r.answer.body.length} bytes`);
+        assertEqual(r.cache, "-", `cache status of the GET ${what} (the login check answers before the cache is looked at)`);
+      }
+      c.pullThrough.note("the cached layer without credentials and with a wrong password: 401, no bytes, cache never consulted (cache=-)");
+
+      const cases: [string, BlobRequest][] = [
+        ["HEAD of the cached layer", { method: "HEAD", path: blobPath }],
+        ["GET with a range", { method: "GET", path: blobPath, headers: { Range: "bytes=10-2000" } }],
+        ["GET with a suffix range", { method: "GET", path: blobPath, headers: { Range: "bytes=-17" } }],
+        ["GET with an unsatisfiable range", { method: "GET", path: blobPath, headers: { Range: "bytes=99999999-" } }],
+        ["HEAD with a range", { method: "HEAD", path: blobPath, headers: { Range: "bytes=0-9" } }],
+        ["GET with If-None-Match of its ETag", { method: "GET", path: blobPath, headers: { "If-None-Match": `"${layer}"` } }],
+      ];
+      for (const [what, r] of cases) {
+        const proxied = await viaProxy(r);
+        assertSameAnswer(proxied.answer, await direct(r), what);
+        assertEqual(proxied.cache, "-", `${what}: cache status (passed to the mirror, not cached)`);
+        c.pullThrough.note(`${what}: ${proxied.answer.status}, same status, headers and bytes as the mirror registry; cache=-`);
+      }
+      const unknown: BlobRequest = { method: "GET", path: `/v2/e2e/tool/blobs/sha256:${"0".repeat(64)}` };
+      for (const attempt of [1, 2]) {
+        const proxied = await viaProxy(unknown);
+        assertSameAnswer(proxied.answer, await direct(unknown), `GET of an unknown digest (${attempt})`);
+        assertEqual(proxied.answer.status, 404, `GET of an unknown digest (${attempt}): status`);
+        assertEqual(proxied.cache, "MISS", `GET of an unknown digest (${attempt}): cache status (a 404 is never cached)`);
+      }
+      c.pullThrough.note("GET of an unknown digest twice: 404 BLOB_UNKNOWN as from the mirror, cache=MISS both times (not cached)");
+      const fetches = blobFetches(await upstreamRequests(ctx.engine), "e2e/tool");
+      assertEqual(fetches[layer], 1, `upstream downloads of ${short(layer)} after all these requests`);
+      const mounts = JSON.parse((await ctx.engine.docker(["inspect", "-f", "{{json .Mounts}}", "e2e-mirrors-proxy"])).stdout) as { Name?: string; Destination: string; RW: boolean }[];
+      const caches = mounts.filter((m) => m.Name?.endsWith("-blob-cache")).map((m) => `${m.Name} at ${m.Destination} RW=${m.RW}`);
+      assertEqual(caches.sort(), [
+        "e2e-mirrors-mirror-ghcr-blob-cache at /var/cache/registry-stack/mirror-ghcr RW=true",
+        "e2e-mirrors-mirror-hub-blob-cache at /var/cache/registry-stack/mirror-hub RW=true",
+        "e2e-mirrors-mirror-quay-blob-cache at /var/cache/registry-stack/mirror-quay RW=true",
+      ], "blob cache volumes mounted in the proxy");
+      const rootReadOnly = (await ctx.engine.docker(["inspect", "-f", "{{.HostConfig.ReadonlyRootfs}}", "e2e-mirrors-proxy"])).stdout.trim();
+      assertEqual(rootReadOnly, "true", "read-only root filesystem of the proxy");
+      c.pullThrough.note(`upstream downloads of the layer after all of it: 1; proxy (root filesystem read-only) mounts ${caches.join(", ")}`);
     });
 
     // 31. pushes: refused by the mirrors, accepted by the private registry

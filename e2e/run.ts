@@ -68,7 +68,7 @@ async function main(): Promise<number> {
     uiHeaders: new Check("20", "web UI files: / → /ui/, CSP without inline code, X-Frame-Options, Referrer-Policy; no Basic challenge for the UI's requests, unchanged for docker clients", "ui"),
     uiBrowser: new Check("21", "web UI in Chromium: sign in, filter, index with sizes/platforms, copy + run the pull command, delete a tag, sign out, a pull-only scoped user, wrong password, login limit", "ui"),
     uiScale: new Check("22", "web UI with 1,000+ repositories: time to the first page rendered (printed, not asserted)", "ui"),
-    pullThrough: new Check("30", "pull-through cache: first pull fetches each blob once from the upstream, later clients do not; cached images pull with the upstream stopped", "mirrors"),
+    pullThrough: new Check("30", "pull-through cache: first pull fetches each blob once from the upstream, later clients do not; concurrent cold pulls by 6 clients fetch each blob exactly once (proxy blob cache); a cached blob still needs the login, HEAD/range/conditional requests answered as by the mirror; cached images pull with the upstream stopped", "mirrors"),
     pushRefused: new Check("31", "pushes to a mirror refused with a registry error (405 UNSUPPORTED); mirror without anonymousPull needs a login; private registry push works", "mirrors"),
     dockerdMirror: new Check("32", "a second dockerd started with the generated daemon.json pulls docker.io/… through registry-mirrors", "mirrors"),
     containerd: new Check("33", "containerd ctr pulls docker.io/…, ghcr.io/… and the private registry with --hosts-dir = generated containerd/certs.d", "mirrors"),
