@@ -74,8 +74,6 @@ export interface NginxOptions {
   storage?: boolean;
   /** More files beside nginx.conf: [path, content, mode]. */
   files?: [string, string, number][];
-  /** A read-only root filesystem, as the construct declares it (files are copied in before the start). */
-  readOnlyRoot?: boolean;
   /** More volume mounts, Docker's `volume:path[:ro]`. */
   binds?: string[];
   /** More container ports published on 127.0.0.1 (a mirror's server); their host ports are in `ports`. */
@@ -231,7 +229,6 @@ export class Lab {
           CapDrop: ["ALL"],
           CapAdd: ["CHOWN", "SETGID", "SETUID"],
           SecurityOpt: NO_NEW_PRIVILEGES,
-          ReadonlyRootfs: o.readOnlyRoot,
           Tmpfs: o.tmpfs,
           Binds: binds.length > 0 ? binds : undefined,
           PortBindings: Object.fromEntries(Object.entries(ports).map(([internal, host]) => [`${internal}/tcp`, [{ HostIp: "127.0.0.1", HostPort: String(host) }]])),

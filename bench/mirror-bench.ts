@@ -1,6 +1,11 @@
 import * as fs from "fs";
 import * as path from "path";
-import { buildImage, pullImage } from "./image";
+import { NginxProxy } from "../constructs/nginx-proxy";
+import { Registry } from "../constructs/registry";
+import { mirrorTtlSeconds } from "../config/rules";
+import { DEFAULT_MIRROR_BLOB_CACHE_MB, DEFAULT_MIRROR_TTL } from "../config/schema";
+import { DEFAULT_PROXY_TUNING, renderNginxConf } from "../renderers/nginx-conf";
+import { buildImage, pullImage, SkopeoTarget } from "./image";
 import { Lab, SERVER_NAME } from "./lab";
 import { run } from "./proc";
 import { medianOf, repeat, RepeatResult } from "./reps";
@@ -9,11 +14,13 @@ import { createVolume, removeVolume, startV3Registry } from "./storage-lab";
 
 /**
  * Issue #10's figure: CLIENTS clients pull the same LAYERS-layer image at once through a cold
- * mirror (a distribution v3.1.1 registry in proxy mode, configured as the stack renders it), then
- * again through the now warm mirror, against pulling it from the upstream directly. The
- * upstream's access log counts the blob downloads the mirror caused. Clients are skopeo, straight
- * to each registry's published plain-HTTP port (the proxy in front is the same for both paths and
- * is measured in the main bench), so the figures are about the cache itself.
+ * mirror, then again through the now warm mirror, against pulling it from the upstream directly.
+ * The mirror is a distribution v3.1.1 registry in proxy mode behind the stack's nginx with the
+ * mirror's blob cache, both configured as the stack renders them (anonymous pulls, the default
+ * ttl and blobCacheMb); "directly" is the upstream behind the same nginx (its main server, TLS
+ * and buffering alike), so both paths have the same hop. Clients are skopeo with the lab's CA.
+ * The upstream's access log counts the blob downloads the mirror caused; a fresh mirror, cache
+ * volume and nginx per repetition keep every cold round cold.
  */
 
 export const CLIENTS = 8;
@@ -36,6 +43,9 @@ export interface MirrorBenchResult {
   readonly coldFetches: Record<string, number>[];
   /** Upstream blob downloads during each warm round, all blobs together. */
   readonly warmFetches: number[];
+  /** The proxy's cache status (access log) of the blob GETs of each cold round: HIT, MISS, … → count. */
+  readonly coldCacheStatuses: Record<string, number>[];
+  readonly warmCacheStatuses: Record<string, number>[];
   readonly reps: RepeatResult;
   readonly checks: string[];
 }
@@ -56,10 +66,50 @@ function delta(after: Record<string, number>, before: Record<string, number>, bl
   return Object.fromEntries(blobs.map((b) => [b, (after[b] ?? 0) - (before[b] ?? 0)]));
 }
 
-async function concurrentPulls(port: number, scratch: string): Promise<number> {
+async function concurrentPulls(from: SkopeoTarget, scratch: string): Promise<number> {
   const started = Date.now();
-  await Promise.all(Array.from({ length: CLIENTS }, () => pullImage({ hostPort: `${SERVER_NAME}:${port}`, plainHttp: true }, `${REPOSITORY}:1`, scratch)));
+  await Promise.all(Array.from({ length: CLIENTS }, () => pullImage(from, `${REPOSITORY}:1`, scratch)));
   return (Date.now() - started) / 1000;
+}
+
+const MIRROR_TTL = DEFAULT_MIRROR_TTL;
+const BLOB_CACHE_MB = DEFAULT_MIRROR_BLOB_CACHE_MB;
+const MIRROR_NAME = "hub";
+const MIRROR_LISTEN_PORT = NginxProxy.MIRROR_LISTEN_PORT_BASE;
+
+/** nginx.conf as the stack renders it for one anonymous mirror; its main server proxies to the upstream. */
+function benchNginxConf(mirrorAlias: string): string {
+  return renderNginxConf({
+    serverNames: [SERVER_NAME],
+    listenPort: NginxProxy.LISTEN_PORT,
+    healthListenPort: NginxProxy.HEALTH_LISTEN_PORT,
+    upstream: { host: UPSTREAM_ALIAS, port: Registry.PORT },
+    tls: { certificatePath: NginxProxy.CERTIFICATE_PATH, keyPath: NginxProxy.KEY_PATH },
+    tuning: DEFAULT_PROXY_TUNING,
+    mirrors: [
+      {
+        name: MIRROR_NAME,
+        listenPort: MIRROR_LISTEN_PORT,
+        upstream: { host: mirrorAlias, port: Registry.PORT },
+        mirrorOf: "docker.io",
+        pushTo: `${SERVER_NAME}:5000`,
+        anonymousPull: true,
+        blobCache: { directory: `${NginxProxy.MIRROR_CACHE_DIRECTORY}/mirror-${MIRROR_NAME}`, maxSizeMb: BLOB_CACHE_MB, validSeconds: mirrorTtlSeconds(MIRROR_TTL) },
+      },
+    ],
+  });
+}
+
+/** The proxy's access-log cache status (HIT, MISS, …) of each blob GET of the bench image. */
+async function cacheStatuses(lab: Lab, proxy: string): Promise<Record<string, number>> {
+  const log = await lab.api.logs(proxy, 1_000_000);
+  const counts: Record<string, number> = {};
+  for (const line of log.split("\n")) {
+    if (!line.includes(`"GET /v2/${REPOSITORY}/blobs/sha256:`)) continue;
+    const status = / cache=(\S+) /.exec(line)?.[1] ?? "?";
+    counts[status] = (counts[status] ?? 0) + 1;
+  }
+  return counts;
 }
 
 export async function runMirrorBench(lab: Lab, opts: { budget: Budget; reserveMs: number; log: (line: string) => void; quick: boolean }): Promise<MirrorBenchResult> {
@@ -85,6 +135,8 @@ export async function runMirrorBench(lab: Lab, opts: { budget: Budget; reserveMs
     const warmS: number[] = [];
     const coldFetches: Record<string, number>[] = [];
     const warmFetches: number[] = [];
+    const coldCacheStatuses: Record<string, number>[] = [];
+    const warmCacheStatuses: Record<string, number>[] = [];
     const reps = await repeat(
       {
         what: "mirror pulls",
@@ -99,39 +151,58 @@ export async function runMirrorBench(lab: Lab, opts: { budget: Budget; reserveMs
       async (rep) => {
         const mirrorVolume = `rsbench-mirror-${lab.id}-cache-${rep}`;
         const mirrorName = `rsbench-mirror-${lab.id}-cache-${rep}`;
+        const blobCacheVolume = `rsbench-mirror-${lab.id}-blob-cache-${rep}`;
+        const proxyName = `rsbench-mirror-${lab.id}-proxy-${rep}`;
         try {
-          directS.push(await concurrentPulls(upstream.port, scratch));
           await createVolume(lab, mirrorVolume);
-          const mirror = await startV3Registry(lab, {
+          await createVolume(lab, blobCacheVolume);
+          await startV3Registry(lab, {
             name: mirrorName,
             alias: mirrorName,
             volume: mirrorVolume,
             logLevel: "warn",
             // As renderers/registry-config.ts renders a mirror: proxy mode needs deletes (TTL expiry).
             deleteEnabled: true,
-            pullThrough: { remoteUrl: `http://${UPSTREAM_ALIAS}:5000`, ttl: "168h" },
+            pullThrough: { remoteUrl: `http://${UPSTREAM_ALIAS}:5000`, ttl: MIRROR_TTL },
           });
+          // nginx resolves upstream names at start: a proxy per mirror, with the cache volume as the construct mounts it.
+          const proxy = await lab.startNginx({
+            name: proxyName,
+            conf: benchNginxConf(mirrorName),
+            tls: true,
+            binds: [`${blobCacheVolume}:${NginxProxy.MIRROR_CACHE_DIRECTORY}/mirror-${MIRROR_NAME}`],
+            morePorts: [MIRROR_LISTEN_PORT],
+          });
+          const viaProxy = (port: number): SkopeoTarget => ({ hostPort: `${SERVER_NAME}:${port}`, certDir: lab.caDir });
+          directS.push(await concurrentPulls(viaProxy(proxy.ports[NginxProxy.LISTEN_PORT]), scratch));
           const before = await blobGets(lab, upstreamName);
-          coldS.push(await concurrentPulls(mirror.port, scratch));
+          const mirrorTarget = viaProxy(proxy.ports[MIRROR_LISTEN_PORT]);
+          coldS.push(await concurrentPulls(mirrorTarget, scratch));
           const afterCold = await blobGets(lab, upstreamName);
           coldFetches.push(delta(afterCold, before, blobs));
-          warmS.push(await concurrentPulls(mirror.port, scratch));
+          const coldCache = await cacheStatuses(lab, proxyName);
+          warmS.push(await concurrentPulls(mirrorTarget, scratch));
           const afterWarm = await blobGets(lab, upstreamName);
           warmFetches.push(Object.values(delta(afterWarm, afterCold, blobs)).reduce((a, b) => a + b, 0));
+          const allCache = await cacheStatuses(lab, proxyName);
+          coldCacheStatuses.push(coldCache);
+          warmCacheStatuses.push(Object.fromEntries(Object.entries(allCache).map(([k, v]) => [k, v - (coldCache[k] ?? 0)]).filter(([, v]) => v !== 0)));
           const cold = coldFetches[coldFetches.length - 1];
           opts.log(
-            `mirror #${rep + 1}: direct ${directS[rep].toFixed(2)} s, cold ${coldS[rep].toFixed(2)} s (upstream fetches per blob: min ${Math.min(...Object.values(cold))}, max ${Math.max(...Object.values(cold))}), warm ${warmS[rep].toFixed(2)} s (${warmFetches[rep]} fetches)`,
+            `mirror #${rep + 1}: direct ${directS[rep].toFixed(2)} s, cold ${coldS[rep].toFixed(2)} s (upstream fetches per blob: min ${Math.min(...Object.values(cold))}, max ${Math.max(...Object.values(cold))}; proxy cache ${JSON.stringify(coldCache)}), warm ${warmS[rep].toFixed(2)} s (${warmFetches[rep]} fetches; ${JSON.stringify(warmCacheStatuses[rep])})`,
           );
         } finally {
+          await lab.remove(proxyName);
           await lab.remove(mirrorName);
           await removeVolume(lab, mirrorVolume);
+          await removeVolume(lab, blobCacheVolume);
         }
       },
     );
     const everyBlobFetched = coldFetches.every((c) => blobs.every((b) => c[b] >= 1));
     if (!everyBlobFetched) throw new Error("a cold pull through the mirror did not fetch every blob from the upstream (is the access log counted right?)");
     checks.push(
-      `mirror: ${CLIENTS} concurrent skopeo pulls of a ${LAYERS}-layer image (${blobs.length} blobs) through a fresh v3.1.1 mirror all succeeded in each of ${coldS.length} rounds; the upstream's access log shows every blob fetched at least once per cold round`,
+      `mirror: ${CLIENTS} concurrent skopeo pulls of a ${LAYERS}-layer image (${blobs.length} blobs) through a fresh v3.1.1 mirror behind the stack's nginx (blob cache) all succeeded in each of ${coldS.length} rounds; the upstream's access log shows every blob fetched at least once per cold round`,
     );
     return {
       blobs,
@@ -144,6 +215,8 @@ export async function runMirrorBench(lab: Lab, opts: { budget: Budget; reserveMs
       warmMedianS: medianOf(warmS, reps.used),
       coldFetches,
       warmFetches,
+      coldCacheStatuses,
+      warmCacheStatuses,
       reps,
       checks,
     };

@@ -18,7 +18,7 @@ import {
 import { buildReport, buildExploreReport, Machine, renderExploreMarkdown, renderMarkdown, renderTable, Report } from "./report";
 import { Budget } from "./stats";
 import { runSynthBench, SynthBenchResult } from "./synth-bench";
-import { runStorageMode } from "./storage-mode";
+import { runStorageMode, STORAGE_PARTS, StoragePart } from "./storage-mode";
 
 /**
  * `npm run bench`               proxy throughput, authentication cost, synth time → docs/benchmarks.{md,json}
@@ -27,6 +27,7 @@ import { runStorageMode } from "./storage-mode";
  * `npm run bench -- --render-only`  rewrites docs/benchmarks.md from docs/benchmarks.json (no measuring)
  * `npm run bench -- --quick`   one repetition of everything, printed only (checks the bench itself)
  * `npm run bench -- --storage` storage lifecycle write window and mirror cold pulls → docs/benchmarks-storage.{md,json}
+ * `npm run bench -- --storage --only=mirror`  (or gc) one part; the other part's figures are kept in the docs
  *                               (a mode of its own: with it the whole bench would outgrow its ~8 minutes; add --quick to check it)
  *
  * BENCH_ADDRESS_POOL gives the bench engine its own networks (default 10.214.0.0/16).
@@ -57,13 +58,22 @@ interface Args {
 
 function parseArgs(argv: string[]): Args {
   const args: Args = { renderOnly: false, explore: false, storage: false, quick: false, only: new Set(["proxy", "auth", "synth"]) };
+  let onlyGiven = false;
   for (const a of argv) {
     if (a === "--render-only") args.renderOnly = true;
     else if (a === "--quick") args.quick = true;
     else if (a === "--explore") args.explore = true;
     else if (a === "--storage") args.storage = true;
-    else if (a.startsWith("--only=")) args.only = new Set(a.slice("--only=".length).split(",").filter(Boolean));
+    else if (a.startsWith("--only=")) {
+      args.only = new Set(a.slice("--only=".length).split(",").filter(Boolean));
+      onlyGiven = true;
+    }
     else throw new Error(`unknown argument ${a}; use --explore, --storage, --quick or --only=proxy,auth,synth`);
+  }
+  if (args.storage) {
+    if (!onlyGiven) args.only = new Set(STORAGE_PARTS);
+    for (const part of args.only) if (!(STORAGE_PARTS as readonly string[]).includes(part)) throw new Error(`--storage --only: unknown part ${part}; use ${STORAGE_PARTS.join(", ")}`);
+    return args;
   }
   for (const part of args.only) if (!["proxy", "auth", "synth"].includes(part)) throw new Error(`--only: unknown part ${part}`);
   if (args.only.has("auth") && !args.only.has("proxy")) throw new Error("--only=auth needs proxy too (the auth part reuses its registry and proxy)");
@@ -131,7 +141,10 @@ async function main(): Promise<number> {
     return 0;
   }
   const budget = new Budget(HARD_LIMIT_MS);
-  if (args.storage) return runStorageMode({ budget, hardLimitMs: HARD_LIMIT_MS, cleanupReserveMs: CLEANUP_RESERVE_MS, quick: args.quick, docsDir: DOCS_DIR, machine, log });
+  if (args.storage) {
+    const parts = new Set([...args.only] as StoragePart[]);
+    return runStorageMode({ budget, hardLimitMs: HARD_LIMIT_MS, cleanupReserveMs: CLEANUP_RESERVE_MS, quick: args.quick, parts, docsDir: DOCS_DIR, machine, log });
+  }
   // --quick: one repetition of every loop, to check the bench itself; the figures mean little.
   const reps = (minClean: number, minReps: number, maxReps: number) =>
     args.quick ? { minClean: 1, minReps: 1, maxReps: 1 } : { minClean, minReps, maxReps };

@@ -47,6 +47,9 @@ const user = z.strictObject({
     .optional(),
 });
 
+export const DEFAULT_MIRROR_TTL = "168h";
+export const DEFAULT_MIRROR_BLOB_CACHE_MB = 2048;
+
 const mirror = z.strictObject({
   name: z.string().regex(rules.MIRROR_NAME, { error: rules.MIRROR_NAME_HINT }),
   upstream: ruled(rules.upstreamProblem),
@@ -58,13 +61,13 @@ const mirror = z.strictObject({
   username: z.string().min(1, { error: "must not be empty; leave it out for anonymous upstream pulls" }).optional(),
   password: z.string().optional(),
   port: z.number().int().min(1, { error: "must be a port number from 1 to 65535" }).max(65535, { error: "must be a port number from 1 to 65535" }),
-  ttl: ruled(rules.mirrorTtlProblem).default("168h"),
+  ttl: ruled(rules.mirrorTtlProblem).default(DEFAULT_MIRROR_TTL),
   blobCacheMb: z
     .number()
     .int({ error: "must be a whole number of MiB" })
     .min(rules.MIN_MIRROR_BLOB_CACHE_MB, { error: `must be at least ${rules.MIN_MIRROR_BLOB_CACHE_MB} (MiB); make it larger than the largest layer pulled through the mirror` })
     .max(rules.MAX_MIRROR_BLOB_CACHE_MB, { error: `must be at most ${rules.MAX_MIRROR_BLOB_CACHE_MB} (MiB)` })
-    .default(2048),
+    .default(DEFAULT_MIRROR_BLOB_CACHE_MB),
   anonymousPull: z.boolean().default(false),
   network: z.string().regex(rules.DOCKER_OBJECT_NAME, { error: rules.DOCKER_OBJECT_NAME_HINT }).optional(),
 });
