@@ -528,6 +528,91 @@ describe("renderNginxConf with mirrors", () => {
   });
 });
 
+describe("renderNginxConf with a mirror blob cache", () => {
+  const authCache = { verifier: { socketPath: "/run/registry-stack/auth.sock" }, cacheSeconds: 60, realm: "Registry", verificationsPerMinute: 30, limiterListenPort: 8082 };
+  const cached = (name: string, listenPort: number, anonymousPull: boolean) => ({
+    name,
+    listenPort,
+    upstream: { socketPath: `/run/registry-stack/mirror-${name}.sock` },
+    mirrorOf: "docker.io",
+    pushTo: "store.example.test:5000",
+    anonymousPull,
+    blobCache: { directory: `/var/cache/registry-stack/mirror-${name}`, maxSizeMb: 2048, validSeconds: 86400 },
+  });
+  const parse = (overrides: Partial<NginxConfInput>) => blockOf(parseNginxConf(renderNginxConf(input({ serverNames: ["store.example.test"], ...overrides }))), "http");
+  const http = parse({ authCache, mirrors: [cached("hub", 8500, true), cached("my-ghcr", 8501, false)] });
+  const serverOn = (port: number) => all(http, "server").find((d) => d.block && value(d.block, "listen") === `${port} ssl`)!.block!;
+  const blobOf = (server: Directive[]) => all(server, "location").find((d) => d.args[0] === "~")?.block;
+  /** What a map gives for a source value (its regex entries run as JavaScript). */
+  const mapped = (variable: string, source: string): string | undefined => {
+    const map = all(http, "map").find((d) => d.args[1] === variable)!;
+    for (const entry of map.block!) {
+      if (entry.name === "default") continue;
+      if (entry.name.startsWith("~") ? new RegExp(entry.name.slice(1)).test(source) : entry.name === source) return entry.args[0];
+    }
+    return map.block!.find((e) => e.name === "default")?.args[0];
+  };
+
+  test("keeps each mirror's blobs in a zone of its own on its volume, bounded in size and time, temp files beside them", () => {
+    expect(all(http, "proxy_cache_path").map((d) => d.args.join(" ")).filter((a) => a.includes("mirror"))).toEqual([
+      "/var/cache/registry-stack/mirror-hub levels=1:2 keys_zone=registry_mirror_hub:2m max_size=2048m inactive=86400s use_temp_path=off",
+      "/var/cache/registry-stack/mirror-my-ghcr levels=1:2 keys_zone=registry_mirror_my_ghcr:2m max_size=2048m inactive=86400s use_temp_path=off",
+    ]);
+  });
+
+  test("caches plain GETs of a digest only: HEAD, ranges, conditional requests and URLs the digest map does not read pass", () => {
+    const source = all(http, "map").find((d) => d.args[1] === "$registry_mirror_blob_get")!.args[0];
+    expect(source).toBe("$request_method$http_range$http_if_match$http_if_none_match$http_if_modified_since$http_if_unmodified_since$http_if_range:$registry_blob_digest");
+    const digest = `sha256:${"ab".repeat(32)}`;
+    expect(mapped("$registry_mirror_blob_get", `GET:${digest}`)).toBe("1");
+    for (const other of [`HEAD:${digest}`, `GETbytes=0-9:${digest}`, `GET"x":${digest}`, "GET:"]) expect([other, mapped("$registry_mirror_blob_get", other)]).toEqual([other, ""]);
+    expect(mapped("$registry_mirror_hub", "1")).toBe("registry_mirror_hub");
+    expect(mapped("$registry_mirror_hub", "")).toBe("off");
+  });
+
+  test("checks the login exactly like the mirror's /v2/ before the cache is looked at", () => {
+    for (const port of [8500, 8501]) {
+      const v2 = blockOf(serverOn(port), "location", "/v2/");
+      const blob = blobOf(serverOn(port))!;
+      const key = (d: Directive) => JSON.stringify(d);
+      const isCaching = (d: Directive) => d.name.startsWith("proxy_cache") || d.name === "proxy_ignore_headers";
+      expect(blob.filter((d) => !isCaching(d)).map(key)).toEqual(v2.map(key));
+    }
+    expect(value(blobOf(serverOn(8501))!, "auth_request")).toBe("/_registry_auth");
+    expect(headers(blobOf(serverOn(8501))!)["Authorization"]).toBe("");
+  });
+
+  test("locks a blob for one fetch, long enough for large layers, caches only 200s for the ttl, serves the cached copy while it is refreshed", () => {
+    const blob = blobOf(serverOn(8500))!;
+    expect(value(blob, "proxy_cache")).toBe("$registry_mirror_hub");
+    expect(value(blob, "proxy_cache_key")).toBe("$registry_blob_digest");
+    expect(all(blob, "proxy_cache_valid").map((d) => d.args)).toEqual([["200", "86400s"]]);
+    expect(value(blob, "proxy_ignore_headers")).toBe("Cache-Control Expires Set-Cookie Vary X-Accel-Expires");
+    expect(value(blob, "proxy_cache_lock")).toBe("on");
+    for (const name of ["proxy_cache_lock_timeout", "proxy_cache_lock_age"]) expect(parseInt(value(blob, name)!, 10)).toBeGreaterThanOrEqual(DEFAULT_PROXY_TUNING.readTimeoutSeconds);
+    expect(value(blob, "proxy_cache_use_stale")).toBe("updating");
+    expect(value(blob, "proxy_buffering")).toBe("on");
+  });
+
+  test("buffers cached downloads even when the tuning turns response buffering off", () => {
+    const unbuffered = parse({ authCache, tuning: { ...DEFAULT_PROXY_TUNING, responseBuffering: false }, mirrors: [cached("hub", 8500, true)] });
+    const server = all(unbuffered, "server").find((d) => d.block && value(d.block, "listen") === "8500 ssl")!.block!;
+    expect(all(blobOf(server)!, "proxy_buffering").map((d) => d.args)).toEqual([["on"]]);
+    expect(value(blockOf(server, "location", "/v2/"), "proxy_buffering")).toBe("off");
+  });
+
+  test("fails for a mirror with users when the registry, not nginx, checks the logins", () => {
+    expect(() => renderNginxConf(input({ mirrors: [cached("ghcr", 8501, false)] }))).toThrow("mirror ghcr: a blob cache needs nginx to check the logins");
+    expect(() => renderNginxConf(input({ mirrors: [cached("hub", 8500, true)] }))).not.toThrow();
+  });
+
+  test("adds no cache, zone or map for a mirror without it", () => {
+    const { blobCache: _none, ...plain } = cached("hub", 8500, true);
+    const text = renderNginxConf(input({ authCache, mirrors: [plain] }));
+    expect(text).not.toMatch(/proxy_cache \$|registry_mirror|blob_digest/);
+  });
+});
+
 describe("renderNginxConf with a write hold", () => {
   const withHold = (authCache: boolean) => {
     const conf = renderNginxConf({

@@ -208,6 +208,16 @@ const BAD_INPUTS: BadInput[] = [
     apply: (p) => p.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE, mirrors: [{ name: "hub", upstream: "docker.io", port: 5001, ttl: "0" }] }),
   },
   {
+    input: "mirror blob cache below its minimum",
+    names: "mirrors[0].blobCacheMb",
+    apply: (p) => p.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE, mirrors: [{ name: "hub", upstream: "docker.io", port: 5001, blobCacheMb: 10 }] }),
+  },
+  {
+    input: "mirror blob cache size not a whole number",
+    names: "mirrors[0].blobCacheMb",
+    apply: (p) => p.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE, mirrors: [{ name: "hub", upstream: "docker.io", port: 5001, blobCacheMb: 512.5 }] }),
+  },
+  {
     input: "foreign containerd hosts.toml where a mirror's goes",
     names: "containerd/certs.d/docker.io/hosts.toml",
     apply: (p) => {

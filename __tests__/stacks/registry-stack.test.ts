@@ -555,6 +555,26 @@ describe("RegistryStack with mirrors", () => {
     expect(conf).toContain("read-only pull-through cache of ghcr.io; push to the private registry store.example.test:5000 instead");
   });
 
+  test("gives each mirror a blob cache volume of its own, mounted writable in the read-only proxy, bounded by blobCacheMb and the ttl", () => {
+    for (const name of ["hub", "ghcr"]) expect(synthesized).toHaveResourceWithProperties(Volume, { name: `registry-mirror-${name}-blob-cache` });
+    const proxy = container("proxy");
+    expect(proxy.read_only).toBe(true);
+    expect((proxy.volumes as { container_path: string; volume_name: string; read_only?: boolean }[]).filter((v) => v.container_path.startsWith("/var/cache/"))).toEqual([
+      { container_path: "/var/cache/registry-stack/mirror-hub", volume_name: expect.stringMatching(/^\$\{docker_volume\.proxy_mirror-hub-blob-cache_[0-9A-F]{8}\.name\}$/) },
+      { container_path: "/var/cache/registry-stack/mirror-ghcr", volume_name: expect.stringMatching(/^\$\{docker_volume\.proxy_mirror-ghcr-blob-cache_[0-9A-F]{8}\.name\}$/) },
+    ]);
+    const conf = uploadsOf(json, "proxy").find((u) => u.file === "/etc/registry-stack/nginx.conf")!.content as string;
+    expect(conf).toContain("proxy_cache_path /var/cache/registry-stack/mirror-hub levels=1:2 keys_zone=registry_mirror_hub:2m max_size=2048m inactive=259200s use_temp_path=off;");
+    expect(conf).toContain("proxy_cache_path /var/cache/registry-stack/mirror-ghcr levels=1:2 keys_zone=registry_mirror_ghcr:2m max_size=2048m inactive=604800s use_temp_path=off;");
+  });
+
+  test("gives a mirror with users no blob cache when the registry checks the logins (authCacheSeconds: 0)", () => {
+    const registryChecks = synthJson(
+      buildStack({ hostnames: ["store.example.test"], ipAddresses: [], authCacheSeconds: 0, mirrors: [{ name: "hub", upstream: "docker.io", port: 5001, anonymousPull: true }, { name: "ghcr", upstream: "ghcr.io", port: 5002 }] }),
+    );
+    expect(Object.values(registryChecks.resource.docker_volume).map((v) => v.name).filter((n) => String(n).endsWith("-blob-cache"))).toEqual(["registry-mirror-hub-blob-cache"]);
+  });
+
   test("writes client files for every mirror", () => {
     const files = Object.values(json.resource.local_file).map((f) => f.filename as string);
     expect(files).toEqual(
