@@ -117,11 +117,15 @@ export function assertSameAnswer(proxied: Answer, direct: Answer, what: string):
   assert(proxied.body.equals(direct.body), `${what}: body bytes differ between proxy and registry`);
 }
 
-/** A field (`upstream`, `cache`) of the proxy's access-log line for the request with this User-Agent. */
+/**
+ * A field (`upstream`, `cache`) of the proxy's access-log line for the request with this
+ * User-Agent: the last one, since a login the verifier checks is logged before it, by the
+ * limiter server (`GET /v2/` with the client's User-Agent).
+ */
 export async function accessLogField(ctx: SuiteContext, proxy: string, userAgent: string, field: "upstream" | "cache"): Promise<string> {
   for (let attempt = 0; attempt < 20; attempt++) {
     const { stdout } = await ctx.engine.docker(["logs", "--tail", "200", proxy]);
-    const line = stdout.split("\n").find((l) => l.includes(`"${userAgent}"`));
+    const line = stdout.split("\n").filter((l) => l.includes(`"${userAgent}"`)).pop();
     const m = line ? new RegExp(` ${field}=(\\S+)(?: |$)`).exec(line.trim()) : null;
     if (m) return m[1];
     await new Promise((r) => setTimeout(r, 250));
