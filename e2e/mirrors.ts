@@ -340,7 +340,8 @@ export async function mirrorsScenario(ctx: SuiteContext, c: MirrorChecks): Promi
       const ca = fs.readFileSync(path.join(clientDir, "certs.d", ghcrEndpoint, "ca.crt"), "utf8");
       const aliceAuth = `Basic ${Buffer.from(`${alice.name}:${alice.password}`).toString("base64")}`;
       let n = 0;
-      const viaProxy = async (r: BlobRequest, authorization: string | undefined = aliceAuth): Promise<{ answer: Answer; cache: string }> => {
+      /** `authorization` "" sends none. */
+      const viaProxy = async (r: BlobRequest, authorization = aliceAuth): Promise<{ answer: Answer; cache: string }> => {
         const agent = `rse2e-mirror-cache/${++n}`;
         const headers = { ...(r.headers ?? {}), "User-Agent": agent, ...(authorization ? { Authorization: authorization } : {}) };
         const answer = await send({ host: "127.0.0.1", port: ghcrPort, servername: "localhost", ca, method: r.method, path: r.path, headers }, true);
@@ -376,7 +377,7 @@ export async function mirrorsScenario(ctx: SuiteContext, c: MirrorChecks): Promi
       assertEqual(essentials(second.answer), essentials(fromMirror), "second GET through the proxy (HIT) vs the mirror");
       c.pullThrough.note(`ghcr.io mirror (users), ${short(layer)} as alice: 1st GET cache=MISS, 2nd cache=HIT; both: same status, Docker-Content-Digest, Content-Length, Content-Type and bytes as the mirror registry's own answer`);
 
-      const anonymous = await viaProxy({ method: "GET", path: blobPath }, undefined);
+      const anonymous = await viaProxy({ method: "GET", path: blobPath }, "");
       const wrong = await viaProxy({ method: "GET", path: blobPath }, `Basic ${Buffer.from(`${alice.name}:wrong-password`).toString("base64")}`);
       for (const [what, r] of [["without credentials", anonymous], ["with a wrong password", wrong]] as const) {
         assertEqual(r.answer.status, 401, `GET of the cached layer ${what}`);
