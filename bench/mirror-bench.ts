@@ -100,6 +100,11 @@ function benchNginxConf(mirrorAlias: string): string {
   });
 }
 
+/** Counts added since `earlier` (zeros left out). */
+function countsSince(now: Record<string, number>, earlier: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(now).map(([k, v]) => [k, v - (earlier[k] ?? 0)]).filter(([, v]) => v !== 0));
+}
+
 /** The proxy's access-log cache status (HIT, MISS, …) of each blob GET of the bench image. */
 async function cacheStatuses(lab: Lab, proxy: string): Promise<Record<string, number>> {
   const log = await lab.api.logs(proxy, 1_000_000);
@@ -175,18 +180,20 @@ export async function runMirrorBench(lab: Lab, opts: { budget: Budget; reserveMs
           });
           const viaProxy = (port: number): SkopeoTarget => ({ hostPort: `${SERVER_NAME}:${port}`, certDir: lab.caDir });
           directS.push(await concurrentPulls(viaProxy(proxy.ports[NginxProxy.LISTEN_PORT]), scratch));
+          // One log for both servers: the mirror's lines are those after the direct pulls.
+          const afterDirectCache = await cacheStatuses(lab, proxyName);
           const before = await blobGets(lab, upstreamName);
           const mirrorTarget = viaProxy(proxy.ports[MIRROR_LISTEN_PORT]);
           coldS.push(await concurrentPulls(mirrorTarget, scratch));
           const afterCold = await blobGets(lab, upstreamName);
           coldFetches.push(delta(afterCold, before, blobs));
-          const coldCache = await cacheStatuses(lab, proxyName);
+          const afterColdCache = await cacheStatuses(lab, proxyName);
           warmS.push(await concurrentPulls(mirrorTarget, scratch));
           const afterWarm = await blobGets(lab, upstreamName);
           warmFetches.push(Object.values(delta(afterWarm, afterCold, blobs)).reduce((a, b) => a + b, 0));
-          const allCache = await cacheStatuses(lab, proxyName);
+          const coldCache = countsSince(afterColdCache, afterDirectCache);
           coldCacheStatuses.push(coldCache);
-          warmCacheStatuses.push(Object.fromEntries(Object.entries(allCache).map(([k, v]) => [k, v - (coldCache[k] ?? 0)]).filter(([, v]) => v !== 0)));
+          warmCacheStatuses.push(countsSince(await cacheStatuses(lab, proxyName), afterColdCache));
           const cold = coldFetches[coldFetches.length - 1];
           opts.log(
             `mirror #${rep + 1}: direct ${directS[rep].toFixed(2)} s, cold ${coldS[rep].toFixed(2)} s (upstream fetches per blob: min ${Math.min(...Object.values(cold))}, max ${Math.max(...Object.values(cold))}; proxy cache ${JSON.stringify(coldCache)}), warm ${warmS[rep].toFixed(2)} s (${warmFetches[rep]} fetches; ${JSON.stringify(warmCacheStatuses[rep])})`,
