@@ -10,7 +10,7 @@ import { NginxProxy } from "../constructs/nginx-proxy";
 import { Registry } from "../constructs/registry";
 import { NO_NEW_PRIVILEGES } from "../constructs/container-defaults";
 import { Engine, startEngine } from "../e2e/engine";
-import { ensureRootfsTarball, importImages, NGINX_IMAGE, prepareImages, REGISTRY_IMAGE } from "../e2e/images";
+import { NGINX_IMAGE, prepareImages, REGISTRY_V3_IMAGE } from "../e2e/images";
 import { singleFileTar } from "../e2e/tar";
 import { systemEntropy } from "../material/entropy";
 import { MaterialStore } from "../material/material-store";
@@ -141,11 +141,10 @@ export class Lab {
     return this.engine;
   }
 
-  /** `distributionV3`: also import the distribution v3.1.1 image (REGISTRY_V3_IMAGE), as the e2e suite does. */
-  async start(opts: { distributionV3?: boolean } = {}): Promise<void> {
+  /** Starts the engine and imports the e2e suite's images (its registry is distribution v3.1.1, the version the stack deploys). */
+  async start(): Promise<void> {
     this.engine = await startEngine({ iptables: false, addressPool: ADDRESS_POOL, log: this.log });
-    if (opts.distributionV3) await prepareImages(this.engine, this.log);
-    else await importImages(this.engine, await ensureRootfsTarball(this.log), this.log);
+    await prepareImages(this.engine, this.log);
     // Bridge names we choose, so the FORWARD rules name exactly our bridges (max 15 chars).
     for (const [name, internal, suffix] of [
       [this.edge, false, "e"],
@@ -189,7 +188,7 @@ export class Lab {
     const handle = await this.create(
       o.name,
       {
-        Image: REGISTRY_IMAGE,
+        Image: REGISTRY_V3_IMAGE,
         Cmd: [Registry.CONFIG_PATH],
         Env: ["OTEL_TRACES_EXPORTER=none"],
         ExposedPorts: port ? { [`${Registry.PORT}/tcp`]: {} } : undefined,

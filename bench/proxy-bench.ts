@@ -58,10 +58,19 @@ export const VIA_REGISTRY_VARIANT: ProxyVariant = {
 };
 
 const t = (changes: Partial<ProxyTuning>): ProxyTuning => ({ ...DEFAULT_PROXY_TUNING, ...changes });
-const TLS13_AES128_FIRST = "ssl_session_tickets off;\n    ssl_prefer_server_ciphers on;\n    ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256;";
 
-/** `npm run bench -- --explore`: every variant changes one thing against DEFAULT_PROXY_TUNING. */
-export const EXPLORE_VARIANTS: readonly ProxyVariant[] = [
+/**
+ * TLS 1.3 suites in Go's order (AES-128-GCM first), chosen by the server like Go's crypto/tls
+ * does: server preference, except that a client listing ChaCha20 first (no AES hardware) gets it.
+ */
+export const TLS13_AES128_FIRST = [
+  "ssl_prefer_server_ciphers on;",
+  "ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256;",
+  "ssl_conf_command Options PrioritizeChaCha;",
+];
+
+/** `--explore=buffers`: proxy buffering and upload pieces; every variant changes one thing against DEFAULT_PROXY_TUNING. */
+export const BUFFER_VARIANTS: readonly ProxyVariant[] = [
   DEFAULT_VARIANT,
   { key: "reqbuf_on", label: "proxy_request_buffering on", tuning: t({ requestBuffering: true }), tls: true, blobReads: true },
   { key: "body_16k", label: "client_body_buffer_size 16k (nginx's default; the proxy's before the bench)", tuning: t({ clientBodyBufferSize: "16k" }), tls: true, blobReads: true },
@@ -74,14 +83,6 @@ export const EXPLORE_VARIANTS: readonly ProxyVariant[] = [
   { key: "buffers_small", label: "nginx default buffer sizes (4k, 8 4k)", tuning: t({ proxyBufferSize: "4k", proxyBuffers: "8 4k" }), tls: true, blobReads: true },
   { key: "tempfile_1024m", label: "proxy_max_temp_file_size 1024m (nginx default)", tuning: t({ maxTempFileSize: "1024m" }), tls: true, blobReads: true },
   {
-    key: "tls13_aes128",
-    label: "TLS 1.3: AES-128-GCM preferred by the server (not a ProxyTuning knob)",
-    tuning: DEFAULT_PROXY_TUNING,
-    tls: true,
-    blobReads: true,
-    edit: (conf) => replaceOnce(conf, "ssl_session_tickets off;", TLS13_AES128_FIRST),
-  },
-  {
     key: "sendfile_off",
     label: "sendfile off (not a ProxyTuning knob)",
     tuning: DEFAULT_PROXY_TUNING,
@@ -89,17 +90,51 @@ export const EXPLORE_VARIANTS: readonly ProxyVariant[] = [
     blobReads: true,
     edit: (conf) => replaceOnce(conf, "sendfile on;", "sendfile off;"),
   },
+  VIA_REGISTRY_VARIANT,
+];
+
+const outputBuffers = (value: string | undefined): ProxyVariant => ({
+  key: value === undefined ? "output_nginx_default" : `output_${value.replace(" ", "x")}`,
+  label: value === undefined ? "blobOutputBuffers unset: nginx's output_buffers 2 32k" : `blobOutputBuffers ${value}`,
+  tuning: t({ blobOutputBuffers: value }),
+  tls: true,
+  blobReads: true,
+  downloadOnly: true,
+});
+
+/**
+ * `--explore=tls`: what TLS blob downloads from storage depend on — the TLS 1.3 suite the server
+ * picks, the pieces nginx reads the file in (blobOutputBuffers), kernel TLS — side by side with
+ * the registry terminating TLS itself. Uploads only where the variant changes them (the cipher).
+ */
+export const TLS_VARIANTS: readonly ProxyVariant[] = [
+  DEFAULT_VARIANT,
+  {
+    key: "tls13_aes128",
+    label: "TLS 1.3 suites in Go's order, server's choice (AES-128-GCM first, ChaCha20 for clients that list it first)",
+    tuning: DEFAULT_PROXY_TUNING,
+    tls: true,
+    blobReads: true,
+    edit: (conf) => replaceOnce(conf, "ssl_prefer_server_ciphers off;", TLS13_AES128_FIRST.join("\n    ")),
+  },
+  outputBuffers(undefined),
+  outputBuffers("2 128k"),
+  outputBuffers("1 1m"),
+  {
+    ...outputBuffers(undefined),
+    key: "tls13_aes128_output_nginx_default",
+    label: "both: TLS 1.3 AES-128-GCM first and nginx's output_buffers 2 32k",
+    edit: (conf) => replaceOnce(conf, "ssl_prefer_server_ciphers off;", TLS13_AES128_FIRST.join("\n    ")),
+  },
   {
     key: "ktls",
     label: "kernel TLS asked for (ssl_conf_command Options KTLS; active only where the kernel has TLS)",
     tuning: DEFAULT_PROXY_TUNING,
     tls: true,
     blobReads: true,
+    downloadOnly: true,
     edit: (conf) => replaceOnce(conf, "ssl_session_tickets off;", "ssl_session_tickets off;\n    ssl_conf_command Options KTLS;"),
   },
-  OUTPUT_32K_VARIANT,
-  { key: "output_1m", label: "blobOutputBuffers 1 1m", tuning: t({ blobOutputBuffers: "1 1m" }), tls: true, blobReads: true, downloadOnly: true },
-  VIA_REGISTRY_VARIANT,
 ];
 
 function replaceOnce(text: string, from: string, to: string): string {
@@ -295,7 +330,7 @@ export async function measureTransfers(
         cpu.get(x.key)!.downClient.push(childrenCpuSeconds() - client);
         if (!x.downloadOnly) up.get(x.key)!.push(u);
         down.get(x.key)!.push(d);
-        opts.log(`rep ${rep + 1} ${x.key.padEnd(16)} upload ${u.toFixed(2)} s  download ${d.toFixed(2)} s`);
+        opts.log(`rep ${rep + 1} ${x.key.padEnd(16)} upload ${x.downloadOnly ? "–" : `${u.toFixed(2)} s`}  download ${d.toFixed(2)} s`);
       }
     },
   );
@@ -321,6 +356,41 @@ export async function measureTransfers(
     };
   });
   return { blobBytes: BLOB_BYTES, repetitions: reps.used.length, reps, results, blob, maxCommitSeconds: Math.max(...commits) };
+}
+
+/** The TLS 1.3 suites in the order Go's crypto/tls client offers them on AES hardware (docker, containerd, skopeo). */
+const GO_CLIENT_TLS13_ORDER = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
+
+/** Protocol and cipher suite one TLS path negotiated, with the bench's client and with a client offering Go's order. */
+export interface NegotiatedTls {
+  /** curl as the transfers run it (OpenSSL's default offer: AES-256-GCM first), e.g. "TLSv1.3 / TLS_AES_256_GCM_SHA384". */
+  readonly benchClient: string;
+  /** openssl s_client offering TLS 1.3 suites in Go's client order (AES-128-GCM first). */
+  readonly goOrderClient: string;
+}
+
+/** Asks every TLS target which suite it picks; read from the clients' own reports of the handshake. */
+export async function negotiatedTls(targets: readonly TransferTarget[]): Promise<Record<string, NegotiatedTls>> {
+  const out: Record<string, NegotiatedTls> = {};
+  for (const x of targets) {
+    const base = new URL(x.endpoint.base);
+    if (base.protocol !== "https:") continue;
+    const curl = await run("curl", ["-sv", "--http1.1", "--cacert", x.endpoint.caFile ?? "", "-o", "/dev/null", "-m", "10", `${x.endpoint.base}/v2/`], { timeoutMs: 15_000 });
+    const used = /SSL connection using (\S+) \/ (\S+)/.exec(curl.stderr);
+    const sClient = await run(
+      "openssl",
+      ["s_client", "-connect", base.host, "-CAfile", x.endpoint.caFile ?? "", "-ciphersuites", GO_CLIENT_TLS13_ORDER, "-brief"],
+      { timeoutMs: 15_000, input: "" },
+    );
+    const text = sClient.stdout + sClient.stderr;
+    const protocol = /Protocol version: (\S+)/.exec(text)?.[1];
+    const suite = /Ciphersuite: (\S+)/.exec(text)?.[1];
+    out[x.key] = {
+      benchClient: used ? `${used[1]} / ${used[2]}` : "unknown (curl did not report it)",
+      goOrderClient: protocol && suite ? `${protocol} / ${suite}` : "unknown (openssl s_client did not report it)",
+    };
+  }
+  return out;
 }
 
 /** CPU seconds of this process's finished (waited-for) children: the curl processes of a transfer. */

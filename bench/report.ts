@@ -3,8 +3,9 @@ import { MIN_BCRYPT_COST } from "../config/rules";
 import { DEFAULT_PROXY_TUNING } from "../renderers/nginx-conf";
 import { AUTH_CACHE_SECONDS, AUTH_COSTS, AuthBenchResult, AuthTargetKey, CACHED_COST, CONCURRENCY, CONCURRENT_PULLS, IMAGE_LAYERS, LAYER_BYTES } from "./auth-bench";
 import { QUIET_THRESHOLD_CORES } from "./cpu";
+import { REGISTRY_V3_IMAGE } from "../e2e/images";
 import { ADDRESS_POOL } from "./lab";
-import { BLOB_BYTES, ProxyBenchResult, TransferResult } from "./proxy-bench";
+import { BLOB_BYTES, NegotiatedTls, ProxyBenchResult, TransferResult } from "./proxy-bench";
 import { RepeatResult } from "./reps";
 import { median, round } from "./stats";
 import { SynthBenchResult, TYPECHECKED_APP, USER_COUNTS } from "./synth-bench";
@@ -44,7 +45,9 @@ export interface Report {
   /** Absolute values, context only (they depend on the machine). */
   readonly context: Record<string, unknown>;
   readonly checks: string[];
-  /** Repetition loops the time limit stopped before they had what they wanted (figures over fewer repetitions). */
+  /** False when the watchdog stopped the run or a part was not measured; `cuts` says what is missing. */
+  readonly complete: boolean;
+  /** Repetition loops the time limit stopped before they had what they wanted (figures over fewer repetitions), and parts it stopped or left out. */
   readonly cuts: string[];
   /** Repetition loops without enough undisturbed repetitions (their medians use all of them). */
   readonly disturbed: string[];
@@ -59,11 +62,19 @@ function byKey(p: ProxyBenchResult, key: string): TransferResult {
   return r;
 }
 
+/** How the run ended: `stoppedIn` names where the watchdog stopped it; `notMeasured` the parts (proxy, auth, synth) it has no results for. */
+export interface RunEnd {
+  readonly stoppedIn?: string;
+  readonly notMeasured: readonly string[];
+}
+
+/** Builds the report from whatever parts were measured; a part left out is named in `cuts` and `complete` is false. */
 export function buildReport(
   machine: Machine,
-  parts: { proxy?: ProxyBenchResult; auth?: AuthBenchResult; synth?: SynthBenchResult },
+  parts: { proxy?: ProxyBenchResult; negotiated?: Record<string, NegotiatedTls>; auth?: AuthBenchResult; synth?: SynthBenchResult },
   totalRunSeconds: number,
   explore: unknown,
+  end: RunEnd = { notMeasured: [] },
 ): Report {
   const ratios: Record<string, number> = {};
   const defs: Report["ratioDefinitions"] = {};
@@ -175,8 +186,11 @@ export function buildReport(
         ]),
       ),
     };
+    context.negotiated_tls = parts.negotiated;
     context.default_proxy_tuning = DEFAULT_PROXY_TUNING;
   }
+  context.address_pool = ADDRESS_POOL;
+  context.registry_image = REGISTRY_V3_IMAGE;
 
   if (auth) {
     const pull = (k: AuthTargetKey) => {
@@ -300,6 +314,10 @@ export function buildReport(
   if (auth) loops.push({ name: "pulls (auth)", reps: auth.pullReps }, { name: "concurrent pulls", reps: auth.concurrentPulls.reps });
   if (synth) loops.push({ name: "cold synth", reps: synth.background.cold }, { name: "re-synth", reps: synth.background.resynth });
   const quality = runQuality(loops);
+  const partCuts = [
+    ...(end.stoppedIn ? [end.stoppedIn] : []),
+    ...end.notMeasured.map((part) => `${part}: not measured${end.stoppedIn ? " (the run was stopped before it finished)" : ""}`),
+  ];
   return {
     generated: new Date().toISOString(),
     command: "npm run bench",
@@ -308,7 +326,8 @@ export function buildReport(
     ratios,
     ratioDefinitions: defs,
     targets,
-    cuts: quality.cuts,
+    complete: partCuts.length === 0,
+    cuts: [...partCuts, ...quality.cuts],
     disturbed: quality.disturbed,
     context,
     checks,
@@ -399,7 +418,7 @@ function backgroundNote(b: BackgroundInfo, what: string): string {
 /** Every repetition loop the time limit cut short or that ran disturbed, for the top of the report. */
 function runQuality(parts: { name: string; reps: RepeatResult }[]): { cuts: string[]; disturbed: string[] } {
   return {
-    cuts: parts.filter((p) => p.reps.cut).map((p) => `${p.name}: ${p.reps.background.length} repetitions ran, ${p.reps.wanted} undisturbed ones wanted`),
+    cuts: parts.filter((p) => p.reps.cut).map((p) => `${p.name}: the time budget stopped it after ${p.reps.background.length} repetitions, ${p.reps.wanted} undisturbed ones wanted`),
     disturbed: parts.filter((p) => p.reps.disturbed).map((p) => `${p.name}: fewer than ${p.reps.wanted} repetitions undisturbed (< ${QUIET_THRESHOLD_CORES} cores of other load)`),
   };
 }
@@ -470,31 +489,29 @@ function concurrentPullLines(r: Report): string[] {
   ];
 }
 
+/** Rows only for the figures the report has (reports from older runs lack some, e.g. the type-checked synth). */
 function synthTable(r: Report): string {
   const s = r.context.synth as {
-    shipped_app: string;
-    typechecked_app: string;
-    cold_median_s: number;
-    resynth_median_s: Record<string, number>;
-    typechecked_median_s: number;
-    seed_100_users_s: number;
-    cold_s: number[];
-    resynth_s: Record<string, number[]>;
-    typechecked_s: number[];
+    typechecked_app?: string;
+    cold_median_s?: number;
+    resynth_median_s?: Record<string, number>;
+    typechecked_median_s?: number;
+    seed_100_users_s?: number;
+    cold_s?: number[];
+    resynth_s?: Record<string, number[]>;
+    typechecked_s?: number[];
   };
-  return table(
-    ["command", "median", "runs (s)"],
-    [
-      ["`npx cdktf synth`, cold (fresh material directory, 1 user)", `${fmt(s.cold_median_s)} s`, s.cold_s.map((v) => fmt(v)).join(", ")],
-      ...Object.keys(s.resynth_median_s).map((k) => [
-        `\`npx cdktf synth\`, re-synth, ${k === "1_users" ? "1 user" : k.replace("_", " ")} unchanged`,
-        `${fmt(s.resynth_median_s[k])} s`,
-        s.resynth_s[k].map((v) => fmt(v)).join(", "),
-      ]),
-      [`\`npx cdktf synth --app "${s.typechecked_app}"\` (type-checked at run time), re-synth, 1 user`, `${fmt(s.typechecked_median_s)} s`, s.typechecked_s.map((v) => fmt(v)).join(", ")],
-      ["first synth after adding 99 users (hashes them at cost 10; one run)", `${fmt(s.seed_100_users_s)} s`, "–"],
-    ],
-  );
+  const runs = (v: number[] | undefined) => (v ?? []).map((x) => fmt(x)).join(", ") || "–";
+  const rows: string[][] = [];
+  if (s.cold_median_s !== undefined) rows.push(["`npx cdktf synth`, cold (fresh material directory, 1 user)", `${fmt(s.cold_median_s)} s`, runs(s.cold_s)]);
+  for (const [k, v] of Object.entries(s.resynth_median_s ?? {})) {
+    rows.push([`\`npx cdktf synth\`, re-synth, ${k === "1_users" ? "1 user" : k.replace("_", " ")} unchanged`, `${fmt(v)} s`, runs(s.resynth_s?.[k])]);
+  }
+  if (s.typechecked_median_s !== undefined) {
+    rows.push([`\`npx cdktf synth --app "${s.typechecked_app ?? "?"}"\` (type-checked at run time), re-synth, 1 user`, `${fmt(s.typechecked_median_s)} s`, runs(s.typechecked_s)]);
+  }
+  if (s.seed_100_users_s !== undefined) rows.push(["first synth after adding 99 users (hashes them at cost 10; one run)", `${fmt(s.seed_100_users_s)} s`, "–"]);
+  return table(["command", "median", "runs (s)"], rows);
 }
 
 export function renderMarkdown(r: Report): string {
@@ -528,35 +545,52 @@ export function renderMarkdown(r: Report): string {
     "",
     "## Details (absolute values, context only)",
     "",
-    `### Blob transfers (${BLOB_BYTES / MiB} MiB random blob, ${(r.context.transfer as { repetitions: number }).repetitions} repetitions, median)`,
-    "",
-    transferTable(r),
-    "",
-    backgroundNote(r.context.transfer as BackgroundInfo, "repetition"),
-    "",
-    `### Authentication (concurrency ${CONCURRENCY}; pulls: median of ${(r.context.auth as { pull_s: Record<string, number[]> }).pull_s.anonymous.length})`,
-    "",
-    authTables(r),
-    "",
-    `### Synth (${(r.context.synth as { repetitions: number }).repetitions} runs each, median)`,
-    "",
-    synthTable(r),
-    "",
-    ...Object.entries(
-      (r.context.synth as { background_cores_per_repetition: Record<string, { background: number[]; used: number[]; disturbed: boolean; cut?: boolean; wanted?: number }> }).background_cores_per_repetition,
-    ).map(([k, b]) => `- ${k}: ${backgroundNote({ background_cores_per_repetition: b.background, medians_over_repetitions: b.used, disturbed: b.disturbed, cut: b.cut, wanted: b.wanted }, "run")}`),
-    "",
+    ...detailSections(r),
     methodSection(r),
     "",
     exploreSection(r),
     "",
-    reasoningSection(r, { ratio, verdict }),
+    r.context.transfer && r.context.auth && r.context.synth
+      ? reasoningSection(r, { ratio, verdict })
+      : "## Defaults and why\n\nNot written for an incomplete run: the reasoning compares figures of all three parts.",
     "",
     "## Checks made during the run",
     "",
     ...r.checks.map((c) => `- ${c}`),
     "",
   ].join("\n");
+}
+
+/** One section per measured part; a part the run has no figures for says so instead. */
+function detailSections(r: Report): string[] {
+  const missing = (title: string) => [`### ${title}`, "", "Not measured in this run (see Run quality above).", ""];
+  const out: string[] = [];
+  const transfer = r.context.transfer as (BackgroundInfo & { repetitions: number }) | undefined;
+  if (transfer) {
+    out.push(`### Blob transfers (${BLOB_BYTES / MiB} MiB random blob, ${transfer.repetitions} repetitions, median)`, "", transferTable(r), "", backgroundNote(transfer, "repetition"), "");
+    out.push(...negotiatedTable(r.context.negotiated_tls as Record<string, NegotiatedTls> | undefined, transferLabels(r)));
+  } else out.push(...missing("Blob transfers"));
+  const auth = r.context.auth as { pull_s: Record<string, number[]> } | undefined;
+  if (auth) out.push(`### Authentication (concurrency ${CONCURRENCY}; pulls: median of ${auth.pull_s.anonymous?.length ?? 0})`, "", authTables(r), "");
+  else out.push(...missing("Authentication"));
+  const synth = r.context.synth as
+    | { repetitions: number; background_cores_per_repetition?: Record<string, { background: number[]; used: number[]; disturbed: boolean; cut?: boolean; wanted?: number }> }
+    | undefined;
+  if (synth) {
+    out.push(`### Synth (${synth.repetitions} runs each, median)`, "", synthTable(r), "");
+    out.push(
+      ...Object.entries(synth.background_cores_per_repetition ?? {}).map(
+        ([k, b]) => `- ${k}: ${backgroundNote({ background_cores_per_repetition: b.background, medians_over_repetitions: b.used, disturbed: b.disturbed, cut: b.cut, wanted: b.wanted }, "run")}`,
+      ),
+      "",
+    );
+  } else out.push(...missing("Synth"));
+  return out;
+}
+
+function transferLabels(r: Report): Record<string, string> {
+  const t = r.context.transfer as { targets?: Record<string, { label: string }> } | undefined;
+  return Object.fromEntries(Object.entries(t?.targets ?? {}).map(([k, v]) => [k, v.label]));
 }
 
 function qualitySection(r: Report): string[] {
@@ -566,7 +600,8 @@ function qualitySection(r: Report): string[] {
   return [
     "**Run quality — read the figures below with this in mind:**",
     "",
-    ...cuts.map((c) => `- CUT by the time limit: ${c}`),
+    ...(r.complete === false ? ["- **INCOMPLETE RUN (`complete: false`): the figures below cover only what was measured before it stopped.**"] : []),
+    ...cuts.map((c) => `- CUT: ${c}`),
     ...disturbed.map((d) => `- DISTURBED: ${d}`),
     "",
   ];
@@ -585,10 +620,10 @@ function methodSection(r: Report): string {
     "path costs, not how fast a larger server would be.",
     "",
     "**Environment.** The e2e suite's machinery: a private `dockerd` (e2e/engine.ts) with its own",
-    `address pool (${ADDRESS_POOL.replace(/^base=/, "").replace(/,size=\d+$/, "")}; the e2e suite's default is 10.213.0.0/16) and \`--iptables=false\` (a dockerd that`,
+    `address pool (${String(r.context.address_pool ?? ADDRESS_POOL).replace(/^base=/, "").replace(/,size=\d+$/, "")}; the e2e suite's default is 10.213.0.0/16) and \`--iptables=false\` (a dockerd that`,
     "manages iptables flushes other engines' DOCKER chains when it starts; the bench adds one",
     "`FORWARD -i <bridge> -o <bridge> -j ACCEPT` rule per bridge it creates and deletes it at the end), and the",
-    "e2e images built from Debian packages (e2e/images.ts: distribution 2.8.2, nginx 1.22.1). Containers",
+    `e2e images (e2e/images.ts: distribution ${String(r.context.registry_image ?? "registry-stack-e2e/registry:2.8.2").split(":").pop()} — ${r.context.registry_image ? `built with \`go install\` as for the e2e suite, the version the stack deploys` : "Debian's package"}; nginx 1.22.1 from Debian). Containers`,
     "are created through the Engine API the way the constructs declare them (constructs/registry.ts,",
     "constructs/nginx-proxy.ts: same commands, file paths, `cap_drop ALL` (+ CHOWN/SETGID/SETUID for nginx),",
     "`no-new-privileges`, a named data volume, a backend network marked internal plus an edge network)",
@@ -644,7 +679,39 @@ function methodSection(r: Report): string {
   ].join("\n");
 }
 
-interface ExploreReport {
+export const EXPLORE_STAGES = ["tls", "buffers"] as const;
+export type ExploreStageName = (typeof EXPLORE_STAGES)[number];
+
+const STAGE_TITLES: Record<ExploreStageName, { title: string; about: string }> = {
+  tls: {
+    title: "TLS downloads from storage (`--explore=tls`)",
+    about:
+      "What a TLS blob download served by nginx from the data volume depends on: the TLS 1.3 suite the server picks, the pieces nginx reads the file in (`blobOutputBuffers`), kernel TLS; next to the registry terminating TLS itself. Downloads only, except for the cipher variant (a cipher also decrypts uploads).",
+  },
+  buffers: {
+    title: "Proxy buffering and upload pieces (`--explore=buffers`)",
+    about: "Proxy buffering, buffer sizes and upload piece sizes; every variant changes one thing against DEFAULT_PROXY_TUNING of that run.",
+  },
+};
+
+interface ExploreRow {
+  key: string;
+  label: string;
+  /** null: downloads only (the variant's upload path is the default's). */
+  upload_median_s: number | null;
+  download_median_s: number;
+  upload_vs_direct: number | null;
+  download_vs_direct: number;
+  upload_s: number[];
+  download_s: number[];
+  /** Download throughput ÷ the registry terminating TLS itself (when the stage has that path). */
+  download_vs_registry_tls?: number;
+  /** Per repetition: the default proxy's download time ÷ this variant's (a throughput ratio, paired so drift between repetitions cancels). */
+  paired_download_vs_default?: { median: number; faster: number; of: number };
+}
+
+interface ExploreStage {
+  stage: ExploreStageName;
   generated: string;
   totalRunSeconds: number;
   repetitions: number;
@@ -655,9 +722,17 @@ interface ExploreReport {
     background?: BackgroundInfo;
     /** Per repetition: 16k upload time ÷ default upload time (paired, so drift between repetitions cancels). */
     paired?: { median_16k_over_default: number; default_faster: number; of: number };
-    rows: { key: string; label: string; upload_median_s: number; upload_vs_direct: number; upload_s: number[] }[] };
-  rows: { key: string; label: string; upload_median_s: number; download_median_s: number; upload_vs_direct: number; download_vs_direct: number; upload_s: number[]; download_s: number[] }[];
+    rows: { key: string; label: string; upload_median_s: number; upload_vs_direct: number; upload_s: number[] }[];
+  };
+  /** Per TLS path: the protocol and suite negotiated with the bench's curl and with a client offering Go's order. */
+  negotiated?: Record<string, NegotiatedTls>;
+  rows: ExploreRow[];
   machine: Machine;
+}
+
+/** docs/benchmarks-explore.json: one section per stage, each from its own run. */
+export interface ExploreFile {
+  stages: Partial<Record<ExploreStageName, ExploreStage>>;
 }
 
 function pairedFocus(p: ProxyBenchResult): { median_16k_over_default: number; default_faster: number; of: number } | undefined {
@@ -668,18 +743,43 @@ function pairedFocus(p: ProxyBenchResult): { median_16k_over_default: number; de
   return { median_16k_over_default: round(median(ratios), 3), default_faster: ratios.filter((v) => v > 1).length, of: ratios.length };
 }
 
+function pairedDownload(p: ProxyBenchResult, x: TransferResult): { median: number; faster: number; of: number } | undefined {
+  const ours = p.results.find((r) => r.key === "proxy");
+  // Proxy variants only: the registry's own paths are references, not candidates.
+  if (!ours || ours === x || x.key === "direct" || x.key === "direct_tls") return undefined;
+  const ratios = p.reps.used.map((i) => ours.downloads[i] / x.downloads[i]).filter((v) => Number.isFinite(v));
+  return { median: round(median(ratios), 3), faster: ratios.filter((v) => v > 1).length, of: ratios.length };
+}
+
 function backgroundInfo(p: ProxyBenchResult): BackgroundInfo {
   return {
     background_cores_per_repetition: p.reps.background.map((v) => round(v, 2)),
     medians_over_repetitions: p.reps.used.map((i) => i + 1),
     disturbed: p.reps.disturbed,
+    cut: p.reps.cut,
+    wanted: p.reps.wanted,
   };
 }
 
-export function buildExploreReport(machine: Machine, proxy: ProxyBenchResult, totalRunSeconds: number, focus?: ProxyBenchResult): ExploreReport {
+const nullIfNaN = (v: number) => (Number.isFinite(v) ? v : null);
+
+export function buildExploreStage(
+  stage: ExploreStageName,
+  machine: Machine,
+  proxy: ProxyBenchResult,
+  totalRunSeconds: number,
+  extra: { focus?: ProxyBenchResult; negotiated?: Record<string, NegotiatedTls> } = {},
+): ExploreStage {
   const direct = byKey(proxy, "direct");
+  const registryTls = proxy.results.find((x) => x.key === "direct_tls");
+  const focus = extra.focus;
   const focusDirect = focus ? byKey(focus, "direct") : undefined;
   return {
+    stage,
+    generated: new Date().toISOString(),
+    totalRunSeconds: round(totalRunSeconds, 0),
+    repetitions: proxy.repetitions,
+    background: backgroundInfo(proxy),
     focus:
       focus && focusDirect
         ? {
@@ -695,32 +795,74 @@ export function buildExploreReport(machine: Machine, proxy: ProxyBenchResult, to
             })),
           }
         : undefined,
-    generated: new Date().toISOString(),
-    totalRunSeconds: round(totalRunSeconds, 0),
-    repetitions: proxy.repetitions,
-    background: backgroundInfo(proxy),
+    negotiated: extra.negotiated,
     machine,
     rows: proxy.results.map((x) => ({
       key: x.key,
       label: x.label,
-      upload_median_s: round(x.uploadMedianS, 3),
+      upload_median_s: nullIfNaN(round(x.uploadMedianS, 3)),
       download_median_s: round(x.downloadMedianS, 3),
-      upload_vs_direct: round(direct.uploadMedianS / x.uploadMedianS, 3),
+      upload_vs_direct: nullIfNaN(round(direct.uploadMedianS / x.uploadMedianS, 3)),
       download_vs_direct: round(direct.downloadMedianS / x.downloadMedianS, 3),
-      upload_s: x.uploads.map((v) => round(v, 3)),
+      upload_s: x.uploads.filter((v) => Number.isFinite(v)).map((v) => round(v, 3)),
       download_s: x.downloads.map((v) => round(v, 3)),
+      download_vs_registry_tls: registryTls ? round(registryTls.downloadMedianS / x.downloadMedianS, 3) : undefined,
+      paired_download_vs_default: pairedDownload(proxy, x),
     })),
   };
 }
 
-function exploreTable(e: ExploreReport): string {
+/** Reads the file as it is (also the one-run format before stages, which was the buffers stage) and sets one stage. */
+export function mergeExploreFile(existing: unknown, stage: ExploreStage | undefined): ExploreFile {
+  return { stages: { ...exploreStages(existing), ...(stage ? { [stage.stage]: stage } : {}) } };
+}
+
+function exploreStages(e: unknown): Partial<Record<ExploreStageName, ExploreStage>> {
+  if (!e || typeof e !== "object") return {};
+  if ("stages" in e) return (e as ExploreFile).stages;
+  if ("rows" in e && Array.isArray((e as ExploreStage).rows)) return { buffers: { ...(e as ExploreStage), stage: "buffers" } };
+  return {};
+}
+
+function exploreTable(e: ExploreStage): string {
+  const withTls = e.rows.some((x) => x.download_vs_registry_tls !== undefined);
+  const withPaired = e.rows.some((x) => x.paired_download_vs_default !== undefined);
+  const header = ["variant", "upload ÷ direct", "download ÷ direct"];
+  if (withTls) header.push("download ÷ registry TLS");
+  if (withPaired) header.push("download ÷ default, paired: median (faster in)");
+  header.push("upload runs (s)", "download runs (s)");
   return table(
-    ["variant (one change against DEFAULT_PROXY_TUNING at the time)", "upload ÷ direct", "download ÷ direct", "upload runs (s)", "download runs (s)"],
-    e.rows.map((x) => [x.label, fmt(x.upload_vs_direct), fmt(x.download_vs_direct), x.upload_s.map((v) => fmt(v)).join(", "), x.download_s.map((v) => fmt(v)).join(", ")]),
+    header,
+    e.rows.map((x) => {
+      const p = x.paired_download_vs_default;
+      return [
+        x.label,
+        x.upload_vs_direct === null || x.upload_s.length === 0 ? "–" : fmt(x.upload_vs_direct),
+        fmt(x.download_vs_direct),
+        ...(withTls ? [x.download_vs_registry_tls === undefined ? "–" : fmt(x.download_vs_registry_tls)] : []),
+        ...(withPaired ? [p ? `${fmt(p.median)} (${p.faster} of ${p.of})` : "–"] : []),
+        x.upload_s.length === 0 ? "–" : x.upload_s.map((v) => fmt(v)).join(", "),
+        x.download_s.map((v) => fmt(v)).join(", "),
+      ];
+    }),
   );
 }
 
-function focusTable(e: ExploreReport): string {
+function negotiatedTable(n: Record<string, NegotiatedTls> | undefined, labels: Record<string, string>): string[] {
+  if (!n || Object.keys(n).length === 0) return [];
+  return [
+    "Negotiated per TLS path (read from the handshake): with the bench's client (curl, OpenSSL's default offer: AES-256-GCM first) and with",
+    "a client offering TLS 1.3 suites in Go's order (AES-128-GCM first: docker, containerd, skopeo on AES hardware; `openssl s_client -ciphersuites`):",
+    "",
+    table(
+      ["path", "curl (the transfers)", "Go's client order"],
+      Object.entries(n).map(([k, v]) => [labels[k] ?? k, v.benchClient, v.goOrderClient]),
+    ),
+    "",
+  ];
+}
+
+function focusTable(e: ExploreStage): string {
   if (!e.focus) return "";
   return [
     `Second stage, uploads only, ${e.focus.repetitions} interleaved repetitions (same run):`,
@@ -739,48 +881,65 @@ function focusTable(e: ExploreReport): string {
   ].join("\n");
 }
 
-export function renderExploreMarkdown(e: ExploreReport): string {
+function stageSection(e: ExploreStage, level: string): string {
+  const t = STAGE_TITLES[e.stage];
+  const labels = Object.fromEntries(e.rows.map((x) => [x.key, x.label]));
   return [
-    "# Proxy tuning exploration",
+    `${level} ${t.title}`,
     "",
-    `Generated by \`npm run bench -- --explore\` on ${e.generated} (${e.totalRunSeconds} s, ${e.repetitions} interleaved repetitions per variant,`,
-    `${BLOB_BYTES / MiB} MiB blob, TLS unless noted; method as in benchmarks.md). Ratios are throughput ÷ direct-to-registry throughput`,
-    "in the same run (higher is better); differences under ~10 % are within the run-to-run spread here (the default",
-    "appears twice).",
+    `${t.about} Run ${e.generated} (${e.totalRunSeconds} s, ${e.repetitions} interleaved repetitions, ${BLOB_BYTES / MiB} MiB blob, TLS unless noted,`,
+    "median). Ratios are throughput ÷ the reference's throughput in the same run (higher is better).",
     "",
     exploreTable(e),
     "",
     ...(e.background ? [backgroundNote(e.background, "repetition"), ""] : []),
+    ...negotiatedTable(e.negotiated, labels),
+    ...(e.rows.some((x) => x.key === "ktls")
+      ? [
+          `Kernel TLS on this machine: ${e.machine.kernelTls ?? "not recorded"}${e.machine.kernelTls?.startsWith("available") ? "" : " — so the kTLS variant could not be active in this run; its row measures the same path as the default"}.`,
+          `OpenSSL's AEAD speed here (16 KiB blocks): ${Object.entries(e.machine.aeadMBps ?? {}).map(([k, v]) => `${k} ${v} MB/s`).join(", ")}.`,
+          "",
+        ]
+      : []),
     focusTable(e),
+  ].join("\n");
+}
+
+export function renderExploreMarkdown(file: ExploreFile): string {
+  const stages = EXPLORE_STAGES.map((k) => file.stages[k]).filter((x): x is ExploreStage => x !== undefined);
+  return [
+    "# Proxy tuning exploration",
     "",
+    "Generated by `npm run bench -- --explore=<stage>` (bench/run.ts); each stage is its own run, and every figure is a",
+    "ratio of two paths measured side by side in that run (method as in benchmarks.md). Differences under ~5–10 % are",
+    "within the run-to-run spread here; the paired column compares each variant with the default repetition by repetition.",
+    "",
+    ...stages.map((e) => stageSection(e, "##") + "\n"),
   ].join("\n");
 }
 
 function exploreSection(r: Report): string {
-  const e = r.explore as ExploreReport | undefined;
-  if (!e || !Array.isArray(e.rows)) return "## Tuning exploration\n\nNo exploration results found (run `npm run bench -- --explore`).";
+  const stages = exploreStages(r.explore);
+  const present = EXPLORE_STAGES.map((k) => stages[k]).filter((x): x is ExploreStage => x !== undefined);
+  if (present.length === 0) return "## Tuning exploration\n\nNo exploration results found (run `npm run bench -- --explore=tls` and `--explore=buffers`).";
   return [
-    "## Tuning exploration (`npm run bench -- --explore`)",
+    "## Tuning exploration (`npm run bench -- --explore=<stage>`)",
     "",
-    `From docs/benchmarks-explore.md (${e.generated}, a separate run; ${e.repetitions} repetitions each, median). Each variant changes one`,
-    "thing against the DEFAULT_PROXY_TUNING of that run.",
+    "From docs/benchmarks-explore.md (separate runs, one per stage).",
     "",
-    exploreTable(e),
-    "",
-    ...(e.background ? [backgroundNote(e.background, "repetition"), ""] : []),
-    focusTable(e),
+    ...present.map((e) => stageSection(e, "###") + "\n"),
   ].join("\n");
 }
 
-function exploreRatio(r: Report, key: string, dir: "upload" | "download"): string | undefined {
-  const e = r.explore as ExploreReport | undefined;
-  const row = e?.rows?.find((x) => x.key === key);
+function exploreRatio(r: Report, key: string, dir: "upload" | "download", stage: ExploreStageName = "buffers"): string | undefined {
+  const row = exploreStages(r.explore)[stage]?.rows.find((x) => x.key === key);
   if (!row) return undefined;
-  return fmt(dir === "upload" ? row.upload_vs_direct : row.download_vs_direct);
+  const v = dir === "upload" ? row.upload_vs_direct : row.download_vs_direct;
+  return v === null ? undefined : fmt(v);
 }
 
 function focusSentence(r: Report): string {
-  const f = (r.explore as ExploreReport | undefined)?.focus;
+  const f = exploreStages(r.explore).buffers?.focus;
   const p = f?.paired;
   if (!f || !p) return "";
   const gain = p.median_16k_over_default - 1;

@@ -6,25 +6,41 @@ import { AuthBenchResult, runAuthBench } from "./auth-bench";
 import { Lab } from "./lab";
 import { killAllChildren, run } from "./proc";
 import {
+  BUFFER_VARIANTS,
   DEFAULT_VARIANT,
-  EXPLORE_VARIANTS,
   measureTransfers,
+  negotiatedTls,
+  NegotiatedTls,
   PLAIN_VARIANT,
   OUTPUT_32K_VARIANT,
   ProxyBenchResult,
   startTransferTargets,
+  TLS_VARIANTS,
   VIA_REGISTRY_VARIANT,
 } from "./proxy-bench";
-import { buildReport, buildExploreReport, Machine, renderExploreMarkdown, renderMarkdown, renderTable, Report } from "./report";
+import {
+  buildReport,
+  buildExploreStage,
+  ExploreStageName,
+  EXPLORE_STAGES,
+  Machine,
+  mergeExploreFile,
+  renderExploreMarkdown,
+  renderMarkdown,
+  renderTable,
+  Report,
+} from "./report";
 import { Budget } from "./stats";
 import { runSynthBench, SynthBenchResult } from "./synth-bench";
 import { runStorageMode, STORAGE_PARTS, StoragePart } from "./storage-mode";
 
 /**
  * `npm run bench`               proxy throughput, authentication cost, synth time → docs/benchmarks.{md,json}
- * `npm run bench -- --explore`  proxy tuning variants → docs/benchmarks-explore.{md,json}
+ * `npm run bench -- --explore=tls`      TLS 1.3 suite order, blobOutputBuffers, kTLS (downloads from storage)
+ * `npm run bench -- --explore=buffers`  proxy buffering and upload piece sizes
+ *                               each stage → its section of docs/benchmarks-explore.{md,json} (the other stage's is kept)
  * `npm run bench -- --only=proxy,auth,synth`  a subset, printed only (docs are written by full runs)
- * `npm run bench -- --render-only`  rewrites docs/benchmarks.md from docs/benchmarks.json (no measuring)
+ * `npm run bench -- --render-only`  rewrites docs/benchmarks.md and docs/benchmarks-explore.md from their JSON (no measuring)
  * `npm run bench -- --quick`   one repetition of everything, printed only (checks the bench itself)
  * `npm run bench -- --storage` storage lifecycle write window and mirror cold pulls → docs/benchmarks-storage.{md,json}
  * `npm run bench -- --storage --only=mirror`  (or gc) one part; the other part's figures are kept in the docs
@@ -32,7 +48,8 @@ import { runStorageMode, STORAGE_PARTS, StoragePart } from "./storage-mode";
  *
  * BENCH_ADDRESS_POOL gives the bench engine its own networks (default 10.214.0.0/16).
  * Needs root (a private dockerd, like the e2e suite). The whole run is bounded: a watchdog
- * stops it, cleans up and exits non-zero at HARD_LIMIT_MS.
+ * stops it at HARD_LIMIT_MS, cleans up, writes what was measured with the rest marked as cut
+ * (`complete: false`), and exits non-zero.
  */
 
 const PROJECT_DIR = path.resolve(__dirname, "..");
@@ -50,25 +67,29 @@ const log = (line: string) => console.log(`  . ${line}`);
 
 interface Args {
   renderOnly: boolean;
-  explore: boolean;
+  explore?: ExploreStageName;
   storage: boolean;
   quick: boolean;
   only: Set<string>;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { renderOnly: false, explore: false, storage: false, quick: false, only: new Set(["proxy", "auth", "synth"]) };
+  const args: Args = { renderOnly: false, storage: false, quick: false, only: new Set(["proxy", "auth", "synth"]) };
   let onlyGiven = false;
   for (const a of argv) {
     if (a === "--render-only") args.renderOnly = true;
     else if (a === "--quick") args.quick = true;
-    else if (a === "--explore") args.explore = true;
+    else if (a === "--explore" || a.startsWith("--explore=")) {
+      const stage = a.slice("--explore=".length);
+      if (!(EXPLORE_STAGES as readonly string[]).includes(stage)) throw new Error(`${a}: name a stage: ${EXPLORE_STAGES.map((x) => `--explore=${x}`).join(" or ")} (together they would outgrow the time limit)`);
+      args.explore = stage as ExploreStageName;
+    }
     else if (a === "--storage") args.storage = true;
     else if (a.startsWith("--only=")) {
       args.only = new Set(a.slice("--only=".length).split(",").filter(Boolean));
       onlyGiven = true;
     }
-    else throw new Error(`unknown argument ${a}; use --explore, --storage, --quick or --only=proxy,auth,synth`);
+    else throw new Error(`unknown argument ${a}; use --explore=tls|buffers, --storage, --quick or --only=proxy,auth,synth`);
   }
   if (args.storage) {
     if (!onlyGiven) args.only = new Set(STORAGE_PARTS);
@@ -138,6 +159,12 @@ async function main(): Promise<number> {
     fs.writeFileSync(path.join(DOCS_DIR, "benchmarks.md"), renderMarkdown(report));
     console.log(renderTable(report));
     console.log("rewrote docs/benchmarks.md from docs/benchmarks.json");
+    const explore = readExplore();
+    if (explore) {
+      const file = mergeExploreFile(explore, undefined);
+      fs.writeFileSync(path.join(DOCS_DIR, "benchmarks-explore.md"), renderExploreMarkdown(file));
+      console.log("rewrote docs/benchmarks-explore.md from docs/benchmarks-explore.json");
+    }
     return 0;
   }
   const budget = new Budget(HARD_LIMIT_MS);
@@ -158,34 +185,70 @@ async function main(): Promise<number> {
     timer.unref();
   });
 
-  const work = async () => {
-    const info = await machine();
-    const needsEngine = args.explore || args.only.has("proxy");
-    if (needsEngine) {
+  if (args.explore) {
+    const stage = args.explore;
+    const explore = async () => {
+      const info = await machine();
       log("starting the bench engine and importing the e2e images");
       await lab.start();
-    }
-    if (args.explore) {
-      const { targets } = await startTransferTargets(lab, [...EXPLORE_VARIANTS, PLAIN_VARIANT], { registryTls: false, recipe: true });
-      const proxy = await measureTransfers(lab, targets, { minClean: 3, maxReps: 4, budget, reserveMs: FOCUS_PHASE_MS + CLEANUP_RESERVE_MS, log });
+      if (stage === "tls") {
+        // Plain HTTP through the proxy, as context for what TLS costs (downloads only).
+        const plain = { ...PLAIN_VARIANT, downloadOnly: true };
+        const { targets } = await startTransferTargets(lab, [...TLS_VARIANTS, plain], { registryTls: true, recipe: false });
+        const negotiated = await negotiatedTls(targets);
+        for (const [key, n] of Object.entries(negotiated)) log(`${key}: curl ${n.benchClient}; Go's client order ${n.goOrderClient}`);
+        const proxy = await measureTransfers(lab, targets, { ...reps(10, 12, 14), budget, reserveMs: CLEANUP_RESERVE_MS, log });
+        return buildExploreStage("tls", info, proxy, budget.elapsedMs() / 1000, { negotiated });
+      }
+      const { targets } = await startTransferTargets(lab, [...BUFFER_VARIANTS, PLAIN_VARIANT], { registryTls: false, recipe: true });
+      const proxy = await measureTransfers(lab, targets, { ...reps(3, 3, 4), budget, reserveMs: FOCUS_PHASE_MS + CLEANUP_RESERVE_MS, log });
       // Second stage: the one knob whose effect is about the size of the spread above, with
       // more repetitions (uploads only): nginx's 16k upload pieces against the default.
       log("focus: upload piece size (client_body_buffer_size), more repetitions");
       const focusTargets = targets.filter((x) => FOCUS_KEYS.includes(x.key));
-      const focus = await measureTransfers(lab, focusTargets, { minClean: 8, minReps: 3, maxReps: 9, budget, reserveMs: CLEANUP_RESERVE_MS, log, uploadsOnly: true });
-      return { info, explore: proxy, focus };
+      const focus = await measureTransfers(lab, focusTargets, { ...reps(8, 3, 9), budget, reserveMs: CLEANUP_RESERVE_MS, log, uploadsOnly: true });
+      return buildExploreStage("buffers", info, proxy, budget.elapsedMs() / 1000, { focus });
+    };
+    let result: Awaited<ReturnType<typeof explore>> | undefined;
+    try {
+      result = await Promise.race([explore(), watchdog]);
+    } catch (err) {
+      console.error(`bench failed: ${(err as Error).message}`);
+      if (aborted) killAllChildren();
     }
-    let proxy: ProxyBenchResult | undefined;
-    let auth: AuthBenchResult | undefined;
-    let synth: SynthBenchResult | undefined;
+    await lab.cleanup();
+    // A stage is one measuring loop: stopped inside it, nothing complete is left to write.
+    if (!result) return aborted ? 3 : 1;
+    const file = mergeExploreFile(readExplore(), result);
+    console.log(renderExploreMarkdown(file));
+    if (args.quick) {
+      console.log(`--quick: docs not written (total ${(budget.elapsedMs() / 1000).toFixed(0)} s)`);
+      return 0;
+    }
+    fs.writeFileSync(path.join(DOCS_DIR, "benchmarks-explore.json"), JSON.stringify(file, null, 2) + "\n");
+    fs.writeFileSync(path.join(DOCS_DIR, "benchmarks-explore.md"), renderExploreMarkdown(file));
+    console.log(`wrote the ${stage} stage of docs/benchmarks-explore.md and docs/benchmarks-explore.json (total ${(budget.elapsedMs() / 1000).toFixed(0)} s)`);
+    return 0;
+  }
+
+  // What has been measured so far: the watchdog writes these if the run does not finish.
+  const measured: { info?: Machine; proxy?: ProxyBenchResult; negotiated?: Record<string, NegotiatedTls>; auth?: AuthBenchResult; synth?: SynthBenchResult } = {};
+  let current = "machine information";
+  const work = async () => {
+    measured.info = await machine();
     if (args.only.has("proxy")) {
+      current = "proxy throughput";
+      log("starting the bench engine and importing the e2e images");
+      await lab.start();
       log("part 1: proxy throughput (512 MiB blob)");
       const { targets, setup } = await startTransferTargets(lab, [DEFAULT_VARIANT, VIA_REGISTRY_VARIANT, OUTPUT_32K_VARIANT, PLAIN_VARIANT], { registryTls: true, recipe: true });
+      measured.negotiated = await negotiatedTls(targets);
       const reserve = CLEANUP_RESERVE_MS + (args.only.has("auth") ? AUTH_PHASE_MS : 0) + (args.only.has("synth") ? SYNTH_PHASE_MS : 0);
-      proxy = await measureTransfers(lab, targets, { ...reps(5, 3, 6), budget, reserveMs: reserve, log });
+      measured.proxy = await measureTransfers(lab, targets, { ...reps(5, 3, 6), budget, reserveMs: reserve, log });
       if (args.only.has("auth")) {
+        current = "authentication cost";
         log("part 2: authentication cost");
-        auth = await runAuthBench(lab, setup, {
+        measured.auth = await runAuthBench(lab, setup, {
           budget,
           minPullReps: reps(5, 5, 8).minClean,
           maxPullReps: reps(5, 5, 8).maxReps,
@@ -200,50 +263,48 @@ async function main(): Promise<number> {
       await lab.cleanup();
     }
     if (args.only.has("synth")) {
+      current = "synth time";
       log("part 3: synth time");
-      synth = await runSynthBench(PROJECT_DIR, { ...reps(3, 3, 4), budget, reserveMs: CLEANUP_RESERVE_MS, log });
+      measured.synth = await runSynthBench(PROJECT_DIR, { ...reps(3, 3, 4), budget, reserveMs: CLEANUP_RESERVE_MS, log });
     }
-    return { info, proxy, auth, synth };
   };
 
-  let result: Awaited<ReturnType<typeof work>>;
+  let failed = false;
   try {
-    result = await Promise.race([work(), watchdog]);
+    await Promise.race([work(), watchdog]);
   } catch (err) {
     console.error(`bench failed: ${(err as Error).message}`);
+    failed = true;
     if (aborted) killAllChildren();
-    await lab.cleanup();
-    return aborted ? 3 : 1;
   }
   await lab.cleanup();
+  if (failed && (!aborted || !measured.info)) return aborted ? 3 : 1;
+  // The watchdog fired: what was measured is written, the rest marked as cut.
+  const stoppedIn = failed ? current : undefined;
   const totalS = budget.elapsedMs() / 1000;
-
-  if ("explore" in result && result.explore) {
-    const report = buildExploreReport(result.info, result.explore, totalS, "focus" in result ? result.focus : undefined);
-    console.log(renderExploreMarkdown(report));
-    fs.writeFileSync(path.join(DOCS_DIR, "benchmarks-explore.json"), JSON.stringify(report, null, 2) + "\n");
-    fs.writeFileSync(path.join(DOCS_DIR, "benchmarks-explore.md"), renderExploreMarkdown(report));
-    console.log(`wrote docs/benchmarks-explore.md and docs/benchmarks-explore.json (total ${totalS.toFixed(0)} s)`);
-    return 0;
-  }
-  const r = result as { info: Machine; proxy?: ProxyBenchResult; auth?: AuthBenchResult; synth?: SynthBenchResult };
-  const report = buildReport(r.info, { proxy: r.proxy, auth: r.auth, synth: r.synth }, totalS, readExplore());
+  const wanted = (["proxy", "auth", "synth"] as const).filter((part) => args.only.has(part));
+  const notMeasured = wanted.filter((part) => measured[part] === undefined);
+  const report = buildReport(measured.info!, measured, totalS, readExplore(), {
+    stoppedIn: stoppedIn ? `the watchdog stopped the run at ${((HARD_LIMIT_MS - CLEANUP_RESERVE_MS) / 1000).toFixed(0)} s during ${stoppedIn}` : undefined,
+    notMeasured,
+  });
   console.log(renderTable(report));
-  if (r.proxy && r.auth && r.synth && !args.quick) {
+  const fullRun = wanted.length === 3 && !args.quick;
+  if (fullRun) {
     fs.writeFileSync(path.join(DOCS_DIR, "benchmarks.json"), JSON.stringify(report, null, 2) + "\n");
     fs.writeFileSync(path.join(DOCS_DIR, "benchmarks.md"), renderMarkdown(report));
-    console.log(`wrote docs/benchmarks.md and docs/benchmarks.json (total run time ${totalS.toFixed(0)} s)`);
+    console.log(`wrote docs/benchmarks.md and docs/benchmarks.json (total run time ${totalS.toFixed(0)} s${report.complete ? "" : "; INCOMPLETE, see cuts"})`);
   } else {
     console.log(`partial run (--only or --quick): docs not written (total ${totalS.toFixed(0)} s)`);
-    if (args.quick) console.log(JSON.stringify({ ratios: report.ratios, cuts: report.cuts, disturbed: report.disturbed }, null, 2));
-    if (args.quick && r.proxy && r.auth && r.synth) {
+    if (args.quick) console.log(JSON.stringify({ ratios: report.ratios, complete: report.complete, cuts: report.cuts, disturbed: report.disturbed }, null, 2));
+    if (args.quick && wanted.length === 3) {
       // The whole report is rendered as a full run would write it, outside docs/.
       const file = path.join(os.tmpdir(), "rsbench-quick.md");
       fs.writeFileSync(file, renderMarkdown(report));
       console.log(`rendered the report of this quick run to ${file}`);
     }
   }
-  return 0;
+  return stoppedIn ? 3 : 0;
 }
 
 function readExplore(): unknown {

@@ -78,7 +78,7 @@ export async function runStorageMode(o: {
   const work = async () => {
     const info = await o.machine();
     o.log("starting the bench engine and importing the e2e images (with distribution v3.1.1)");
-    await lab.start({ distributionV3: true });
+    await lab.start();
     let gc: GcBenchResult | undefined;
     let mirror: MirrorBenchResult | undefined;
     if (o.parts.has("gc")) {
