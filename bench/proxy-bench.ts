@@ -117,15 +117,8 @@ export const TLS_VARIANTS: readonly ProxyVariant[] = [
     blobReads: true,
     edit: (conf) => replaceOnce(conf, "ssl_prefer_server_ciphers off;", TLS13_AES128_FIRST.join("\n    ")),
   },
-  outputBuffers(undefined),
-  outputBuffers("2 128k"),
-  outputBuffers("1 1m"),
-  {
-    ...outputBuffers(undefined),
-    key: "tls13_aes128_output_nginx_default",
-    label: "both: TLS 1.3 AES-128-GCM first and nginx's output_buffers 2 32k",
-    edit: (conf) => replaceOnce(conf, "ssl_prefer_server_ciphers off;", TLS13_AES128_FIRST.join("\n    ")),
-  },
+  // Read sizes other than the default's (nginx's own 2 32k when blobOutputBuffers is unset).
+  ...[undefined, "2 128k", "2 512k", "1 1m"].filter((v) => v !== DEFAULT_PROXY_TUNING.blobOutputBuffers).map(outputBuffers),
   {
     key: "ktls",
     label: "kernel TLS asked for (ssl_conf_command Options KTLS; active only where the kernel has TLS)",
@@ -375,14 +368,15 @@ export async function negotiatedTls(targets: readonly TransferTarget[]): Promise
   for (const x of targets) {
     const base = new URL(x.endpoint.base);
     if (base.protocol !== "https:") continue;
-    const curl = await run("curl", ["-sv", "--http1.1", "--cacert", x.endpoint.caFile ?? "", "-o", "/dev/null", "-m", "10", `${x.endpoint.base}/v2/`], { timeoutMs: 15_000 });
-    const used = /SSL connection using (\S+) \/ (\S+)/.exec(curl.stderr);
-    const sClient = await run(
-      "openssl",
-      ["s_client", "-connect", base.host, "-CAfile", x.endpoint.caFile ?? "", "-ciphersuites", GO_CLIENT_TLS13_ORDER, "-brief"],
-      { timeoutMs: 15_000, input: "" },
-    );
-    const text = sClient.stdout + sClient.stderr;
+    // A failed probe is reported as such; it does not stop the measurements.
+    const output = (command: string, args: string[]) =>
+      run(command, args, { timeoutMs: 15_000, input: "" }).then(
+        (r) => r.stdout + r.stderr,
+        (err: Error) => err.message,
+      );
+    const curlText = await output("curl", ["-sv", "--http1.1", "--cacert", x.endpoint.caFile ?? "", "-o", "/dev/null", "-m", "10", `${x.endpoint.base}/v2/`]);
+    const used = /SSL connection using (\S+) \/ (\S+)/.exec(curlText);
+    const text = await output("openssl", ["s_client", "-connect", base.host, "-CAfile", x.endpoint.caFile ?? "", "-ciphersuites", GO_CLIENT_TLS13_ORDER, "-brief"]);
     const protocol = /Protocol version: (\S+)/.exec(text)?.[1];
     const suite = /Ciphersuite: (\S+)/.exec(text)?.[1];
     out[x.key] = {

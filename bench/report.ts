@@ -144,7 +144,7 @@ export function buildReport(
     ratio(
       "proxy_download_vs_output_32k",
       output32k.downloadMedianS / ours.downloadMedianS,
-      "download throughput of our proxy as deployed (blobOutputBuffers 2 512k) ÷ the same with nginx's output_buffers 2 32k",
+      `download throughput of our proxy as deployed (blobOutputBuffers ${DEFAULT_PROXY_TUNING.blobOutputBuffers ?? "unset"}) ÷ the same with nginx's output_buffers 2 32k`,
       "higher-is-better",
     );
     const recipe = byKey(proxy, "recipe");
@@ -726,6 +726,8 @@ interface ExploreStage {
   };
   /** Per TLS path: the protocol and suite negotiated with the bench's curl and with a client offering Go's order. */
   negotiated?: Record<string, NegotiatedTls>;
+  /** DEFAULT_PROXY_TUNING of that run: what "the default" in its rows was. */
+  defaultTuning?: unknown;
   rows: ExploreRow[];
   machine: Machine;
 }
@@ -796,6 +798,7 @@ export function buildExploreStage(
           }
         : undefined,
     negotiated: extra.negotiated,
+    defaultTuning: DEFAULT_PROXY_TUNING,
     machine,
     rows: proxy.results.map((x) => ({
       key: x.key,
@@ -889,6 +892,9 @@ function stageSection(e: ExploreStage, level: string): string {
     "",
     `${t.about} Run ${e.generated} (${e.totalRunSeconds} s, ${e.repetitions} interleaved repetitions, ${BLOB_BYTES / MiB} MiB blob, TLS unless noted,`,
     "median). Ratios are throughput ÷ the reference's throughput in the same run (higher is better).",
+    ...(e.stage === "tls" && e.defaultTuning
+      ? [`The default in this run read blobs from storage with \`output_buffers ${(e.defaultTuning as { blobOutputBuffers?: string }).blobOutputBuffers ?? "2 32k"}\`${(e.defaultTuning as { blobOutputBuffers?: string }).blobOutputBuffers ? "" : " (nginx's own)"}.`]
+      : []),
     "",
     exploreTable(e),
     "",
@@ -962,6 +968,44 @@ function concurrentPullReasoning(r: Report, h: { ratio: (k: string, d?: number) 
   ];
 }
 
+/** What the `--explore=tls` stage says about the TLS suite, the read size and kernel TLS, for the reasoning. */
+function tlsStageLines(r: Report): string[] {
+  const kernel = r.machine.kernelTls ?? "not recorded";
+  const ktlsAvailable = kernel.startsWith("available");
+  const aead = Object.entries(r.machine.aeadMBps ?? {}).map(([k, v]) => `${k} ${v} MB/s`).join(", ");
+  const negotiated = r.context.negotiated_tls as Record<string, NegotiatedTls> | undefined;
+  const lines = [
+    `  Kernel TLS, which would let nginx \`sendfile\` the file through TLS, ${ktlsAvailable ? "is available on this kernel" : "is not available on this kernel"} (${kernel}).`,
+    `  OpenSSL's AEAD speed here: ${aead}.`,
+  ];
+  if (negotiated?.proxy && negotiated.direct_tls) {
+    lines.push(
+      `  Negotiated in this run: the bench's curl got ${negotiated.proxy.benchClient} from our proxy and ${negotiated.direct_tls.benchClient} from the registry;`,
+      `  a client offering Go's order (docker, containerd, skopeo) got ${negotiated.proxy.goOrderClient} from our proxy.`,
+    );
+  }
+  const tuning = r.context.default_proxy_tuning as { blobOutputBuffers?: string } | undefined;
+  if (r.ratios.proxy_download_vs_output_32k !== undefined) {
+    lines.push(
+      `  Reading the file in \`output_buffers ${tuning?.blobOutputBuffers ?? "?"}\` (\`blobOutputBuffers\`) instead of nginx's 2 × 32k: ${fmt(r.ratios.proxy_download_vs_output_32k)}× the throughput in this run (\`proxy_download_vs_output_32k\`).`,
+    );
+  }
+  const e = exploreStages(r.explore).tls;
+  if (!e) return [...lines, "  TLS suite and read size: no `npm run bench -- --explore=tls` results."];
+  const paired = (key: string) => {
+    const p = e.rows.find((x) => x.key === key)?.paired_download_vs_default;
+    return p ? `${fmt(p.median)}× (faster in ${p.faster} of ${p.of})` : "not measured";
+  };
+  const defaultBuffers = (e.defaultTuning as { blobOutputBuffers?: string } | undefined)?.blobOutputBuffers;
+  return [
+    ...lines,
+    `  \`--explore=tls\` (docs/benchmarks-explore.md, ${e.generated}, ${e.repetitions} repetitions${e.background?.disturbed ? ", partly disturbed" : ""}) compared download throughput with the default of that run`,
+    `  (output_buffers ${defaultBuffers ?? "2 32k"}), paired per repetition: the server choosing AES-128-GCM like Go ${paired("tls13_aes128")}; output_buffers`,
+    `  2 × 32k (nginx's) ${paired("output_nginx_default")}, 2 × 128k ${paired("output_2x128k")}, 1 × 1m ${paired("output_1x1m")}, 2 × 512k ${paired("output_2x512k")}; \`ssl_conf_command Options KTLS\``,
+    `  ${paired("ktls")}${e.machine.kernelTls?.startsWith("available") ? "" : " — without kernel TLS that is the default's own configuration, so it shows the spread"}.`,
+  ];
+}
+
 function reasoningSection(r: Report, h: { ratio: (k: string, d?: number) => string; verdict: (k: string) => string }): string {
   const ex = (key: string, dir: "upload" | "download") => exploreRatio(r, key, dir) ?? "(no exploration data)";
   const t = r.context.transfer as { longest_upload_commit_s: number; targets: Record<string, { download_client_cpu_s: number; download_server_cpu_s: number }> };
@@ -1000,12 +1044,9 @@ function reasoningSection(r: Report, h: { ratio: (k: string, d?: number) => stri
     `  download from storage, ${h.ratio("proxy_via_registry_download_server_cpu_vs_direct")}× through the registry. What remains is TLS: client (curl decrypting),`,
     "  nginx (encrypting), registry and docker-proxy share the two vCPUs, so the client's decryption is part of the measured",
     `  time (curl used ${fmt(t.targets.proxy.download_client_cpu_s)} CPU-s per download through the TLS proxy against ${fmt(t.targets.direct.download_client_cpu_s)} directly); the same proxy over`,
-    `  plain HTTP reaches ${h.ratio("plain_proxy_download_vs_direct")}×. Kernel TLS, which would let nginx \`sendfile\` the file through TLS, ${r.machine.kernelTls?.startsWith("available") ? "is available on this kernel but not used by the stack (not measured here)" : "is not available on this kernel"}`,
-    `  (${r.machine.kernelTls ?? "not recorded"}), so it could not be active in this run and \`ssl_conf_command Options KTLS\` would change nothing here; the cipher is not the cost either: OpenSSL does ${Object.entries(r.machine.aeadMBps ?? {}).map(([k, v]) => `${k} ${v} MB/s`).join(", ")}`,
-    `  here, against a few hundred MiB/s of downloads. Reading the file in 2 × 512k pieces (\`blobOutputBuffers\`) instead of nginx's 2 × 32k: ${h.ratio("proxy_download_vs_output_32k")}× the`,
-    `  throughput (\`proxy_download_vs_output_32k\`); it costs 1 MiB per download in flight, less than a proxied download may hold (64k + 16 × 256k).`,
-    `  AES-128-GCM for TLS 1.3 gave ${ex("tls13_aes128", "download")}× direct in the last exploration`,
-    `  (its default: ${ex("proxy", "download")}×; docs/benchmarks-explore.md). Against the recipe our proxy is ahead in both directions (upload ${h.ratio("proxy_upload_vs_recipe")}×, download ${h.ratio("proxy_download_vs_recipe")}×`,
+    `  plain HTTP reaches ${h.ratio("plain_proxy_download_vs_direct")}×.`,
+    ...tlsStageLines(r),
+    `  Against the recipe our proxy is ahead in both directions (upload ${h.ratio("proxy_upload_vs_recipe")}×, download ${h.ratio("proxy_download_vs_recipe")}×`,
     "  the recipe's throughput).",
     ...concurrentPullReasoning(r, h),
     "",

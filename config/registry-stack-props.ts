@@ -244,7 +244,8 @@ export interface RegistryStackProps {
    * registry would. Everything else still goes to the registry. Trade-offs: the proxy container can
    * read every repository's blobs, and the registry no longer sees (logs, counts in its metrics,
    * notifies about) those downloads; nginx's access log does (`upstream=-`). Needs the proxy and the
-   * auth cache. See docs/benchmarks.md.
+   * auth cache. Files are read in 2 × 128k pieces (256 KiB per download in flight), chosen with
+   * `npm run bench -- --explore=tls`. See docs/benchmarks.md and docs/benchmarks-explore.md.
    * @default true with the proxy and the auth cache, else false
    */
   readonly serveBlobsFromStorage?: boolean;

@@ -39,13 +39,13 @@ export interface ProxyTuning {
 }
 
 /**
- * Chosen with `npm run bench -- --explore` (docs/benchmarks.md): uploads stream to the
- * registry in 128k pieces (nginx's 16k default was a few per cent slower on a 512 MiB layer);
- * downloads are buffered in memory only (no temp files; other buffer sizes and unbuffered
- * responses were not faster, nginx's 4k/8×4k defaults were slower). Blobs read from storage in
- * 2 × 512k pieces (nginx's 2 × 32k: more reads and smaller writes into TLS; `npm run bench`
- * compares both as `proxy` and `proxy_output_32k`); 1 MiB per download in flight, less than a
- * proxied download's 64k + 16 × 256k.
+ * Chosen with `npm run bench -- --explore=buffers|tls` (docs/benchmarks-explore.md): uploads
+ * stream to the registry in 128k pieces (nginx's 16k default was a few per cent slower on a
+ * 512 MiB layer); downloads are buffered in memory only (no temp files; other buffer sizes and
+ * unbuffered responses were not faster, nginx's 4k/8×4k defaults were slower). Blobs read from
+ * storage in 2 × 128k pieces: the cheapest read size not measurably slower than 2 × 512k
+ * (paired 0.99×, where the same configuration twice differs by 2 %), while nginx's own 2 × 32k
+ * was slower (0.93×); 256 KiB per download in flight instead of 1 MiB.
  */
 export const DEFAULT_PROXY_TUNING: ProxyTuning = {
   requestBuffering: false,
@@ -56,7 +56,7 @@ export const DEFAULT_PROXY_TUNING: ProxyTuning = {
   readTimeoutSeconds: 900,
   sendTimeoutSeconds: 900,
   clientBodyBufferSize: "128k",
-  blobOutputBuffers: "2 512k",
+  blobOutputBuffers: "2 128k",
 };
 
 /** A TCP address, or a unix socket (`unix:` in nginx) in a volume shared with the registry. */
