@@ -975,7 +975,7 @@ function tlsStageLines(r: Report): string[] {
   const aead = Object.entries(r.machine.aeadMBps ?? {}).map(([k, v]) => `${k} ${v} MB/s`).join(", ");
   const negotiated = r.context.negotiated_tls as Record<string, NegotiatedTls> | undefined;
   const lines = [
-    `  Kernel TLS, which would let nginx \`sendfile\` the file through TLS, ${ktlsAvailable ? "is available on this kernel" : "is not available on this kernel"} (${kernel}).`,
+    `  Kernel TLS, which would let nginx \`sendfile\` the file through TLS: ${kernel}.`,
     `  OpenSSL's AEAD speed here: ${aead}.`,
   ];
   if (negotiated?.proxy && negotiated.direct_tls) {
@@ -997,12 +997,14 @@ function tlsStageLines(r: Report): string[] {
     return p ? `${fmt(p.median)}× (faster in ${p.faster} of ${p.of})` : "not measured";
   };
   const defaultBuffers = (e.defaultTuning as { blobOutputBuffers?: string } | undefined)?.blobOutputBuffers;
+  const readSizes = e.rows
+    .filter((x) => x.key.startsWith("output_") && x.paired_download_vs_default)
+    .map((x) => `${x.key === "output_nginx_default" ? "2 32k (nginx's)" : x.key.slice("output_".length).replace("x", " ")} ${paired(x.key)}`);
   return [
     ...lines,
     `  \`--explore=tls\` (docs/benchmarks-explore.md, ${e.generated}, ${e.repetitions} repetitions${e.background?.disturbed ? ", partly disturbed" : ""}) compared download throughput with the default of that run`,
     `  (output_buffers ${defaultBuffers ?? "2 32k"}), paired per repetition: the server choosing AES-128-GCM like Go ${paired("tls13_aes128")}; output_buffers`,
-    `  2 × 32k (nginx's) ${paired("output_nginx_default")}, 2 × 128k ${paired("output_2x128k")}, 1 × 1m ${paired("output_1x1m")}, 2 × 512k ${paired("output_2x512k")}; \`ssl_conf_command Options KTLS\``,
-    `  ${paired("ktls")}${e.machine.kernelTls?.startsWith("available") ? "" : " — without kernel TLS that is the default's own configuration, so it shows the spread"}.`,
+    `  ${readSizes.join(", ")}; \`ssl_conf_command Options KTLS\` ${paired("ktls")}${ktlsAvailable ? "" : " — without kernel TLS that is the default's own configuration, so it shows the spread"}.`,
   ];
 }
 
