@@ -11,7 +11,7 @@ import { renderAccessModule } from "../renderers/access-module";
 import { renderHtpasswd } from "../renderers/htpasswd";
 import { AUTH_CACHE_DIR, AuthCache, DEFAULT_PROXY_TUNING, renderNginxConf } from "../renderers/nginx-conf";
 import { buildImage, pullImage, pushImage, SkopeoTarget } from "./image";
-import { Lab, Log, SERVER_NAME } from "./lab";
+import { Lab, Log, REGISTRY_SOCKET, SERVER_NAME } from "./lab";
 import { runLoad, LoadResult } from "./load";
 import { ProxySetup } from "./proxy-bench";
 import { CpuMeter, QUIET_THRESHOLD_CORES, waitQuiet } from "./cpu";
@@ -123,18 +123,18 @@ export async function runAuthBench(
     targets.push({ key: `cost${cost}` as AuthTargetKey, label: `htpasswd in the registry, bcrypt cost ${cost}`, port: px.port!, authorization, creds, proxyName });
   }
   // The auth-cache design as the stack deploys it: verifier (htpasswd, in-memory storage),
-  // data registry without auth (the same one the anonymous target uses), nginx auth_request.
+  // data registry without auth on its unix socket (the same one the anonymous target uses), nginx auth_request.
   const verifierAlias = "registry-auth";
   await lab.startRegistry({ name: `rsbench-${lab.id}-auth`, alias: verifierAlias, htpasswd: htpasswdAt(CACHED_COST), inMemory: true });
   const cacheProxyName = `rsbench-${lab.id}-nginx-cached`;
   // As deployed by default: auth cache and blobs served from storage (the data volume read-only).
   const deployedConf = renderNginxConf({
     ...base,
-    upstream: { host: Registry.ALIAS, port: Registry.PORT },
+    upstream: { socketPath: REGISTRY_SOCKET },
     authCache: benchAuthCache(verifierAlias),
     blobReads: { storageRoot: Registry.DATA_PATH },
   });
-  const cachePx = await lab.startNginx({ name: cacheProxyName, conf: deployedConf, tls: true, tmpfs: AUTH_CACHE_TMPFS, storage: true, files: ACCESS_MODULE_FILES });
+  const cachePx = await lab.startNginx({ name: cacheProxyName, conf: deployedConf, tls: true, tmpfs: AUTH_CACHE_TMPFS, storage: true, socket: true, files: ACCESS_MODULE_FILES });
   targets.push({
     key: "cached10",
     label: `auth cache (nginx auth_request → verifier, cost ${CACHED_COST}, TTL ${AUTH_CACHE_SECONDS} s; blobs from storage)`,
@@ -217,7 +217,7 @@ export async function runAuthBench(
   // cold-cache pull: the load test above already filled the cache of the measured one.
   const skopeo = (x: AuthTarget): SkopeoTarget => ({ hostPort: `${SERVER_NAME}:${x.port}`, certDir: lab.caDir, creds: x.creds });
   const coldName = `rsbench-${lab.id}-nginx-cached-cold`;
-  const cold = await lab.startNginx({ name: coldName, conf: deployedConf, tls: true, tmpfs: AUTH_CACHE_TMPFS, storage: true, files: ACCESS_MODULE_FILES });
+  const cold = await lab.startNginx({ name: coldName, conf: deployedConf, tls: true, tmpfs: AUTH_CACHE_TMPFS, storage: true, socket: true, files: ACCESS_MODULE_FILES });
   await waitQuiet(lab.meter, 10_000);
   const cachedColdPullS = await pullImage({ hostPort: `${SERVER_NAME}:${cold.port}`, certDir: lab.caDir, creds }, IMAGE_REF, lab.workDir);
   await lab.remove(coldName);

@@ -7,7 +7,7 @@ import * as net from "net";
 import * as os from "os";
 import * as path from "path";
 import { NginxProxy } from "../constructs/nginx-proxy";
-import { Registry } from "../constructs/registry";
+import { Registry, socketServeScript } from "../constructs/registry";
 import { NO_NEW_PRIVILEGES } from "../constructs/container-defaults";
 import { Engine, startEngine } from "../e2e/engine";
 import { NGINX_IMAGE, prepareImages, REGISTRY_V3_IMAGE } from "../e2e/images";
@@ -37,6 +37,8 @@ export const DEFAULT_ADDRESS_POOL = "base=10.214.0.0/16,size=24";
 /** BENCH_ADDRESS_POOL gives the bench engine other networks when another engine on the host uses the default. */
 export const ADDRESS_POOL = process.env.BENCH_ADDRESS_POOL || DEFAULT_ADDRESS_POOL;
 export const SERVER_NAME = "127.0.0.1";
+/** The registry's socket, where the stack puts it (constructs/registry.ts, stacks/registry-stack.ts). */
+export const REGISTRY_SOCKET = `${Registry.SOCKET_DIRECTORY}/registry.sock`;
 
 export type Log = (line: string) => void;
 
@@ -58,6 +60,8 @@ export interface RegistryOptions {
   publish?: boolean;
   /** Terminate TLS in the registry itself (the stack's `proxy: false` topology). */
   tls?: boolean;
+  /** Listen only on REGISTRY_SOCKET in the lab's socket volume, as the stack's registry behind the proxy does. */
+  socket?: boolean;
 }
 
 export interface NginxOptions {
@@ -76,6 +80,8 @@ export interface NginxOptions {
   files?: [string, string, number][];
   /** More volume mounts, Docker's `volume:path[:ro]`. */
   binds?: string[];
+  /** Mount the lab's socket volume at Registry.SOCKET_DIRECTORY (a registry listening on REGISTRY_SOCKET). */
+  socket?: boolean;
   /** More container ports published on 127.0.0.1 (a mirror's server); their host ports are in `ports`. */
   morePorts?: number[];
 }
@@ -90,6 +96,8 @@ export class Lab {
   readonly edge: string;
   readonly backend: string;
   readonly volume: string;
+  /** Shared by a registry listening on a unix socket and the proxies in front of it, as in the stack. */
+  readonly socketVolume: string;
   private readonly bridges: string[] = [];
   private readonly rules: string[][] = [];
   private readonly containers = new Map<string, ContainerHandle>();
@@ -128,6 +136,7 @@ export class Lab {
     this.edge = `rsbench-${this.id}-edge`;
     this.backend = `rsbench-${this.id}-backend`;
     this.volume = `rsbench-${this.id}-data`;
+    this.socketVolume = `rsbench-${this.id}-sockets`;
     process.once("exit", this.onExit);
   }
 
@@ -163,6 +172,7 @@ export class Lab {
       this.rules.push(rule);
     }
     await this.api.call({ method: "POST", path: "/volumes/create", json: { Name: this.volume } });
+    await this.api.call({ method: "POST", path: "/volumes/create", json: { Name: this.socketVolume } });
     this.volumeCreated = true;
   }
 
@@ -170,7 +180,7 @@ export class Lab {
   async startRegistry(o: RegistryOptions): Promise<ContainerHandle> {
     const config = renderRegistryConfig({
       httpSecret: this.httpSecret,
-      listen: { port: Registry.PORT },
+      listen: o.socket ? { socketPath: REGISTRY_SOCKET } : { port: Registry.PORT },
       drainTimeoutSeconds: 0,
       debugPort: Registry.DEFAULT_DEBUG_PORT,
       htpasswdPath: o.htpasswd !== undefined ? Registry.HTPASSWD_PATH : undefined,
@@ -189,13 +199,14 @@ export class Lab {
       o.name,
       {
         Image: REGISTRY_V3_IMAGE,
-        Cmd: [Registry.CONFIG_PATH],
+        // On a socket: the construct's entrypoint, which opens the socket up for nginx's workers.
+        ...(o.socket ? { Entrypoint: ["/bin/sh", "-c", socketServeScript(REGISTRY_SOCKET, Registry.CONFIG_PATH)], Cmd: [] } : { Cmd: [Registry.CONFIG_PATH] }),
         Env: ["OTEL_TRACES_EXPORTER=none"],
         ExposedPorts: port ? { [`${Registry.PORT}/tcp`]: {} } : undefined,
         HostConfig: {
           CapDrop: ["ALL"],
           SecurityOpt: NO_NEW_PRIVILEGES,
-          Binds: o.inMemory ? undefined : [`${this.volume}:${Registry.DATA_PATH}`],
+          Binds: [...(o.inMemory ? [] : [`${this.volume}:${Registry.DATA_PATH}`]), ...(o.socket ? [`${this.socketVolume}:${Registry.SOCKET_DIRECTORY}`] : [])],
           PortBindings: port ? { [`${Registry.PORT}/tcp`]: [{ HostIp: "127.0.0.1", HostPort: String(port) }] } : undefined,
         },
       },
@@ -217,7 +228,12 @@ export class Lab {
     const port = await freePort();
     const ports: Record<number, number> = { [NginxProxy.LISTEN_PORT]: port };
     for (const internal of o.morePorts ?? []) ports[internal] = await freePort();
-    const binds = [...(o.storage ? [`${this.volume}:${Registry.DATA_PATH}:ro`] : []), ...(o.binds ?? [])];
+    const binds = [
+      ...(o.storage ? [`${this.volume}:${Registry.DATA_PATH}:ro`] : []),
+      // Read-only, as constructs/nginx-proxy.ts mounts it.
+      ...(o.socket ? [`${this.socketVolume}:${Registry.SOCKET_DIRECTORY}:ro`] : []),
+      ...(o.binds ?? []),
+    ];
     const handle = await this.create(
       o.name,
       {
@@ -322,7 +338,10 @@ export class Lab {
       for (const name of [...this.containers.keys()]) await step(`container ${name}`, () => this.remove(name));
       for (const n of this.networksCreated.reverse()) await step(`network ${n}`, () => this.api.call({ method: "DELETE", path: `/networks/${n}` }, [200, 204, 404]));
       this.networksCreated = [];
-      if (this.volumeCreated) await step("volume", () => this.api.call({ method: "DELETE", path: `/volumes/${this.volume}` }, [200, 204, 404]));
+      if (this.volumeCreated) {
+        await step("volume", () => this.api.call({ method: "DELETE", path: `/volumes/${this.volume}` }, [200, 204, 404]));
+        await step("socket volume", () => this.api.call({ method: "DELETE", path: `/volumes/${this.socketVolume}` }, [200, 204, 404]));
+      }
       this.volumeCreated = false;
     }
     this.removeRulesSync();

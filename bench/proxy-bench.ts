@@ -4,7 +4,7 @@ import { NginxProxy } from "../constructs/nginx-proxy";
 import { Registry } from "../constructs/registry";
 import { DEFAULT_PROXY_TUNING, ProxyTuning, renderNginxConf } from "../renderers/nginx-conf";
 import { BlobFile, downloadBlob, Endpoint, uploadBlob, writeRandomBlob } from "./blobs";
-import { Lab, Log, SERVER_NAME } from "./lab";
+import { httpStatus, Lab, Log, REGISTRY_SOCKET, SERVER_NAME } from "./lab";
 import { run } from "./proc";
 import { renderRecipeConf } from "./recipe";
 import { repeat, medianOf, RepeatResult } from "./reps";
@@ -28,6 +28,11 @@ export interface ProxyVariant {
   readonly downloadOnly?: boolean;
   /** Changes outside ProxyTuning (e.g. sendfile), applied to the rendered nginx.conf. */
   readonly edit?: (conf: string) => string;
+  /**
+   * Reach the registry over TCP on the backend network instead of its unix socket (how the
+   * stack deploys it, and every variant here unless set).
+   */
+  readonly tcpUpstream?: boolean;
 }
 
 export const DEFAULT_VARIANT: ProxyVariant = {
@@ -120,6 +125,14 @@ export const TLS_VARIANTS: readonly ProxyVariant[] = [
   // Read sizes other than the default's (nginx's own 2 32k when blobOutputBuffers is unset).
   ...[undefined, "2 128k", "2 512k", "1 1m"].filter((v) => v !== DEFAULT_PROXY_TUNING.blobOutputBuffers).map(outputBuffers),
   {
+    key: "tcp_upstream",
+    label: "the registry reached over TCP on the backend network (the bench's proxies before 2026-11-29; the stack uses its unix socket)",
+    tuning: DEFAULT_PROXY_TUNING,
+    tls: true,
+    blobReads: true,
+    tcpUpstream: true,
+  },
+  {
     key: "ktls",
     label: "kernel TLS asked for (ssl_conf_command Options KTLS; active only where the kernel has TLS)",
     tuning: DEFAULT_PROXY_TUNING,
@@ -141,7 +154,7 @@ export function variantConf(v: ProxyVariant, upstreamHost: string): string {
     serverNames: [SERVER_NAME],
     listenPort: NginxProxy.LISTEN_PORT,
     healthListenPort: NginxProxy.HEALTH_LISTEN_PORT,
-    upstream: { host: upstreamHost, port: Registry.PORT },
+    upstream: v.tcpUpstream ? { host: upstreamHost, port: Registry.PORT } : { socketPath: REGISTRY_SOCKET },
     tls: v.tls ? { certificatePath: NginxProxy.CERTIFICATE_PATH, keyPath: NginxProxy.KEY_PATH } : undefined,
     tuning: v.tuning,
     blobReads: v.blobReads ? { storageRoot: Registry.DATA_PATH } : undefined,
@@ -228,16 +241,23 @@ export async function startTransferTargets(
       port: tlsRegistry.port!,
     });
   }
+  // The proxies reach the same storage through a second registry on the unix socket, as deployed
+  // (a registry listens either on TCP or on a socket; the direct paths need TCP).
+  const socketRegistry = variants.some((v) => !v.tcpUpstream)
+    ? await lab.startRegistry({ name: `rsbench-${lab.id}-registry-socket`, alias: "registry-socket", socket: true })
+    : undefined;
   let defaultProxyPort: number | undefined;
   for (const v of variants) {
-    const c = await lab.startNginx({ name: `rsbench-${lab.id}-nginx-${v.key}`, conf: variantConf(v, Registry.ALIAS), tls: v.tls, storage: v.blobReads });
+    const c = await lab.startNginx({ name: `rsbench-${lab.id}-nginx-${v.key}`, conf: variantConf(v, Registry.ALIAS), tls: v.tls, storage: v.blobReads, socket: !v.tcpUpstream });
     if (v === DEFAULT_VARIANT) defaultProxyPort = c.port;
     const scheme = v.tls ? "https" : "http";
+    const base = `${scheme}://${SERVER_NAME}:${c.port}`;
+    if (!v.tcpUpstream) await waitRegistryBehind(base, lab.tls.caCertificatePem, v.key);
     targets.push({
       key: v.key,
       label: v.label,
-      endpoint: { label: v.key, base: `${scheme}://${SERVER_NAME}:${c.port}`, caFile: v.tls ? lab.caFile : undefined },
-      serverContainers: [c.name, registry.name],
+      endpoint: { label: v.key, base, caFile: v.tls ? lab.caFile : undefined },
+      serverContainers: [c.name, v.tcpUpstream || !socketRegistry ? registry.name : socketRegistry.name],
       port: c.port!,
       downloadOnly: v.downloadOnly,
     });
@@ -262,6 +282,22 @@ export async function startTransferTargets(
   }
   if (defaultProxyPort === undefined) throw new Error("the default proxy variant must be among the variants");
   return { targets, setup: { registryName: registry.name, directPort: registry.port!, defaultProxyPort } };
+}
+
+/** Waits (bounded) until the registry answers through a proxy: 200 on /v2/ (nginx says 502 while the socket is missing). */
+async function waitRegistryBehind(base: string, ca: string, key: string): Promise<void> {
+  let last = "";
+  for (let i = 0; i < 100; i++) {
+    try {
+      const status = await httpStatus(`${base}/v2/`, ca);
+      if (status === 200) return;
+      last = `HTTP ${status}`;
+    } catch (err) {
+      last = (err as Error).message;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${key}: the registry did not answer through the proxy within 10 s (${last})`);
 }
 
 /**
