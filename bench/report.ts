@@ -688,7 +688,7 @@ const STAGE_TITLES: Record<ExploreStageName, { title: string; about: string }> =
   tls: {
     title: "TLS downloads from storage (`--explore=tls`)",
     about:
-      "What a TLS blob download served by nginx from the data volume depends on: the TLS 1.3 suite the server picks, the pieces nginx reads the file in (`blobOutputBuffers`), kernel TLS; next to the registry terminating TLS itself. Downloads only, except for the cipher variant (a cipher also decrypts uploads).",
+      "What a TLS blob download served by nginx from the data volume depends on: the TLS 1.3 suite the server picks, the pieces nginx reads the file in (`blobOutputBuffers`), kernel TLS, the way to the registry; next to the registry terminating TLS itself. Downloads only, except for variants that change the upload path too (the cipher, the upstream).",
   },
   buffers: {
     title: "Proxy buffering and upload pieces (`--explore=buffers`)",

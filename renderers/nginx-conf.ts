@@ -43,9 +43,9 @@ export interface ProxyTuning {
  * stream to the registry in 128k pieces (nginx's 16k default was a few per cent slower on a
  * 512 MiB layer); downloads are buffered in memory only (no temp files; other buffer sizes and
  * unbuffered responses were not faster, nginx's 4k/8×4k defaults were slower). Blobs read from
- * storage in 2 × 128k pieces: within the spread of 2 × 512k in two runs (paired 0.99× and
- * 1/1.04×, where the same configuration twice differs by 2 %), while nginx's own 2 × 32k was
- * 0.93× in one of them; 256 KiB per download in flight instead of 1 MiB.
+ * storage in 2 × 128k pieces: 2 × 512k was not consistently faster (paired 1.04× and 0.95×
+ * against it in two runs, where the same configuration twice differs by 1–2 %), nginx's own
+ * 2 × 32k was slower (0.85×–0.99×); 256 KiB per download in flight instead of 1 MiB.
  */
 export const DEFAULT_PROXY_TUNING: ProxyTuning = {
   requestBuffering: false,
