@@ -259,14 +259,19 @@ export async function mirrorsScenario(ctx: SuiteContext, c: MirrorChecks): Promi
       run("skopeo", ["--policy", ttlPolicy, "copy", "--src-cert-dir", path.join(clientDir, "certs.d", quayEndpoint), `docker://${quayEndpoint}/e2e/ttl:1`, `dir:${path.join(scratch, `ttl-${n}`)}`], {
         timeoutMs: 120_000,
       });
-    const cachedBlobs = async (): Promise<string[]> => {
+    /** "<bytes> <path>" of every blob data file in the quay mirror's volume. */
+    const blobDataFiles = async (): Promise<string[]> => {
       // No blobs folder at all (everything expired) lists nothing.
       const { stdout } = await ctx.engine.docker(
         ["run", "--rm", "--network", "none", "--entrypoint", "sh", "-v", "e2e-mirrors-mirror-quay-data:/data:ro", REGISTRY_V3_IMAGE,
-          "-c", "test ! -d /data/docker/registry/v2/blobs || find /data/docker/registry/v2/blobs -name data"],
+          "-c", "test ! -d /data/docker/registry/v2/blobs || find /data/docker/registry/v2/blobs -name data -exec stat -c '%s %n' {} +"],
         { timeoutMs: 60_000 },
       );
-      return ttlBlobs.filter((b) => stdout.includes(`/${b.replace(":", "/").replace(/^sha256\/(..)/, "sha256/$1/$1")}/data`));
+      return stdout.split("\n").filter((line) => line.trim() !== "");
+    };
+    const cachedBlobs = async (): Promise<string[]> => {
+      const files = (await blobDataFiles()).join("\n");
+      return ttlBlobs.filter((b) => files.includes(`/${b.replace(":", "/").replace(/^sha256\/(..)/, "sha256/$1/$1")}/data`));
     };
     let ttlFilledAt = 0;
     await c.ttl.phase("pull through the 1m-TTL mirror: blobs cached", async () => {
@@ -568,10 +573,14 @@ export async function mirrorsScenario(ctx: SuiteContext, c: MirrorChecks): Promi
       assert(left, "blobs still cached");
       const expiredAfter = (Date.now() - ttlFilledAt) / 1000;
       assert(expiredAfter >= 55, `blobs gone after ${expiredAfter.toFixed(0)} s, before the 1m TTL`);
+      // What the expiry leaves: the manifest payload (distribution deletes the manifest's links, not its
+      // blob), i.e. what a garbage collection of the mirror's volume could still reclaim.
+      const leftFiles = await blobDataFiles();
+      const leftBytes = leftFiles.reduce((sum, line) => sum + Number(line.split(" ")[0]), 0);
       await ttlCopy(2);
       const fetched = blobFetches(await upstreamRequests(ctx.engine), "e2e/ttl");
       for (const b of ttlBlobs) assertEqual(fetched[b], 2, `upstream downloads of ${short(b)} after the pull following expiry`);
-      c.ttl.note(`blob data gone from the volume ${expiredAfter.toFixed(0)} s after the pull (polled every 5 s); the next pull fetched each blob from the upstream again (2 downloads each)`);
+      c.ttl.note(`blob data gone from the volume ${expiredAfter.toFixed(0)} s after the pull (polled every 5 s); left in the volume's blob store: ${leftFiles.length} data file(s), ${leftBytes} bytes; the next pull fetched each blob from the upstream again (2 downloads each)`);
     });
     c.ttl.finish();
 
