@@ -5,8 +5,9 @@ import { Construct } from "constructs";
 import { MAINTENANCE_SCRIPT, renderMaintenanceSettings, RetentionRule } from "../renderers/maintenance-settings";
 import { renderCollectorConfig } from "../renderers/registry-config";
 import { ConfigVolume } from "./config-volume";
-import { IGNORE_ENGINE_DEFAULTS, NO_NEW_PRIVILEGES, SCRATCH_TMPFS, terraformLiteral } from "./container-defaults";
+import { IGNORE_ENGINE_DEFAULTS, NO_NEW_PRIVILEGES, REGISTRY_USER, SCRATCH_TMPFS, terraformLiteral } from "./container-defaults";
 import { Registry } from "./registry";
+import { VolumeOwner } from "./volume-owner";
 
 export interface MaintenanceProps {
   readonly containerName: string;
@@ -51,6 +52,8 @@ export class Maintenance extends Construct {
   public readonly stateVolume: Volume;
   public readonly container: Container;
   public readonly configVolume: ConfigVolume;
+  /** Gives REGISTRY_USER the state volume (the registry's owner container does the data). */
+  public readonly volumeOwner: VolumeOwner;
 
   constructor(scope: Construct, id: string, props: MaintenanceProps) {
     super(scope, id);
@@ -80,6 +83,9 @@ export class Maintenance extends Construct {
       ],
     });
 
+    const stateMount = { volumeName: this.stateVolume.name, containerPath: Maintenance.STATE_DIRECTORY };
+    this.volumeOwner = new VolumeOwner(this, "volume-owner", { containerName: props.containerName, image: props.image.imageId, mounts: [stateMount] });
+
     this.container = new Container(this, "container", {
       name: props.containerName,
       image: props.image.imageId,
@@ -89,11 +95,12 @@ export class Maintenance extends Construct {
       // reaches the registry's debug server for its metrics, and nothing else. It talks to the
       // proxy through the flag file.
       networkMode: `container:${props.registry.container.id}`,
-      volumes: [props.registry.dataMount, { volumeName: this.stateVolume.name, containerPath: Maintenance.STATE_DIRECTORY }, this.configVolume.mount],
+      volumes: [props.registry.dataMount, stateMount, this.configVolume.mount],
       // The job's scratch files go to /tmp (mktemp); everything it changes is on the two volumes.
       readOnly: true,
       tmpfs: SCRATCH_TMPFS,
-      dependsOn: [this.configVolume.seeder],
+      user: REGISTRY_USER,
+      dependsOn: [this.configVolume.seeder, this.volumeOwner.container],
       restart: props.restartPolicy,
       mustRun: true,
       capabilities: { drop: ["ALL"] },

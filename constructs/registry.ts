@@ -7,8 +7,9 @@ import { MaterialStore } from "../material/material-store";
 import { renderHtpasswd } from "../renderers/htpasswd";
 import { renderRegistryConfig } from "../renderers/registry-config";
 import { ConfigVolume } from "./config-volume";
-import { healthcheckLabel, IGNORE_ENGINE_DEFAULTS, NO_NEW_PRIVILEGES, SCRATCH_TMPFS } from "./container-defaults";
+import { healthcheckLabel, IGNORE_ENGINE_DEFAULTS, NO_NEW_PRIVILEGES, REGISTRY_USER, SCRATCH_TMPFS } from "./container-defaults";
 import { secretUpload } from "./secret-upload";
+import { VolumeOwner } from "./volume-owner";
 
 export type RegistryStorage =
   | { readonly volumeName: string; readonly preventDestroy: boolean }
@@ -125,6 +126,8 @@ export class Registry extends Construct {
   public readonly debugPort: number;
   /** How the data (volume or host folder) is mounted at DATA_PATH; none for an in-memory registry. */
   public readonly dataMount?: ContainerVolumes;
+  /** Gives REGISTRY_USER the data, the socket directory and the config files before the registry starts. */
+  public readonly volumeOwner: VolumeOwner;
 
   constructor(scope: Construct, id: string, props: RegistryProps) {
     super(scope, id);
@@ -195,6 +198,14 @@ export class Registry extends Construct {
       directory: Registry.CONFIG_DIRECTORY,
       uploads,
     });
+    // Before the config volume's read-only mount joins: the owner changes it (the secret files
+    // are uploaded 0600 root and must be readable by the registry's user).
+    this.volumeOwner = new VolumeOwner(this, "volume-owner", {
+      containerName: props.containerName,
+      image: props.image.imageId,
+      mounts: [...volumes, { volumeName: this.configVolume.volume.name, containerPath: Registry.CONFIG_DIRECTORY }],
+      dependsOn: [this.configVolume.seeder],
+    });
     volumes.push(this.configVolume.mount);
 
     const healthcheck: ContainerHealthcheck = {
@@ -231,7 +242,8 @@ export class Registry extends Construct {
       volumes,
       readOnly: true,
       tmpfs: SCRATCH_TMPFS,
-      dependsOn: [this.configVolume.seeder],
+      user: REGISTRY_USER,
+      dependsOn: [this.configVolume.seeder, this.volumeOwner.container],
       healthcheck,
       labels: [healthcheckLabel(healthcheck)],
       capabilities: { drop: ["ALL"] },

@@ -54,6 +54,9 @@ const strMap: AttrSpec = { kind: "stringMap" };
 const required = (spec: AttrSpec): AttrSpec => ({ ...spec, required: true });
 const labelsBlock: AttrSpec = { kind: { block: { label: required(str), value: required(str) } } };
 
+/** Bound on an attached container's run (the provider has none). */
+const ATTACH_TIMEOUT_MS = 600_000;
+
 const CONTAINER: Schema = {
   name: required(str),
   image: required(str),
@@ -87,7 +90,7 @@ const CONTAINER: Schema = {
   privileged: { kind: "bool", only: false },
   publish_all_ports: { kind: "bool", only: false },
   rm: { kind: "bool", only: false },
-  attach: { kind: "bool", only: false },
+  attach: bool,
   logs: { kind: "bool", only: false },
   tty: { kind: "bool", only: false },
   stdin_open: { kind: "bool", only: false },
@@ -802,6 +805,20 @@ export class Realization {
     await this.api.call({ method: "POST", path: `/containers/${id}/start` });
 
     const mustRun = c.optBool("must_run") ?? true;
+    if (c.optBool("attach") === true) {
+      if (c.optBool("wait") === true) throw new RealizeError(`${a}: wait together with attach is not implemented by the realizer`);
+      // Like the provider: ContainerWait(not-running) with no bound of its own (bounded here),
+      // then the read, which stores exit_code without judging it. A non-zero exit fails nothing.
+      await this.api.call({ method: "POST", path: `/containers/${id}/wait?condition=not-running`, timeoutMs: ATTACH_TIMEOUT_MS });
+      const info = await this.inspect(id);
+      if (mustRun) {
+        // The read finds it not running: the provider deletes it and fails.
+        await this.api.call({ method: "DELETE", path: `/containers/${id}?force=1` });
+        throw new RealizeError(`${a}: container failed to be in running state (attach with must_run: it exited, exit ${info.State.ExitCode}); the provider deletes it`);
+      }
+      this.state.set(res.address, { name, id, exit_code: String(info.State.ExitCode) });
+      return;
+    }
     const refreshMs = c.optNumber("container_read_refresh_timeout_milliseconds") ?? 15_000;
     if (mustRun) {
       // Like the provider (100 ms delay, then 'running' at the first look): a container that

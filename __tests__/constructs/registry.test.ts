@@ -7,6 +7,7 @@ import { Testing } from "cdktf";
 import { Construct } from "constructs";
 import * as fs from "fs";
 import { parse } from "yaml";
+import { REGISTRY_GID, REGISTRY_UID } from "../../constructs/container-defaults";
 import { Registry, RegistryProps } from "../../constructs/registry";
 import { MaterialStore } from "../../material/material-store";
 import { tempDirectory } from "../fixtures/test-stack";
@@ -97,5 +98,47 @@ describe("Registry", () => {
     const plain = labelOf({});
     expect(plain).toMatch(/^[0-9a-f]{16}$/);
     expect(labelOf({ debugPort: 5002 })).not.toBe(plain);
+  });
+  test("runs as REGISTRY_USER after a one-shot root container gave it the data, socket directory and config files", () => {
+    const json = JSON.parse(
+      Testing.synthScope((scope) => {
+        const sockets = new Volume(scope, "sockets", { name: "r-sockets" });
+        registry(scope, new MaterialStore(tempDirectory()), { endpoint: { socketVolume: sockets, socketName: "registry.sock" } });
+      }),
+    );
+    const container = registryContainer(json);
+    expect(container.user).toBe(`${REGISTRY_UID}:${REGISTRY_GID}`);
+    expect(REGISTRY_UID).not.toBe(0);
+    const [ownerKey, owner] = Object.entries(json.resource.docker_container as Record<string, Record<string, unknown>>).find(([, c]) => c.name === "r-registry-volume-owner")!;
+    expect(container.depends_on).toContain(`docker_container.${ownerKey}`);
+    expect(owner).toMatchObject({
+      user: "0:0",
+      attach: true,
+      must_run: false,
+      restart: "no",
+      network_mode: "none",
+      read_only: true,
+      capabilities: { drop: ["ALL"], add: ["CAP_CHOWN", "CAP_DAC_READ_SEARCH"] },
+      security_opts: ["no-new-privileges:true"],
+    });
+    // The same volumes at the same paths, all writable here; the config volume too (its secret files are 0600 root).
+    const configVolume = (container.volumes as Array<Record<string, unknown>>).find((v) => v.container_path === "/etc/registry-stack")!;
+    expect(owner.volumes).toEqual([
+      { volume_name: "${docker_volume.registry_data_B845E19E.name}", container_path: "/var/lib/registry", read_only: false },
+      { volume_name: "${docker_volume.sockets.name}", container_path: "/run/registry-stack", read_only: false },
+      { volume_name: configVolume.volume_name, container_path: "/etc/registry-stack", read_only: false },
+    ]);
+    const script = (owner.entrypoint as string[])[2];
+    expect(owner.entrypoint).toEqual(["/bin/sh", "-c", script]);
+    expect(script).toContain(`owner=${REGISTRY_UID}:${REGISTRY_GID}`);
+    expect(script).toContain("for dir in /var/lib/registry /run/registry-stack /etc/registry-stack; do");
+    // The seeder's files must be in the config volume before they are chowned.
+    expect(owner.depends_on).toEqual([expect.stringMatching(/^docker_container\.registry_config_seeder_/)]);
+  });
+
+  test("prepares a host folder the same way when the data is one", () => {
+    const json = JSON.parse(Testing.synthScope((scope) => void registry(scope, new MaterialStore(tempDirectory()), { storage: { hostPath: "/srv/registry" } })));
+    const owner = Object.values(json.resource.docker_container as Record<string, Record<string, unknown>>).find((c) => c.name === "r-registry-volume-owner")!;
+    expect(owner.volumes).toContainEqual({ host_path: "/srv/registry", container_path: "/var/lib/registry", read_only: false });
   });
 });

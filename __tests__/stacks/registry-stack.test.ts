@@ -184,7 +184,11 @@ describe("RegistryStack, direct TLS (no proxy)", () => {
   test("publishes the registry itself with TLS material and no proxy container", () => {
     const registry = resourceOf(json, "docker_container", "registry_container");
     expect(registry.ports).toEqual([{ internal: 5000, external: 5000, ip: "127.0.0.1" }]);
-    expect(Object.keys(json.resource.docker_container)).toEqual([expect.stringMatching(/^registry_config_seeder_/), expect.stringMatching(/^registry_container_/)]);
+    expect(Object.keys(json.resource.docker_container)).toEqual([
+      expect.stringMatching(/^registry_config_seeder_/),
+      expect.stringMatching(/^registry_container_/),
+      expect.stringMatching(/^registry_volume-owner_container_/),
+    ]);
     const files = uploadsOf(json, "registry").map((u) => u.file);
     expect(files).toEqual(["/etc/registry-stack/config.yml", "/etc/registry-stack/htpasswd", "/etc/registry-stack/tls/server.crt", "/etc/registry-stack/tls/server.key"]);
     expect((registry.healthcheck as { test: string[] }).test).toContain("http://127.0.0.1:5001/debug/health");
@@ -330,6 +334,11 @@ describe("RegistryStack with retention", () => {
       { volume_name: expect.stringMatching(/^\$\{docker_volume\.maintenance_config_volume_[0-9A-F]{8}\.name\}$/), container_path: "/etc/registry-stack", read_only: true },
     ]);
     expect(maintenance.read_only).toBe(true);
+    expect(maintenance.user).toBe("65532:65532");
+    const owner = resourceOf(json, "docker_container", "maintenance_volume-owner_container");
+    expect(owner).toMatchObject({ name: "registry-maintenance-volume-owner", attach: true, must_run: false, user: "0:0" });
+    expect(owner.volumes).toEqual([{ volume_name: "${docker_volume.maintenance_state_69EC1C01.name}", container_path: "/var/lib/registry-stack-maintenance", read_only: false }]);
+    expect(maintenance.depends_on).toContainEqual(expect.stringMatching(/^docker_container\.maintenance_volume-owner_container_/));
     expect(maintenance.upload).toBeUndefined();
     expect(maintenance.capabilities).toEqual({ drop: ["ALL"] });
     expect(maintenance.destroy_grace_seconds).toBe(120);

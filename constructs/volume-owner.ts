@@ -1,0 +1,66 @@
+import { Container, ContainerVolumes } from "@cdktf/provider-docker/lib/container";
+import { ITerraformDependable } from "cdktf";
+import { Construct } from "constructs";
+import { renderOwnershipScript } from "../renderers/volume-ownership";
+import { IGNORE_ENGINE_DEFAULTS, NO_NEW_PRIVILEGES, REGISTRY_USER, terraformLiteral } from "./container-defaults";
+
+export interface VolumeOwnerProps {
+  /** Name of the container the volumes are prepared for; this one is named after it. */
+  readonly containerName: string;
+  /** An image already declared by the stack, with a POSIX shell, `stat` and `chown`. */
+  readonly image: string;
+  /** The volumes (or host folders) that container writes, mounted here read-write at the same paths. */
+  readonly mounts: ContainerVolumes[];
+  /**
+   * The owner given to the mounts.
+   * @default REGISTRY_USER
+   */
+  readonly owner?: string;
+  /** What must exist first, e.g. the seeder that fills a config volume. */
+  readonly dependsOn?: ITerraformDependable[];
+}
+
+/**
+ * A one-shot container that makes a non-root container's volumes its own (see
+ * renderOwnershipScript); the container that uses them depends on it.
+ *
+ * kreuzwerker/docker 3.6.2 with `attach = true` starts the container and waits until it is no
+ * longer running before the apply goes on, so the volumes are ready when the dependant starts.
+ * It does not look at the exit code (only stores it in `exit_code`); a failed run shows as
+ * "permission denied" in the dependant's log, and this container's log says why. `must_run`
+ * must be false: with true the provider would delete the exited container and fail. The
+ * exited container stays in state and is replaced, so run again, whenever one of its mounts
+ * changes (a new config volume at every config change); `docker start -a` re-runs it by hand.
+ */
+export class VolumeOwner extends Construct {
+  public readonly container: Container;
+  public readonly owner: string;
+
+  constructor(scope: Construct, id: string, props: VolumeOwnerProps) {
+    super(scope, id);
+    this.owner = props.owner ?? REGISTRY_USER;
+    const directories = props.mounts.map((m) => {
+      if (m.containerPath === undefined) throw new Error(`${this.node.path}: every mount needs a containerPath`);
+      return m.containerPath;
+    });
+    this.container = new Container(this, "container", {
+      name: `${props.containerName}-volume-owner`,
+      image: props.image,
+      entrypoint: ["/bin/sh", "-c", terraformLiteral(renderOwnershipScript(directories, this.owner))],
+      user: "0:0",
+      // chown needs CAP_CHOWN; CAP_DAC_READ_SEARCH lets it descend into directories another
+      // tool left unreadable to root-without-capabilities (it grants reading, not writing).
+      capabilities: { drop: ["ALL"], add: ["CAP_CHOWN", "CAP_DAC_READ_SEARCH"] },
+      securityOpts: NO_NEW_PRIVILEGES,
+      networkMode: "none",
+      readOnly: true,
+      volumes: props.mounts.map((m) => ({ ...m, readOnly: false })),
+      attach: true,
+      mustRun: false,
+      restart: "no",
+      memory: 128,
+      dependsOn: props.dependsOn,
+      lifecycle: IGNORE_ENGINE_DEFAULTS,
+    });
+  }
+}
