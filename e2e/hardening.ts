@@ -1,10 +1,12 @@
 import * as fs from "fs";
 import * as https from "https";
 import * as path from "path";
-import { curl, DockerClient } from "./clients";
+import { REGISTRY_GID, REGISTRY_UID, REGISTRY_USER } from "../constructs/container-defaults";
+import { curl, DockerClient, freePort, writeLayeredContext } from "./clients";
+import { pollUntil } from "./docker-api";
 import { Engine } from "./engine";
 import { assert, assertEqual, assertMatch, Check, clip } from "./harness";
-import { NGINX_IMAGE } from "./images";
+import { NGINX_IMAGE, REGISTRY_V3_IMAGE } from "./images";
 import { CommandError, run, sleep } from "./proc";
 
 /**
@@ -23,6 +25,8 @@ export interface HardeningTarget {
   scratch: string;
   user: { name: string; password: string };
   docker: DockerClient;
+  /** The volumes held an earlier root registry's data before the deploy (writeLegacyRootData). */
+  migrated?: boolean;
 }
 
 const REGISTRY_PORTS = [5000, 5001];
@@ -30,10 +34,11 @@ const PROXY_LOOPBACK_PORTS = [8081, 8082];
 
 /** The parts of `docker inspect <container>` these checks read. */
 interface ContainerInspect {
+  Config: { User: string };
   HostConfig: { NetworkMode: string; ReadonlyRootfs: boolean; Tmpfs: Record<string, string> | null };
   Mounts: Array<{ Name?: string; Destination: string; RW: boolean }>;
   NetworkSettings: { Networks: Record<string, { IPAddress: string; Gateway: string }>; Ports: Record<string, unknown> | null };
-  State: { Running: boolean; Pid: number; Status: string };
+  State: { Running: boolean; Pid: number; Status: string; ExitCode: number };
 }
 
 async function inspect(engine: Engine, name: string): Promise<ContainerInspect> {
@@ -64,6 +69,124 @@ async function execIn(engine: Engine, container: string, script: string): Promis
   }
 }
 
+/** What an earlier deploy (the registry as root) left in the volumes, for the migration case. */
+export interface LegacyRootData {
+  repository: string;
+  tag: string;
+  digest: string;
+  imageId: string;
+}
+
+/**
+ * Plays an earlier deploy before the stack is deployed: the registry image running as root (as
+ * every registry did before REGISTRY_USER) on the deployment's data volume, a docker push to it,
+ * and a root-owned socket left in the sockets volume. The local images are removed afterwards,
+ * so a later pull can only get the data from the volume.
+ */
+export async function writeLegacyRootData(engine: Engine, docker: DockerClient, prefix: string, scratch: string): Promise<LegacyRootData> {
+  const network = `${prefix}-legacy`;
+  const name = `${prefix}-legacy-registry`;
+  const port = await freePort();
+  await engine.docker(["network", "create", network]);
+  try {
+    await engine.docker([
+      "run", "-d", "--name", name, "--network", network, "-p", `127.0.0.1:${port}:5000`, "--user", "0:0", "-e", "OTEL_TRACES_EXPORTER=none",
+      "-v", `${prefix}-data:/var/lib/registry`, "-v", `${prefix}-sockets:/run/registry-stack`,
+      "--entrypoint", "/bin/sh", REGISTRY_V3_IMAGE, "-c", "touch /run/registry-stack/registry.sock && exec registry serve /etc/docker/registry/config.yml",
+    ]);
+    await pollUntil(
+      `${name} to answer on 127.0.0.1:${port}`,
+      async () => ((await curl({ url: `http://127.0.0.1:${port}/v2/`, scratchDir: scratch }).catch(() => undefined))?.status === 200 ? true : undefined),
+      { timeoutMs: 20_000, intervalMs: 250 },
+    );
+    const context = fs.mkdtempSync(path.join(scratch, "legacy-"));
+    writeLayeredContext(context, "scratch", [{ files: 2, bytesEach: 64 * 1024 }, { files: 1, bytesEach: 96 * 1024 }]);
+    const local = "rse2e-local/legacy:1";
+    const imageId = await docker.build(context, local);
+    const repository = "legacy/app";
+    const ref = `127.0.0.1:${port}/${repository}:1`;
+    await docker.tag(local, ref);
+    const pushed = await docker.push(ref);
+    const owner = (await engine.docker(["exec", name, "stat", "-c", "%u:%g", "/var/lib/registry/docker/registry/v2/repositories/legacy"])).stdout.trim();
+    assertEqual(owner, "0:0", "owner of what the root registry wrote");
+    await docker.rmi(ref, local);
+    assert(!(await docker.imageExists(imageId)), `image ${imageId} still present after docker rmi`);
+    return { repository, tag: "1", digest: pushed.digest, imageId };
+  } finally {
+    await engine.docker(["rm", "-f", name]).catch(() => undefined);
+    await engine.docker(["network", "rm", network]).catch(() => undefined);
+  }
+}
+
+/**
+ * The migration case, after the deploy: what the root registry pushed pulls through the proxy
+ * (same digest, same image ID), and the registry, now REGISTRY_USER, writes into the
+ * repository the root registry created.
+ */
+export async function migrationChecks(check: Check, t: HardeningTarget, legacy: LegacyRootData): Promise<void> {
+  await t.docker.login(t.endpoint, t.user.name, t.user.password);
+  const ref = `${t.endpoint}/${legacy.repository}:${legacy.tag}`;
+  const pulled = await t.docker.pull(ref);
+  assertEqual(pulled.digest, legacy.digest, `digest of ${ref} pulled vs pushed by the root registry`);
+  assertEqual((await t.docker.inspect(ref)).Id, legacy.imageId, `image ID of ${ref}`);
+  const context = fs.mkdtempSync(path.join(t.scratch, "after-migration-"));
+  writeLayeredContext(context, "scratch", [{ files: 1, bytesEach: 80 * 1024 }]);
+  const next = `${t.endpoint}/${legacy.repository}:2`;
+  await t.docker.build(context, next);
+  const pushed = await t.docker.push(next);
+  check.note(
+    `migration: ${legacy.repository}:${legacy.tag} pushed by the registry as root (files 0:0) pulls through the proxy after the deploy: ${pulled.digest.slice(0, 19)}…, same image ID; ` +
+      `${legacy.repository}:2 pushed into the same repository → ${pushed.digest.slice(0, 19)}…`,
+  );
+}
+
+/** Uid and gid of a process from the host's /proc (the real ids, whatever the image declares). */
+function processIds(pid: number): { uid: string[]; gid: string[]; capEff: string } {
+  const status = fs.readFileSync(`/proc/${pid}/status`, "utf8");
+  const field = (key: string) => (new RegExp(`^${key}:\\s*(.*)$`, "m").exec(status)?.[1] ?? "").trim();
+  return { uid: field("Uid").split(/\s+/), gid: field("Gid").split(/\s+/), capEff: field("CapEff") };
+}
+
+/**
+ * A registry-image container runs as REGISTRY_USER: declared (Config.User) and real (every id
+ * of its process in the host's /proc, and of every process `docker top` lists), with no
+ * effective capability; its volume-owner container ran once, exited 0, and a second run finds
+ * everything owned and changes nothing.
+ */
+export async function registryUserChecks(check: Check, engine: Engine, name: string, expectMigrated: string[] = []): Promise<void> {
+  const info = await inspect(engine, name);
+  assert(info.State.Running, `${name} is not running`);
+  assertEqual(info.Config.User, REGISTRY_USER, `${name} Config.User`);
+  const ids = processIds(info.State.Pid);
+  const uid = String(REGISTRY_UID);
+  const gid = String(REGISTRY_GID);
+  assertEqual(ids.uid, [uid, uid, uid, uid], `${name} pid ${info.State.Pid} Uid (real, effective, saved, fs)`);
+  assertEqual(ids.gid, [gid, gid, gid, gid], `${name} pid ${info.State.Pid} Gid`);
+  assertEqual(ids.capEff, "0000000000000000", `${name} CapEff`);
+  const top = (await engine.docker(["top", name, "-o", "pid,uid,gid,comm"])).stdout.trim().split("\n").slice(1).map((l) => l.trim().split(/\s+/));
+  assert(top.length > 0, `${name}: docker top lists no process`);
+  for (const [pid, pUid, pGid, comm] of top) assert(pUid === uid && pGid === gid, `${name}: process ${pid} ${comm} runs as ${pUid}:${pGid}`);
+
+  const ownerName = `${name}-volume-owner`;
+  const owner = await inspect(engine, ownerName);
+  assertEqual([owner.State.Status, owner.State.ExitCode], ["exited", 0], `${ownerName} state and exit code`);
+  const firstRun = (await engine.docker(["logs", ownerName])).stdout.trim().split("\n");
+  for (const line of firstRun) assertMatch(line, new RegExp(`^/\\S+: (already owned by ${REGISTRY_USER}|owned by \\d+:\\d+, changing everything in it to ${REGISTRY_USER})$`), `${ownerName} log`);
+  for (const dir of expectMigrated) {
+    assert(firstRun.includes(`${dir}: owned by 0:0, changing everything in it to ${REGISTRY_USER}`), `${ownerName} should have migrated the root-owned ${dir}: ${firstRun.join(" | ")}`);
+  }
+  const started = Date.now();
+  const again = (await engine.docker(["start", "-a", ownerName], { timeoutMs: 60_000 })).stdout.trim().split("\n");
+  const againMs = Date.now() - started;
+  const directories = firstRun.map((l) => l.split(":")[0]);
+  assertEqual(again, directories.map((d) => `${d}: already owned by ${REGISTRY_USER}`), `${ownerName} second run (docker start -a)`);
+  assertEqual((await inspect(engine, ownerName)).State.ExitCode, 0, `${ownerName} exit code of the second run`);
+  check.note(
+    `${name}: Config.User ${info.Config.User}; /proc/${info.State.Pid}/status Uid ${ids.uid.join(" ")} Gid ${ids.gid.join(" ")} CapEff ${ids.capEff}; docker top: ${top.map((p) => `${p[3]} ${p[1]}:${p[2]}`).join(", ")}; ` +
+      `${ownerName} exited 0: "${firstRun.join("; ")}"; docker start -a again (${againMs} ms): "${again.join("; ")}"`,
+  );
+}
+
 /**
  * Every running container of the stack has a read-only root filesystem and a read-only config
  * volume; only /tmp (a tmpfs) takes writes. The seeders that filled the config volumes were
@@ -76,7 +199,7 @@ export async function readOnlyRootChecks(check: Check, t: HardeningTarget): Prom
     assertEqual(info.HostConfig.ReadonlyRootfs, true, `${name} ReadonlyRootfs`);
     const config = info.Mounts.find((m) => m.Destination === "/etc/registry-stack");
     assert(config !== undefined && !config.RW, `${name}: /etc/registry-stack should be a read-only mount, got ${JSON.stringify(config)}`);
-    // Root in the container owns these paths: only the read-only mounts stop the writes.
+    // Only the read-only mounts stop these writes (the proxy's master runs as root, which owns the paths).
     for (const target of ["/usr/rse2e-probe", "/etc/registry-stack/rse2e-probe"]) {
       const attempt = await execIn(t.engine, name, `touch ${target}`);
       assert(!attempt.ok && /read-only file system/i.test(attempt.output), `${name}: touch ${target} should fail read-only, got ${attempt.ok ? "success" : attempt.output}`);
@@ -86,15 +209,26 @@ export async function readOnlyRootChecks(check: Check, t: HardeningTarget): Prom
     const seeder = await inspect(t.engine, `${name}-config-seed`);
     assertEqual(seeder.State.Status, "created", `${name}-config-seed state`);
     assertEqual(seeder.Mounts.find((m) => m.Destination === "/etc/registry-stack")?.Name, config.Name, `${name}-config-seed volume`);
+    if (name !== `${t.prefix}-proxy`) {
+      await registryUserChecks(check, t.engine, name, name === `${t.prefix}-registry` && t.migrated ? ["/var/lib/registry"] : []);
+      const socket = name === `${t.prefix}-registry` ? "registry.sock" : "auth.sock";
+      const owned = await execIn(t.engine, name, `stat -c %u:%g /run/registry-stack; stat -c %u:%g:%a /run/registry-stack/${socket}`);
+      assertEqual(owned.output.split("\n"), [REGISTRY_USER, `${REGISTRY_USER}:666`], `${name}: owner and mode of the socket directory and ${socket}`);
+    }
     if (name === `${t.prefix}-registry`) {
-      // Only the socket is opened up for nginx's workers; nothing the registry writes is.
-      const data = await execIn(t.engine, name, "find /var/lib/registry -type f | wc -l; find /var/lib/registry ! -type l -perm -0002 | head -5; stat -c %a /run/registry-stack/registry.sock");
+      // Only the socket is opened up for nginx's workers; nothing the registry writes is, and
+      // every path of the data volume (an earlier root registry's too) is the registry user's.
+      const data = await execIn(
+        t.engine,
+        name,
+        `find /var/lib/registry -type f | wc -l; find /var/lib/registry \\( ! -user ${REGISTRY_UID} -o ! -group ${REGISTRY_GID} \\) | head -5; echo --; find /var/lib/registry ! -type l -perm -0002 | head -5`,
+      );
       const [files, ...rest] = data.output.split("\n");
-      const socketMode = rest.pop();
-      assert(data.ok && Number(files) > 0, `${name}: expected files in the data volume: ${data.output}`);
-      assertEqual(rest, [], `${name}: world-writable paths in the data volume`);
-      assertEqual(socketMode, "666", `${name}: registry.sock mode`);
-      check.note(`${name}: ${files} files in the data volume, none world-writable; registry.sock mode ${socketMode}`);
+      const separator = rest.indexOf("--");
+      assert(data.ok && Number(files) > 0 && separator >= 0, `${name}: expected files in the data volume: ${data.output}`);
+      assertEqual(rest.slice(0, separator), [], `${name}: paths in the data volume not owned by ${REGISTRY_USER}`);
+      assertEqual(rest.slice(separator + 1), [], `${name}: world-writable paths in the data volume`);
+      check.note(`${name}: ${files} files in the data volume, all owned by ${REGISTRY_USER}, none world-writable; registry.sock ${REGISTRY_USER} mode 666`);
     }
     check.note(`${name}: ReadonlyRootfs true, touch /usr and /etc/registry-stack → read-only file system, /tmp writable (tmpfs ${info.HostConfig.Tmpfs?.["/tmp"]}); config volume ${config.Name} (ro) filled by ${name}-config-seed, state "created"`);
   }

@@ -6,6 +6,8 @@ import { curl, DockerClient, freePort, HttpResult, Skopeo, writeLayeredContext }
 import { Deployment, PROJECT_ROOT, synth, SynthResult, TestUser } from "./deployment";
 import { Engine } from "./engine";
 import { assert, assertEqual, assertMatch, Check, clip, say, Timings, Workspace } from "./harness";
+import { registryUserChecks } from "./hardening";
+import { REGISTRY_GID, REGISTRY_UID, REGISTRY_USER } from "../constructs/container-defaults";
 import { NGINX_IMAGE, REGISTRY_V3_IMAGE } from "./images";
 import { CommandError, run, sleep } from "./proc";
 import { MaintenanceReport } from "../renderers/maintenance-settings";
@@ -380,6 +382,10 @@ export async function lifecycleScenario(ctx: { engine: Engine; ws: Workspace; ti
     c.writeHold.finish();
 
     await c.retention.phase("report and registry state after the run", async () => {
+      // The job ran as REGISTRY_USER on the registry's data: the collector deleted, nothing it left is another user's.
+      for (const name of [`${prefix}-registry`, `${prefix}-maintenance`]) await registryUserChecks(c.retention, ctx.engine, name);
+      const foreign = (await ctx.engine.docker(["exec", `${prefix}-maintenance`, "sh", "-c", `find /var/lib/registry /var/lib/registry-stack-maintenance \\( ! -user ${REGISTRY_UID} -o ! -group ${REGISTRY_GID} \\) | head -5`], { timeoutMs: 20_000 })).stdout.trim();
+      assertEqual(foreign, "", `paths in the data and state volumes not owned by ${REGISTRY_USER}`);
       assert(realReport !== undefined, "the real run (npm run gc) did not complete");
       const r = realReport;
       assertEqual(r.dryRun, false, "report.dryRun");

@@ -10,6 +10,7 @@ import { Deployment, synth, synthAndRealize, TestUser } from "./deployment";
 import { pollUntil } from "./docker-api";
 import { Engine, startEngine } from "./engine";
 import { assert, assertEqual, assertMatch, Check, clip, say } from "./harness";
+import { registryUserChecks } from "./hardening";
 import { REGISTRY_V3_IMAGE } from "./images";
 import { CommandError, run } from "./proc";
 import { baseConfig, buildUniqueImage, Manifest, MANIFEST_V2, SuiteContext } from "./scenarios";
@@ -297,6 +298,7 @@ export async function mirrorsScenario(ctx: SuiteContext, c: MirrorChecks): Promi
         assertEqual(inspect[0].HostConfig.CapDrop, ["ALL"], `dropped capabilities of mirror ${name}`);
       }
       c.pullThrough.note(`mirrors e2e-mirrors-mirror-hub/-ghcr: only network ${UPSTREAM_NETWORK}, no published port, cap_drop ALL; upstream password not in cdk.tf.json`);
+      for (const name of ["hub", "ghcr", "quay"]) await registryUserChecks(c.pullThrough, ctx.engine, `e2e-mirrors-mirror-${name}`);
       const before = blobFetches(await upstreamRequests(ctx.engine), "library/e2e-base");
       assertEqual(before, {}, "upstream blob downloads of library/e2e-base before any pull through the mirror");
       const pulled = await docker.pull(`${hubEndpoint}/library/e2e-base:1`);

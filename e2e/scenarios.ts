@@ -25,6 +25,9 @@ import {
   loginLimitChecks,
   reachabilityChecks,
   readOnlyRootChecks,
+  LegacyRootData,
+  migrationChecks,
+  writeLegacyRootData,
   restartChecks,
 } from "./hardening";
 import { CommandError, run } from "./proc";
@@ -635,6 +638,14 @@ export async function authCacheScenario(ctx: SuiteContext, c: SuiteChecks): Prom
   const cacert = path.join(config.clientConfigDirectory, "certs.d", endpoint, "ca.crt");
   const dep = new Deployment(ctx.engine, tag);
   try {
+    // The migration case: the volumes this deploy reuses already hold what a root registry wrote.
+    let legacy: LegacyRootData | undefined;
+    await c.readOnlyRoot.phase("an earlier deploy: the registry as root pushes into the data volume", async () => {
+      legacy = await ctx.timings.time(`${tag}: root registry writes the volumes`, () =>
+        writeLegacyRootData(ctx.engine, new DockerClient(ctx.engine, path.join(scratch, "docker-legacy")), "e2e-cache", scratch),
+      );
+      c.readOnlyRoot.note(`before the deploy: ${legacy.repository}:${legacy.tag} (${legacy.digest.slice(0, 19)}…) pushed to the registry image running as root on e2e-cache-data; files 0:0; a root-owned registry.sock left in e2e-cache-sockets`);
+    });
     const s1 = await synthAndRealize(ctx.timings, dep, tag, [c.authCache], () => synth(dir, "out-1", config, users));
     if (s1 === undefined) return;
     const known = withGeneratedPasswords(users, config.materialDirectory);
@@ -672,10 +683,13 @@ export async function authCacheScenario(ctx: SuiteContext, c: SuiteChecks): Prom
       scratch,
       user: known[0],
       docker: new DockerClient(ctx.engine, path.join(scratch, "docker-hardening")),
+      migrated: legacy !== undefined,
     };
     await c.reachability.phase("registry and verifier reachable only through the proxy", () => reachabilityChecks(c.reachability, hard));
     c.reachability.finish();
-    await c.readOnlyRoot.phase("read-only root filesystems", () => readOnlyRootChecks(c.readOnlyRoot, hard));
+    const migrated = legacy;
+    if (migrated) await c.readOnlyRoot.phase("the root registry's data after the deploy", () => migrationChecks(c.readOnlyRoot, hard, migrated));
+    await c.readOnlyRoot.phase("read-only root filesystems, non-root registries", () => readOnlyRootChecks(c.readOnlyRoot, hard));
     c.readOnlyRoot.finish();
     const restartRef = `${endpoint}/e2e/restart:1`;
     await c.restarts.phase("push a test image", async () => {
