@@ -203,7 +203,8 @@ export class Registry extends Construct {
     this.volumeOwner = new VolumeOwner(this, "volume-owner", {
       containerName: props.containerName,
       image: props.image.imageId,
-      mounts: [...volumes, { volumeName: this.configVolume.volume.name, containerPath: Registry.CONFIG_DIRECTORY }],
+      mounts: [...volumes],
+      alwaysMounts: [{ volumeName: this.configVolume.volume.name, containerPath: Registry.CONFIG_DIRECTORY }],
       dependsOn: [this.configVolume.seeder],
     });
     volumes.push(this.configVolume.mount);

@@ -9,8 +9,17 @@ export interface VolumeOwnerProps {
   readonly containerName: string;
   /** An image already declared by the stack, with a POSIX shell, `stat` and `chown`. */
   readonly image: string;
-  /** The volumes (or host folders) that container writes, mounted here read-write at the same paths. */
+  /**
+   * The volumes (or host folders) that container writes, mounted here read-write at the same
+   * paths; each is changed only when its top folder does not have the owner yet.
+   */
   readonly mounts: ContainerVolumes[];
+  /**
+   * Small volumes changed in full at every run, e.g. a config volume, whose files a re-created
+   * seeder uploads again as root.
+   * @default - none
+   */
+  readonly alwaysMounts?: ContainerVolumes[];
   /**
    * The owner given to the mounts.
    * @default REGISTRY_USER
@@ -39,10 +48,12 @@ export class VolumeOwner extends Construct {
   constructor(scope: Construct, id: string, props: VolumeOwnerProps) {
     super(scope, id);
     this.owner = props.owner ?? REGISTRY_USER;
-    const directories = props.mounts.map((m) => {
+    const always = props.alwaysMounts ?? [];
+    const pathOf = (m: ContainerVolumes) => {
       if (m.containerPath === undefined) throw new Error(`${this.node.path}: every mount needs a containerPath`);
       return m.containerPath;
-    });
+    };
+    const directories = { stores: props.mounts.map(pathOf), always: always.map(pathOf) };
     this.container = new Container(this, "container", {
       name: `${props.containerName}-volume-owner`,
       image: props.image,
@@ -54,7 +65,7 @@ export class VolumeOwner extends Construct {
       securityOpts: NO_NEW_PRIVILEGES,
       networkMode: "none",
       readOnly: true,
-      volumes: props.mounts.map((m) => ({ ...m, readOnly: false })),
+      volumes: [...props.mounts, ...always].map((m) => ({ ...m, readOnly: false })),
       attach: true,
       mustRun: false,
       restart: "no",

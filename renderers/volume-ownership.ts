@@ -9,21 +9,27 @@
  * again. POSIX sh with only `stat -c` and `chown -R -h`, which busybox (official images) and
  * coreutils (Debian) both have; `-h` changes a symbolic link itself, never what it points to.
  */
-export function renderOwnershipScript(directories: readonly string[], owner: string): string {
+export function renderOwnershipScript(directories: { readonly stores: readonly string[]; readonly always: readonly string[] }, owner: string): string {
   if (!/^\d+:\d+$/.test(owner)) throw new Error(`owner must be numeric uid:gid, got ${owner}`);
-  const bad = directories.filter((d) => !/^\/[A-Za-z0-9._/-]+$/.test(d));
+  const all = [...directories.stores, ...directories.always];
+  const bad = all.filter((d) => !/^\/[A-Za-z0-9._/-]+$/.test(d));
   if (bad.length > 0) throw new Error(`directories must be plain absolute paths: ${bad.join(", ")}`);
-  return [
-    "set -eu",
-    `owner=${owner}`,
-    `for dir in ${directories.join(" ")}; do`,
-    '  was=$(stat -c %u:%g "$dir")',
-    '  if [ "$was" = "$owner" ]; then echo "$dir: already owned by $owner"; continue; fi',
-    '  echo "$dir: owned by $was, changing everything in it to $owner"',
-    '  for entry in "$dir"/* "$dir"/.[!.]* "$dir"/..?*; do',
-    '    if [ -e "$entry" ] || [ -L "$entry" ]; then chown -R -h "$owner" "$entry"; fi',
-    "  done",
-    '  chown "$owner" "$dir"',
-    "done",
-  ].join("\n");
+  const lines = ["set -eu", `owner=${owner}`];
+  if (directories.stores.length > 0) {
+    lines.push(
+      `for dir in ${directories.stores.join(" ")}; do`,
+      '  was=$(stat -c %u:%g "$dir")',
+      '  if [ "$was" = "$owner" ]; then echo "$dir: already owned by $owner"; continue; fi',
+      '  echo "$dir: owned by $was, changing everything in it to $owner"',
+      '  for entry in "$dir"/* "$dir"/.[!.]* "$dir"/..?*; do',
+      '    if [ -e "$entry" ] || [ -L "$entry" ]; then chown -R -h "$owner" "$entry"; fi',
+      "  done",
+      '  chown "$owner" "$dir"',
+      "done",
+    );
+  }
+  if (directories.always.length > 0) {
+    lines.push(`for dir in ${directories.always.join(" ")}; do`, '  chown -R -h "$owner" "$dir"', '  echo "$dir: every file changed to $owner"', "done");
+  }
+  return lines.join("\n");
 }

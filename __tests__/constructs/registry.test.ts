@@ -131,7 +131,9 @@ describe("Registry", () => {
     const script = (owner.entrypoint as string[])[2];
     expect(owner.entrypoint).toEqual(["/bin/sh", "-c", script]);
     expect(script).toContain(`owner=${REGISTRY_UID}:${REGISTRY_GID}`);
-    expect(script).toContain("for dir in /var/lib/registry /run/registry-stack /etc/registry-stack; do");
+    expect(script).toContain("for dir in /var/lib/registry /run/registry-stack; do\n  was=$(stat -c %u:%g \"$dir\")");
+    // Re-uploaded by a re-created seeder into the same volume: changed in full at every run.
+    expect(script).toContain("for dir in /etc/registry-stack; do\n  chown -R -h \"$owner\" \"$dir\"");
     // The seeder's files must be in the config volume before they are chowned.
     expect(owner.depends_on).toEqual([expect.stringMatching(/^docker_container\.registry_config_seeder_/)]);
   });

@@ -35,8 +35,8 @@ function setUp(busybox: boolean) {
   const realChown = busybox ? `${toolsPath}/chown` : "chown";
   // A chown that fails on paths containing "poison", to interrupt a run half-way.
   fs.writeFileSync(path.join(bin, "chown"), `#!/bin/sh\ncase "$*" in *poison*) echo "chown: refused $*" >&2; exit 1 ;; esac\nPATH=${toolsPath}\nexec ${realChown} "$@"\n`, { mode: 0o755 });
-  const run = (directories: string[]) =>
-    spawnSync(busybox ? path.join(toolsPath, "sh") : "/bin/sh", ["-c", renderOwnershipScript(directories, OWNER)], {
+  const run = (stores: string[], always: string[] = []) =>
+    spawnSync(busybox ? path.join(toolsPath, "sh") : "/bin/sh", ["-c", renderOwnershipScript({ stores, always }, OWNER)], {
       env: { PATH: `${bin}:${toolsPath}` },
       encoding: "utf8",
       timeout: 30_000,
@@ -104,6 +104,24 @@ describe.each(TOOLSETS)("renderOwnershipScript with $name", ({ busybox }) => {
     expect([ownerOf(store), ownerOf(path.join(store, "docker/registry")), ownerOf(second)]).toEqual([OWNER, OWNER, OWNER]);
   });
 
+  test("changes an always-directory in full every time, also files root wrote again behind its owned top folder", () => {
+    requireRoot();
+    const { dir, run } = setUp(busybox);
+    const store = rootOwnedStore(dir, "data", "/nonexistent");
+    const config = path.join(dir, "config");
+    fs.mkdirSync(path.join(config, "tls"), { recursive: true });
+    fs.writeFileSync(path.join(config, "config.yml"), "secret", { mode: 0o600 });
+    expect(run([store], [config]).stdout).toBe(`${store}: owned by 0:0, changing everything in it to ${OWNER}\n${config}: every file changed to ${OWNER}\n`);
+    // A seeder re-created with a new image uploads again as root into the same, owned volume.
+    fs.rmSync(path.join(config, "config.yml"));
+    fs.writeFileSync(path.join(config, "tls", "server.key"), "key", { mode: 0o600 });
+    const again = run([store], [config]);
+    expect(again.status).toBe(0);
+    expect(again.stdout).toBe(`${store}: already owned by ${OWNER}\n${config}: every file changed to ${OWNER}\n`);
+    expect([ownerOf(config), ownerOf(path.join(config, "tls")), ownerOf(path.join(config, "tls", "server.key"))]).toEqual([OWNER, OWNER, OWNER]);
+    expect(fs.statSync(path.join(config, "tls", "server.key")).mode & 0o777).toBe(0o600);
+  });
+
   test("handles an empty directory", () => {
     requireRoot();
     const { dir, run } = setUp(busybox);
@@ -116,10 +134,10 @@ describe.each(TOOLSETS)("renderOwnershipScript with $name", ({ busybox }) => {
 
 describe("renderOwnershipScript input", () => {
   test("fails when the owner is not numeric uid:gid", () => {
-    expect(() => renderOwnershipScript(["/var/lib/registry"], "registry")).toThrow("owner must be numeric uid:gid, got registry");
+    expect(() => renderOwnershipScript({ stores: ["/var/lib/registry"], always: [] }, "registry")).toThrow("owner must be numeric uid:gid, got registry");
   });
 
   test("fails when a directory is not a plain absolute path", () => {
-    expect(() => renderOwnershipScript(["/var/lib/registry", "data; rm -rf /"], OWNER)).toThrow("directories must be plain absolute paths: data; rm -rf /");
+    expect(() => renderOwnershipScript({ stores: ["/var/lib/registry"], always: ["data; rm -rf /"] }, OWNER)).toThrow("directories must be plain absolute paths: data; rm -rf /");
   });
 });
