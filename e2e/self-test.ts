@@ -370,8 +370,44 @@ async function exitingContainerRollsBack(workDir: string, api: DockerApi): Promi
 }
 
 /**
+ * `attach` as kreuzwerker/docker 3.6.2: realize waits until the container has exited, keeps a
+ * non-zero exit as `exit_code` without failing; with `must_run` the exited container is deleted
+ * and realize fails.
+ */
+async function attachSemantics(workDir: string, api: DockerApi): Promise<void> {
+  const doc = (mustRun: boolean) => ({
+    resource: {
+      docker_container: {
+        c: {
+          name: "rse2e-attach-c",
+          image: REGISTRY_IMAGE,
+          network_mode: "none",
+          attach: true,
+          must_run: mustRun,
+          entrypoint: ["sh", "-c", "sleep 1; exit 4"],
+        },
+      },
+    },
+  });
+  const started = Date.now();
+  const realization = await realize(stage(workDir, "attach", doc(false)), { api, log });
+  try {
+    const elapsed = Date.now() - started;
+    assert(elapsed >= 1000, `realize returned after ${elapsed} ms, before the attached container (sleep 1) exited`);
+    const state = (await api.call<{ State: { Status: string; ExitCode: number } }>({ method: "GET", path: "/containers/rse2e-attach-c/json" })).State;
+    assert(state.Status === "exited" && state.ExitCode === 4, `state after realize: ${JSON.stringify(state)}`);
+    const exitCode = realization.attribute("docker_container.c", "exit_code");
+    assert(exitCode === "4", `exit_code attribute: ${exitCode}`);
+  } finally {
+    await realization.destroy();
+  }
+  await expectRealizeError(() => realize(stage(workDir, "attach-must-run", doc(true)), { api, log }), [/docker_container\.c/, /failed to be in running state/, /exit 4/]);
+  assert(!(await exists(api, "containers", "rse2e-attach-c")), "container left after attach with must_run");
+}
+
+/**
  * The machinery checks on an engine that already has both e2e images (see importImages).
- * Creates only rse2e-probe-*, rse2e-smoke-*, rse2e-exits-* and rse2e-* fixture objects and removes them again.
+ * Creates only rse2e-probe-*, rse2e-smoke-*, rse2e-exits-*, rse2e-attach-* and rse2e-* fixture objects and removes them again.
  */
 export async function selfTestOnEngine(engine: Engine): Promise<Result[]> {
   const workDir = fs.mkdtempSync(path.join(os.tmpdir(), "rse2e-self-"));
@@ -388,6 +424,9 @@ export async function selfTestOnEngine(engine: Engine): Promise<Result[]> {
     );
     await check("a container that exits at once fails realize and everything is rolled back", () =>
       exitingContainerRollsBack(workDir, engine.api),
+    );
+    await check("attach: realize waits for the exit, keeps a non-zero exit_code; with must_run the container is deleted and realize fails", () =>
+      attachSemantics(workDir, engine.api),
     );
   } finally {
     fs.rmSync(workDir, { recursive: true, force: true });
