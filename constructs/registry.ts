@@ -204,6 +204,8 @@ export class Registry extends Construct {
       containerName: props.containerName,
       image: props.image.imageId,
       mounts: [...volumes],
+      // The registry's own top folder: the image declares VOLUME /var/lib/registry, root-owned.
+      keepFilled: { [Registry.DATA_PATH]: "docker" },
       alwaysMounts: [{ volumeName: this.configVolume.volume.name, containerPath: Registry.CONFIG_DIRECTORY }],
       dependsOn: [this.configVolume.seeder],
     });

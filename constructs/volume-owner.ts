@@ -21,6 +21,12 @@ export interface VolumeOwnerProps {
    */
   readonly alwaysMounts?: ContainerVolumes[];
   /**
+   * Per mount path, a folder created in it when it is migrated so that it is never empty (see
+   * OwnedDirectories.stores.keepFilledWith): for paths the image declares as VOLUME.
+   * @default - none
+   */
+  readonly keepFilled?: Record<string, string>;
+  /**
    * The owner given to the mounts.
    * @default REGISTRY_USER
    */
@@ -53,7 +59,10 @@ export class VolumeOwner extends Construct {
       if (m.containerPath === undefined) throw new Error(`${this.node.path}: every mount needs a containerPath`);
       return m.containerPath;
     };
-    const directories = { stores: props.mounts.map(pathOf), always: always.map(pathOf) };
+    const directories = {
+      stores: props.mounts.map((m) => ({ path: pathOf(m), keepFilledWith: props.keepFilled?.[pathOf(m)] })),
+      always: always.map(pathOf),
+    };
     this.container = new Container(this, "container", {
       name: `${props.containerName}-volume-owner`,
       image: props.image,

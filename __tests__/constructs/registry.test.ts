@@ -131,7 +131,7 @@ describe("Registry", () => {
     const script = (owner.entrypoint as string[])[2];
     expect(owner.entrypoint).toEqual(["/bin/sh", "-c", script]);
     expect(script).toContain(`owner=${REGISTRY_UID}:${REGISTRY_GID}`);
-    expect(script).toContain("for dir in /var/lib/registry /run/registry-stack; do\n  was=$(stat -c %u:%g \"$dir\")");
+    expect(script).toContain('\nown_store /var/lib/registry "docker"\nown_store /run/registry-stack ""\n');
     // Re-uploaded by a re-created seeder into the same volume: changed in full at every run.
     expect(script).toContain("for dir in /etc/registry-stack; do\n  chown -R -h \"$owner\" \"$dir\"");
     // The seeder's files must be in the config volume before they are chowned.

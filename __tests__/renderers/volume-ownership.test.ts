@@ -35,8 +35,8 @@ function setUp(busybox: boolean) {
   const realChown = busybox ? `${toolsPath}/chown` : "chown";
   // A chown that fails on paths containing "poison", to interrupt a run half-way.
   fs.writeFileSync(path.join(bin, "chown"), `#!/bin/sh\ncase "$*" in *poison*) echo "chown: refused $*" >&2; exit 1 ;; esac\nPATH=${toolsPath}\nexec ${realChown} "$@"\n`, { mode: 0o755 });
-  const run = (stores: string[], always: string[] = []) =>
-    spawnSync(busybox ? path.join(toolsPath, "sh") : "/bin/sh", ["-c", renderOwnershipScript({ stores, always }, OWNER)], {
+  const run = (stores: string[], always: string[] = [], keepFilledWith?: string) =>
+    spawnSync(busybox ? path.join(toolsPath, "sh") : "/bin/sh", ["-c", renderOwnershipScript({ stores: stores.map((p) => ({ path: p, keepFilledWith })), always }, OWNER)], {
       env: { PATH: `${bin}:${toolsPath}` },
       encoding: "utf8",
       timeout: 30_000,
@@ -122,6 +122,20 @@ describe.each(TOOLSETS)("renderOwnershipScript with $name", ({ busybox }) => {
     expect(fs.statSync(path.join(config, "tls", "server.key")).mode & 0o777).toBe(0o600);
   });
 
+  test("fills an empty store with the given folder when it migrates it, so the engine's copy of the image folder into an empty volume cannot undo it", () => {
+    requireRoot();
+    const { dir, run } = setUp(busybox);
+    const empty = path.join(dir, "fresh");
+    fs.mkdirSync(empty);
+    expect(run([empty], [], "docker").status).toBe(0);
+    expect(fs.readdirSync(empty)).toEqual(["docker"]);
+    expect([ownerOf(empty), ownerOf(path.join(empty, "docker"))]).toEqual([OWNER, OWNER]);
+    // A store with content keeps what it has; the folder is added only if missing.
+    const store = rootOwnedStore(dir, "data", "/nonexistent");
+    expect(run([store], [], "docker").status).toBe(0);
+    expect(fs.readdirSync(path.join(store, "docker"))).toEqual(["registry"]);
+  });
+
   test("handles an empty directory", () => {
     requireRoot();
     const { dir, run } = setUp(busybox);
@@ -134,10 +148,10 @@ describe.each(TOOLSETS)("renderOwnershipScript with $name", ({ busybox }) => {
 
 describe("renderOwnershipScript input", () => {
   test("fails when the owner is not numeric uid:gid", () => {
-    expect(() => renderOwnershipScript({ stores: ["/var/lib/registry"], always: [] }, "registry")).toThrow("owner must be numeric uid:gid, got registry");
+    expect(() => renderOwnershipScript({ stores: [{ path: "/var/lib/registry" }], always: [] }, "registry")).toThrow("owner must be numeric uid:gid, got registry");
   });
 
   test("fails when a directory is not a plain absolute path", () => {
-    expect(() => renderOwnershipScript({ stores: ["/var/lib/registry"], always: ["data; rm -rf /"] }, OWNER)).toThrow("directories must be plain absolute paths: data; rm -rf /");
+    expect(() => renderOwnershipScript({ stores: [{ path: "/var/lib/registry" }], always: ["data; rm -rf /"] }, OWNER)).toThrow("directories must be plain absolute paths: data; rm -rf /");
   });
 });
