@@ -309,6 +309,24 @@ async function waitRestarted(engine: Engine, name: string, oldPid: number): Prom
   }
 }
 
+/**
+ * Between its container running again and its socket accepting connections, a restarted
+ * registry is unreachable and the proxy answers 502: measured (bounded to 10 s), as for the verifier.
+ */
+async function untilRegistryAnswers(t: HardeningTarget): Promise<string> {
+  const started = Date.now();
+  const early: number[] = [];
+  for (;;) {
+    const answer = await curl({ url: `${t.baseUrl}/v2/`, cacert: t.cacert, credentials: `${t.user.name}:${t.user.password}`, scratchDir: t.scratch });
+    if (answer.status === 200) break;
+    assertEqual(answer.status, 502, "answer while the registry starts (its socket not yet accepting)");
+    early.push(answer.status);
+    assert(Date.now() - started < 10_000, "the restarted registry did not answer within 10 s");
+    await sleep(50);
+  }
+  return `GET /v2/ answered 200 ${Date.now() - started} ms after the container ran again (${early.length} × 502 before its socket accepted)`;
+}
+
 /** `docker restart` of the registry and the verifier, and a crash the restart policy recovers. */
 export async function restartChecks(check: Check, t: HardeningTarget, ref: string): Promise<void> {
   await t.docker.login(t.endpoint, t.user.name, t.user.password);
@@ -316,7 +334,8 @@ export async function restartChecks(check: Check, t: HardeningTarget, ref: strin
   const verifier = `${t.prefix}-auth`;
 
   await t.engine.docker(["restart", registry], { timeoutMs: 180_000 });
-  check.note(`docker restart ${registry}, then at once docker rmi + pull ${ref}: ok in ${await pullOnce(t, ref)} ms`);
+  const afterRestart = await untilRegistryAnswers(t);
+  check.note(`docker restart ${registry}: ${afterRestart}; then at once docker rmi + pull ${ref}: ok in ${await pullOnce(t, ref)} ms`);
 
   await t.engine.docker(["restart", verifier], { timeoutMs: 180_000 });
   // A wrong password is never cached, so its 401 comes from the restarted verifier itself. The
@@ -339,7 +358,8 @@ export async function restartChecks(check: Check, t: HardeningTarget, ref: strin
   const pid = (await inspect(t.engine, registry)).State.Pid;
   process.kill(pid, "SIGKILL");
   await waitRestarted(t.engine, registry, pid);
-  check.note(`SIGKILL of ${registry}'s process (pid ${pid}); restart policy brought it back; then at once pull ok in ${await pullOnce(t, ref)} ms`);
+  const afterCrash = await untilRegistryAnswers(t);
+  check.note(`SIGKILL of ${registry}'s process (pid ${pid}); restart policy brought it back; ${afterCrash}; then at once pull ok in ${await pullOnce(t, ref)} ms`);
 }
 
 /** Requests without credentials are answered by nginx; the verifier sees none of them. */

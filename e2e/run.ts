@@ -62,7 +62,7 @@ async function main(): Promise<number> {
     idempotence: new Check("8", "same inputs → byte-identical cdk.tf.json and unchanged upload source_hashes", "tls-proxy"),
     reachability: new Check("9", "registry and verifier reachable only through the proxy (host as root/nobody, containers on each network)", "auth-cache"),
     readOnlyRoot: new Check("13", "read-only root filesystems and config volumes on every container; only /tmp (tmpfs) writable; registry and verifier run as REGISTRY_USER (declared, /proc, docker top), data volume all theirs and not world-writable; a root registry's volume from an earlier deploy migrated (its image pulls, new pushes work)", "auth-cache"),
-    restarts: new Check("10", "docker restart of registry and verifier, and a crash recovered by the restart policy, each followed at once by a pull", "auth-cache"),
+    restarts: new Check("10", "docker restart of registry and verifier, and a crash recovered by the restart policy: the time until each answers again (502 meanwhile), then at once a pull", "auth-cache"),
     loginLimit: new Check("11", "requests without credentials answered by nginx; failed logins limited per address (429 + Retry-After)", "auth-cache"),
     redirect: new Check("12", "HTTP→HTTPS redirect only to configured names (Host: evil.example)", "tls-proxy"),
     uiHeaders: new Check("20", "web UI files: / → /ui/, CSP without inline code, X-Frame-Options, Referrer-Policy; no Basic challenge for the UI's requests, unchanged for docker clients", "ui"),
