@@ -2,6 +2,8 @@ import { DEFAULT_PROXY_TUNING, NginxConfInput, renderNginxConf } from "../../ren
 import { Directive, all, blockOf, flatten, one, parseNginxConf, value } from "./nginx-conf-parser";
 
 const TLS = { certificatePath: "/etc/nginx/tls/server.crt", keyPath: "/etc/nginx/tls/server.key" };
+/** nginx checks the logins itself, asking the verifier on its socket (the default topology). */
+const AUTH_CACHE = { verifier: { socketPath: "/run/registry-stack/auth.sock" }, cacheSeconds: 60, realm: "Registry", verificationsPerMinute: 30, limiterListenPort: 8082 };
 
 function input(overrides: Partial<NginxConfInput> = {}): NginxConfInput {
   return {
@@ -289,7 +291,7 @@ describe("renderNginxConf with an auth cache", () => {
     listenPort: 8443,
     upstream: { socketPath: "/run/registry-stack/registry.sock" },
     tls: { certificatePath: "/c.crt", keyPath: "/c.key" },
-    authCache: { verifier: { socketPath: "/run/registry-stack/auth.sock" }, cacheSeconds: 60, realm: "Registry", verificationsPerMinute: 30, limiterListenPort: 8082 },
+    authCache: AUTH_CACHE,
     tuning: DEFAULT_PROXY_TUNING,
   });
   const parsed = parseNginxConf(conf);
@@ -393,7 +395,7 @@ describe("renderNginxConf with an auth cache", () => {
 describe("renderNginxConf with the web UI", () => {
   const withUi = (overrides: Partial<NginxConfInput> = {}) => render({ ui: { directory: "/etc/registry-stack/ui" }, ...overrides });
   const location = (server: Directive[], args: string) => all(server, "location").find((d) => d.args.join(" ") === args)?.block;
-  const authCache = { verifier: { socketPath: "/run/registry-stack/auth.sock" }, cacheSeconds: 60, realm: "Registry", verificationsPerMinute: 30, limiterListenPort: 8082 };
+  const authCache = AUTH_CACHE;
 
   test("serves the files under /ui/ with JavaScript and HTML types and redirects / and /ui there, relatively", () => {
     const { proxy } = withUi();
@@ -481,7 +483,7 @@ describe("renderNginxConf with mirrors", () => {
     listenPort: 8443,
     upstream: { socketPath: "/run/registry-stack/registry.sock" },
     tls: { certificatePath: "/c.crt", keyPath: "/c.key" },
-    authCache: { verifier: { socketPath: "/run/registry-stack/auth.sock" }, cacheSeconds: 60, realm: "Registry", verificationsPerMinute: 30, limiterListenPort: 8082 },
+    authCache: AUTH_CACHE,
     tuning: DEFAULT_PROXY_TUNING,
     mirrors: [mirror("hub", 8500, true), mirror("ghcr", 8501, false)],
   });
@@ -529,7 +531,7 @@ describe("renderNginxConf with mirrors", () => {
 });
 
 describe("renderNginxConf with a mirror blob cache", () => {
-  const authCache = { verifier: { socketPath: "/run/registry-stack/auth.sock" }, cacheSeconds: 60, realm: "Registry", verificationsPerMinute: 30, limiterListenPort: 8082 };
+  const authCache = AUTH_CACHE;
   const cached = (name: string, listenPort: number, anonymousPull: boolean) => ({
     name,
     listenPort,
@@ -621,7 +623,7 @@ describe("renderNginxConf with a write hold", () => {
       upstream: { socketPath: "/run/registry-stack/registry.sock" },
       tls: { certificatePath: "/c.crt", keyPath: "/c.key" },
       authCache: authCache
-        ? { verifier: { socketPath: "/run/registry-stack/auth.sock" }, cacheSeconds: 60, realm: "Registry", verificationsPerMinute: 30, limiterListenPort: 8082 }
+        ? AUTH_CACHE
         : undefined,
       writeHold: { flagFile: "/run/registry-stack-maintenance/write-hold", retryAfterSeconds: 10 },
       tuning: DEFAULT_PROXY_TUNING,
@@ -671,7 +673,7 @@ describe("renderNginxConf with a write hold", () => {
 });
 
 describe("renderNginxConf with blob reads from storage", () => {
-  const authCache = { verifier: { socketPath: "/run/registry-stack/auth.sock" }, cacheSeconds: 60, realm: "Registry", verificationsPerMinute: 30, limiterListenPort: 8082 };
+  const authCache = AUTH_CACHE;
   const conf = renderNginxConf({
     serverNames: ["store.example.test"],
     listenPort: 8443,
@@ -944,7 +946,7 @@ describe("renderNginxConf with /metrics", () => {
       upstream: { socketPath: "/run/registry-stack/registry.sock" },
       tls: { certificatePath: "/c.crt", keyPath: "/c.key" },
       authCache: authCache
-        ? { verifier: { socketPath: "/run/registry-stack/auth.sock" }, cacheSeconds: 60, realm: "Registry", verificationsPerMinute: 30, limiterListenPort: 8082 }
+        ? AUTH_CACHE
         : undefined,
       metricsFile: "/run/registry-stack-maintenance/metrics.prom",
       tuning: DEFAULT_PROXY_TUNING,
