@@ -1,21 +1,18 @@
-import { ContainerHealthcheck } from "@cdktf/provider-docker/lib/container";
-import { createHash } from "crypto";
+/**
+ * An engine's `default-ulimits` (hardened hosts, Amazon Linux) are read back as the container's
+ * own, and `ulimit` forces replacement, so every deploy would replace every container. The stack
+ * sets no ulimit, so ignoring it hides nothing it declares. (Default `log-opts` were the same
+ * case before kreuzwerker/docker 4.1.)
+ */
+export const IGNORE_ENGINE_DEFAULTS = { ignoreChanges: ["ulimit"] };
 
 /**
- * kreuzwerker/docker 3.6.2 does not apply healthcheck edits (kreuzwerker#988); a label that
- * changes with the healthcheck forces the container to be replaced instead.
+ * A memory limit with Docker's own default swap allowance (as much swap as memory), declared:
+ * the engine reports memory_swap back, and an unset one is planned back to null at every deploy.
  */
-export function healthcheckLabel(healthcheck: ContainerHealthcheck): { label: string; value: string } {
-  const digest = createHash("sha256").update(JSON.stringify(healthcheck)).digest("hex").slice(0, 16);
-  return { label: "registry-stack.healthcheck", value: digest };
+export function memoryLimit(megabytes: number): { memory: number; memorySwap: number } {
+  return { memory: megabytes, memorySwap: 2 * megabytes };
 }
-
-/**
- * Engine-wide defaults read back as drift, and both attributes force replacement in 3.6.2:
- * default `log-opts` (kreuzwerker#873) and `default-ulimits` (hardened hosts, Amazon Linux).
- * The stack sets neither, so ignoring them hides nothing it declares.
- */
-export const IGNORE_ENGINE_DEFAULTS = { ignoreChanges: ["log_opts", "ulimit"] };
 
 export const NO_NEW_PRIVILEGES = ["no-new-privileges:true"];
 

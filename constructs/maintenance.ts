@@ -5,7 +5,7 @@ import { Construct } from "constructs";
 import { MAINTENANCE_SCRIPT, renderMaintenanceSettings, RetentionRule } from "../renderers/maintenance-settings";
 import { renderCollectorConfig } from "../renderers/registry-config";
 import { ConfigVolume } from "./config-volume";
-import { IGNORE_ENGINE_DEFAULTS, NO_NEW_PRIVILEGES, REGISTRY_USER, SCRATCH_TMPFS, terraformLiteral } from "./container-defaults";
+import { IGNORE_ENGINE_DEFAULTS, memoryLimit, NO_NEW_PRIVILEGES, REGISTRY_USER, SCRATCH_TMPFS, terraformLiteral } from "./container-defaults";
 import { Registry } from "./registry";
 import { VolumeOwner } from "./volume-owner";
 
@@ -105,7 +105,7 @@ export class Maintenance extends Construct {
       mustRun: true,
       capabilities: { drop: ["ALL"] },
       securityOpts: NO_NEW_PRIVILEGES,
-      memory: props.memoryMb,
+      ...memoryLimit(props.memoryMb),
       destroyGraceSeconds: props.stopGraceSeconds,
       lifecycle: IGNORE_ENGINE_DEFAULTS,
     });

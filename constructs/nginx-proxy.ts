@@ -7,7 +7,7 @@ import { MaterialStore } from "../material/material-store";
 import { AccessRules, renderAccessModule } from "../renderers/access-module";
 import { AUTH_CACHE_DIR, DEFAULT_PROXY_TUNING, MirrorBlobCache, ProxyTuning, renderNginxConf } from "../renderers/nginx-conf";
 import { ConfigVolume } from "./config-volume";
-import { healthcheckLabel, IGNORE_ENGINE_DEFAULTS, NO_NEW_PRIVILEGES, SCRATCH_TMPFS } from "./container-defaults";
+import { IGNORE_ENGINE_DEFAULTS, memoryLimit, NO_NEW_PRIVILEGES, SCRATCH_TMPFS } from "./container-defaults";
 import { Maintenance } from "./maintenance";
 import { UiFile } from "../renderers/ui-assets";
 import { Registry } from "./registry";
@@ -257,14 +257,13 @@ export class NginxProxy extends Construct {
       },
       healthcheck,
       labels: [
-        healthcheckLabel(healthcheck),
         // A users change replaces the verifier; replacing the proxy with it empties the login cache.
         ...(verifier ? [{ label: "registry-stack.auth-container", value: verifier.registry.container.id }] : []),
       ],
       // The master needs SETUID/SETGID to drop workers to an unprivileged user and CHOWN for its temp dirs.
-      capabilities: { drop: ["ALL"], add: ["CHOWN", "SETGID", "SETUID"] },
+      capabilities: { drop: ["ALL"], add: ["CAP_CHOWN", "CAP_SETGID", "CAP_SETUID"] },
       securityOpts: NO_NEW_PRIVILEGES,
-      memory: props.memoryMb,
+      ...memoryLimit(props.memoryMb),
       lifecycle: IGNORE_ENGINE_DEFAULTS,
     });
   }

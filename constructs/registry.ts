@@ -7,7 +7,7 @@ import { MaterialStore } from "../material/material-store";
 import { renderHtpasswd } from "../renderers/htpasswd";
 import { renderRegistryConfig } from "../renderers/registry-config";
 import { ConfigVolume } from "./config-volume";
-import { healthcheckLabel, IGNORE_ENGINE_DEFAULTS, NO_NEW_PRIVILEGES, REGISTRY_USER, SCRATCH_TMPFS } from "./container-defaults";
+import { IGNORE_ENGINE_DEFAULTS, memoryLimit, NO_NEW_PRIVILEGES, REGISTRY_USER, SCRATCH_TMPFS } from "./container-defaults";
 import { secretUpload } from "./secret-upload";
 import { VolumeOwner } from "./volume-owner";
 
@@ -248,10 +248,9 @@ export class Registry extends Construct {
       user: REGISTRY_USER,
       dependsOn: [this.configVolume.seeder, this.volumeOwner.container],
       healthcheck,
-      labels: [healthcheckLabel(healthcheck)],
       capabilities: { drop: ["ALL"] },
       securityOpts: NO_NEW_PRIVILEGES,
-      memory: props.memoryMb,
+      ...memoryLimit(props.memoryMb),
       destroyGraceSeconds: props.stopGraceSeconds,
       lifecycle: IGNORE_ENGINE_DEFAULTS,
     });

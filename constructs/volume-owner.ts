@@ -2,7 +2,7 @@ import { Container, ContainerVolumes } from "@cdktf/provider-docker/lib/containe
 import { ITerraformDependable } from "cdktf";
 import { Construct } from "constructs";
 import { renderOwnershipScript } from "../renderers/volume-ownership";
-import { IGNORE_ENGINE_DEFAULTS, NO_NEW_PRIVILEGES, REGISTRY_USER, terraformLiteral } from "./container-defaults";
+import { IGNORE_ENGINE_DEFAULTS, memoryLimit, NO_NEW_PRIVILEGES, REGISTRY_USER, terraformLiteral } from "./container-defaults";
 
 export interface VolumeOwnerProps {
   /** Name of the container the volumes are prepared for; this one is named after it. */
@@ -78,7 +78,7 @@ export class VolumeOwner extends Construct {
       attach: true,
       mustRun: false,
       restart: "no",
-      memory: 128,
+      ...memoryLimit(128),
       dependsOn: props.dependsOn,
       lifecycle: IGNORE_ENGINE_DEFAULTS,
     });

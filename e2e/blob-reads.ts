@@ -4,7 +4,7 @@ import * as http from "http";
 import * as https from "https";
 import * as path from "path";
 import { DockerClient, freePort } from "./clients";
-import { Deployment, synth, synthAndRealize, TestUser } from "./deployment";
+import { Deployment, synthAndDeploy, TestUser } from "./deployment";
 import { assert, assertEqual, assertMatch, say } from "./harness";
 import { baseConfig, buildUniqueImage, roundTrip, SuiteChecks, SuiteContext } from "./scenarios";
 
@@ -150,9 +150,9 @@ export async function blobReadsScenario(ctx: SuiteContext, c: SuiteChecks): Prom
   const config = { ...baseConfig(dir, PREFIX, port, users), users: [{ name: "alice", role: "admin" }], hostnames: ["localhost"], ipAddresses: ["127.0.0.1"], deleteEnabled: true };
   const endpoint = `localhost:${port}`;
   const cacert = path.join(config.clientConfigDirectory, "certs.d", endpoint, "ca.crt");
-  const dep = new Deployment(ctx.engine, tag);
+  const dep = new Deployment(ctx, tag, dir);
   try {
-    const s1 = await synthAndRealize(ctx.timings, dep, tag, [check], () => synth(dir, "out-1", config, users));
+    const s1 = await synthAndDeploy(ctx.timings, dep, [check], () => dep.synth("out-1", config, users));
     if (s1 === undefined) return;
     const password = users[0].password as string;
     const authorization = `Basic ${Buffer.from(`alice:${password}`).toString("base64")}`;

@@ -5,16 +5,18 @@ import { stringify } from "yaml";
 import { Engine } from "./engine";
 import { Check, say, Timings } from "./harness";
 import { CommandError, run } from "./proc";
-import { Json, JsonObject, realize, Realization } from "./realizer";
+import { describePlan, initStack, Json, JsonObject, PlanSummary, savedPlan } from "./terraform-plan";
+import { TerraformTools } from "./terraform-tools";
 
 /**
  * The stack as a user runs it: a YAML config file (REGISTRY_STACK_CONFIG), passwords in
- * REGISTRY_PASSWORD_<USER>, `npx cdktf synth --output <dir>` from the project root, then the
- * synthesized cdk.tf.json realized on the private engine (stand-in for `cdktf deploy`).
+ * REGISTRY_PASSWORD_<USER>, `npx cdktf synth --output <dir>` from the project root, then
+ * `cdktf deploy` of that folder through the real providers onto the suite's engine.
  */
 
 export const PROJECT_ROOT = path.resolve(__dirname, "..");
 const SYNTH_TIMEOUT_MS = 180_000;
+const CDKTF_TIMEOUT_MS = 10 * 60_000;
 
 export interface SynthResult {
   outDir: string;
@@ -25,6 +27,8 @@ export interface SynthResult {
   configFile: string;
   /** What synth printed (stdout), e.g. where generated passwords are. */
   stdout: string;
+  /** The environment synth ran with (config file, passwords): deploy and diff get the same. */
+  env: NodeJS.ProcessEnv;
 }
 
 /** A user of the config: the password is passed through the environment, or generated when absent. */
@@ -78,23 +82,22 @@ export async function synth(
   const stackDir = path.join(outDir, "stacks", "registry");
   const stackFile = path.join(stackDir, "cdk.tf.json");
   if (!fs.existsSync(stackFile)) throw new Error(`cdktf synth (${name}) wrote no ${stackFile}`);
-  return { outDir, stackDir, stackFile, configFile, stdout };
+  return { outDir, stackDir, stackFile, configFile, stdout, env };
 }
 
 /**
- * A scenario's first deployment: synth, then realize. When realizing fails, `checks` are aborted
+ * A scenario's first deployment: synth, then `cdktf deploy`. When it fails, `checks` are aborted
  * with the reason and undefined is returned: the scenario has nothing left to check.
  */
-export async function synthAndRealize(
+export async function synthAndDeploy(
   timings: Timings,
   dep: Deployment,
-  tag: string,
   checks: readonly Check[],
   synthesize: () => Promise<SynthResult>,
 ): Promise<SynthResult | undefined> {
-  const result = await timings.time(`${tag}: synth`, synthesize);
+  const result = await timings.time(`${dep.tag}: synth`, synthesize);
   try {
-    await timings.time(`${tag}: realize`, () => dep.deploy(result));
+    await timings.time(`${dep.tag}: cdktf deploy`, () => dep.deploy(result));
   } catch (err) {
     for (const check of checks) check.abort(`deployment failed: ${(err as Error).message}`);
     return undefined;
@@ -102,46 +105,132 @@ export async function synthAndRealize(
   return result;
 }
 
-/** One deployed stack on the engine; redeploy = destroy({keepVolumes}) + realize the new synth. */
+/** cdktf's output without its progress lines and terminal sequences. */
+function cdktfOutput(text: string): string {
+  return text
+    .replace(/\x1b\[[0-9;]*[A-Za-z]/g, "")
+    .split("\n")
+    .filter((line) => line.trim() !== "" && !/Stacks? (deploying|done|waiting)/.test(line))
+    .join("\n");
+}
+
+export interface SuiteTarget {
+  readonly engine: Engine;
+  readonly tools: TerraformTools;
+}
+
+/**
+ * One stack deployed with the real CLI: `cdktf deploy` (of the folder `synth` wrote), then
+ * `cdktf diff` and a saved plan that must both be empty; `teardown` is the stack's own
+ * `npm run teardown`. The state is a local file in the scenario's folder; the provider talks to
+ * the suite's engine (`dockerHost`).
+ */
 export class Deployment {
-  private current?: Realization;
-  private synthResult?: SynthResult;
+  private deployed?: SynthResult;
+  private outputs: Record<string, string> = {};
+  /** The plan summaries printed after each deploy, for the scenario's evidence. */
+  readonly planSummaries: string[] = [];
 
   constructor(
-    readonly engine: Engine,
+    readonly target: SuiteTarget,
     readonly tag: string,
+    /** The scenario's folder: config files, synth output folders and the state live here. */
+    readonly dir: string,
   ) {}
 
-  get realization(): Realization {
-    if (!this.current) throw new Error(`${this.tag}: not deployed`);
-    return this.current;
+  get engine(): Engine {
+    return this.target.engine;
+  }
+
+  get stateFile(): string {
+    return path.join(this.dir, "terraform.registry.tfstate");
   }
 
   get synthesized(): SynthResult {
-    if (!this.synthResult) throw new Error(`${this.tag}: not deployed`);
-    return this.synthResult;
+    if (!this.deployed) throw new Error(`${this.tag}: not deployed`);
+    return this.deployed;
   }
 
-  async deploy(s: SynthResult): Promise<Realization> {
-    if (this.current) throw new Error(`${this.tag}: already deployed; use redeploy`);
-    this.current = await realize(s.stackFile, { api: this.engine.api, log: (l) => say(this.tag, `  realize: ${l}`) });
-    this.synthResult = s;
-    return this.current;
+  /** A stack output of the last deploy (cdktf's --outputs-file). */
+  output(name: string): string {
+    const value = this.outputs[name];
+    if (value === undefined) throw new Error(`${this.tag}: no output ${name} (have ${Object.keys(this.outputs).join(", ")})`);
+    return value;
   }
 
-  /** Containers and networks go, the data volume stays; then the new synth is realized. */
-  async redeploy(s: SynthResult): Promise<Realization> {
-    const old = this.current;
-    this.current = undefined;
-    await old?.destroy({ keepVolumes: true });
-    return this.deploy(s);
+  /** `synth` into `<dir>/<name>` with this deployment's engine and state file added to the config. */
+  synth(name: string, config: JsonObject, users: TestUser[], configName = name, extraEnv: Record<string, string> = {}): Promise<SynthResult> {
+    const placed: JsonObject = { dockerHost: this.engine.dockerHost, stateBackend: { type: "local", path: this.stateFile }, ...config };
+    return synth(this.dir, name, placed, users, configName, extraEnv);
+  }
+
+  private env(s: SynthResult): NodeJS.ProcessEnv {
+    return this.target.tools.env(s.env);
+  }
+
+  private async cdktf(s: SynthResult, args: string[]): Promise<string> {
+    try {
+      const { stdout } = await run("npx", ["cdktf", ...args, "--output", s.outDir, "--skip-provider-lock", "--no-color"], {
+        cwd: PROJECT_ROOT,
+        env: this.env(s),
+        timeoutMs: CDKTF_TIMEOUT_MS,
+      });
+      return stdout;
+    } catch (err) {
+      if (err instanceof CommandError) throw new Error(`cdktf ${args[0]} (${this.tag}) failed:\n${cdktfOutput(err.stdout).slice(-4000)}\n${err.stderr.slice(-2000)}`);
+      throw err;
+    }
+  }
+
+  /**
+   * The plan a deploy of `s` would apply, from a saved plan (terraform init + plan -out in the
+   * synthesized folder): for asserting which resources a change replaces or updates.
+   */
+  async plan(s: SynthResult): Promise<PlanSummary> {
+    await initStack(s.stackDir, this.env(s));
+    return savedPlan(s.stackDir, this.env(s), "change");
+  }
+
+  /**
+   * `cdktf deploy` of what `synth` wrote, then the proof that nothing is left to do: `cdktf diff`
+   * (synthesizing again from the same inputs) says "No changes" and a saved plan has only no-ops;
+   * otherwise it fails naming every resource and attribute that would change.
+   */
+  async deploy(s: SynthResult): Promise<void> {
+    const outputsFile = path.join(s.outDir, "outputs.json");
+    await this.cdktf(s, ["deploy", "--skip-synth", "--auto-approve", "--outputs-file", outputsFile]);
+    this.deployed = s;
+    const all = JSON.parse(fs.readFileSync(outputsFile, "utf8")) as Record<string, Record<string, string>>;
+    this.outputs = all["registry"] ?? {};
+    await this.assertNoChanges(s);
+  }
+
+  /** `cdktf diff` and a saved plan right after a deploy: both must be empty. */
+  async assertNoChanges(s: SynthResult): Promise<void> {
+    const diff = await this.cdktf(s, ["diff"]);
+    const plan = await savedPlan(s.stackDir, this.env(s));
+    const summary = describePlan(plan);
+    this.planSummaries.push(summary.split("\n")[0]);
+    say(this.tag, `plan after deploy (${path.basename(s.outDir)}): ${summary}`);
+    if (plan.changes.length > 0) throw new Error(`the plan after the deploy is not empty:\n${summary}`);
+    if (!/No changes/.test(diff)) throw new Error(`cdktf diff after the deploy is not empty:\n${cdktfOutput(diff).slice(-3000)}`);
+  }
+
+  /**
+   * The stack's own teardown in the last deployed folder: `npm run teardown -- --yes` keeps the
+   * data volume (in state), `all` removes it too. Idempotent.
+   */
+  async teardown(options: { all: boolean }): Promise<void> {
+    const s = this.deployed;
+    if (!s) return;
+    const args = ["ts-node", "--transpile-only", "scripts/teardown.ts", "--yes", "--stack-dir", s.stackDir, ...(options.all ? ["--all"] : [])];
+    await run("npx", args, { cwd: PROJECT_ROOT, env: this.env(s), timeoutMs: CDKTF_TIMEOUT_MS });
+    if (options.all) this.deployed = undefined;
   }
 
   /** Removes everything, volumes included. Idempotent. */
   async destroy(): Promise<void> {
-    const old = this.current;
-    this.current = undefined;
-    await old?.destroy({ keepVolumes: false });
+    await this.teardown({ all: true });
   }
 
   /** Engine ID of a container of this deployment, by container name. */

@@ -21,6 +21,19 @@ export const DOCKER_CLI = "/usr/bin/docker";
  */
 export const ADDRESS_POOL = "base=10.213.0.0/16,size=24";
 
+/**
+ * Engine-wide settings hardened hosts have, which a provider may read back into a container's
+ * attributes: the suite's engine has them all, so an empty plan after a deploy holds on such
+ * hosts too. live-restore keeps containers running while dockerd is down (stop() removes them).
+ */
+export const HOST_DEFAULTS: Record<string, unknown> = {
+  "live-restore": true,
+  // Below this sandbox's own hard limit (20000): runc cannot raise it.
+  "default-ulimits": { nofile: { Name: "nofile", Soft: 8192, Hard: 16384 } },
+  "log-driver": "json-file",
+  "log-opts": { "max-size": "20m", "max-file": "2" },
+};
+
 export interface EngineOptions {
   /**
    * Let dockerd manage iptables (default true, as on a real host; needed for `internal`
@@ -84,7 +97,7 @@ export async function startEngine(options: EngineOptions = {}): Promise<Engine> 
   const daemonJson = path.join(baseDir, "daemon.json");
   fs.mkdirSync(configDir);
 
-  const daemonConfig: Record<string, unknown> = { ...options.daemonConfig };
+  const daemonConfig: Record<string, unknown> = { ...HOST_DEFAULTS, ...options.daemonConfig };
   // dockerd < 23 writes a trust key to /etc/docker/key.json unless told otherwise.
   if ((await dockerdMajorVersion()) < 23) daemonConfig["deprecated-key-path"] = path.join(baseDir, "key.json");
   fs.writeFileSync(daemonJson, JSON.stringify(daemonConfig));
@@ -96,7 +109,7 @@ export async function startEngine(options: EngineOptions = {}): Promise<Engine> 
     `--exec-root=${execRoot}`,
     `--pidfile=${pidFile}`,
     // No default bridge: docker0 would collide with another engine's. Containers join the
-    // networks the stack declares; the realizer refuses containers that would use the default.
+    // networks the stack declares (a container without one fails to start: a mistake shows).
     "--bridge=none",
     `--default-address-pool=${options.addressPool ?? ADDRESS_POOL}`,
     `--iptables=${options.iptables === false ? "false" : "true"}`,
@@ -162,6 +175,8 @@ export async function startEngine(options: EngineOptions = {}): Promise<Engine> 
       process.removeListener("exit", onExit);
       process.removeListener("SIGINT", onSignal);
       process.removeListener("SIGTERM", onSignal);
+      // With live-restore, containers would outlive dockerd.
+      if (!exited) await removeAllContainers(api, log);
       await stopProcess(child, pid, () => exited, exitPromise, log);
       await stopOrphanContainerd(execRoot, log);
       await removeTree(baseDir, log);
@@ -226,6 +241,16 @@ async function stopProcess(
   log(`dockerd ${pid} ignored SIGTERM for 30 s; sending SIGKILL`);
   child.kill("SIGKILL");
   if (!(await waitExit(10_000))) throw new Error(`dockerd ${pid} survived SIGKILL`);
+}
+
+async function removeAllContainers(api: DockerApi, log: (line: string) => void): Promise<void> {
+  try {
+    const containers = await api.call<Array<{ Id: string }>>({ method: "GET", path: "/containers/json?all=true" });
+    for (const c of containers) await api.call({ method: "DELETE", path: `/containers/${c.Id}?force=true&v=true` }).catch(() => undefined);
+    if (containers.length > 0) log(`removed ${containers.length} leftover container(s)`);
+  } catch (err) {
+    log(`could not list containers: ${(err as Error).message}`);
+  }
 }
 
 /** After a SIGKILL, dockerd's managed containerd (pid in our exec-root) may outlive it. */

@@ -3,15 +3,16 @@ import * as fs from "fs";
 import * as path from "path";
 import * as zlib from "zlib";
 import { curl, DockerClient, freePort, HttpResult, Skopeo, writeLayeredContext } from "./clients";
-import { Deployment, PROJECT_ROOT, synth, SynthResult, TestUser } from "./deployment";
+import { Deployment, PROJECT_ROOT, SynthResult, TestUser } from "./deployment";
 import { Engine } from "./engine";
-import { assert, assertEqual, assertMatch, Check, clip, say, Timings, Workspace } from "./harness";
+import { assert, assertEqual, assertMatch, Check, clip, say } from "./harness";
 import { registryUserChecks } from "./hardening";
 import { REGISTRY_GID, REGISTRY_UID, REGISTRY_USER } from "../constructs/container-defaults";
 import { NGINX_IMAGE, REGISTRY_V3_IMAGE } from "./images";
 import { CommandError, run, sleep } from "./proc";
 import { MaintenanceReport } from "../renderers/maintenance-settings";
-import { JsonObject } from "./realizer";
+import { SuiteContext } from "./scenarios";
+import { JsonObject } from "./terraform-plan";
 import { singleFileTar } from "./tar";
 
 /**
@@ -176,7 +177,7 @@ async function volumeHashes(engine: Engine, volume: string): Promise<string> {
 const tagLine = (t: { repository: string; tag: string }) => `${t.repository}:${t.tag}`;
 const manifestLine = (m: { repository: string; digest: string }) => `${m.repository}@${m.digest}`;
 
-export async function lifecycleScenario(ctx: { engine: Engine; ws: Workspace; timings: Timings }, c: LifecycleChecks): Promise<void> {
+export async function lifecycleScenario(ctx: SuiteContext, c: LifecycleChecks): Promise<void> {
   const tag = "lifecycle";
   const mine = Object.values(c);
   const dir = ctx.ws.dir(tag);
@@ -199,8 +200,6 @@ export async function lifecycleScenario(ctx: { engine: Engine; ws: Workspace; ti
     materialDirectory: path.join(dir, "material"),
     clientConfigDirectory: path.join(dir, "client-config"),
     users: users.map((u) => ({ name: u.name })),
-    // npm run gc reaches the engine the way deploy would: through the configured dockerHost.
-    dockerHost: ctx.engine.dockerHost,
     // Twelve hours away: no scheduled run interferes with the manual ones (the last check moves it).
     retention: { schedule: `${String((new Date().getUTCHours() + 12) % 24).padStart(2, "0")}:00`, writeSettleSeconds: SETTLE_SECONDS, rules },
   };
@@ -208,12 +207,12 @@ export async function lifecycleScenario(ctx: { engine: Engine; ws: Workspace; ti
   const baseUrl = `https://127.0.0.1:${port}`;
   const cacert = path.join(config.clientConfigDirectory as string, "certs.d", endpoint, "ca.crt");
   const creds = `alice:${users[0].password}`;
-  const dep = new Deployment(ctx.engine, tag);
+  const dep = new Deployment(ctx, tag, dir);
   const docker = new DockerClient(ctx.engine, path.join(scratch, "docker-config"));
   let s1: SynthResult;
   try {
-    s1 = await ctx.timings.time(`${tag}: synth`, () => synth(dir, "out-1", config, users));
-    await ctx.timings.time(`${tag}: realize`, () => dep.deploy(s1));
+    s1 = await ctx.timings.time(`${tag}: synth`, () => dep.synth("out-1", config, users));
+    await ctx.timings.time(`${tag}: cdktf deploy`, () => dep.deploy(s1));
   } catch (err) {
     for (const ch of mine) ch.abort(`deployment failed: ${(err as Error).message}`);
     await dep.destroy().catch(() => undefined);
@@ -556,8 +555,8 @@ export async function lifecycleScenario(ctx: { engine: Engine; ws: Workspace; ti
       // The redeploy takes 30-80 s here: 2-3 minutes ahead leaves it room.
       const at = new Date(Math.ceil((Date.now() + 120_000) / 60_000) * 60_000);
       const hhmm = `${String(at.getUTCHours()).padStart(2, "0")}:${String(at.getUTCMinutes()).padStart(2, "0")}`;
-      const s2 = await synth(dir, "out-2", { ...config, retention: { ...(config.retention as JsonObject), schedule: hhmm } }, users);
-      await dep.redeploy(s2);
+      const s2 = await dep.synth("out-2", { ...config, retention: { ...(config.retention as JsonObject), schedule: hhmm } }, users);
+      await dep.deploy(s2);
       const deployedAt = new Date();
       assert(deployedAt < at, `redeploy finished at ${deployedAt.toISOString()}, after the scheduled time ${at.toISOString()}`);
       c.schedule.note(`schedule "${hhmm}" (UTC); redeployed at ${deployedAt.toISOString()}, ${Math.round((at.getTime() - deployedAt.getTime()) / 1000)} s ahead`);

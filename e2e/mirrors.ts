@@ -6,7 +6,7 @@ import { parse } from "yaml";
 import { renderRegistryConfig } from "../renderers/registry-config";
 import { accessLogField, Answer, assertSameAnswer, Request as BlobRequest, send } from "./blob-reads";
 import { curl, DockerClient, freePort, makeOtherCa, writeLayeredContext } from "./clients";
-import { Deployment, synth, synthAndRealize, TestUser } from "./deployment";
+import { Deployment, synthAndDeploy, TestUser } from "./deployment";
 import { pollUntil } from "./docker-api";
 import { Engine, startEngine } from "./engine";
 import { assert, assertEqual, assertMatch, Check, clip, say } from "./harness";
@@ -169,7 +169,7 @@ export async function mirrorsScenario(ctx: SuiteContext, c: MirrorChecks): Promi
   const hubEndpoint = `localhost:${hubPort}`;
   const ghcrEndpoint = `localhost:${ghcrPort}`;
   const quayEndpoint = `localhost:${quayPort}`;
-  const dep = new Deployment(ctx.engine, TAG);
+  const dep = new Deployment(ctx, TAG, dir);
   const docker = new DockerClient(ctx.engine, path.join(scratch, "docker-config"));
   let upstreamStarted = false;
   let k3sFileWritten: { file: string; content: string } | undefined;
@@ -248,7 +248,7 @@ export async function mirrorsScenario(ctx: SuiteContext, c: MirrorChecks): Promi
     k3sFileWritten = { file: k3sFile, content: adminRegistries };
     const upstreamPasswords = {
       REGISTRY_UPSTREAM_PASSWORD_QUAY: UPSTREAM_USER.password, REGISTRY_UPSTREAM_PASSWORD_HUB: UPSTREAM_USER.password, REGISTRY_UPSTREAM_PASSWORD_GHCR: UPSTREAM_USER.password };
-    const s1 = await synthAndRealize(ctx.timings, dep, TAG, mine, () => synth(dir, "out-1", config, users, "out-1", upstreamPasswords));
+    const s1 = await synthAndDeploy(ctx.timings, dep, mine, () => dep.synth("out-1", config, users, "out-1", upstreamPasswords));
     if (s1 === undefined) return;
     const stackJson = fs.readFileSync(s1.stackFile, "utf8");
 

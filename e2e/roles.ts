@@ -2,10 +2,10 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import { curl, DockerClient, freePort, HttpResult, Skopeo } from "./clients";
-import { Deployment, synth, synthAndRealize, TestUser } from "./deployment";
+import { Deployment, synthAndDeploy, TestUser } from "./deployment";
 import { assert, assertEqual, assertMatch, Check, clip, say } from "./harness";
 import { CommandError } from "./proc";
-import { JsonObject } from "./realizer";
+import { JsonObject } from "./terraform-plan";
 import { baseConfig, buildUniqueImage, SuiteContext } from "./scenarios";
 
 /**
@@ -479,7 +479,7 @@ export async function rolesScenario(ctx: SuiteContext, c: RolesChecks): Promise<
   };
   const endpoint = `localhost:${port}`;
   const certDir = path.join(config.clientConfigDirectory, "certs.d", endpoint);
-  const dep = new Deployment(ctx.engine, tag);
+  const dep = new Deployment(ctx, tag, dir);
   const env: Env = {
     ctx,
     dep,
@@ -494,7 +494,7 @@ export async function rolesScenario(ctx: SuiteContext, c: RolesChecks): Promise<
     dockers: Object.fromEntries(MATRIX_USERS.map((u) => [u.name, new DockerClient(ctx.engine, path.join(scratch, `docker-${u.name}`))])),
   };
   try {
-    const s1 = await synthAndRealize(ctx.timings, dep, tag, mine, () => synth(dir, "out-1", config, users));
+    const s1 = await synthAndDeploy(ctx.timings, dep, mine, () => dep.synth("out-1", config, users));
     if (s1 === undefined) return;
     assertMatch(await env.seedDocker.login(endpoint, SEED.name, SEED.password), /Login Succeeded/, "docker login seed");
 
@@ -524,8 +524,8 @@ export async function rolesScenario(ctx: SuiteContext, c: RolesChecks): Promise<
     let verifierBefore = 0;
     try {
       await ctx.timings.time(`${tag}: synth + redeploy (roles changed, anonymous pull on)`, async () => {
-        const s2 = await synth(dir, "out-2", { ...config, anonymousPull: true, users: usersConfig({ writer: "pull", reader: "push" }) }, users);
-        await dep.redeploy(s2);
+        const s2 = await dep.synth("out-2", { ...config, anonymousPull: true, users: usersConfig({ writer: "pull", reader: "push" }) }, users);
+        await dep.deploy(s2);
       });
       verifierBefore = await verifierRequests();
     } catch (err) {

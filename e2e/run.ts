@@ -7,12 +7,13 @@ import { authCacheScenario, directTlsScenario, plainHttpScenario, SuiteChecks, S
 import { MirrorChecks, mirrorsScenario } from "./mirrors";
 import { killRunningCommands } from "./proc";
 import { rolesScenario, RolesChecks } from "./roles";
-import { selfTestOnEngine, setSelfTestOutput } from "./self-test";
+import { ensureTerraformTools } from "./terraform-tools";
 import { uiScenario } from "./ui";
 
 /**
- * `npm run test:e2e`: deploys the synthesized stack on a private Docker Engine and drives it
- * with real clients (docker CLI, skopeo, curl, openssl). Prints every check with PASS/FAIL and
+ * `npm run test:e2e`: deploys the stack with `cdktf deploy` (real Terraform, kreuzwerker/docker
+ * and hashicorp/local from a local mirror) on a private Docker Engine and drives it with real
+ * clients (docker CLI, skopeo, curl, openssl, ctr, podman). Prints every check with PASS/FAIL and
  * its evidence, the timings, and last a line "N passed, M failed"; exits non-zero on failure.
  */
 
@@ -48,7 +49,7 @@ async function allSettledAtMost<T>(limit: number, tasks: Array<() => Promise<T>>
 async function main(): Promise<number> {
   const t0 = Date.now();
   const timings = new Timings();
-  const selfTest = new Check("0", "e2e machinery self-test (engine, images, realizer)", "self-test");
+  const toolchain = new Check("0", "Terraform and the providers served from the suite's mirror (labels and the snapshots behind them), engine, images", "toolchain");
   const checks: SuiteChecks & MirrorChecks = {
     pushPull: new Check("1", "docker login/push/rmi/pull of a multi-layer image through the proxy: same digest", "tls-proxy"),
     largeLayer: new Check("2", "a 256 MiB random layer pushed and pulled through the proxy", "tls-proxy"),
@@ -91,7 +92,7 @@ async function main(): Promise<number> {
     roleChange: new Check("16", "a role change takes effect at the deploy that changes it (login cache flushed, never widened)", "roles"),
     endpoints: new Check("17", "/registry-stack/me contract, catalog filtered to a scoped user's repositories, one failed-login limit", "roles"),
   };
-  const all = [selfTest, ...Object.values(checks), ...Object.values(lifecycle), ...Object.values(roles)];
+  const all = [toolchain, ...Object.values(checks), ...Object.values(lifecycle), ...Object.values(roles)];
 
   const ws = new Workspace();
   let engine: Engine | undefined;
@@ -105,23 +106,17 @@ async function main(): Promise<number> {
     await Promise.race([
       budget,
       (async () => {
+        // A failure here aborts the suite (every check fails with the reason).
+        const tools = await timings.time("terraform + providers (cached builds)", () => ensureTerraformTools((l) => say("terraform", l)));
+        for (const line of tools.summary) toolchain.note(line);
         engine = await timings.time("engine start", () => startEngine({ log: (l) => say("engine", l), addressPool: ADDRESS_POOL_OVERRIDE }));
         const e = engine;
         say("engine", `private dockerd pid ${e.pid}, socket ${e.socketPath}`);
+        toolchain.note(`private dockerd pid ${e.pid}`);
         await timings.time("images (cached rootfs + import)", () => prepareImages(e, (l) => say("images", l)));
+        toolchain.finish();
 
-        await timings.time("self-test", async () => {
-          setSelfTestOutput((line) => say("self-test", line));
-          await selfTest.phase("machinery checks on the suite's engine", async () => {
-            const results = await selfTestOnEngine(e);
-            for (const r of results) selfTest.note(`${r.ok ? "ok" : "NOT OK"} - ${r.name}`);
-            const failed = results.filter((r) => !r.ok);
-            if (failed.length > 0) throw new Error(failed.map((r) => `${r.name}: ${r.error}`).join("\n"));
-          });
-          selfTest.finish();
-        });
-
-        const ctx: SuiteContext = { engine: e, ws, timings };
+        const ctx: SuiteContext = { engine: e, tools, ws, timings };
         // Independent deployments side by side (most of a deployment's time is waiting for health
         // checks), at most PARALLEL at once: all of them together overload 2 cores until timing-
         // sensitive checks (a pull right after a restart) fail. Longest first.

@@ -14,7 +14,7 @@ import {
   writeLayeredContext,
   writeRandomFile,
 } from "./clients";
-import { Deployment, readStack, synth, synthAndRealize, SynthResult, TestUser, treeHashes, uploads } from "./deployment";
+import { Deployment, readStack, synthAndDeploy, SynthResult, TestUser, treeHashes, uploads } from "./deployment";
 import { Engine } from "./engine";
 import { assert, assertEqual, assertMatch, Check, clip, elapsedSeconds, say, Timings, Workspace } from "./harness";
 import { NGINX_IMAGE, REGISTRY_IMAGE, REGISTRY_V3_IMAGE } from "./images";
@@ -31,7 +31,8 @@ import {
   restartChecks,
 } from "./hardening";
 import { CommandError, run } from "./proc";
-import { JsonObject } from "./realizer";
+import { describePlan, JsonObject, PlanSummary, touched } from "./terraform-plan";
+import { TerraformTools } from "./terraform-tools";
 
 /**
  * The checks of issue #3, grouped into four independent deployments that run at the same time
@@ -44,6 +45,7 @@ import { JsonObject } from "./realizer";
 
 export interface SuiteContext {
   engine: Engine;
+  tools: TerraformTools;
   ws: Workspace;
   timings: Timings;
 }
@@ -287,18 +289,18 @@ export async function tlsProxyScenario(ctx: SuiteContext, c: SuiteChecks): Promi
   const clientDir = config.clientConfigDirectory;
   const materialDir = config.materialDirectory;
   const cacert = path.join(clientDir, "certs.d", endpoint, "ca.crt");
-  const dep = new Deployment(ctx.engine, tag);
+  const dep = new Deployment(ctx, tag, dir);
 
   try {
-    const s1 = await ctx.timings.time(`${tag}: synth`, () => synth(dir, "out-1", config, users));
+    const s1 = await ctx.timings.time(`${tag}: synth`, () => dep.synth("out-1", config, users));
     const printed = s1.stdout.replace(/\x1b\[[0-9;]*[A-Za-z]/g, "").split("\n").filter((l) => /Generated passwords/.test(l));
     assert(printed.length === 1 && printed[0].includes("carol"), `synth did not report carol's generated password file: ${clip(s1.stdout, 500)}`);
     say(tag, `synth: ${printed[0].trim()}`);
 
     // Check 8 runs its second synth while the first one is being deployed.
-    const idempotence = idempotenceCheck(c.idempotence, dir, config, users, s1);
+    const idempotence = idempotenceCheck(c.idempotence, dep, config, users, s1);
     const deployed = await ctx.timings
-      .time(`${tag}: realize`, () => dep.deploy(s1))
+      .time(`${tag}: cdktf deploy`, () => dep.deploy(s1))
       .then(
         () => true,
         (err: Error) => {
@@ -309,8 +311,7 @@ export async function tlsProxyScenario(ctx: SuiteContext, c: SuiteChecks): Promi
     await idempotence;
     if (!deployed) return;
 
-    const r = dep.realization;
-    assertEqual(r.output("docker_login_command"), `docker login ${endpoint} -u alice`, "output docker_login_command");
+    assertEqual(dep.output("docker_login_command"), `docker login ${endpoint} -u alice`, "output docker_login_command");
     const known = withGeneratedPasswords(users, materialDir);
     const alice = known[0];
     const docker = new DockerClient(ctx.engine, path.join(scratch, "docker-config"));
@@ -454,10 +455,13 @@ export async function tlsProxyScenario(ctx: SuiteContext, c: SuiteChecks): Promi
     const remaining = users.filter((u) => u.name !== "dave");
     const config2 = { ...config, users: remaining.map((u) => ({ name: u.name })), logLevel: "debug" };
     let s2: SynthResult | undefined;
+    let changePlan: PlanSummary | undefined;
     const redeployed = await ctx.timings
       .time(`${tag}: synth + redeploy (dave removed, logLevel debug)`, async () => {
-        s2 = await synth(dir, "out-2", config2, remaining);
-        await dep.redeploy(s2);
+        s2 = await dep.synth("out-2", config2, remaining);
+        changePlan = await dep.plan(s2);
+        say(tag, `saved plan of the change (dave removed, logLevel debug): ${describePlan(changePlan)}`);
+        await dep.deploy(s2);
       })
       .then(
         () => true,
@@ -485,9 +489,10 @@ export async function tlsProxyScenario(ctx: SuiteContext, c: SuiteChecks): Promi
         const now = await dep.containerId(n);
         assert(now !== idsBefore[n], `${n} was not replaced`);
       }
-      const volume = dep.realization.created.find((x) => x.type === "docker_volume" && x.address.startsWith("docker_volume.registry_data_"));
-      assertEqual(volume?.reused, true, "data volume reused by the redeploy");
-      c.persistence.note(`containers replaced (${Object.keys(idsBefore).join(", ")} have new IDs); volume ${volume?.id} reused`);
+      assert(changePlan !== undefined, "no saved plan of the redeploy");
+      const volumes = touched(changePlan).filter((a) => / docker_volume\.registry_data_/.test(a));
+      assertEqual(volumes, [], "data volume changes in the redeploy's saved plan");
+      c.persistence.note(`containers replaced (${Object.keys(idsBefore).join(", ")} have new IDs); the saved plan touches no volume: ${touched(changePlan).join(", ")}`);
       const pulled = await docker.pull(survivorRef);
       assertMatch(pulled.output, /Pull complete|Downloaded newer image/, "docker pull downloaded layers");
       assertEqual(pulled.digest, survivor.digest, "digest of the pull after the redeploy");
@@ -591,14 +596,14 @@ async function tlsChecks(check: Check, port: number, cacert: string, materialDir
 }
 
 /** Check 8: a second synth with the same inputs changes nothing. */
-async function idempotenceCheck(check: Check, dir: string, config: JsonObject, users: TestUser[], first: SynthResult): Promise<void> {
+async function idempotenceCheck(check: Check, dep: Deployment, config: JsonObject, users: TestUser[], first: SynthResult): Promise<void> {
   const materialDir = config["materialDirectory"] as string;
   const mtimes = (d: string) => Object.fromEntries(fs.readdirSync(d).map((f) => [f, fs.statSync(path.join(d, f)).mtimeMs]));
   await check.phase("second synth with the same inputs", async () => {
     const materialBefore = treeHashes(materialDir);
     const mtimesBefore = mtimes(materialDir);
     // The same config file (same path and content), the same environment, the same material dir.
-    const second = await synth(dir, "out-1-again", config, users, path.basename(first.configFile, ".yml"));
+    const second = await dep.synth("out-1-again", config, users, path.basename(first.configFile, ".yml"));
     const a = fs.readFileSync(first.stackFile);
     const b = fs.readFileSync(second.stackFile);
     const hash = (buf: Buffer) => crypto.createHash("sha256").update(buf).digest("hex");
@@ -610,7 +615,9 @@ async function idempotenceCheck(check: Check, dir: string, config: JsonObject, u
     const sourced = u1.filter((u) => u.sourceHash);
     assert(sourced.length >= 3, `expected ≥ 3 source uploads, got ${sourced.length}`);
     check.note(`upload source_hashes unchanged: ${sourced.map((u) => `${u.key.split(" ")[1]}=${u.sourceHash}`).join(", ")}`);
-    assertEqual(treeHashes(second.stackDir), treeHashes(first.stackDir), "files of the stack directory (assets)");
+    // Only what synth writes: the first folder is being deployed (.terraform, lock file, plans).
+    const assets = (d: string) => treeHashes(path.join(d, "assets"));
+    assertEqual(assets(second.stackDir), assets(first.stackDir), "files of the stack directory (assets)");
     assertEqual(treeHashes(materialDir), materialBefore, "material directory content");
     assertEqual(mtimes(materialDir), mtimesBefore, "material directory mtimes");
     check.note(`asset files identical; material dir (${Object.keys(materialBefore).length} files) neither changed nor rewritten`);
@@ -636,7 +643,7 @@ export async function authCacheScenario(ctx: SuiteContext, c: SuiteChecks): Prom
   const config = { ...baseConfig(dir, "e2e-cache", port, users), hostnames: ["localhost"], ipAddresses: ["127.0.0.1"] };
   const endpoint = `localhost:${port}`;
   const cacert = path.join(config.clientConfigDirectory, "certs.d", endpoint, "ca.crt");
-  const dep = new Deployment(ctx.engine, tag);
+  const dep = new Deployment(ctx, tag, dir);
   try {
     // The migration case: the volumes this deploy reuses already hold what a root registry wrote.
     let legacy: LegacyRootData | undefined;
@@ -646,7 +653,7 @@ export async function authCacheScenario(ctx: SuiteContext, c: SuiteChecks): Prom
       );
       c.readOnlyRoot.note(`before the deploy: ${legacy.repository}:${legacy.tag} (${legacy.digest.slice(0, 19)}…) pushed to the registry image running as root on e2e-cache-data; files 0:0; a root-owned registry.sock left in e2e-cache-sockets`);
     });
-    const s1 = await synthAndRealize(ctx.timings, dep, tag, [c.authCache], () => synth(dir, "out-1", config, users));
+    const s1 = await synthAndDeploy(ctx.timings, dep, [c.authCache], () => dep.synth("out-1", config, users));
     if (s1 === undefined) return;
     const known = withGeneratedPasswords(users, config.materialDirectory);
     const target: AuthTarget = {
@@ -705,8 +712,8 @@ export async function authCacheScenario(ctx: SuiteContext, c: SuiteChecks): Prom
     const remaining = users.filter((u) => u.name !== "dave");
     try {
       await ctx.timings.time(`${tag}: synth + redeploy (dave removed)`, async () => {
-        const s2 = await synth(dir, "out-2", { ...config, users: remaining.map((u) => ({ name: u.name })) }, remaining);
-        await dep.redeploy(s2);
+        const s2 = await dep.synth("out-2", { ...config, users: remaining.map((u) => ({ name: u.name })) }, remaining);
+        await dep.deploy(s2);
       });
     } catch (err) {
       c.authCache.abort(`redeploy failed: ${(err as Error).message}`);
@@ -739,9 +746,9 @@ export async function directTlsScenario(ctx: SuiteContext, c: SuiteChecks): Prom
   const config = { ...baseConfig(dir, "e2e-direct", port, users), hostnames: ["localhost"], ipAddresses: ["127.0.0.1"], proxy: false };
   const endpoint = `localhost:${port}`;
   const certDir = path.join(config.clientConfigDirectory, "certs.d", endpoint);
-  const dep = new Deployment(ctx.engine, tag);
+  const dep = new Deployment(ctx, tag, dir);
   try {
-    const s1 = await synthAndRealize(ctx.timings, dep, tag, [check], () => synth(dir, "out-1", config, users));
+    const s1 = await synthAndDeploy(ctx.timings, dep, [check], () => dep.synth("out-1", config, users));
     if (s1 === undefined) return;
     await check.phase("login, push, rmi, pull; skopeo and curl with the generated CA", async () => {
       assert(!(await dep.containerExists("e2e-direct-proxy")), "a proxy container exists in the proxy-less topology");
@@ -796,7 +803,7 @@ export async function plainHttpScenario(ctx: SuiteContext, c: SuiteChecks): Prom
   };
   const clientDir = config.clientConfigDirectory;
   const endpoints = [`localhost:${port}`, `127.0.0.1:${port}`];
-  const dep = new Deployment(ctx.engine, tag);
+  const dep = new Deployment(ctx, tag, dir);
   try {
     // The engine's own daemon.json is the "existing" file the stack must merge into.
     const engineConfig = JSON.parse(fs.readFileSync(ctx.engine.configFile, "utf8")) as Record<string, unknown>;
@@ -808,7 +815,7 @@ export async function plainHttpScenario(ctx: SuiteContext, c: SuiteChecks): Prom
     const before = await info();
     for (const e of endpoints) assert(!(e in before.IndexConfigs), `${e} already configured before daemon.json was applied`);
 
-    const s1 = await synthAndRealize(ctx.timings, dep, tag, [check], () => synth(dir, "out-1", config, users));
+    const s1 = await synthAndDeploy(ctx.timings, dep, [check], () => dep.synth("out-1", config, users));
     if (s1 === undefined) return;
     await check.phase("generated daemon.json merged, applied (SIGHUP) and listed by docker info", async () => {
       const written = JSON.parse(fs.readFileSync(path.join(clientDir, "daemon.json"), "utf8")) as Record<string, unknown>;

@@ -6,9 +6,9 @@ import * as fs from "fs";
 import * as path from "path";
 import { Browser, chromium, Page } from "playwright-core";
 import { curl, DockerClient, freePort } from "./clients";
-import { Deployment, PROJECT_ROOT, synth, synthAndRealize, TestUser } from "./deployment";
+import { Deployment, PROJECT_ROOT, synthAndDeploy, TestUser } from "./deployment";
 import { assert, assertEqual, assertMatch, Check, say } from "./harness";
-import { JsonObject } from "./realizer";
+import { JsonObject } from "./terraform-plan";
 import { OCI_INDEX, OCI_MANIFEST, RegistryApi } from "./registry-api";
 import { baseConfig, buildUniqueImage, SuiteChecks, SuiteContext } from "./scenarios";
 
@@ -74,14 +74,14 @@ export async function uiScenario(ctx: SuiteContext, c: SuiteChecks): Promise<voi
     user: { name: "alice", password: users[0].password as string },
     scopedUser: { name: "bob", password: users[1].password as string },
   };
-  const dep = new Deployment(ctx.engine, tag);
+  const dep = new Deployment(ctx, tag, dir);
   let browser: Browser | undefined;
   try {
     if (!fs.existsSync(CHROMIUM)) {
       for (const ch of mine) ch.abort(`${CHROMIUM} missing: run bash e2e/setup-host.sh (installs Debian's chromium)`);
       return;
     }
-    const s1 = await synthAndRealize(ctx.timings, dep, tag, mine, () => synth(dir, "out-1", config, users));
+    const s1 = await synthAndDeploy(ctx.timings, dep, mine, () => dep.synth("out-1", config, users));
     if (s1 === undefined) return;
 
     await c.uiHeaders.phase("static files, security headers, redirect, no Basic challenge for the UI", () => headerChecks(c.uiHeaders, t));

@@ -15,6 +15,7 @@ import { mirrorTtlSeconds } from "../config/rules";
 import { systemEntropy } from "../material/entropy";
 import { prepareMaterial } from "../material/prepare-material";
 import { readUiSources, renderUiAssets } from "../renderers/ui-assets";
+import { pinProviderVersions } from "./provider-versions";
 import { declareStateBackend } from "./state-backend";
 
 /**
@@ -57,6 +58,7 @@ export class RegistryStack extends TerraformStack {
       sshOpts: settings.dockerSshOptions.length > 0 ? settings.dockerSshOptions : undefined,
     });
     new LocalProvider(this, "local");
+    pinProviderVersions(this);
 
     const prefix = settings.namePrefix;
     const edge = new Network(this, "edge-network", { name: `${prefix}-edge` });

@@ -102,6 +102,6 @@ describe("NginxProxy", () => {
   });
 
   test("stops gracefully with SIGQUIT within the grace period and is memory-bounded", () => {
-    expect(proxyJson()).toMatchObject({ stop_signal: "SIGQUIT", destroy_grace_seconds: 90, memory: 256, lifecycle: { ignore_changes: ["log_opts", "ulimit"] } });
+    expect(proxyJson()).toMatchObject({ stop_signal: "SIGQUIT", destroy_grace_seconds: 90, memory: 256, memory_swap: 512, lifecycle: { ignore_changes: ["ulimit"] } });
   });
 });

@@ -4,13 +4,10 @@ import * as fs from "fs";
 import * as path from "path";
 import * as YAML from "yaml";
 import { ClientConfig } from "../../constructs/client-config";
-import { DockerApi } from "../../e2e/docker-api";
-import { planStack, realize, RealizeError, terraformJsonEncode } from "../../e2e/realizer";
 import { tempDirectory } from "../fixtures/test-stack";
 
 /**
- * The synthesized terraform_data of ClientConfig, applied for real: by the e2e realizer and, when a
- * `terraform` binary is on PATH, by Terraform itself (terraform_data is built in, so `init` needs
+ * The synthesized terraform_data of ClientConfig, applied for real by Terraform itself (terraform_data is built in, so `init` needs
  * no provider download). The stack is only the client config, with the real script.
  */
 
@@ -38,50 +35,6 @@ function synthClient(stackDir: string, clientDir: string, port: number, tls = fa
 }
 
 const readJson = (file: string) => JSON.parse(fs.readFileSync(file, "utf8"));
-const noEngine = {} as DockerApi; // terraform_data never calls the engine
-
-describe("terraform_data daemon.json through the e2e realizer", () => {
-  test("merges on create, removes exactly its entries on destroy", async () => {
-    const root = tempDirectory();
-    const clientDir = path.join(root, "client");
-    fs.mkdirSync(clientDir);
-    fs.writeFileSync(path.join(clientDir, "daemon.json"), JSON.stringify(FOREIGN));
-    const lines: string[] = [];
-    const r = await realize(synthClient(path.join(root, "stack"), clientDir, 5000), { api: noEngine, log: (l) => lines.push(l) });
-    expect(readJson(path.join(clientDir, "daemon.json"))).toEqual({ ...FOREIGN, "insecure-registries": ["foreign:5000", "localhost:5000", "127.0.0.1:5000"] });
-    expect(lines.join("\n")).toContain('Executing: ["/bin/sh" "-c" "node -r ts-node/register/transpile-only scripts/daemon-json-file.ts add"]');
-    await r.destroy();
-    expect(readJson(path.join(clientDir, "daemon.json"))).toEqual(FOREIGN);
-    expect(fs.readdirSync(clientDir)).toEqual(["daemon.json"]);
-  });
-
-  test("fails when the create provisioner fails, and skips the destroy provisioner of the tainted resource", async () => {
-    const root = tempDirectory();
-    const clientDir = path.join(root, "client");
-    const file = synthClient(path.join(root, "stack"), clientDir, 5000);
-    fs.mkdirSync(clientDir);
-    fs.writeFileSync(path.join(clientDir, "daemon.json"), "{ broken");
-    const lines: string[] = [];
-    await expect(realize(file, { api: noEngine, log: (l) => lines.push(l) })).rejects.toThrow(/provisioner\[0\] \(local-exec, create\):[\s\S]*is not valid JSON/);
-    expect(lines.join("\n")).toContain("tainted by a failed create-time provisioner; destroy-time provisioners skipped");
-    expect(fs.readFileSync(path.join(clientDir, "daemon.json"), "utf8")).toBe("{ broken");
-  });
-
-  test("refuses provisioner expressions it cannot evaluate", () => {
-    const root = tempDirectory();
-    const file = synthClient(path.join(root, "stack"), path.join(root, "client"), 5000);
-    const doc = readJson(file);
-    const data = Object.values(doc.resource.terraform_data)[0] as { provisioner: Array<Record<string, { environment: Record<string, string> }>> };
-    data.provisioner[0]["local-exec"].environment.X = "${path.module}";
-    fs.writeFileSync(file, JSON.stringify(doc));
-    expect(() => planStack(file)).toThrow(RealizeError);
-    expect(() => planStack(file)).toThrow("unsupported expression ${path.module}");
-  });
-
-  test("encodes like Terraform's jsonencode (sorted keys, HTML characters escaped)", () => {
-    expect(terraformJsonEncode({ owner: "a", daemon_json: "/x<&>", list: ["b"] })).toBe('{"daemon_json":"/x\\u003c\\u0026\\u003e","list":["b"],"owner":"a"}');
-  });
-});
 
 const terraform = spawnSync("terraform", ["version"], { encoding: "utf8" });
 const describeWithTerraform = terraform.status === 0 ? describe : describe.skip;

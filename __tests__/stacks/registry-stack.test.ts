@@ -55,8 +55,9 @@ describe("RegistryStack, proxy + self-signed TLS (default topology)", () => {
       capabilities: { drop: ["ALL"] },
       security_opts: ["no-new-privileges:true"],
       memory: 1024,
+      memory_swap: 2048,
       destroy_grace_seconds: 120,
-      lifecycle: { ignore_changes: ["log_opts", "ulimit"] },
+      lifecycle: { ignore_changes: ["ulimit"] },
     });
     const registry = resourceOf(json, "docker_container", "registry_container");
     expect((registry.healthcheck as { test: string[] }).test).toEqual(["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:5001/debug/health"]);
@@ -88,6 +89,23 @@ describe("RegistryStack, proxy + self-signed TLS (default topology)", () => {
     for (const id of ["registry_container", "auth-verifier_container"]) {
       expect(resourceOf(changed, "docker_container", id)).toEqual(resourceOf(before, "docker_container", id));
     }
+  });
+
+  test("declares what the engine reads back: CAP_-prefixed capabilities, memory_swap beside every memory limit", () => {
+    const containers = Object.entries(json.resource.docker_container as Record<string, { capabilities?: { add?: string[]; drop?: string[] }; memory?: number; memory_swap?: number }>);
+    expect(containers.length).toBeGreaterThan(3);
+    for (const [id, c] of containers) {
+      for (const cap of [...(c.capabilities?.add ?? []), ...(c.capabilities?.drop ?? [])]) expect(`${id}: ${cap}`).toMatch(/: (ALL|CAP_[A-Z_]+)$/);
+      if (c.memory !== undefined) expect(`${id}: ${c.memory_swap}`).toBe(`${id}: ${2 * c.memory}`);
+    }
+    expect(containers.some(([, c]) => (c.capabilities?.add ?? []).includes("CAP_SETUID"))).toBe(true);
+  });
+
+  test("pins the provider versions the e2e suite deploys with", () => {
+    expect(json.terraform.required_providers).toEqual({
+      docker: { source: "kreuzwerker/docker", version: "4.6.0" },
+      local: { source: "hashicorp/local", version: "2.9.0" },
+    });
   });
 
   test("protects the data volume from destroy", () => {
