@@ -1,6 +1,7 @@
 import { Container, ContainerUpload, ContainerVolumes } from "@cdktf/provider-docker/lib/container";
 import { Volume } from "@cdktf/provider-docker/lib/volume";
 import { createHash } from "crypto";
+import { ITerraformDependable } from "cdktf";
 import { Construct } from "constructs";
 import { IGNORE_ENGINE_DEFAULTS } from "./container-defaults";
 
@@ -12,6 +13,23 @@ export interface ConfigVolumeProps {
   /** Where the volume is mounted; every upload must be inside it. */
   readonly directory: string;
   readonly uploads: ContainerUpload[];
+  /**
+   * Keep one volume under a fixed name and write each change into it, for a container that
+   * reloads its files instead of being replaced (the proxy). Files no longer uploaded stay.
+   * @default false - a volume per content, named after it
+   */
+  readonly reloaded?: boolean;
+  /** What must exist before the files change, e.g. the registries a new nginx.conf points to. */
+  readonly dependsOn?: ITerraformDependable[];
+}
+
+/** A short hash of uploads (paths, modes, contents or content hashes). */
+export function uploadsDigest(uploads: readonly ContainerUpload[]): string {
+  const digest = createHash("sha256");
+  for (const u of uploads) {
+    digest.update(JSON.stringify([u.file, u.permissions ?? "", u.executable ?? "", u.content ?? "", u.contentBase64 ?? "", u.sourceHash ?? ""]));
+  }
+  return digest.digest("hex").slice(0, 12);
 }
 
 /**
@@ -38,11 +56,8 @@ export class ConfigVolume extends Construct {
 
     // Named after the files: a change gives a new volume (nothing stale, such as a key no longer
     // used, stays behind), and the new name replaces the container that mounts it.
-    const digest = createHash("sha256");
-    for (const u of props.uploads) {
-      digest.update(JSON.stringify([u.file, u.permissions ?? "", u.executable ?? "", u.content ?? "", u.contentBase64 ?? "", u.sourceHash ?? ""]));
-    }
-    this.volume = new Volume(this, "volume", { name: `${props.containerName}-config-${digest.digest("hex").slice(0, 12)}` });
+    const name = props.reloaded ? `${props.containerName}-config` : `${props.containerName}-config-${uploadsDigest(props.uploads)}`;
+    this.volume = new Volume(this, "volume", { name });
     this.seeder = new Container(this, "seeder", {
       name: `${props.containerName}-config-seed`,
       image: props.image,
@@ -51,6 +66,7 @@ export class ConfigVolume extends Construct {
       networkMode: "none",
       volumes: [{ volumeName: this.volume.name, containerPath: props.directory }],
       upload: props.uploads,
+      dependsOn: props.dependsOn,
       lifecycle: IGNORE_ENGINE_DEFAULTS,
     });
     this.mount = { volumeName: this.volume.name, containerPath: props.directory, readOnly: true };

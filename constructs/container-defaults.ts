@@ -41,3 +41,11 @@ export function terraformLiteral(text: string): string {
 export const REGISTRY_UID = 65532;
 export const REGISTRY_GID = 65532;
 export const REGISTRY_USER = `${REGISTRY_UID}:${REGISTRY_GID}`;
+
+/**
+ * For a one-shot container run with `attach` (the provider waits for it to exit but does not
+ * look at its exit code): a non-zero exit fails the deploy with `message`.
+ */
+export function exitedZero(message: string): { condition: string; errorMessage: string } {
+  return { condition: "${self.exit_code == 0}", errorMessage: message };
+}

@@ -2,12 +2,14 @@ import { Container, ContainerHealthcheck, ContainerPorts, ContainerUpload, Conta
 import { Image } from "@cdktf/provider-docker/lib/image";
 import { Network } from "@cdktf/provider-docker/lib/network";
 import { Volume } from "@cdktf/provider-docker/lib/volume";
+import { createHash } from "crypto";
 import { Construct } from "constructs";
 import { MaterialStore } from "../material/material-store";
 import { AccessRules, renderAccessModule } from "../renderers/access-module";
-import { AUTH_CACHE_DIR, DEFAULT_PROXY_TUNING, MirrorBlobCache, ProxyTuning, renderNginxConf } from "../renderers/nginx-conf";
-import { ConfigVolume } from "./config-volume";
-import { IGNORE_ENGINE_DEFAULTS, memoryLimit, NO_NEW_PRIVILEGES, SCRATCH_TMPFS } from "./container-defaults";
+import { AUTH_CACHE_DIR, DEFAULT_PROXY_TUNING, GENERATION_PATH, MirrorBlobCache, ProxyTuning, renderNginxConf } from "../renderers/nginx-conf";
+import { renderProxySupervisor, renderReloadCheck } from "../renderers/proxy-supervisor";
+import { ConfigVolume, uploadsDigest } from "./config-volume";
+import { exitedZero, IGNORE_ENGINE_DEFAULTS, memoryLimit, NO_NEW_PRIVILEGES, SCRATCH_TMPFS } from "./container-defaults";
 import { Maintenance } from "./maintenance";
 import { UiFile } from "../renderers/ui-assets";
 import { Registry } from "./registry";
@@ -112,6 +114,10 @@ export class NginxProxy extends Construct {
   /** Mirror i listens on this port + i inside the container. */
   public static readonly MIRROR_LISTEN_PORT_BASE = 8500;
   public static readonly CONFIG_PATH = "/etc/registry-stack/nginx.conf";
+  public static readonly GENERATION_PATH = "/etc/registry-stack/generation";
+  /** A volume of the proxy's own: the generation it serves, read by the reload check. */
+  public static readonly STATUS_DIRECTORY = "/run/registry-stack-proxy";
+  public static readonly RELOAD_TIMEOUT_SECONDS = 90;
   public static readonly CERTIFICATE_PATH = "/etc/registry-stack/tls/server.crt";
   public static readonly KEY_PATH = "/etc/registry-stack/tls/server.key";
   /** The web UI's files, on the config volume with nginx.conf. */
@@ -122,6 +128,10 @@ export class NginxProxy extends Construct {
   public static readonly MIRROR_CACHE_DIRECTORY = "/var/cache/registry-stack";
 
   public readonly container: Container;
+  /** Names the uploaded configuration; the proxy answers it once it serves it. */
+  public readonly generation: string;
+  /** One-shot container that waits until the proxy serves `generation`. */
+  public readonly reloadCheck: Container;
   /** The volume with nginx.conf and the TLS files, mounted read-only. */
   public readonly configVolume: ConfigVolume;
 
@@ -134,6 +144,18 @@ export class NginxProxy extends Construct {
       return registry.socketPath;
     };
     const verifier = props.authVerifier;
+    const accessModule = verifier ? renderAccessModule(verifier.access) : undefined;
+    // Part of the login cache's keys: a change of users, passwords or roles makes every cached
+    // login ask the verifier again, although the proxy only reloads.
+    const loginsGeneration = verifier
+      ? createHash("sha256").update(JSON.stringify([verifier.registry.loginsDigest ?? "", accessModule])).digest("hex").slice(0, 12)
+      : undefined;
+    const supervisor = {
+      configPath: NginxProxy.CONFIG_PATH,
+      generationPath: NginxProxy.GENERATION_PATH,
+      statusPath: `${NginxProxy.STATUS_DIRECTORY}/generation`,
+      generationUrl: `http://127.0.0.1:${NginxProxy.HEALTH_LISTEN_PORT}${GENERATION_PATH}`,
+    };
     const firstName = props.serverNames[0];
     const pushEndpoint = `${firstName.includes(":") ? `[${firstName}]` : firstName}:${props.publish.port}`;
     const mirrors = (props.mirrors ?? []).map((m, index) => ({ ...m, listenPort: NginxProxy.MIRROR_LISTEN_PORT_BASE + index }));
@@ -150,7 +172,7 @@ export class NginxProxy extends Construct {
     }
     const serveBlobs = props.serveBlobsFromStorage ?? false;
     if (serveBlobs && !verifier) throw new Error(`${this.node.path}: serving blobs from storage needs the auth verifier (nginx must check every login)`);
-    const config = renderNginxConf({
+    const renderConfig = (generation: string | undefined) => renderNginxConf({
       serverNames: props.serverNames,
       listenPort: NginxProxy.LISTEN_PORT,
       healthListenPort: NginxProxy.HEALTH_LISTEN_PORT,
@@ -165,9 +187,11 @@ export class NginxProxy extends Construct {
         ? { flagFile: `${Maintenance.PROXY_STATE_DIRECTORY}/${Maintenance.HOLD_FILE_NAME}`, retryAfterSeconds: Maintenance.RETRY_AFTER_SECONDS }
         : undefined,
       blobReads: serveBlobs ? { storageRoot: Registry.DATA_PATH } : undefined,
+      generation,
       authCache: verifier
         ? {
             verifier: { socketPath: socketPath(verifier.registry) },
+            loginsGeneration,
             cacheSeconds: verifier.cacheSeconds,
             realm: Registry.REALM,
             verificationsPerMinute: verifier.verificationsPerMinute,
@@ -189,15 +213,13 @@ export class NginxProxy extends Construct {
         blobCache: blobCaches.get(m.name),
       })),
     });
-    // nginx.conf holds no secret: uploading it as content makes every change visible in `cdktf diff`.
-    const uploads: ContainerUpload[] = [{ file: NginxProxy.CONFIG_PATH, content: config, permissions: "0644" }];
-    // Not secret either, and like nginx.conf visible in `cdktf diff`.
+    const uploads: ContainerUpload[] = [];
+    // Not secret, and like nginx.conf visible in `cdktf diff`.
     for (const file of props.uiFiles ?? []) {
       uploads.push({ file: `${NginxProxy.UI_DIRECTORY}/${file.path}`, content: terraformLiteral(file.content), permissions: "0644" });
     }
-    // User names and roles are not secret: as content, a role change shows in `cdktf diff`, and it
-    // renames the config volume, which replaces the proxy and so empties its login cache.
-    if (verifier) uploads.push({ file: NginxProxy.ACCESS_MODULE_PATH, content: terraformLiteral(renderAccessModule(verifier.access)), permissions: "0644" });
+    // User names and roles are not secret: as content, a role change shows in `cdktf diff`.
+    if (accessModule !== undefined) uploads.push({ file: NginxProxy.ACCESS_MODULE_PATH, content: terraformLiteral(accessModule), permissions: "0644" });
     if (props.tls) {
       uploads.push(
         { file: NginxProxy.CERTIFICATE_PATH, content: props.tls.certificateChainPem, permissions: "0644" },
@@ -205,12 +227,24 @@ export class NginxProxy extends Construct {
       );
     }
 
+    // The generation names everything uploaded; nginx.conf answers it, so it is hashed without it.
+    this.generation = uploadsDigest([...uploads, { file: NginxProxy.CONFIG_PATH, content: renderConfig(undefined) }]);
+    // nginx.conf holds no secret: uploading it as content makes every change visible in `cdktf diff`.
+    uploads.push(
+      { file: NginxProxy.CONFIG_PATH, content: renderConfig(this.generation), permissions: "0644" },
+      { file: NginxProxy.GENERATION_PATH, content: `${this.generation}\n`, permissions: "0644" },
+    );
+    // The registries the configuration points to serve before it is uploaded (see ProxySupervisor).
+    const upstreams = [props.registry, ...(verifier ? [verifier.registry] : []), ...mirrors.map((m) => m.registry)];
     this.configVolume = new ConfigVolume(this, "config", {
       containerName: props.containerName,
       image: image.imageId,
       directory: NginxProxy.CONFIG_DIRECTORY,
       uploads,
+      reloaded: true,
+      dependsOn: upstreams.map((r) => r.container),
     });
+    const statusVolume = new Volume(this, "status", { name: `${props.containerName}-status` });
 
     const ports: ContainerPorts[] = [{ internal: NginxProxy.LISTEN_PORT, external: props.publish.port, ip: props.publish.address }];
     for (const m of mirrors) ports.push({ internal: m.listenPort, external: m.port, ip: props.publish.address });
@@ -229,9 +263,9 @@ export class NginxProxy extends Construct {
     this.container = new Container(this, "container", {
       name: props.containerName,
       image: image.imageId,
-      // Straight to nginx: the official image's entrypoint scripts would try to edit /etc/nginx.
-      // `-e stderr`: the compiled-in error log under /var/log is not writable.
-      entrypoint: ["nginx", "-e", "stderr", "-c", NginxProxy.CONFIG_PATH, "-g", "daemon off;"],
+      // nginx under the supervisor that reloads it (not the official image's entrypoint scripts,
+      // which would try to edit /etc/nginx). `-e stderr`: the compiled-in error log is not writable.
+      entrypoint: ["/bin/sh", "-c", terraformLiteral(renderProxySupervisor(supervisor))],
       // SIGQUIT is nginx's graceful stop: in-flight pushes and pulls finish within the grace period.
       stopSignal: "SIGQUIT",
       destroyGraceSeconds: props.stopGraceSeconds,
@@ -243,6 +277,7 @@ export class NginxProxy extends Construct {
       volumes: [
         { volumeName: props.socketVolume.name, containerPath: Registry.SOCKET_DIRECTORY, readOnly: true },
         this.configVolume.mount,
+        { volumeName: statusVolume.name, containerPath: NginxProxy.STATUS_DIRECTORY },
         ...(props.maintenance ? [{ volumeName: props.maintenance.stateVolume.name, containerPath: Maintenance.PROXY_STATE_DIRECTORY, readOnly: true }] : []),
         ...(serveBlobs && props.registry.dataMount ? [{ ...props.registry.dataMount, readOnly: true }] : []),
         ...cacheMounts,
@@ -256,15 +291,30 @@ export class NginxProxy extends Construct {
         ...(verifier ? { [AUTH_CACHE_DIR]: "rw,noexec,nosuid,size=16m,mode=0700" } : {}),
       },
       healthcheck,
-      labels: [
-        // A users change replaces the verifier; replacing the proxy with it empties the login cache.
-        ...(verifier ? [{ label: "registry-stack.auth-container", value: verifier.registry.container.id }] : []),
-      ],
       // The master needs SETUID/SETGID to drop workers to an unprivileged user and CHOWN for its temp dirs.
       capabilities: { drop: ["ALL"], add: ["CAP_CHOWN", "CAP_SETGID", "CAP_SETUID"] },
       securityOpts: NO_NEW_PRIVILEGES,
       ...memoryLimit(props.memoryMb),
       lifecycle: IGNORE_ENGINE_DEFAULTS,
+    });
+
+    // Terraform goes on (and stops the registries the old configuration pointed to) only once
+    // the proxy serves this generation; a configuration nginx refuses fails the deploy here.
+    this.reloadCheck = new Container(this, "reload-check", {
+      name: `${props.containerName}-reload-check`,
+      image: image.imageId,
+      entrypoint: ["/bin/sh", "-c", terraformLiteral(renderReloadCheck(supervisor.statusPath, this.generation, NginxProxy.RELOAD_TIMEOUT_SECONDS, props.containerName))],
+      networkMode: "none",
+      readOnly: true,
+      volumes: [{ volumeName: statusVolume.name, containerPath: NginxProxy.STATUS_DIRECTORY, readOnly: true }],
+      capabilities: { drop: ["ALL"] },
+      securityOpts: NO_NEW_PRIVILEGES,
+      attach: true,
+      mustRun: false,
+      restart: "no",
+      ...memoryLimit(32),
+      dependsOn: [this.container, this.configVolume.seeder, ...upstreams.map((r) => r.container)],
+      lifecycle: { ...IGNORE_ENGINE_DEFAULTS, postcondition: [exitedZero(`the proxy ${props.containerName} did not load its new configuration (docker logs ${props.containerName}-reload-check)`)] },
     });
   }
 }

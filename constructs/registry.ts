@@ -2,6 +2,7 @@ import { Container, ContainerHealthcheck, ContainerUpload, ContainerVolumes } fr
 import { Image } from "@cdktf/provider-docker/lib/image";
 import { Network } from "@cdktf/provider-docker/lib/network";
 import { Volume } from "@cdktf/provider-docker/lib/volume";
+import { createHash } from "crypto";
 import { Construct } from "constructs";
 import { MaterialStore } from "../material/material-store";
 import { renderHtpasswd } from "../renderers/htpasswd";
@@ -110,13 +111,24 @@ export class Registry extends Construct {
   public static readonly DATA_PATH = "/var/lib/registry";
   public static readonly REALM = "Registry";
   public static readonly DEFAULT_DEBUG_PORT = 5001;
+  /** Label naming the service (the configured container name) of every instance. */
+  public static readonly SERVICE_LABEL = "registry-stack.service";
+  /** Label naming an instance's socket file in the socket volume. */
+  public static readonly SOCKET_LABEL = "registry-stack.socket";
   /** Where the socket volume is mounted in the registry and the proxy. */
   public static readonly SOCKET_DIRECTORY = "/run/registry-stack";
 
   public readonly alias: string;
   public readonly port = Registry.PORT;
+  /**
+   * The container's name: behind the proxy `<containerName>-<generation>`, a new one for every
+   * change (see the constructor), else containerName.
+   */
+  public readonly instanceName: string;
   /** Path of the unix socket inside the registry and the proxy, when reached by socket. */
   public readonly socketPath?: string;
+  /** Names the htpasswd content (a hash), when the registry checks users. */
+  public readonly loginsDigest?: string;
   public readonly container: Container;
   /** The volume with config.yml, htpasswd and TLS files, mounted read-only. */
   public readonly configVolume: ConfigVolume;
@@ -146,35 +158,70 @@ export class Registry extends Construct {
     if (this.dataMount) volumes.push(this.dataMount);
 
     const socket = "socketVolume" in props.endpoint ? props.endpoint : undefined;
-    if (socket) {
-      this.socketPath = `${Registry.SOCKET_DIRECTORY}/${socket.socketName}`;
-      volumes.push({ volumeName: socket.socketVolume.name, containerPath: Registry.SOCKET_DIRECTORY });
-    }
     const debugPort = props.debugPort ?? Registry.DEFAULT_DEBUG_PORT;
     this.debugPort = debugPort;
+    const htpasswdText = props.users ? renderHtpasswd(props.users) : undefined;
+    if (htpasswdText !== undefined) this.loginsDigest = createHash("sha256").update(htpasswdText).digest("hex").slice(0, 16);
+    const upstreamCa = props.pullThrough?.caCertificatePem;
+    // Registry 3.0 images export OpenTelemetry traces to localhost:4318 unless told not to.
+    const env = ["OTEL_TRACES_EXPORTER=none"];
+    // Go's crypto/x509 reads roots from SSL_CERT_FILE instead of the system bundle when it is set.
+    if (upstreamCa !== undefined) env.push(`SSL_CERT_FILE=${Registry.UPSTREAM_CA_PATH}`);
 
-    const config = renderRegistryConfig({
-      httpSecret: props.httpSecret,
-      listen: this.socketPath !== undefined ? { socketPath: this.socketPath } : { port: Registry.PORT },
-      drainTimeoutSeconds: props.stopGraceSeconds,
-      htpasswdPath: props.users ? Registry.HTPASSWD_PATH : undefined,
-      realm: Registry.REALM,
-      deleteEnabled: props.deleteEnabled,
-      logLevel: props.logLevel,
-      storageRootDirectory: "inMemory" in props.storage ? undefined : Registry.DATA_PATH,
-      tls: props.tls ? { certificatePath: Registry.CERTIFICATE_PATH, keyPath: Registry.KEY_PATH } : undefined,
-      debugPort,
-      pullThrough: props.pullThrough
-        ? { remoteUrl: props.pullThrough.remoteUrl, username: props.pullThrough.username, password: props.pullThrough.password, ttl: props.pullThrough.ttl }
-        : undefined,
-      blobDescriptorCache: props.blobDescriptorCache,
-    });
+    const renderConfig = (socketPath: string | undefined) =>
+      renderRegistryConfig({
+        httpSecret: props.httpSecret,
+        listen: socketPath !== undefined ? { socketPath } : { port: Registry.PORT },
+        drainTimeoutSeconds: props.stopGraceSeconds,
+        htpasswdPath: props.users ? Registry.HTPASSWD_PATH : undefined,
+        realm: Registry.REALM,
+        deleteEnabled: props.deleteEnabled,
+        logLevel: props.logLevel,
+        storageRootDirectory: "inMemory" in props.storage ? undefined : Registry.DATA_PATH,
+        tls: props.tls ? { certificatePath: Registry.CERTIFICATE_PATH, keyPath: Registry.KEY_PATH } : undefined,
+        debugPort,
+        pullThrough: props.pullThrough
+          ? { remoteUrl: props.pullThrough.remoteUrl, username: props.pullThrough.username, password: props.pullThrough.password, ttl: props.pullThrough.ttl }
+          : undefined,
+        blobDescriptorCache: props.blobDescriptorCache,
+      });
+
+    // Behind the proxy every change makes a new instance beside the old one (create before
+    // destroy), on a socket of its own: the proxy reloads onto it and only then does Terraform
+    // stop the old one, so a deploy refuses no request. Name and socket carry a hash of
+    // everything that would replace the container.
+    if (socket) {
+      const socketBase = socket.socketName.replace(/\.sock$/, "");
+      const generation = createHash("sha256")
+        .update(
+          JSON.stringify([
+            renderConfig(`${Registry.SOCKET_DIRECTORY}/${socket.socketName}`),
+            htpasswdText ?? "",
+            props.tls ?? "",
+            upstreamCa ?? "",
+            props.image.nameInput ?? "",
+            env,
+            props.memoryMb,
+            props.restartPolicy,
+            props.stopGraceSeconds,
+            socket.egressNetworks ?? [],
+          ]),
+        )
+        .digest("hex")
+        .slice(0, 10);
+      this.instanceName = `${props.containerName}-${generation}`;
+      this.socketPath = `${Registry.SOCKET_DIRECTORY}/${socketBase}-${generation}.sock`;
+      volumes.push({ volumeName: socket.socketVolume.name, containerPath: Registry.SOCKET_DIRECTORY });
+    } else {
+      this.instanceName = props.containerName;
+    }
+    const config = renderConfig(this.socketPath);
     // Files are named after the container so that two registries never share one.
     const uploads: ContainerUpload[] = [
       secretUpload(this, "config-file", props.secretFiles.write(`${props.containerName}.config.yml`, config), Registry.CONFIG_PATH),
     ];
-    if (props.users) {
-      const htpasswd = props.secretFiles.write(`${props.containerName}.htpasswd`, renderHtpasswd(props.users));
+    if (htpasswdText !== undefined) {
+      const htpasswd = props.secretFiles.write(`${props.containerName}.htpasswd`, htpasswdText);
       uploads.push(secretUpload(this, "htpasswd-file", htpasswd, Registry.HTPASSWD_PATH));
     }
     if (props.tls) {
@@ -184,16 +231,11 @@ export class Registry extends Construct {
       );
     }
 
-    const upstreamCa = props.pullThrough?.caCertificatePem;
     if (upstreamCa !== undefined) uploads.push({ file: Registry.UPSTREAM_CA_PATH, content: upstreamCa, permissions: "0644" });
-    // Registry 3.0 images export OpenTelemetry traces to localhost:4318 unless told not to.
-    const env = ["OTEL_TRACES_EXPORTER=none"];
-    // Go's crypto/x509 reads roots from SSL_CERT_FILE instead of the system bundle when it is set.
-    if (upstreamCa !== undefined) env.push(`SSL_CERT_FILE=${Registry.UPSTREAM_CA_PATH}`);
     const egress = socket?.egressNetworks ?? [];
 
     this.configVolume = new ConfigVolume(this, "config", {
-      containerName: props.containerName,
+      containerName: this.instanceName,
       image: props.image.imageId,
       directory: Registry.CONFIG_DIRECTORY,
       uploads,
@@ -201,7 +243,7 @@ export class Registry extends Construct {
     // Before the config volume's read-only mount joins: the owner changes it (the secret files
     // are uploaded 0600 root and must be readable by the registry's user).
     this.volumeOwner = new VolumeOwner(this, "volume-owner", {
-      containerName: props.containerName,
+      containerName: this.instanceName,
       image: props.image.imageId,
       mounts: [...volumes],
       // The registry's own top folder: the image declares VOLUME /var/lib/registry, root-owned.
@@ -221,7 +263,7 @@ export class Registry extends Construct {
     };
 
     this.container = new Container(this, "container", {
-      name: props.containerName,
+      name: this.instanceName,
       image: props.image.imageId,
       ...(this.socketPath !== undefined
         ? {
@@ -252,7 +294,11 @@ export class Registry extends Construct {
       securityOpts: NO_NEW_PRIVILEGES,
       ...memoryLimit(props.memoryMb),
       destroyGraceSeconds: props.stopGraceSeconds,
-      lifecycle: IGNORE_ENGINE_DEFAULTS,
+      labels: [
+        { label: Registry.SERVICE_LABEL, value: props.containerName },
+        ...(this.socketPath !== undefined ? [{ label: Registry.SOCKET_LABEL, value: this.socketPath.split("/").pop() as string }] : []),
+      ],
+      lifecycle: socket ? { ...IGNORE_ENGINE_DEFAULTS, createBeforeDestroy: true } : IGNORE_ENGINE_DEFAULTS,
     });
   }
 }

@@ -2,7 +2,7 @@ import { Container, ContainerVolumes } from "@cdktf/provider-docker/lib/containe
 import { ITerraformDependable } from "cdktf";
 import { Construct } from "constructs";
 import { renderOwnershipScript } from "../renderers/volume-ownership";
-import { IGNORE_ENGINE_DEFAULTS, memoryLimit, NO_NEW_PRIVILEGES, REGISTRY_USER, terraformLiteral } from "./container-defaults";
+import { exitedZero, IGNORE_ENGINE_DEFAULTS, memoryLimit, NO_NEW_PRIVILEGES, REGISTRY_USER, terraformLiteral } from "./container-defaults";
 
 export interface VolumeOwnerProps {
   /** Name of the container the volumes are prepared for; this one is named after it. */
@@ -39,11 +39,11 @@ export interface VolumeOwnerProps {
  * A one-shot container that makes a non-root container's volumes its own (see
  * renderOwnershipScript); the container that uses them depends on it.
  *
- * kreuzwerker/docker 3.6.2 with `attach = true` starts the container and waits until it is no
- * longer running before the apply goes on, so the volumes are ready when the dependant starts.
- * It does not look at the exit code (only stores it in `exit_code`); a failed run shows as
- * "permission denied" in the dependant's log, and this container's log says why. `must_run`
- * must be false: with true the provider would delete the exited container and fail. The
+ * kreuzwerker/docker with `attach = true` starts the container and waits until it is no longer
+ * running before the apply goes on, so the volumes are ready when the dependant starts. It does
+ * not judge the exit code (4.6 as 3.6.2: only stores it in `exit_code`), so a postcondition
+ * fails the deploy on a non-zero exit, naming the volumes' container. `must_run` must be false:
+ * with true the provider would delete the exited container and fail. The
  * exited container stays in state and is replaced, so run again, whenever one of its mounts
  * changes (a new config volume at every config change); `docker start -a` re-runs it by hand.
  */
@@ -80,7 +80,10 @@ export class VolumeOwner extends Construct {
       restart: "no",
       ...memoryLimit(128),
       dependsOn: props.dependsOn,
-      lifecycle: IGNORE_ENGINE_DEFAULTS,
+      lifecycle: {
+        ...IGNORE_ENGINE_DEFAULTS,
+        postcondition: [exitedZero(`could not make the volumes of ${props.containerName} owned by ${this.owner}: see docker logs ${props.containerName}-volume-owner`)],
+      },
     });
   }
 }

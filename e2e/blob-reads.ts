@@ -6,6 +6,7 @@ import * as path from "path";
 import { DockerClient, freePort } from "./clients";
 import { Deployment, synthAndDeploy, TestUser } from "./deployment";
 import { assert, assertEqual, assertMatch, say } from "./harness";
+import { socketOf } from "./stack-containers";
 import { baseConfig, buildUniqueImage, roundTrip, SuiteChecks, SuiteContext } from "./scenarios";
 
 /**
@@ -157,7 +158,7 @@ export async function blobReadsScenario(ctx: SuiteContext, c: SuiteChecks): Prom
     const password = users[0].password as string;
     const authorization = `Basic ${Buffer.from(`alice:${password}`).toString("base64")}`;
     const mountpoint = async (volume: string) => (await ctx.engine.docker(["volume", "inspect", "-f", "{{.Mountpoint}}", volume])).stdout.trim();
-    const socketPath = path.join(await mountpoint(`${PREFIX}-sockets`), "registry.sock");
+    const socketPath = path.join(await mountpoint(`${PREFIX}-sockets`), await socketOf(ctx.engine, `${PREFIX}-registry`));
     const dataDir = await mountpoint(`${PREFIX}-data`);
     const paths = new Paths(port, fs.readFileSync(cacert, "utf8"), authorization, socketPath);
 

@@ -5,6 +5,7 @@ import { stringify } from "yaml";
 import { Engine } from "./engine";
 import { Check, say, Timings } from "./harness";
 import { CommandError, run } from "./proc";
+import { instanceOf } from "./stack-containers";
 import { describePlan, initStack, Json, JsonObject, PlanSummary, savedPlan } from "./terraform-plan";
 import { TerraformTools } from "./terraform-tools";
 
@@ -233,13 +234,15 @@ export class Deployment {
     await this.teardown({ all: true });
   }
 
-  /** Engine ID of a container of this deployment, by container name. */
-  async containerId(name: string): Promise<string> {
+  /** Engine ID of the running container of a service (see instanceOf). */
+  async containerId(service: string): Promise<string> {
+    const name = await instanceOf(this.engine, service);
     const info = await this.engine.api.call<{ Id: string }>({ method: "GET", path: `/containers/${encodeURIComponent(name)}/json` });
     return info.Id;
   }
 
-  async containerExists(name: string): Promise<boolean> {
+  async containerExists(service: string): Promise<boolean> {
+    const name = await instanceOf(this.engine, service);
     return (await this.engine.api.find(`/containers/${encodeURIComponent(name)}/json`)) !== undefined;
   }
 }

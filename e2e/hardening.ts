@@ -8,6 +8,7 @@ import { Engine } from "./engine";
 import { assert, assertEqual, assertMatch, Check, clip } from "./harness";
 import { NGINX_IMAGE, REGISTRY_V3_IMAGE } from "./images";
 import { CommandError, run, sleep } from "./proc";
+import { instanceOf, socketOf } from "./stack-containers";
 
 /**
  * Issue #8 checks on the default topology (proxy + login cache + verifier, both registries on
@@ -196,7 +197,8 @@ export async function registryUserChecks(check: Check, engine: Engine, name: str
  * created and never started.
  */
 export async function readOnlyRootChecks(check: Check, t: HardeningTarget): Promise<void> {
-  for (const name of [`${t.prefix}-registry`, `${t.prefix}-auth`, `${t.prefix}-proxy`]) {
+  for (const service of [`${t.prefix}-registry`, `${t.prefix}-auth`, `${t.prefix}-proxy`]) {
+    const name = await instanceOf(t.engine, service);
     const info = await inspect(t.engine, name);
     assert(info.State.Running, `${name} is not running`);
     assertEqual(info.HostConfig.ReadonlyRootfs, true, `${name} ReadonlyRootfs`);
@@ -212,13 +214,13 @@ export async function readOnlyRootChecks(check: Check, t: HardeningTarget): Prom
     const seeder = await inspect(t.engine, `${name}-config-seed`);
     assertEqual(seeder.State.Status, "created", `${name}-config-seed state`);
     assertEqual(seeder.Mounts.find((m) => m.Destination === "/etc/registry-stack")?.Name, config.Name, `${name}-config-seed volume`);
-    if (name !== `${t.prefix}-proxy`) {
-      await registryUserChecks(check, t.engine, name, name === `${t.prefix}-registry` && t.migrated ? ["/var/lib/registry"] : []);
-      const socket = name === `${t.prefix}-registry` ? "registry.sock" : "auth.sock";
+    if (service !== `${t.prefix}-proxy`) {
+      await registryUserChecks(check, t.engine, name, service === `${t.prefix}-registry` && t.migrated ? ["/var/lib/registry"] : []);
+      const socket = await socketOf(t.engine, service);
       const owned = await execIn(t.engine, name, `stat -c %u:%g /run/registry-stack; stat -c %u:%g:%a /run/registry-stack/${socket}`);
       assertEqual(owned.output.split("\n"), [REGISTRY_USER, `${REGISTRY_USER}:666`], `${name}: owner and mode of the socket directory and ${socket}`);
     }
-    if (name === `${t.prefix}-registry`) {
+    if (service === `${t.prefix}-registry`) {
       // Only the socket is opened up for nginx's workers; nothing the registry writes is, and
       // every path of the data volume (an earlier root registry's too) is the registry user's.
       const data = await execIn(
@@ -231,14 +233,15 @@ export async function readOnlyRootChecks(check: Check, t: HardeningTarget): Prom
       assert(data.ok && Number(files) > 0 && separator >= 0, `${name}: expected files in the data volume: ${data.output}`);
       assertEqual(rest.slice(0, separator), [], `${name}: paths in the data volume not owned by ${REGISTRY_USER}`);
       assertEqual(rest.slice(separator + 1), [], `${name}: world-writable paths in the data volume`);
-      check.note(`${name}: ${files} files in the data volume, all owned by ${REGISTRY_USER}, none world-writable; registry.sock ${REGISTRY_USER} mode 666`);
+      check.note(`${name}: ${files} files in the data volume, all owned by ${REGISTRY_USER}, none world-writable; its socket ${REGISTRY_USER} mode 666`);
     }
     check.note(`${name}: ReadonlyRootfs true, touch /usr and /etc/registry-stack → read-only file system, /tmp writable (tmpfs ${info.HostConfig.Tmpfs?.["/tmp"]}); config volume ${config.Name} (ro) filled by ${name}-config-seed, state "created"`);
   }
 }
 
 export async function reachabilityChecks(check: Check, t: HardeningTarget): Promise<void> {
-  const hidden = [`${t.prefix}-registry`, `${t.prefix}-auth`];
+  const services = [`${t.prefix}-registry`, `${t.prefix}-auth`];
+  const hidden = await Promise.all(services.map((s) => instanceOf(t.engine, s)));
   for (const name of hidden) {
     const info = await inspect(t.engine, name);
     assertEqual(info.HostConfig.NetworkMode, "none", `${name} network mode`);
@@ -258,16 +261,17 @@ export async function reachabilityChecks(check: Check, t: HardeningTarget): Prom
     for (const url of targets) await expectUnreachable([url], `${url} from the host as ${user ?? "root"}`, user);
   }
   const socketRefusals: string[] = [];
-  for (const sock of ["registry.sock", "auth.sock"]) {
+  const sockets = await Promise.all(services.map((s) => socketOf(t.engine, s)));
+  for (const sock of sockets) {
     socketRefusals.push(await expectUnreachable(["--unix-socket", path.join(socketDir, sock), "http://registry/v2/"], `${sock} from the host as nobody`, "nobody"));
   }
   check.note(`from the host as root and as nobody: ${targets.length} address:port targets (proxy addresses and gateways × ports ${[...REGISTRY_PORTS, ...PROXY_LOOPBACK_PORTS].join(", ")}) all unreachable; the socket files as nobody: ${socketRefusals.join(" / ")}`);
   // Control: the same socket path as root answers, so the refusals above are not a wrong path.
-  const { stdout: rootCode } = await run("curl", ["-sS", "-o", "/dev/null", "-w", "%{http_code}", "-m", "4", "--unix-socket", path.join(socketDir, "registry.sock"), "http://registry/v2/"], {
+  const { stdout: rootCode } = await run("curl", ["-sS", "-o", "/dev/null", "-w", "%{http_code}", "-m", "4", "--unix-socket", path.join(socketDir, sockets[0]), "http://registry/v2/"], {
     timeoutMs: 10_000,
   });
   assertEqual(rootCode.trim(), "200", "control: the registry socket as host root");
-  check.note("control: host root opening registry.sock in the volume gets 200 (root can read the data volume as well: root on the Docker host is outside what a container layout can restrict)");
+  check.note(`control: host root opening ${sockets[0]} in the volume gets 200 (root can read the data volume as well: root on the Docker host is outside what a container layout can restrict)`);
 
   // Containers on the stack's edge network and on another bridge network (the e2e engine has no
   // default bridge; a fresh one stands in for it).
@@ -330,8 +334,8 @@ async function untilRegistryAnswers(t: HardeningTarget): Promise<string> {
 /** `docker restart` of the registry and the verifier, and a crash the restart policy recovers. */
 export async function restartChecks(check: Check, t: HardeningTarget, ref: string): Promise<void> {
   await t.docker.login(t.endpoint, t.user.name, t.user.password);
-  const registry = `${t.prefix}-registry`;
-  const verifier = `${t.prefix}-auth`;
+  const registry = await instanceOf(t.engine, `${t.prefix}-registry`);
+  const verifier = await instanceOf(t.engine, `${t.prefix}-auth`);
 
   await t.engine.docker(["restart", registry], { timeoutMs: 180_000 });
   const afterRestart = await untilRegistryAnswers(t);
@@ -366,7 +370,7 @@ export async function restartChecks(check: Check, t: HardeningTarget, ref: strin
 export async function anonymousChecks(check: Check, t: HardeningTarget): Promise<void> {
   // distribution logs every request it serves with its http.request.uri.
   const verifierLines = async () => {
-    const { stdout, stderr } = await t.engine.docker(["logs", `${t.prefix}-auth`]);
+    const { stdout, stderr } = await t.engine.docker(["logs", await instanceOf(t.engine, `${t.prefix}-auth`)]);
     return `${stdout}\n${stderr}`.split("\n").filter((line) => line.includes("http.request.uri")).length;
   };
   const before = await verifierLines();
@@ -458,6 +462,10 @@ class WrongPasswordFlood {
 }
 
 export async function loginLimitChecks(check: Check, t: HardeningTarget, perMinute: number, ref: string): Promise<void> {
+  // The pulls below rely on the user's login being cached (a cached login never reaches the
+  // limiter): verify it now, so that it is still cached when the address is limited.
+  const fresh = await curl({ url: `${t.baseUrl}/v2/`, cacert: t.cacert, credentials: `${t.user.name}:${t.user.password}`, scratchDir: t.scratch });
+  assertEqual(fresh.status, 200, "the user's login before the wrong passwords");
   let refusedAt = 0;
   let limited: Awaited<ReturnType<typeof curl>> | undefined;
   const started = Date.now();
@@ -476,7 +484,7 @@ export async function loginLimitChecks(check: Check, t: HardeningTarget, perMinu
   // scenario made through the new proxy before (a handful of first logins and a refused one) used
   // up part of the burst, because every verification counts, not only failed ones.
   const allowed = perMinute + Math.floor((seconds * perMinute) / 60) + 1;
-  const earlierLogins = 10;
+  const earlierLogins = 11;
   assert(refusedAt > perMinute - earlierLogins && refusedAt <= allowed + 1, `first 429 at attempt ${refusedAt}; expected after ${perMinute - earlierLogins} and by ${allowed + 1}`);
   assertEqual(limited.headers["retry-after"], "60", "Retry-After");
   assertEqual(limited.headers["docker-distribution-api-version"], "registry/2.0", "API version header on 429");
@@ -487,7 +495,7 @@ export async function loginLimitChecks(check: Check, t: HardeningTarget, perMinu
   // from this process (as a scripted attacker would send them; spawning a curl per request
   // would mostly measure process start-up on the shared cores), ≤ 3000 requests, ≤ 30 s.
   const before = await medianPull(t, ref, PULL_SAMPLES);
-  const servers = [`${t.prefix}-proxy`, `${t.prefix}-auth`];
+  const servers = [`${t.prefix}-proxy`, await instanceOf(t.engine, `${t.prefix}-auth`)];
   const serverCpuBefore = await Promise.all(servers.map((n) => containerCpuNs(t.engine, n)));
   const clientCpuBefore = process.cpuUsage();
   const flood = new WrongPasswordFlood(t, { connections: 4, maxRequests: 3000, maxMs: 30_000 });

@@ -13,6 +13,7 @@ import { assert, assertEqual, assertMatch, Check, clip, say } from "./harness";
 import { registryUserChecks } from "./hardening";
 import { REGISTRY_V3_IMAGE } from "./images";
 import { CommandError, run } from "./proc";
+import { instanceOf, socketOf } from "./stack-containers";
 import { baseConfig, buildUniqueImage, Manifest, MANIFEST_V2, SuiteContext } from "./scenarios";
 
 /**
@@ -288,7 +289,7 @@ export async function mirrorsScenario(ctx: SuiteContext, c: MirrorChecks): Promi
     await c.pullThrough.phase("mirror topology; first pull fetches each blob once from the upstream", async () => {
       assert(!stackJson.includes(UPSTREAM_USER.password), "the upstream password is in cdk.tf.json");
       for (const name of ["hub", "ghcr"]) {
-        const inspect = JSON.parse((await ctx.engine.docker(["inspect", `e2e-mirrors-mirror-${name}`])).stdout) as Array<{
+        const inspect = JSON.parse((await ctx.engine.docker(["inspect", await instanceOf(ctx.engine, `e2e-mirrors-mirror-${name}`)])).stdout) as Array<{
           NetworkSettings: { Networks: Record<string, unknown>; Ports: Record<string, unknown> };
           HostConfig: { CapDrop: string[] | null };
         }>;
@@ -298,7 +299,7 @@ export async function mirrorsScenario(ctx: SuiteContext, c: MirrorChecks): Promi
         assertEqual(inspect[0].HostConfig.CapDrop, ["ALL"], `dropped capabilities of mirror ${name}`);
       }
       c.pullThrough.note(`mirrors e2e-mirrors-mirror-hub/-ghcr: only network ${UPSTREAM_NETWORK}, no published port, cap_drop ALL; upstream password not in cdk.tf.json`);
-      for (const name of ["hub", "ghcr", "quay"]) await registryUserChecks(c.pullThrough, ctx.engine, `e2e-mirrors-mirror-${name}`);
+      for (const name of ["hub", "ghcr", "quay"]) await registryUserChecks(c.pullThrough, ctx.engine, await instanceOf(ctx.engine, `e2e-mirrors-mirror-${name}`));
       const before = blobFetches(await upstreamRequests(ctx.engine), "library/e2e-base");
       assertEqual(before, {}, "upstream blob downloads of library/e2e-base before any pull through the mirror");
       const pulled = await docker.pull(`${hubEndpoint}/library/e2e-base:1`);
@@ -342,7 +343,7 @@ export async function mirrorsScenario(ctx: SuiteContext, c: MirrorChecks): Promi
     });
     await c.pullThrough.phase("blob cache of a mirror with users: login checked first, HEAD/Range/conditional/unknown pass to the mirror unchanged", async () => {
       const mountpoint = async (volume: string) => (await ctx.engine.docker(["volume", "inspect", "-f", "{{.Mountpoint}}", volume])).stdout.trim();
-      const socketPath = path.join(await mountpoint("e2e-mirrors-sockets"), "mirror-ghcr.sock");
+      const socketPath = path.join(await mountpoint("e2e-mirrors-sockets"), await socketOf(ctx.engine, "e2e-mirrors-mirror-ghcr"));
       const mirrorData = await mountpoint("e2e-mirrors-mirror-ghcr-data");
       const ca = fs.readFileSync(path.join(clientDir, "certs.d", ghcrEndpoint, "ca.crt"), "utf8");
       const aliceAuth = `Basic ${Buffer.from(`${alice.name}:${alice.password}`).toString("base64")}`;

@@ -89,9 +89,13 @@ export function describePlan(plan: PlanSummary): string {
 export async function savedPlan(stackDir: string, env: NodeJS.ProcessEnv, name = "e2e"): Promise<PlanSummary> {
   const planFile = path.join(stackDir, `${name}.tfplan`);
   await run("terraform", ["plan", "-input=false", "-lock-timeout=120s", `-out=${planFile}`], { cwd: stackDir, env, timeoutMs: PLAN_TIMEOUT_MS });
-  const { stdout } = await run("terraform", ["show", "-json", planFile], { cwd: stackDir, env, timeoutMs: PLAN_TIMEOUT_MS });
+  // To a file: a plan with uploads as content is larger than what run() keeps of stdout.
+  const jsonFile = `${planFile}.json`;
+  await run("/bin/sh", ["-c", 'terraform show -json "$1" > "$2"', "sh", planFile, jsonFile], { cwd: stackDir, env, timeoutMs: PLAN_TIMEOUT_MS });
+  const plan = JSON.parse(fs.readFileSync(jsonFile, "utf8")) as JsonObject;
   fs.rmSync(planFile, { force: true });
-  return summarizePlan(JSON.parse(stdout) as JsonObject);
+  fs.rmSync(jsonFile, { force: true });
+  return summarizePlan(plan);
 }
 
 /** `terraform init` for a freshly synthesized stack folder (what cdktf deploy does first). */

@@ -82,6 +82,13 @@ export interface AuthCache {
    * @default - every verified login may do everything
    */
   readonly access?: AccessControl;
+  /**
+   * Names the logins and rules in force (a hash of the verifier's htpasswd and the access
+   * module): part of every cache key, so that a deploy that changes users, passwords or roles
+   * makes every cached login ask the verifier again although the proxy only reloads.
+   * @default - the Authorization header alone
+   */
+  readonly loginsGeneration?: string;
 }
 
 /** Where the pieces of the njs access decision live; the rules themselves are in the module. */
@@ -98,6 +105,8 @@ export interface AccessControl {
 export const NJS_MODULE_PATH = "/usr/lib/nginx/modules/ngx_http_js_module.so";
 /** Where the proxy serves its own endpoints (the web UI's `me`, the anonymous-pull token realm). */
 export const STACK_ENDPOINT_PREFIX = "/registry-stack";
+/** Where the health server answers the configuration's generation (see NginxConfInput.generation). */
+export const GENERATION_PATH = "/registry-stack/generation";
 /** The `service` of the token challenge with anonymous pull. */
 export const TOKEN_SERVICE = "registry-stack";
 
@@ -126,6 +135,12 @@ export interface NginxConfInput {
    * @default - none
    */
   readonly healthListenPort?: number;
+  /**
+   * Names this configuration: the health server answers it at GENERATION_PATH, so whoever
+   * reloads nginx can tell when the new configuration serves.
+   * @default - no such location
+   */
+  readonly generation?: string;
   /**
    * Verify credentials with an `auth_request` subrequest to this verifier (a registry with the
    * htpasswd file) and cache each successful answer for `cacheSeconds`, keyed on the full
@@ -298,7 +313,7 @@ export function renderNginxConf(input: NginxConfInput): string {
     servers.push(...redirectServers(input.serverNames, input.httpRedirect.listenPort, input.httpRedirect.publicPort));
   }
   if (input.healthListenPort !== undefined) {
-    servers.push(healthServer(input.healthListenPort));
+    servers.push(healthServer(input.healthListenPort, input.generation));
   }
   return [...mainContext(access !== undefined), "", ...eventsBlock(), "", ...httpBlock(input, servers)].join("\n") + "\n";
 }
@@ -660,7 +675,7 @@ function authLocation(authCache: AuthCache): string[] {
     "proxy_set_header Authorization $registry_login;",
     `proxy_cache ${AUTH_CACHE_ZONE};`,
     // The whole header, so a changed password never matches an entry of the old one.
-    "proxy_cache_key $registry_login;",
+    `proxy_cache_key ${authCache.loginsGeneration ? `"${authCache.loginsGeneration}:$registry_login"` : "$registry_login"};`,
     `proxy_cache_valid 200 ${authCache.cacheSeconds}s;`,
     "proxy_cache_valid any 0;",
     "proxy_ignore_headers Cache-Control Expires Set-Cookie Vary;",
@@ -983,8 +998,9 @@ function healthLocation(): string[] {
   return block("location = /healthz", ["access_log off;", "default_type text/plain;", 'return 200 "ok\\n";']);
 }
 
-function healthServer(listenPort: number): string[] {
-  return block("server", [`listen 127.0.0.1:${listenPort};`, "", healthLocation(), "", fallbackLocation()]);
+function healthServer(listenPort: number, generation: string | undefined): string[] {
+  const generationLocation = generation !== undefined ? ["", ...block(`location = ${GENERATION_PATH}`, ["access_log off;", "default_type text/plain;", `return 200 "${generation}";`])] : [];
+  return block("server", [`listen 127.0.0.1:${listenPort};`, "", healthLocation(), ...generationLocation, "", fallbackLocation()]);
 }
 
 function fallbackLocation(): string[] {
