@@ -37,7 +37,8 @@ const user = z.strictObject({
     .superRefine((password, ctx) => {
       const problem = rules.passwordProblem(password);
       if (problem === undefined) return;
-      const remedy = password === "" ? "supply a password or leave it out to have one generated" : "use a shorter password";
+      const remedy =
+        password === "" ? "supply a password or leave it out to have one generated" : rules.passwordControlCharacterProblem(password) ? "use a password of printable characters" : "use a shorter password";
       ctx.addIssue({ code: "custom", message: `${problem}; ${remedy}` });
     })
     .optional(),
@@ -154,7 +155,13 @@ export const registryStackPropsSchema = z
     anonymousPull: z.boolean().default(false),
     volumeName: z.string().regex(rules.DOCKER_OBJECT_NAME, { error: rules.DOCKER_OBJECT_NAME_HINT }).optional(),
     preventVolumeDestroy: z.boolean().default(true),
-    storageHostPath: absolutePath.optional(),
+    storageHostPath: absolutePath
+      .superRefine((folder, ctx) => {
+        const problem = path.isAbsolute(folder) ? rules.systemFolderProblem(folder) : undefined;
+        if (problem !== undefined)
+          ctx.addIssue({ code: "custom", input: folder, message: `${problem}: the registry's volume owner would chown everything in it to the registry's user; use a folder of its own, e.g. /srv/registry` });
+      })
+      .optional(),
     debugPort: port.optional(),
     logLevel: z.enum(["error", "warn", "info", "debug"]).default("info"),
     restartPolicy: z.enum(["no", "on-failure", "always", "unless-stopped"]).default("unless-stopped"),
@@ -245,7 +252,7 @@ function mirrorProblems(props: { mirrors: z.output<typeof mirror>[]; proxy: bool
     if (m.username === undefined && m.password !== undefined)
       problem(["mirrors", i, "username"], `is required: a password for the upstream is set (${variable} or the secrets file) but no username`);
     if (m.password !== undefined) {
-      const passwordProblem = m.password === "" ? "is empty" : /[\r\n]/.test(m.password) ? "contains a line break" : undefined;
+      const passwordProblem = m.password === "" ? "is empty" : rules.passwordControlCharacterProblem(m.password);
       if (passwordProblem) problem(["mirrors", i, "password"], `${passwordProblem}; set another password in ${variable} or the secrets file`);
     }
   });
