@@ -176,6 +176,7 @@ export class NginxProxy extends Construct {
               modulePath: NginxProxy.ACCESS_MODULE_PATH,
               anonymousPull: verifier.access.anonymousPull,
               refusalListenPort: NginxProxy.REFUSAL_LISTEN_PORT,
+              publicPort: props.publish.port,
             },
           }
         : undefined,

@@ -1,3 +1,4 @@
+import * as path from "path";
 import { UI_REQUEST_HEADER } from "../ui/src/format";
 
 /** Proxy knobs a benchmark tunes; every value is written as given. */
@@ -92,6 +93,11 @@ export interface AccessControl {
   readonly anonymousPull: boolean;
   /** Loopback port of the internal server that answers refused requests (403 DENIED, 401). */
   readonly refusalListenPort: number;
+  /**
+   * The port clients reach the private registry on (the published port), for the URL of the
+   * anonymous-pull token realm, which is built from `serverNames` and this port only.
+   */
+  readonly publicPort: number;
 }
 
 /** Where nginx's JavaScript module is, in the official nginx images and in Debian's libnginx-mod-http-js. */
@@ -155,8 +161,9 @@ export interface NginxConfInput {
    */
   readonly writeHold?: WriteHold;
   /**
-   * Serve this Prometheus text file at /metrics to any registry user (the same credentials as
-   * /v2/: through the auth cache's verifier, or by asking the registry itself).
+   * Serve this Prometheus text file at /metrics, after the same login check as /v2/ (the auth
+   * cache's verifier, or the registry itself without it). With access control only to users with
+   * the admin role (others get 403 DENIED); without it every user may do everything anyway.
    * @default - no /metrics
    */
   readonly metricsFile?: string;
@@ -342,7 +349,7 @@ function serverLocations(
   if (options.readOnly) locations.push(readOnlyLocation(options.readOnly));
   if (options.writeHold) locations.push(writeHeldLocation(options.writeHold));
   if (options.metricsFile !== undefined) {
-    locations.push(metricsLocation(options.metricsFile, authCache !== undefined));
+    locations.push(...metricsLocation(options.metricsFile, authCache !== undefined, access !== undefined));
     if (!authCache) locations.push(metricsAuthLocation(options.upstreamName));
   }
   return locations;
@@ -476,7 +483,8 @@ function httpBlock(input: NginxConfInput, servers: string[][]): string[] {
     body.push("", ...authCacheHttpDirectives(input.authCache));
   }
   if (input.authCache?.access) {
-    body.push("", ...accessHttpDirectives(input.authCache.access));
+    body.push("", ...accessHttpDirectives(input.authCache.access), "", ...tokenRealmMap(input, input.authCache.access));
+    if (input.metricsFile !== undefined) body.push("", ...metricsAccessMaps(input.metricsFile));
   }
   if (input.ui) {
     body.push("", ...challengeMaps(input.authCache?.realm));
@@ -534,10 +542,37 @@ function accessHttpDirectives(access: AccessControl): string[] {
   ];
 }
 
+const TOKEN_REALM_VARIABLE = "$registry_token_realm";
+
+/**
+ * The token realm's URL for the name the client connected to, from the configuration only: a
+ * client's Host or X-Forwarded-Proto never reaches the challenge (a forged Host would send the
+ * client's credentials elsewhere). Unknown names get the first configured one. nginx matches map
+ * strings case-insensitively, as host names are.
+ */
+function tokenRealmMap(input: NginxConfInput, access: AccessControl): string[] {
+  const scheme = input.tls ? "https" : "http";
+  const defaultPort = input.tls ? 443 : 80;
+  const realmOf = (host: string) => `"${scheme}://${host}${STACK_ENDPOINT_PREFIX}/token"`;
+  const entries: string[] = [];
+  for (const name of input.serverNames) {
+    const host = hostForUrl(name);
+    if (!/^[A-Za-z0-9.:[\]-]+$/.test(host)) throw new Error(`server name ${JSON.stringify(name)} cannot go into the token realm`);
+    const withPort = `${host}:${access.publicPort}`;
+    entries.push(`"${withPort}" ${realmOf(withPort)};`);
+    if (access.publicPort === defaultPort) entries.push(`"${host}" ${realmOf(host)};`);
+  }
+  const first = hostForUrl(input.serverNames[0]);
+  entries.push(`default ${realmOf(access.publicPort === defaultPort ? first : `${first}:${access.publicPort}`)};`);
+  return block(`map $http_host ${TOKEN_REALM_VARIABLE}`, entries);
+}
+
 // Refused requests are proxied here instead of to the registry: the decision is read in the
 // content phase, after the login check, where only a proxy_pass target can still be chosen.
+// The Host header the private registry's server passes on is the client's: the map above turns
+// it into one of the configured realms.
 function refusalServer(access: AccessControl): string[] {
-  const challenge = `Bearer realm="$http_x_forwarded_proto://$http_host${STACK_ENDPOINT_PREFIX}/token",service="${TOKEN_SERVICE}"`;
+  const challenge = `Bearer realm="${TOKEN_REALM_VARIABLE}",service="${TOKEN_SERVICE}"`;
   return block("server", [
     `listen 127.0.0.1:${access.refusalListenPort};`,
     "default_type application/json;",
@@ -738,13 +773,32 @@ function authCheck(withAuthCache: boolean): string[] {
   return [...block('if ($http_authorization = "")', [`rewrite ^ ${ANONYMOUS_LOCATION} last;`]), ...authRequest()];
 }
 
-function metricsLocation(file: string, withAuthCache: boolean): string[] {
-  return block("location = /metrics", [
-    ...authCheck(withAuthCache),
-    'default_type "text/plain; version=0.0.4";',
-    "add_header Cache-Control no-store always;",
-    `alias ${file};`,
-  ]);
+const METRICS_FILE_VARIABLE = "$registry_metrics_file";
+const METRICS_DENIED_LOCATION = "@registry_metrics_denied";
+
+/**
+ * With access control the decision (njs, admins only) picks the file to serve: read by try_files,
+ * after auth_request verified the login, like the blob reads. An `if` would run before the login
+ * check and tell anyone which user names are admins.
+ */
+function metricsAccessMaps(file: string): string[] {
+  return [
+    `js_set $registry_metrics_access ${NJS_IMPORT}.metrics;`,
+    ...block(`map $registry_metrics_access ${METRICS_FILE_VARIABLE}`, [`allow /${path.posix.basename(file)};`, "default '';"]),
+  ];
+}
+
+function metricsLocation(file: string, withAuthCache: boolean, withAccess: boolean): string[][] {
+  const common = [...authCheck(withAuthCache), 'default_type "text/plain; version=0.0.4";', "add_header Cache-Control no-store always;"];
+  if (!withAccess) return [block("location = /metrics", [...common, `alias ${file};`])];
+  return [
+    block("location = /metrics", [...common, `root ${path.posix.dirname(file)};`, `try_files ${METRICS_FILE_VARIABLE} ${METRICS_DENIED_LOCATION};`]),
+    block(`location ${METRICS_DENIED_LOCATION}`, [
+      "default_type application/json;",
+      "add_header Docker-Distribution-Api-Version registry/2.0 always;",
+      `return 403 '${registryError("DENIED", "requested access to the resource is denied", "metrics are for users with the admin role")}';`,
+    ]),
+  ];
 }
 
 // A login-check subrequest would otherwise carry the client's method (PUT, PATCH) and body.

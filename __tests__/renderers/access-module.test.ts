@@ -5,6 +5,7 @@ interface AccessModule {
   decide(method: string, requestUri: string, authorization?: string): string;
   filterCatalogBody(body: string, authorization?: string): string;
   describe(authorization?: string): object | undefined;
+  metricsDecision(authorization?: string): string;
   tokenFor(authorization?: string): string;
 }
 
@@ -155,5 +156,20 @@ describe("renderAccessModule", () => {
     });
     expect(access.describe(basic("root"))).toMatchObject({ role: "admin", repositories: null });
     expect(access.describe(basic("mallory"))).toBeUndefined();
+  });
+
+  test("lets only users with the admin role read /metrics (issue 20)", () => {
+    // GIVEN a reader, a pusher, a scoped admin and an unscoped admin
+    // WHEN / THEN
+    expect(access.metricsDecision(basic("root"))).toBe("allow");
+    expect(access.metricsDecision(basic("ops"))).toBe("allow");
+    expect(access.metricsDecision(basic("builder"))).toBe("deny");
+    expect(access.metricsDecision(basic("reader"))).toBe("deny");
+    expect(access.metricsDecision(basic("mallory"))).toBe("deny");
+    expect(access.metricsDecision(basic("constructor"))).toBe("deny");
+    expect(access.metricsDecision(undefined)).toBe("deny");
+    expect(access.metricsDecision("Bearer anonymous")).toBe("deny");
+    // A token of the anonymous-pull realm is the admin's Basic credentials: the same answer.
+    expect(access.metricsDecision(`Bearer ${access.tokenFor(basic("root"))}`)).toBe("allow");
   });
 });

@@ -197,6 +197,18 @@ function me(r) {
   r.return(200, JSON.stringify(body) + "\n");
 }
 
+/** May this verified login read /metrics? Admins only: the metrics name every repository. */
+function metricsDecision(authorization) {
+  var who = principal(authorization);
+  var user = who.user === null ? undefined : RULES.users[who.user];
+  return user !== undefined && user.role === "admin" ? "allow" : "deny";
+}
+
+/** js_set $registry_metrics_access (read by try_files, after auth_request verified the login). */
+function metrics(r) {
+  return metricsDecision(r.headersIn["Authorization"]);
+}
+
 /**
  * The token docker asks for after a Bearer challenge: "anonymous" without credentials, else the
  * verified Basic credentials themselves, which nginx verifies (and caches) on every request like
@@ -214,4 +226,4 @@ function token(r) {
   r.return(200, JSON.stringify({ token: value, access_token: value, expires_in: RULES.tokenSeconds }) + "\n");
 }
 
-export default { access: access, catalogBody: catalogBody, catalogHeaders: catalogHeaders, me: me, token: token, decide: decide, filterCatalogBody: filterCatalogBody, describe: describe, tokenFor: tokenFor };
+export default { access: access, catalogBody: catalogBody, catalogHeaders: catalogHeaders, me: me, metrics: metrics, token: token, decide: decide, filterCatalogBody: filterCatalogBody, describe: describe, metricsDecision: metricsDecision, tokenFor: tokenFor };
