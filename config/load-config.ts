@@ -207,7 +207,7 @@ function readSecretsFile(file: string, names: Record<SecretSection, ReadonlySet<
         if (!users) continue; // upstream passwords: the schema checks them, naming the variable too
         const bad = passwordProblem(js);
         if (bad === undefined) continue;
-        const fix = js === "" ? `set a password${generate}` : /[\r\n]/.test(js) ? `write the password on the key's line, quoted (a block scalar such as \`${name}: |\` keeps a line break at its end)` : `set another password${generate}`;
+        const fix = /[\r\n]/.test(js) ? `write the password on the key's line, quoted (a block scalar such as \`${name}: |\` keeps a line break at its end)` : `set another password${generate}`;
         problem(`${field} ${bad}; ${fix}`);
       } else if (js === null || js === undefined) {
         problem(`${field} has no value; write \`${name}: <password>\` with a space after the colon${users ? ", or remove the entry to have one generated" : ""}`);

@@ -140,6 +140,9 @@ export const MAX_USERS = 100;
 export const MAX_SSH_OPTIONS = 32;
 export const MAX_REPOSITORY_SCOPES = 100;
 
+/** What one login-limit budget covers (see README.md, "Login limit"). */
+export const LOGIN_LIMIT_SCOPES = ["address", "address-and-user"] as const;
+
 /** What a user may do: pull (GET/HEAD), push (also POST/PUT/PATCH), admin (also DELETE). */
 export const ROLES = ["pull", "push", "admin"] as const;
 export type Role = (typeof ROLES)[number];

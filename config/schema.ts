@@ -175,6 +175,8 @@ export const registryStackPropsSchema = z
     proxyMemoryMb: memoryMb.default(256),
     authVerifierMemoryMb: memoryMb.default(128),
     failedLoginsPerMinute: z.number().int().min(1, { error: "must be at least 1" }).max(6000, { error: "must be at most 6000" }).default(30),
+    failedLoginsBurst: z.number().int().min(0, { error: "must be 0 (no burst: the rate alone) or more" }).max(6000, { error: "must be at most 6000" }).optional(),
+    failedLoginsScope: z.enum(rules.LOGIN_LIMIT_SCOPES, { error: `must be one of ${rules.LOGIN_LIMIT_SCOPES.map((s) => `'${s}'`).join(", ")}` }).default("address"),
     mirrors: boundedList(mirror, rules.MAX_MIRRORS).default([]),
     retention: retention.optional(),
   })
@@ -217,6 +219,9 @@ export const registryStackPropsSchema = z
         if (u.repositories !== undefined) problem(["users", i, "repositories"], `${why}; remove it or enable the login check`);
       });
       if (props.anonymousPull) problem(["anonymousPull"], `${why}; remove it or enable the login check`);
+      // There is no limiter at all without it: a setting of the limiter would promise one.
+      if (props.failedLoginsBurst !== undefined) problem(["failedLoginsBurst"], "needs the proxy's login check (proxy: true and authCacheSeconds above 0), which has the login limit; remove it or enable the login check");
+      if (props.failedLoginsScope !== "address") problem(["failedLoginsScope"], "needs the proxy's login check (proxy: true and authCacheSeconds above 0), which has the login limit; remove it or enable the login check");
     }
     if (props.debugPort === REGISTRY_LISTEN_PORT) problem(["debugPort"], "is the registry's own port; pick another");
     mirrorProblems(props, problem);

@@ -5,7 +5,7 @@ import { Volume } from "@cdktf/provider-docker/lib/volume";
 import { Construct } from "constructs";
 import { MaterialStore } from "../material/material-store";
 import { AccessRules, renderAccessModule } from "../renderers/access-module";
-import { AUTH_CACHE_DIR, DEFAULT_PROXY_TUNING, MirrorBlobCache, ProxyTuning, renderNginxConf } from "../renderers/nginx-conf";
+import { AUTH_CACHE_DIR, DEFAULT_PROXY_TUNING, LoginLimitScope, MirrorBlobCache, ProxyTuning, renderNginxConf } from "../renderers/nginx-conf";
 import { ConfigVolume } from "./config-volume";
 import { healthcheckLabel, IGNORE_ENGINE_DEFAULTS, NO_NEW_PRIVILEGES, SCRATCH_TMPFS } from "./container-defaults";
 import { Maintenance } from "./maintenance";
@@ -28,6 +28,10 @@ export interface NginxProxyProps {
     readonly cacheSeconds: number;
     /** Logins verified per client address and minute; cached logins do not count. */
     readonly verificationsPerMinute: number;
+    /** @default - verificationsPerMinute */
+    readonly verificationBurst?: number;
+    /** @default "address" */
+    readonly limitScope?: LoginLimitScope;
     /** What each verified login (and anyone, with anonymous pull) may do. */
     readonly access: AccessRules;
   };
@@ -171,6 +175,8 @@ export class NginxProxy extends Construct {
             cacheSeconds: verifier.cacheSeconds,
             realm: Registry.REALM,
             verificationsPerMinute: verifier.verificationsPerMinute,
+            verificationBurst: verifier.verificationBurst,
+            limitScope: verifier.limitScope,
             limiterListenPort: NginxProxy.LOGIN_LIMITER_LISTEN_PORT,
             access: {
               modulePath: NginxProxy.ACCESS_MODULE_PATH,

@@ -75,6 +75,19 @@ export interface AuthCache {
    * cached login never reaches it); more get 429 with Retry-After before any bcrypt work.
    */
   readonly verificationsPerMinute: number;
+  /**
+   * Verifications a client may make at once above that rate before the 429s start (nginx's
+   * `burst`); the burst is refilled at the rate.
+   * @default - verificationsPerMinute
+   */
+  readonly verificationBurst?: number;
+  /**
+   * What one budget covers: one client address, or one client address and user name (users behind
+   * one NAT address then do not share it; user names nobody configured share one per address).
+   * "address-and-user" needs `access` (the njs module reads the user name).
+   * @default "address"
+   */
+  readonly limitScope?: LoginLimitScope;
   /** Loopback port of the internal server that applies that limit in front of the verifier. */
   readonly limiterListenPort: number;
   /**
@@ -84,6 +97,8 @@ export interface AuthCache {
    */
   readonly access?: AccessControl;
 }
+
+export type LoginLimitScope = "address" | "address-and-user";
 
 /** Where the pieces of the njs access decision live; the rules themselves are in the module. */
 export interface AccessControl {
@@ -250,6 +265,7 @@ const READ_ONLY_LOCATION = "/_registry_read_only";
 const WRITE_HELD_LOCATION = "/_registry_write_held";
 const METRICS_AUTH_LOCATION = "/_registry_metrics_auth";
 const LOGIN_LIMIT_ZONE = "registry_logins";
+const LOGIN_USER_VARIABLE = "$registry_login_user";
 const CLIENT_ADDRESS_HEADER = "X-Registry-Client";
 const AUTH_CACHE_ZONE = "registry_auth";
 /** The Basic challenge of a 401, left out for requests of the web UI (see UI_REQUEST_HEADER). */
@@ -289,6 +305,8 @@ const TLS12_CIPHERS = [
 const ANCIENT_DOCKER_USER_AGENT = String.raw`"^(docker\/1\.(3|4|5(?!\.[0-9]-dev))|Go ).*$"`;
 
 export function renderNginxConf(input: NginxConfInput): string {
+  if (input.authCache?.limitScope === "address-and-user" && !input.authCache.access)
+    throw new Error('a login limit per address and user needs access control (the njs module reads the user name)');
   // File tests with `set` in the server, not in a location: there an `if` that matches replaces
   // the location's configuration and try_files (the blob location's) would not run.
   const serverChecks = [...(input.writeHold ? writeHoldFlag(input.writeHold) : []), ...(input.blobReads ? blobLinkCheck() : [])];
@@ -344,7 +362,7 @@ function serverLocations(
   if (access) locations.push(catalogLocation(input.tuning, checks, withUi), ...stackLocations(access));
   locations.push(healthLocation(), fallbackLocation());
   if (options.ui) locations.push(...uiLocations(options.ui.directory));
-  if (authCache) locations.push(authLocation(authCache), anonymousLocation(authCache.realm, withUi), loginRefusedLocation(), authErrorLocation());
+  if (authCache) locations.push(authLocation(authCache), anonymousLocation(authCache.realm, withUi), loginRefusedLocation(), authErrorLocation(authCache.limitScope ?? "address"));
   if (access?.anonymousPull) locations.push(anonymousPullLocation(input.tuning), anonymousTokenLocation());
   if (options.readOnly) locations.push(readOnlyLocation(options.readOnly));
   if (options.writeHold) locations.push(writeHeldLocation(options.writeHold));
@@ -484,6 +502,8 @@ function httpBlock(input: NginxConfInput, servers: string[][]): string[] {
   }
   if (input.authCache?.access) {
     body.push("", ...accessHttpDirectives(input.authCache.access), "", ...tokenRealmMap(input, input.authCache.access));
+    // After js_import: the login limit's key with the user name the credentials claim.
+    if (input.authCache.limitScope === "address-and-user") body.push(`js_set ${LOGIN_USER_VARIABLE} ${NJS_IMPORT}.loginUser;`);
     if (input.metricsFile !== undefined) body.push("", ...metricsAccessMaps(input.metricsFile));
   }
   if (input.ui) {
@@ -615,7 +635,7 @@ function loginLimiterServer(authCache: AuthCache, withUi: boolean): string[] {
     `listen 127.0.0.1:${authCache.limiterListenPort};`,
     "",
     ...block("location /", [
-      `limit_req zone=${LOGIN_LIMIT_ZONE} burst=${authCache.verificationsPerMinute} nodelay;`,
+      `limit_req zone=${LOGIN_LIMIT_ZONE} burst=${authCache.verificationBurst ?? authCache.verificationsPerMinute} nodelay;`,
       "limit_req_status 429;",
       `proxy_pass http://${AUTH_UPSTREAM_NAME};`,
       "proxy_http_version 1.1;",
@@ -650,13 +670,14 @@ function loginRefusedLocation(): string[] {
 }
 
 // auth_request turns any verifier answer other than 2xx/401/403 into 500.
-function authErrorLocation(): string[] {
+function authErrorLocation(scope: LoginLimitScope): string[] {
+  const whose = scope === "address-and-user" ? "from this address for this user" : "from this address";
   return block(`location ${AUTH_ERROR_LOCATION}`, [
     "default_type application/json;",
     "add_header Docker-Distribution-Api-Version registry/2.0 always;",
     "add_header Retry-After $registry_retry_after always;",
     ...block("if ($registry_auth_status = 429)", [
-      `return 429 '${registryError("TOOMANYREQUESTS", "too many logins to verify from this address; retry later")}';`,
+      `return 429 '${registryError("TOOMANYREQUESTS", `too many logins to verify ${whose}; retry later`)}';`,
     ]),
     `return 503 '${registryError("UNAVAILABLE", "login verification is unavailable")}';`,
   ]);
@@ -690,7 +711,8 @@ function authLocation(authCache: AuthCache): string[] {
   return block(`location = ${AUTH_LOCATION}`, [
     "internal;",
     `proxy_pass http://127.0.0.1:${authCache.limiterListenPort}/v2/;`,
-    `proxy_set_header ${CLIENT_ADDRESS_HEADER} $remote_addr;`,
+    // The limiter's key: the client address, and with that scope the (configured) user name.
+    `proxy_set_header ${CLIENT_ADDRESS_HEADER} ${authCache.limitScope === "address-and-user" ? `"$remote_addr ${LOGIN_USER_VARIABLE}"` : "$remote_addr"};`,
     ...BODYLESS_GET_SUBREQUEST,
     "proxy_set_header Authorization $registry_login;",
     `proxy_cache ${AUTH_CACHE_ZONE};`,

@@ -6,6 +6,7 @@ interface AccessModule {
   filterCatalogBody(body: string, authorization?: string): string;
   describe(authorization?: string): object | undefined;
   metricsDecision(authorization?: string): string;
+  loginUser(r: { headersIn: Record<string, string | undefined> }): string;
   tokenFor(authorization?: string): string;
 }
 
@@ -171,5 +172,14 @@ describe("renderAccessModule", () => {
     expect(access.metricsDecision("Bearer anonymous")).toBe("deny");
     // A token of the anonymous-pull realm is the admin's Basic credentials: the same answer.
     expect(access.metricsDecision(`Bearer ${access.tokenFor(basic("root"))}`)).toBe("allow");
+  });
+
+  test("keys the login limit per configured user name; made-up names share one key (issue 20)", () => {
+    const request = (authorization?: string) => ({ headersIn: { Authorization: authorization } });
+    expect(access.loginUser(request(basic("builder", "wrong")))).toBe("builder");
+    expect(access.loginUser(request(`Bearer ${access.tokenFor(basic("ops"))}`))).toBe("ops");
+    expect(access.loginUser(request(basic("mallory")))).toBe("-");
+    expect(access.loginUser(request(basic("constructor")))).toBe("-");
+    expect(access.loginUser(request(undefined))).toBe("-");
   });
 });

@@ -340,6 +340,23 @@ describe("renderNginxConf with an auth cache", () => {
     expect(headers(location)["X-Registry-Client"]).toBe("");
   });
 
+  test("takes the login limit's burst and its scope per address and user from the input (issue 20)", () => {
+    // GIVEN a burst of 5 and a budget per address and user
+    const access = { modulePath: "/etc/registry-stack/registry-access.js", anonymousPull: false, refusalListenPort: 8083, publicPort: 5000 };
+    const limited = render({ authCache: { ...AUTH_CACHE, verificationBurst: 5, limitScope: "address-and-user", access } });
+    // WHEN / THEN
+    const limiter = limited.servers.find((s) => value(s.block!, "listen") === "127.0.0.1:8082")!.block!;
+    expect(value(blockOf(limiter, "location", "/"), "limit_req")).toBe("zone=registry_logins burst=5 nodelay");
+    const auth = all(limited.proxy, "location").find((d) => d.args.join(" ") === "= /_registry_auth")!.block!;
+    // One argument (quoted): the address and the user name together are the limiter's key.
+    expect(all(auth, "proxy_set_header").find((d) => d.args[0] === "X-Registry-Client")!.args).toEqual(["X-Registry-Client", "$remote_addr $registry_login_user"]);
+    expect(all(limited.http, "js_set").map((d) => d.args.join(" "))).toContain("$registry_login_user registry_access.loginUser");
+    const error = blockOf(limited.proxy, "location", "@registry_auth_error");
+    expect(JSON.parse(one(error, "if").block![0].args[1]).errors[0].message).toBe("too many logins to verify from this address for this user; retry later");
+    // and without access control (no njs to read the user) it cannot be rendered
+    expect(() => render({ authCache: { ...AUTH_CACHE, limitScope: "address-and-user" } })).toThrow(/needs access control/);
+  });
+
   test("turns a limited verification into 429 with Retry-After and other verifier failures into 503", () => {
     const error = blockOf(servers[0].block!, "location", "@registry_auth_error");
     expect(all(error, "add_header").map((d) => d.args.join(" "))).toContain("Retry-After $registry_retry_after always");

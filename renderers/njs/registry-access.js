@@ -197,6 +197,16 @@ function me(r) {
   r.return(200, JSON.stringify(body) + "\n");
 }
 
+/**
+ * js_set $registry_login_user: the user name the credentials claim, for the login limit's key
+ * (checked or not: the limit applies before the verifier). Names nobody configured are one "-",
+ * so made-up names cannot open new budgets.
+ */
+function loginUser(r) {
+  var who = principal(r.headersIn["Authorization"]);
+  return who.user !== null && Object.prototype.hasOwnProperty.call(RULES.users, who.user) ? who.user : "-";
+}
+
 /** May this verified login read /metrics? Admins only: the metrics name every repository. */
 function metricsDecision(authorization) {
   var who = principal(authorization);
@@ -226,4 +236,4 @@ function token(r) {
   r.return(200, JSON.stringify({ token: value, access_token: value, expires_in: RULES.tokenSeconds }) + "\n");
 }
 
-export default { access: access, catalogBody: catalogBody, catalogHeaders: catalogHeaders, me: me, metrics: metrics, token: token, decide: decide, filterCatalogBody: filterCatalogBody, describe: describe, metricsDecision: metricsDecision, tokenFor: tokenFor };
+export default { access: access, catalogBody: catalogBody, catalogHeaders: catalogHeaders, loginUser: loginUser, me: me, metrics: metrics, token: token, decide: decide, filterCatalogBody: filterCatalogBody, describe: describe, metricsDecision: metricsDecision, tokenFor: tokenFor };
