@@ -27,7 +27,9 @@ export interface LoadedConfig {
  * and the passwords (`REGISTRY_PASSWORD_<USER>` variables win over the secrets file,
  * `$REGISTRY_STACK_SECRETS` else ./registry.secrets.yml). Passwords are checked here, where the
  * message can name their variable or file; the structure is validated by the stack, all problems at once.
- * No message quotes the secrets file's text.
+ * No message or warning quotes the secrets file's text (values, or keys that name nothing
+ * configured) or a variable's value. Warnings: a password in both places with different values, a
+ * password variable that names no configured user or mirror.
  */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): LoadedConfig {
   const configFile = locate(env[CONFIG_FILE_ENV], DEFAULT_CONFIG_FILE, CONFIG_FILE_ENV, cwd);
