@@ -35,7 +35,8 @@ function benchAuthCache(verifierAlias: string): AuthCache {
     realm: Registry.REALM,
     verificationsPerMinute: 6000,
     limiterListenPort: NginxProxy.LOGIN_LIMITER_LISTEN_PORT,
-    access: { modulePath: NginxProxy.ACCESS_MODULE_PATH, anonymousPull: false, refusalListenPort: NginxProxy.REFUSAL_LISTEN_PORT },
+    // No anonymous pull here, so the token realm (built from the port) is never sent.
+    access: { modulePath: NginxProxy.ACCESS_MODULE_PATH, anonymousPull: false, refusalListenPort: NginxProxy.REFUSAL_LISTEN_PORT, publicPort: NginxProxy.LISTEN_PORT },
   };
 }
 

@@ -344,11 +344,28 @@ export interface RegistryStackProps {
    */
   readonly authVerifierMemoryMb?: number;
   /**
-   * Failed logins (wrong user or password) the proxy accepts per client address and minute
-   * before answering 429 with Retry-After; bounds online guessing and bcrypt CPU load.
+   * Logins the proxy sends to the verifier per minute and budget (see `failedLoginsScope`): wrong
+   * user or password, and a credential's first login per `authCacheSeconds`; more get 429 with
+   * Retry-After and no bcrypt work. Bounds online guessing and bcrypt CPU load. Needs the
+   * proxy's login check (there is no limiter without it).
    * @default 30
    */
   readonly failedLoginsPerMinute?: number;
+  /**
+   * Logins a budget may spend at once above the rate before the 429s start (nginx `burst`),
+   * refilled at `failedLoginsPerMinute`. 0: no burst, one login per 60/rate seconds.
+   * @default - failedLoginsPerMinute
+   */
+  readonly failedLoginsBurst?: number;
+  /**
+   * What one budget covers. "address": one client address (users behind one NAT address share
+   * it, and one of them typing a wrong password in a loop locks out the others for a minute).
+   * "address-and-user": one client address and configured user name (names nobody configured
+   * share one budget per address); one address may then try `failedLoginsPerMinute` passwords
+   * per minute for every user.
+   * @default "address"
+   */
+  readonly failedLoginsScope?: "address" | "address-and-user";
   /**
    * Pull-through caches of public (or private) registries; each gets its own registry container,
    * volume and port, behind the same proxy, TLS and users. Pushes to a mirror are refused.

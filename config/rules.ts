@@ -1,4 +1,5 @@
 import { isIP } from "net";
+import * as path from "path";
 
 /**
  * Rule table for configuration values: each rule lives here once and says what to do when it
@@ -20,9 +21,11 @@ export function isIpAddress(value: string): boolean {
 }
 export const IP_HINT = "is not an IPv4 or IPv6 address";
 
-// distribution's htpasswd parser splits on the first ':' and trims lines.
-export const USER_NAME = /^[^:\s]+$/;
-export const USER_NAME_HINT = "must not be empty and must not contain ':' or whitespace";
+// distribution's htpasswd parser trims each line, skips lines starting with '#' (comments) and
+// splits on the first ':': a user named "#ops" could never log in.
+// eslint-disable-next-line no-control-regex
+export const USER_NAME = /^(?!#)[^:\s\x00-\x1f\x7f]+$/;
+export const USER_NAME_HINT = "must not be empty, must not start with '#' (the registry's htpasswd reader skips such lines as comments) and must not contain ':', whitespace or control characters";
 export const MAX_USER_NAME_LENGTH = 128;
 
 /** `alice` → `REGISTRY_PASSWORD_ALICE`, `ci.bot-1` → `REGISTRY_PASSWORD_CI_BOT_1`. */
@@ -33,9 +36,24 @@ export function passwordEnvName(user: string): string {
 // bcrypt only looks at the first 72 bytes of a password; bcryptjs truncates silently.
 export const MAX_PASSWORD_BYTES = 72;
 
+/**
+ * A line break or other control character in a password, never quoting it; undefined when there is
+ * none. Nobody types such a password at `docker login`; a YAML block scalar (`admin: |`) keeps
+ * a final line break without the user seeing it.
+ */
+export function passwordControlCharacterProblem(password: string): string | undefined {
+  if (/[\r\n]/.test(password)) return "contains a line break";
+  // Tab is allowed: it can be typed and sent.
+  // eslint-disable-next-line no-control-regex
+  if (/[\x00-\x08\x0b-\x1f\x7f]/.test(password)) return "contains a control character (NUL, escape…)";
+  return undefined;
+}
+
 /** What is wrong with a password, never quoting it; undefined when it is fine. */
 export function passwordProblem(password: string): string | undefined {
   if (password === "") return "is empty";
+  const control = passwordControlCharacterProblem(password);
+  if (control !== undefined) return control;
   const bytes = Buffer.byteLength(password, "utf8");
   if (bytes > MAX_PASSWORD_BYTES) return `is longer than ${MAX_PASSWORD_BYTES} bytes (${bytes}), which bcrypt would silently truncate`;
   return undefined;
@@ -121,6 +139,9 @@ export const MAX_IP_ADDRESSES = 100;
 export const MAX_USERS = 100;
 export const MAX_SSH_OPTIONS = 32;
 export const MAX_REPOSITORY_SCOPES = 100;
+
+/** What one login-limit budget covers (see README.md, "Login limit"). */
+export const LOGIN_LIMIT_SCOPES = ["address", "address-and-user"] as const;
 
 /** What a user may do: pull (GET/HEAD), push (also POST/PUT/PATCH), admin (also DELETE). */
 export const ROLES = ["pull", "push", "admin"] as const;
@@ -228,3 +249,45 @@ export const DAILY_TIME = /^([01][0-9]|2[0-3]):[0-5][0-9]$/;
 export const DAILY_TIME_HINT = 'must be a daily time in UTC as HH:MM, e.g. "03:30"';
 export const MAX_RETENTION_RULES = 64;
 export const MAX_KEEP_TAG_PATTERNS = 32;
+
+/**
+ * Edit distance with adjacent transpositions (optimal string alignment): `alcie` is 1 from `alice`.
+ * For "did you mean" hints only.
+ */
+export function editDistance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  }
+  return d[a.length][b.length];
+}
+
+/** The candidate closest to `value` (at most 2 edits, or a third of its length), if any. */
+export function closestName(value: string, candidates: Iterable<string>): string | undefined {
+  let best: { name: string; distance: number } | undefined;
+  for (const name of candidates) {
+    const distance = editDistance(value.toLowerCase(), name.toLowerCase());
+    if (distance <= Math.max(2, Math.floor(name.length / 3)) && (best === undefined || distance < best.distance)) best = { name, distance };
+  }
+  return best?.name;
+}
+
+/**
+ * Host folders that are never a registry store, whatever they hold: the volume-owner container
+ * would `chown -R` them to the registry's user. Exact folders, and trees refused at any depth.
+ */
+export const SYSTEM_FOLDERS = ["/", "/home", "/srv", "/root", "/opt", "/tmp", "/var", "/var/lib", "/var/tmp", "/var/cache", "/var/log", "/var/run", "/run", "/mnt", "/media", "/snap", "/nix", "/lost+found"];
+export const SYSTEM_TREES = ["/etc", "/usr", "/boot", "/proc", "/sys", "/dev", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/var/lib/docker", "/var/lib/containerd", "/var/lib/containers", "/var/run/docker", "/run/docker", "/var/snap/docker"];
+
+/** Why a host folder must never hold the registry's data (undefined: it is not a system folder). */
+export function systemFolderProblem(folder: string): string | undefined {
+  const normal = path.posix.resolve("/", folder);
+  if (SYSTEM_FOLDERS.includes(normal)) return "is a system folder";
+  const topLevel = `/${normal.split("/")[1] ?? ""}`;
+  const inTree = SYSTEM_TREES.some((tree) => normal === tree || normal.startsWith(`${tree}/`)) || /^\/lib/.test(topLevel);
+  return inTree ? "is a system folder or inside one" : undefined;
+}

@@ -37,7 +37,8 @@ const user = z.strictObject({
     .superRefine((password, ctx) => {
       const problem = rules.passwordProblem(password);
       if (problem === undefined) return;
-      const remedy = password === "" ? "supply a password or leave it out to have one generated" : "use a shorter password";
+      const remedy =
+        password === "" ? "supply a password or leave it out to have one generated" : rules.passwordControlCharacterProblem(password) ? "use a password of printable characters" : "use a shorter password";
       ctx.addIssue({ code: "custom", message: `${problem}; ${remedy}` });
     })
     .optional(),
@@ -154,7 +155,13 @@ export const registryStackPropsSchema = z
     anonymousPull: z.boolean().default(false),
     volumeName: z.string().regex(rules.DOCKER_OBJECT_NAME, { error: rules.DOCKER_OBJECT_NAME_HINT }).optional(),
     preventVolumeDestroy: z.boolean().default(true),
-    storageHostPath: absolutePath.optional(),
+    storageHostPath: absolutePath
+      .superRefine((folder, ctx) => {
+        const problem = path.isAbsolute(folder) ? rules.systemFolderProblem(folder) : undefined;
+        if (problem !== undefined)
+          ctx.addIssue({ code: "custom", input: folder, message: `${problem}: the registry's volume owner would chown everything in it to the registry's user; use a folder of its own, e.g. /srv/registry` });
+      })
+      .optional(),
     debugPort: port.optional(),
     logLevel: z.enum(["error", "warn", "info", "debug"]).default("info"),
     restartPolicy: z.enum(["no", "on-failure", "always", "unless-stopped"]).default("unless-stopped"),
@@ -168,6 +175,8 @@ export const registryStackPropsSchema = z
     proxyMemoryMb: memoryMb.default(256),
     authVerifierMemoryMb: memoryMb.default(128),
     failedLoginsPerMinute: z.number().int().min(1, { error: "must be at least 1" }).max(6000, { error: "must be at most 6000" }).default(30),
+    failedLoginsBurst: z.number().int().min(0, { error: "must be 0 (no burst: the rate alone) or more" }).max(6000, { error: "must be at most 6000" }).optional(),
+    failedLoginsScope: z.enum(rules.LOGIN_LIMIT_SCOPES, { error: `must be one of ${rules.LOGIN_LIMIT_SCOPES.map((s) => `'${s}'`).join(", ")}` }).default("address"),
     mirrors: boundedList(mirror, rules.MAX_MIRRORS).default([]),
     retention: retention.optional(),
   })
@@ -210,6 +219,9 @@ export const registryStackPropsSchema = z
         if (u.repositories !== undefined) problem(["users", i, "repositories"], `${why}; remove it or enable the login check`);
       });
       if (props.anonymousPull) problem(["anonymousPull"], `${why}; remove it or enable the login check`);
+      // There is no limiter at all without it: a setting of the limiter would promise one.
+      if (props.failedLoginsBurst !== undefined) problem(["failedLoginsBurst"], "needs the proxy's login check (proxy: true and authCacheSeconds above 0), which has the login limit; remove it or enable the login check");
+      if (props.failedLoginsScope !== "address") problem(["failedLoginsScope"], "needs the proxy's login check (proxy: true and authCacheSeconds above 0), which has the login limit; remove it or enable the login check");
     }
     if (props.debugPort === REGISTRY_LISTEN_PORT) problem(["debugPort"], "is the registry's own port; pick another");
     mirrorProblems(props, problem);
@@ -245,7 +257,7 @@ function mirrorProblems(props: { mirrors: z.output<typeof mirror>[]; proxy: bool
     if (m.username === undefined && m.password !== undefined)
       problem(["mirrors", i, "username"], `is required: a password for the upstream is set (${variable} or the secrets file) but no username`);
     if (m.password !== undefined) {
-      const passwordProblem = m.password === "" ? "is empty" : /[\r\n]/.test(m.password) ? "contains a line break" : undefined;
+      const passwordProblem = m.password === "" ? "is empty" : rules.passwordControlCharacterProblem(m.password);
       if (passwordProblem) problem(["mirrors", i, "password"], `${passwordProblem}; set another password in ${variable} or the secrets file`);
     }
   });

@@ -6,7 +6,7 @@ import { createHash } from "crypto";
 import { Construct } from "constructs";
 import { MaterialStore } from "../material/material-store";
 import { AccessRules, renderAccessModule } from "../renderers/access-module";
-import { AUTH_CACHE_DIR, DEFAULT_PROXY_TUNING, GENERATION_PATH, MirrorBlobCache, ProxyTuning, renderNginxConf } from "../renderers/nginx-conf";
+import { AUTH_CACHE_DIR, DEFAULT_PROXY_TUNING, GENERATION_PATH, LoginLimitScope, MirrorBlobCache, ProxyTuning, renderNginxConf } from "../renderers/nginx-conf";
 import { renderProxySupervisor, renderReloadCheck } from "../renderers/proxy-supervisor";
 import { ConfigVolume, uploadsDigest } from "./config-volume";
 import { exitedZero, IGNORE_ENGINE_DEFAULTS, memoryLimit, NO_NEW_PRIVILEGES, SCRATCH_TMPFS } from "./container-defaults";
@@ -30,6 +30,10 @@ export interface NginxProxyProps {
     readonly cacheSeconds: number;
     /** Logins verified per client address and minute; cached logins do not count. */
     readonly verificationsPerMinute: number;
+    /** @default - verificationsPerMinute */
+    readonly verificationBurst?: number;
+    /** @default "address" */
+    readonly limitScope?: LoginLimitScope;
     /** What each verified login (and anyone, with anonymous pull) may do. */
     readonly access: AccessRules;
   };
@@ -195,11 +199,14 @@ export class NginxProxy extends Construct {
             cacheSeconds: verifier.cacheSeconds,
             realm: Registry.REALM,
             verificationsPerMinute: verifier.verificationsPerMinute,
+            verificationBurst: verifier.verificationBurst,
+            limitScope: verifier.limitScope,
             limiterListenPort: NginxProxy.LOGIN_LIMITER_LISTEN_PORT,
             access: {
               modulePath: NginxProxy.ACCESS_MODULE_PATH,
               anonymousPull: verifier.access.anonymousPull,
               refusalListenPort: NginxProxy.REFUSAL_LISTEN_PORT,
+              publicPort: props.publish.port,
             },
           }
         : undefined,

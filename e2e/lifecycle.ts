@@ -184,7 +184,11 @@ export async function lifecycleScenario(ctx: SuiteContext, c: LifecycleChecks): 
   const dir = ctx.ws.dir(tag);
   const scratch = ctx.ws.dir(`${tag}-scratch`);
   const port = await freePort();
-  const users: TestUser[] = [{ name: "alice", password: "alice-lifecycle-password-1" }];
+  // alice is an admin (/metrics is for admins only, issue 20); bob, a push user, must get 403 there.
+  const users: TestUser[] = [
+    { name: "alice", password: "alice-lifecycle-password-1" },
+    { name: "bob", password: "bob-lifecycle-password-1" },
+  ];
   const prefix = "e2e-lc";
   const rules: JsonObject[] = [
     { repositories: "^lc/app$", keepNewest: 2, keepTags: ["^v[0-9]+\\.[0-9]+\\.[0-9]+$"] },
@@ -200,7 +204,7 @@ export async function lifecycleScenario(ctx: SuiteContext, c: LifecycleChecks): 
     ipAddresses: ["127.0.0.1"],
     materialDirectory: path.join(dir, "material"),
     clientConfigDirectory: path.join(dir, "client-config"),
-    users: users.map((u) => ({ name: u.name })),
+    users: users.map((u) => ({ name: u.name, role: u.name === "alice" ? "admin" : "push" })),
     // Twelve hours away: no scheduled run interferes with the manual ones (the last check moves it).
     retention: { schedule: `${String((new Date().getUTCHours() + 12) % 24).padStart(2, "0")}:00`, writeSettleSeconds: SETTLE_SECONDS, rules },
   };
@@ -481,6 +485,8 @@ export async function lifecycleScenario(ctx: SuiteContext, c: LifecycleChecks): 
       const anonymous = await curl({ url, cacert, scratchDir: scratch });
       const wrong = await curl({ url, cacert, credentials: "alice:wrong-password", scratchDir: scratch });
       assertEqual([anonymous.status, wrong.status], [401, 401], "GET /metrics without and with wrong credentials");
+      const pusher = await curl({ url, cacert, credentials: `bob:${users[1].password}`, scratchDir: scratch });
+      assertEqual(pusher.status, 403, "GET /metrics as bob (role push)");
       assertMatch(anonymous.headers["www-authenticate"] ?? "", /^Basic realm=/, "challenge of an anonymous GET /metrics");
       const res = await curl({ url, cacert, credentials: creds, scratchDir: scratch });
       assertEqual(res.status, 200, "GET /metrics as alice");
@@ -520,7 +526,7 @@ export async function lifecycleScenario(ctx: SuiteContext, c: LifecycleChecks): 
       }
       assertEqual(used, du, "registry_stack_storage_used_bytes vs du -sk of the volume in a throwaway container (within 48 s)");
       c.metrics.note(
-        `anonymous and wrong password → 401; alice → 200 (${res.body.split("\n").length} lines): registry_stack_registry_metrics_up 1, ${registryLines.length} registry_http_*/registry_storage_* samples, go_goroutines; ` +
+        `anonymous and wrong password → 401; bob (push) → ${pusher.status}; alice (admin) → 200 (${res.body.split("\n").length} lines): registry_stack_registry_metrics_up 1, ${registryLines.length} registry_http_*/registry_storage_* samples, go_goroutines; ` +
           `last run: reclaimed ${sample("registry_stack_gc_last_reclaimed_bytes")} bytes, ${sample("registry_stack_gc_last_deleted_tags")} tags, write window ${sample("registry_stack_gc_last_write_window_seconds")} s (= the report); ` +
           `storage: used ${used} bytes (du in a throwaway container: ${du}), filesystem ${size} bytes, ${available} available`,
       );

@@ -2,8 +2,10 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import { ConfigError } from "../config/config-error";
+import { systemFolderProblem } from "../config/rules";
 import { RegistrySettings } from "../config/schema";
 import { registryEndpoints, stackOwnedClientFiles } from "../constructs/client-config";
+import { REGISTRY_USER } from "../constructs/container-defaults";
 import { parseDaemonJson } from "../renderers/daemon-json";
 import { parseRegistriesYaml } from "../renderers/registries-yaml";
 import { STACK_FILE_MARKER } from "../renderers/registry-client-files";
@@ -41,6 +43,7 @@ export function prepareMaterial(settings: RegistrySettings, entropy: Entropy): P
     ...folderProblems("materialDirectory", settings.materialDirectory, { mustBeWritable: true }),
     ...folderProblems("clientConfigDirectory", settings.clientConfigDirectory, { mustBeWritable: false }),
   ];
+  problems.push(...storageHostPathProblems(settings));
   if (problems.length === 0) problems.push(...daemonJsonProblems(settings.clientConfigDirectory), ...foreignClientFileProblems(settings), ...registriesYamlProblems(settings));
   if (problems.length > 0) throw new ConfigError(problems, "folder settings");
   const upstreamCas = readUpstreamCas(settings);
@@ -85,6 +88,55 @@ function folderProblems(field: string, folder: string, { mustBeWritable }: { mus
   }
 }
 
+/** What a folder may hold to be a registry store: distribution's own tree, and a fresh file system's lost+found. */
+const STORE_LAYOUT: ReadonlyArray<readonly string[]> = [["docker", "lost+found"], ["registry"], ["v2"]];
+const STORE_FIX =
+  "use an empty folder, one that does not exist yet (Docker creates it at deploy and the volume owner gives it to the registry's user), or one that already holds a registry store (docker/registry/v2)";
+
+/**
+ * The volume-owner container runs `chown -R` on storageHostPath (as root, with CAP_CHOWN) while
+ * its top folder is not the registry user's: a folder with anything else in it would lose its
+ * owners. Checked only on this machine's engine (unix://): a remote engine's folders are not here.
+ * System folders are refused by the schema, also through a symbolic link here.
+ */
+function storageHostPathProblems(settings: RegistrySettings): string[] {
+  const folder = settings.storageHostPath;
+  if (folder === undefined || !settings.dockerHost.startsWith("unix://")) return [];
+  const field = `storageHostPath: "${folder}"`;
+  let real: string;
+  try {
+    real = fs.realpathSync(folder);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") return [];
+    return code === "ENOTDIR" ? [`${field} is inside a file, not a folder; choose another path`] : [`${field} cannot be checked (${code}); make it readable by this user, or ${STORE_FIX}`];
+  }
+  const system = real === path.resolve(folder) ? undefined : systemFolderProblem(real);
+  if (system !== undefined) return [`${field} is a link to "${real}", which ${system}: the volume owner would chown everything in it to ${REGISTRY_USER}; use a folder of its own`];
+  if (!fs.statSync(real).isDirectory()) return [`${field} is a file, not a folder; ${STORE_FIX}`];
+  const foreign: string[] = [];
+  const walk = (dir: string, depth: number): void => {
+    let entries: fs.Dirent[];
+    try {
+      entries = fs.readdirSync(dir, { withFileTypes: true });
+    } catch (error) {
+      foreign.push(`${path.relative(real, dir) || "."} (unreadable: ${(error as NodeJS.ErrnoException).code})`);
+      return;
+    }
+    for (const entry of entries) {
+      const relative = path.relative(real, path.join(dir, entry.name));
+      if (!STORE_LAYOUT[depth].includes(entry.name) || !entry.isDirectory()) foreign.push(relative);
+      else if (depth + 1 < STORE_LAYOUT.length && entry.name !== "lost+found") walk(path.join(dir, entry.name), depth + 1);
+    }
+  };
+  walk(real, 0);
+  if (foreign.length === 0) return [];
+  const shown = foreign.slice(0, 3).map((name) => `"${name}"`).join(", ");
+  return [
+    `${field} holds other files than a registry store (${foreign.length === 1 ? shown : `${foreign.length} entries, e.g. ${shown}`}); the volume owner would chown everything in it to ${REGISTRY_USER}: ${STORE_FIX}`,
+  ];
+}
+
 /** The daemon.json that deploy will merge into must parse now, not after material was written. */
 function daemonJsonProblems(clientDirectory: string): string[] {
   const file = path.join(clientDirectory, "daemon.json");
@@ -93,6 +145,7 @@ function daemonJsonProblems(clientDirectory: string): string[] {
     text = fs.readFileSync(file, "utf8");
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
+    if (code === "EISDIR") return [`clientConfigDirectory: ${file} is a folder; the stack merges into a daemon.json file there: move the folder away`];
     return code === "ENOENT" ? [] : [`clientConfigDirectory: ${file} cannot be read (${code}); fix its permissions or remove it`];
   }
   try {
@@ -155,6 +208,8 @@ function registriesYamlProblems(settings: RegistrySettings): string[] {
     text = fs.readFileSync(settings.k3sRegistriesFile, "utf8");
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
+    if (code === "EISDIR")
+      return [`k3sRegistriesFile: ${settings.k3sRegistriesFile} is a folder; point k3sRegistriesFile at the file inside, e.g. ${path.join(settings.k3sRegistriesFile, "registries.yaml")}`];
     return code === "ENOENT" || code === "ENOTDIR" ? [] : [`k3sRegistriesFile: ${settings.k3sRegistriesFile} cannot be read (${code}); fix its permissions or remove it`];
   }
   try {

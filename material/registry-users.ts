@@ -102,6 +102,18 @@ function readGeneratedPasswords(store: MaterialStore): Record<string, unknown> {
       `material in ${store.directory}`,
     );
   }
+  // A number, boolean or empty entry (hand-edited, or a password YAML reads as a number) would be
+  // replaced by a new password and the deployed one lost: stop and say which entry.
+  const problems = Object.entries(parsed as Record<string, unknown>).flatMap(([name, value]) => {
+    if (typeof value === "string" && value !== "") return [];
+    const what = value === null || value === "" ? "has no password" : Array.isArray(value) ? "is a list, not a password" : typeof value === "object" ? "is a mapping, not a password" : `is a ${typeof value}, not a string`;
+    const fix =
+      typeof value === "number" || typeof value === "boolean"
+        ? `quote the password (${JSON.stringify(name)}: "…") so YAML reads it as text`
+        : "write the password back as a quoted string";
+    return [`${store.path(FILES.passwords)}: entry ${JSON.stringify(name)} ${what}; ${fix}, or delete the entry to have a new password generated (clients using the old one must then log in again)`];
+  });
+  if (problems.length > 0) throw new ConfigError(problems, `material in ${store.directory}`);
   return parsed as Record<string, unknown>;
 }
 

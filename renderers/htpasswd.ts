@@ -12,8 +12,9 @@ export function renderHtpasswd(entries: ReadonlyArray<HtpasswdEntry>): string {
   const problems: string[] = [];
   const seen = new Set<string>();
   entries.forEach(({ name, hash }, i) => {
-    if (name === "" || /[:\s]/.test(name)) {
-      problems.push(`entries[${i}].name: ${JSON.stringify(name)} must be non-empty without ":" or whitespace`);
+    // distribution skips lines starting with '#' as comments.
+    if (name === "" || /[:\s]/.test(name) || name.startsWith("#")) {
+      problems.push(`entries[${i}].name: ${JSON.stringify(name)} must be non-empty without ":" or whitespace, not starting with "#"`);
     } else if (seen.has(name)) {
       problems.push(`entries[${i}].name: ${JSON.stringify(name)} appears more than once; keep one entry per user`);
     }

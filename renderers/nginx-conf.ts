@@ -1,3 +1,4 @@
+import * as path from "path";
 import { UI_REQUEST_HEADER } from "../ui/src/format";
 
 /** Proxy knobs a benchmark tunes; every value is written as given. */
@@ -74,6 +75,19 @@ export interface AuthCache {
    * cached login never reaches it); more get 429 with Retry-After before any bcrypt work.
    */
   readonly verificationsPerMinute: number;
+  /**
+   * Verifications a client may make at once above that rate before the 429s start (nginx's
+   * `burst`); the burst is refilled at the rate.
+   * @default - verificationsPerMinute
+   */
+  readonly verificationBurst?: number;
+  /**
+   * What one budget covers: one client address, or one client address and user name (users behind
+   * one NAT address then do not share it; user names nobody configured share one per address).
+   * "address-and-user" needs `access` (the njs module reads the user name).
+   * @default "address"
+   */
+  readonly limitScope?: LoginLimitScope;
   /** Loopback port of the internal server that applies that limit in front of the verifier. */
   readonly limiterListenPort: number;
   /**
@@ -91,6 +105,8 @@ export interface AuthCache {
   readonly loginsGeneration?: string;
 }
 
+export type LoginLimitScope = "address" | "address-and-user";
+
 /** Where the pieces of the njs access decision live; the rules themselves are in the module. */
 export interface AccessControl {
   /** The generated module (renderAccessModule) inside the container. */
@@ -99,6 +115,11 @@ export interface AccessControl {
   readonly anonymousPull: boolean;
   /** Loopback port of the internal server that answers refused requests (403 DENIED, 401). */
   readonly refusalListenPort: number;
+  /**
+   * The port clients reach the private registry on (the published port), for the URL of the
+   * anonymous-pull token realm, which is built from `serverNames` and this port only.
+   */
+  readonly publicPort: number;
 }
 
 /** Where nginx's JavaScript module is, in the official nginx images and in Debian's libnginx-mod-http-js. */
@@ -170,8 +191,9 @@ export interface NginxConfInput {
    */
   readonly writeHold?: WriteHold;
   /**
-   * Serve this Prometheus text file at /metrics to any registry user (the same credentials as
-   * /v2/: through the auth cache's verifier, or by asking the registry itself).
+   * Serve this Prometheus text file at /metrics, after the same login check as /v2/ (the auth
+   * cache's verifier, or the registry itself without it). With access control only to users with
+   * the admin role (others get 403 DENIED); without it every user may do everything anyway.
    * @default - no /metrics
    */
   readonly metricsFile?: string;
@@ -258,6 +280,7 @@ const READ_ONLY_LOCATION = "/_registry_read_only";
 const WRITE_HELD_LOCATION = "/_registry_write_held";
 const METRICS_AUTH_LOCATION = "/_registry_metrics_auth";
 const LOGIN_LIMIT_ZONE = "registry_logins";
+const LOGIN_USER_VARIABLE = "$registry_login_user";
 const CLIENT_ADDRESS_HEADER = "X-Registry-Client";
 const AUTH_CACHE_ZONE = "registry_auth";
 /** The Basic challenge of a 401, left out for requests of the web UI (see UI_REQUEST_HEADER). */
@@ -297,6 +320,8 @@ const TLS12_CIPHERS = [
 const ANCIENT_DOCKER_USER_AGENT = String.raw`"^(docker\/1\.(3|4|5(?!\.[0-9]-dev))|Go ).*$"`;
 
 export function renderNginxConf(input: NginxConfInput): string {
+  if (input.authCache?.limitScope === "address-and-user" && !input.authCache.access)
+    throw new Error('a login limit per address and user needs access control (the njs module reads the user name)');
   // File tests with `set` in the server, not in a location: there an `if` that matches replaces
   // the location's configuration and try_files (the blob location's) would not run.
   const serverChecks = [...(input.writeHold ? writeHoldFlag(input.writeHold) : []), ...(input.blobReads ? blobLinkCheck() : [])];
@@ -352,12 +377,12 @@ function serverLocations(
   if (access) locations.push(catalogLocation(input.tuning, checks, withUi), ...stackLocations(access));
   locations.push(healthLocation(), fallbackLocation());
   if (options.ui) locations.push(...uiLocations(options.ui.directory));
-  if (authCache) locations.push(authLocation(authCache), anonymousLocation(authCache.realm, withUi), loginRefusedLocation(), authErrorLocation());
+  if (authCache) locations.push(authLocation(authCache), anonymousLocation(authCache.realm, withUi), loginRefusedLocation(), authErrorLocation(authCache.limitScope ?? "address"));
   if (access?.anonymousPull) locations.push(anonymousPullLocation(input.tuning), anonymousTokenLocation());
   if (options.readOnly) locations.push(readOnlyLocation(options.readOnly));
   if (options.writeHold) locations.push(writeHeldLocation(options.writeHold));
   if (options.metricsFile !== undefined) {
-    locations.push(metricsLocation(options.metricsFile, authCache !== undefined));
+    locations.push(...metricsLocation(options.metricsFile, authCache !== undefined, access !== undefined));
     if (!authCache) locations.push(metricsAuthLocation(options.upstreamName));
   }
   return locations;
@@ -491,7 +516,10 @@ function httpBlock(input: NginxConfInput, servers: string[][]): string[] {
     body.push("", ...authCacheHttpDirectives(input.authCache));
   }
   if (input.authCache?.access) {
-    body.push("", ...accessHttpDirectives(input.authCache.access));
+    body.push("", ...accessHttpDirectives(input.authCache.access), "", ...tokenRealmMap(input, input.authCache.access));
+    // After js_import: the login limit's key with the user name the credentials claim.
+    if (input.authCache.limitScope === "address-and-user") body.push(`js_set ${LOGIN_USER_VARIABLE} ${NJS_IMPORT}.loginUser;`);
+    if (input.metricsFile !== undefined) body.push("", ...metricsAccessMaps(input.metricsFile));
   }
   if (input.ui) {
     body.push("", ...challengeMaps(input.authCache?.realm));
@@ -549,10 +577,37 @@ function accessHttpDirectives(access: AccessControl): string[] {
   ];
 }
 
+const TOKEN_REALM_VARIABLE = "$registry_token_realm";
+
+/**
+ * The token realm's URL for the name the client connected to, from the configuration only: a
+ * client's Host or X-Forwarded-Proto never reaches the challenge (a forged Host would send the
+ * client's credentials elsewhere). Unknown names get the first configured one. nginx matches map
+ * strings case-insensitively, as host names are.
+ */
+function tokenRealmMap(input: NginxConfInput, access: AccessControl): string[] {
+  const scheme = input.tls ? "https" : "http";
+  const defaultPort = input.tls ? 443 : 80;
+  const realmOf = (host: string) => `"${scheme}://${host}${STACK_ENDPOINT_PREFIX}/token"`;
+  const entries: string[] = [];
+  for (const name of input.serverNames) {
+    const host = hostForUrl(name);
+    if (!/^[A-Za-z0-9.:[\]-]+$/.test(host)) throw new Error(`server name ${JSON.stringify(name)} cannot go into the token realm`);
+    const withPort = `${host}:${access.publicPort}`;
+    entries.push(`"${withPort}" ${realmOf(withPort)};`);
+    if (access.publicPort === defaultPort) entries.push(`"${host}" ${realmOf(host)};`);
+  }
+  const first = hostForUrl(input.serverNames[0]);
+  entries.push(`default ${realmOf(access.publicPort === defaultPort ? first : `${first}:${access.publicPort}`)};`);
+  return block(`map $http_host ${TOKEN_REALM_VARIABLE}`, entries);
+}
+
 // Refused requests are proxied here instead of to the registry: the decision is read in the
 // content phase, after the login check, where only a proxy_pass target can still be chosen.
+// The Host header the private registry's server passes on is the client's: the map above turns
+// it into one of the configured realms.
 function refusalServer(access: AccessControl): string[] {
-  const challenge = `Bearer realm="$http_x_forwarded_proto://$http_host${STACK_ENDPOINT_PREFIX}/token",service="${TOKEN_SERVICE}"`;
+  const challenge = `Bearer realm="${TOKEN_REALM_VARIABLE}",service="${TOKEN_SERVICE}"`;
   return block("server", [
     `listen 127.0.0.1:${access.refusalListenPort};`,
     "default_type application/json;",
@@ -595,7 +650,7 @@ function loginLimiterServer(authCache: AuthCache, withUi: boolean): string[] {
     `listen 127.0.0.1:${authCache.limiterListenPort};`,
     "",
     ...block("location /", [
-      `limit_req zone=${LOGIN_LIMIT_ZONE} burst=${authCache.verificationsPerMinute} nodelay;`,
+      `limit_req zone=${LOGIN_LIMIT_ZONE} burst=${authCache.verificationBurst ?? authCache.verificationsPerMinute} nodelay;`,
       "limit_req_status 429;",
       `proxy_pass http://${AUTH_UPSTREAM_NAME};`,
       "proxy_http_version 1.1;",
@@ -630,13 +685,14 @@ function loginRefusedLocation(): string[] {
 }
 
 // auth_request turns any verifier answer other than 2xx/401/403 into 500.
-function authErrorLocation(): string[] {
+function authErrorLocation(scope: LoginLimitScope): string[] {
+  const whose = scope === "address-and-user" ? "from this address for this user" : "from this address";
   return block(`location ${AUTH_ERROR_LOCATION}`, [
     "default_type application/json;",
     "add_header Docker-Distribution-Api-Version registry/2.0 always;",
     "add_header Retry-After $registry_retry_after always;",
     ...block("if ($registry_auth_status = 429)", [
-      `return 429 '${registryError("TOOMANYREQUESTS", "too many logins to verify from this address; retry later")}';`,
+      `return 429 '${registryError("TOOMANYREQUESTS", `too many logins to verify ${whose}; retry later`)}';`,
     ]),
     `return 503 '${registryError("UNAVAILABLE", "login verification is unavailable")}';`,
   ]);
@@ -670,7 +726,8 @@ function authLocation(authCache: AuthCache): string[] {
   return block(`location = ${AUTH_LOCATION}`, [
     "internal;",
     `proxy_pass http://127.0.0.1:${authCache.limiterListenPort}/v2/;`,
-    `proxy_set_header ${CLIENT_ADDRESS_HEADER} $remote_addr;`,
+    // The limiter's key: the client address, and with that scope the (configured) user name.
+    `proxy_set_header ${CLIENT_ADDRESS_HEADER} ${authCache.limitScope === "address-and-user" ? `"$remote_addr ${LOGIN_USER_VARIABLE}"` : "$remote_addr"};`,
     ...BODYLESS_GET_SUBREQUEST,
     "proxy_set_header Authorization $registry_login;",
     `proxy_cache ${AUTH_CACHE_ZONE};`,
@@ -753,13 +810,32 @@ function authCheck(withAuthCache: boolean): string[] {
   return [...block('if ($http_authorization = "")', [`rewrite ^ ${ANONYMOUS_LOCATION} last;`]), ...authRequest()];
 }
 
-function metricsLocation(file: string, withAuthCache: boolean): string[] {
-  return block("location = /metrics", [
-    ...authCheck(withAuthCache),
-    'default_type "text/plain; version=0.0.4";',
-    "add_header Cache-Control no-store always;",
-    `alias ${file};`,
-  ]);
+const METRICS_FILE_VARIABLE = "$registry_metrics_file";
+const METRICS_DENIED_LOCATION = "@registry_metrics_denied";
+
+/**
+ * With access control the decision (njs, admins only) picks the file to serve: read by try_files,
+ * after auth_request verified the login, like the blob reads. An `if` would run before the login
+ * check and tell anyone which user names are admins.
+ */
+function metricsAccessMaps(file: string): string[] {
+  return [
+    `js_set $registry_metrics_access ${NJS_IMPORT}.metrics;`,
+    ...block(`map $registry_metrics_access ${METRICS_FILE_VARIABLE}`, [`allow /${path.posix.basename(file)};`, "default '';"]),
+  ];
+}
+
+function metricsLocation(file: string, withAuthCache: boolean, withAccess: boolean): string[][] {
+  const common = [...authCheck(withAuthCache), 'default_type "text/plain; version=0.0.4";', "add_header Cache-Control no-store always;"];
+  if (!withAccess) return [block("location = /metrics", [...common, `alias ${file};`])];
+  return [
+    block("location = /metrics", [...common, `root ${path.posix.dirname(file)};`, `try_files ${METRICS_FILE_VARIABLE} ${METRICS_DENIED_LOCATION};`]),
+    block(`location ${METRICS_DENIED_LOCATION}`, [
+      "default_type application/json;",
+      "add_header Docker-Distribution-Api-Version registry/2.0 always;",
+      `return 403 '${registryError("DENIED", "requested access to the resource is denied", "metrics are for users with the admin role")}';`,
+    ]),
+  ];
 }
 
 // A login-check subrequest would otherwise carry the client's method (PUT, PATCH) and body.

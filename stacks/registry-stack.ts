@@ -170,6 +170,8 @@ export class RegistryStack extends TerraformStack {
               registry: this.authVerifier,
               cacheSeconds: settings.authCacheSeconds,
               verificationsPerMinute: settings.failedLoginsPerMinute,
+              verificationBurst: settings.failedLoginsBurst,
+              limitScope: settings.failedLoginsScope,
               access: {
                 users: settings.users.map((u) => ({ name: u.name, role: u.role, repositories: u.repositories })),
                 deleteEnabled: settings.deleteEnabled,

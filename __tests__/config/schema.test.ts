@@ -82,7 +82,7 @@ describe("resolveSettings", () => {
         "publicPort: 70000 must be a port number from 1 to 65535",
         expect.stringMatching(/^registryImage: "registry" must be pinned/),
         expect.stringMatching(/^proxyImage: "nginx:latest" must be pinned/),
-        expect.stringMatching(/^users\[0\]\.name: "a b" must not be empty and must not contain ':' or whitespace/),
+        expect.stringMatching(/^users\[0\]\.name: "a b" must not be empty, must not start with '#'.* and must not contain ':', whitespace or control characters/),
         expect.stringMatching(/^users\[1\]\.name: "bob:x"/),
       ]),
     );
@@ -127,6 +127,46 @@ describe("resolveSettings", () => {
   test("fails when both a host folder and a volume name are given, or the folder is relative", () => {
     expect(problemsOf({ storageHostPath: "/srv/registry", volumeName: "data" })).toEqual([expect.stringMatching(/^storageHostPath: "\/srv\/registry" and volumeName are both set/)]);
     expect(problemsOf({ storageHostPath: "srv/registry" })).toEqual(['storageHostPath: "srv/registry" must be an absolute path']);
+  });
+
+  test("fails when storageHostPath is a system folder, which the volume owner would chown (issue 20)", () => {
+    // GIVEN / WHEN / THEN
+    for (const folder of ["/", "/etc", "/etc/registry", "/usr/local/registry", "/var", "/var/lib", "/var/lib/docker/volumes/x", "/home", "/home/", "/srv", "/root", "/boot", "/proc/1", "/sys", "/dev", "/bin", "/sbin", "/lib", "/lib64", "/opt", "/tmp", "/srv/../etc"]) {
+      expect(problemsOf({ storageHostPath: folder })).toEqual([expect.stringMatching(new RegExp(`^storageHostPath: ${JSON.stringify(folder).replace(/[./]/g, "\\$&")} is a system folder`))]);
+    }
+    expect(problemsOf({ storageHostPath: "/" })).toEqual([
+      'storageHostPath: "/" is a system folder: the registry\'s volume owner would chown everything in it to the registry\'s user; use a folder of its own, e.g. /srv/registry',
+    ]);
+    for (const folder of ["/srv/registry", "/home/ops/registry", "/tmp/registry-data", "/data/registry", "/opt/registry"]) {
+      expect(resolveSettings({ storageHostPath: folder }, "registry").storageHostPath).toBe(folder);
+    }
+  });
+
+  test("fails when a user name starts with '#' (skipped as a comment by distribution's htpasswd reader) or has a control character (issue 20)", () => {
+    expect(problemsOf({ users: [{ name: "#ops" }, { name: "ok#" }, { name: "a\u0007b" }] })).toEqual([
+      'users[0].name: "#ops" must not be empty, must not start with \'#\' (the registry\'s htpasswd reader skips such lines as comments) and must not contain \':\', whitespace or control characters',
+      'users[2].name: "a\\u0007b" must not be empty, must not start with \'#\' (the registry\'s htpasswd reader skips such lines as comments) and must not contain \':\', whitespace or control characters',
+    ]);
+  });
+
+  test("fails when a password has a line break or a control character, without showing it (issue 20)", () => {
+    const problems = problemsOf({ users: [{ name: "alice", password: "Block-Pw-9\n" }, { name: "bob", password: "Esc\u001b-Pw-1" }, { name: "carol", password: "Tab\t-Pw-ok" }] });
+    expect(problems).toEqual([
+      "users[0].password: contains a line break; use a password of printable characters",
+      "users[1].password: contains a control character (NUL, escape…); use a password of printable characters",
+    ]);
+  });
+
+  test("takes the login limit's burst and scope, and refuses them where there is no limiter (issue 20)", () => {
+    expect(resolveSettings({}, "registry")).toMatchObject({ failedLoginsPerMinute: 30, failedLoginsScope: "address" });
+    expect(resolveSettings({}, "registry").failedLoginsBurst).toBeUndefined();
+    expect(resolveSettings({ failedLoginsBurst: 5, failedLoginsScope: "address-and-user" }, "registry")).toMatchObject({ failedLoginsBurst: 5, failedLoginsScope: "address-and-user" });
+    expect(problemsOf({ failedLoginsScope: "user" })).toEqual(["failedLoginsScope: \"user\" must be one of 'address', 'address-and-user'"]);
+    expect(problemsOf({ failedLoginsBurst: -1 })).toEqual(["failedLoginsBurst: -1 must be 0 (no burst: the rate alone) or more"]);
+    expect(problemsOf({ authCacheSeconds: 0, failedLoginsBurst: 5, failedLoginsScope: "address-and-user" })).toEqual([
+      "failedLoginsBurst: 5 needs the proxy's login check (proxy: true and authCacheSeconds above 0), which has the login limit; remove it or enable the login check",
+      'failedLoginsScope: "address-and-user" needs the proxy\'s login check (proxy: true and authCacheSeconds above 0), which has the login limit; remove it or enable the login check',
+    ]);
   });
 
   test("fails when the TLS mode is unknown or files are missing from files mode", () => {

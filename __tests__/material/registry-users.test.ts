@@ -178,4 +178,22 @@ describe("resolveRegistryUsers", () => {
     warn.mockRestore();
     error.mockRestore();
   });
+
+  test("fails when an entry of the generated password file is not a string, naming the file, the key and the fix, rather than replacing it (issue 20)", () => {
+    // GIVEN a number (a password YAML reads as a number), a boolean, a list and an empty entry, and a good one
+    store.write("generated-passwords.yml", "ci: 123456\nops: true\nbot: [a]\nold:\ngood: kept-Pw-1\n");
+    const before = store.read("generated-passwords.yml");
+    // WHEN
+    const problems = problemsOf(() => resolve([{ name: "ci" }, { name: "good" }]));
+    // THEN
+    const file = store.path("generated-passwords.yml");
+    expect(problems).toEqual([
+      `${file}: entry "ci" is a number, not a string; quote the password ("ci": "…") so YAML reads it as text, or delete the entry to have a new password generated (clients using the old one must then log in again)`,
+      `${file}: entry "ops" is a boolean, not a string; quote the password ("ops": "…") so YAML reads it as text, or delete the entry to have a new password generated (clients using the old one must then log in again)`,
+      `${file}: entry "bot" is a list, not a password; write the password back as a quoted string, or delete the entry to have a new password generated (clients using the old one must then log in again)`,
+      `${file}: entry "old" has no password; write the password back as a quoted string, or delete the entry to have a new password generated (clients using the old one must then log in again)`,
+    ]);
+    expect(problems.join("\n")).not.toMatch(/123456|kept-Pw/);
+    expect(store.read("generated-passwords.yml")).toBe(before);
+  });
 });

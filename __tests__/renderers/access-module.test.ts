@@ -5,6 +5,8 @@ interface AccessModule {
   decide(method: string, requestUri: string, authorization?: string): string;
   filterCatalogBody(body: string, authorization?: string): string;
   describe(authorization?: string): object | undefined;
+  metricsDecision(authorization?: string): string;
+  loginUser(r: { headersIn: Record<string, string | undefined> }): string;
   tokenFor(authorization?: string): string;
 }
 
@@ -155,5 +157,29 @@ describe("renderAccessModule", () => {
     });
     expect(access.describe(basic("root"))).toMatchObject({ role: "admin", repositories: null });
     expect(access.describe(basic("mallory"))).toBeUndefined();
+  });
+
+  test("lets only users with the admin role read /metrics (issue 20)", () => {
+    // GIVEN a reader, a pusher, a scoped admin and an unscoped admin
+    // WHEN / THEN
+    expect(access.metricsDecision(basic("root"))).toBe("allow");
+    expect(access.metricsDecision(basic("ops"))).toBe("allow");
+    expect(access.metricsDecision(basic("builder"))).toBe("deny");
+    expect(access.metricsDecision(basic("reader"))).toBe("deny");
+    expect(access.metricsDecision(basic("mallory"))).toBe("deny");
+    expect(access.metricsDecision(basic("constructor"))).toBe("deny");
+    expect(access.metricsDecision(undefined)).toBe("deny");
+    expect(access.metricsDecision("Bearer anonymous")).toBe("deny");
+    // A token of the anonymous-pull realm is the admin's Basic credentials: the same answer.
+    expect(access.metricsDecision(`Bearer ${access.tokenFor(basic("root"))}`)).toBe("allow");
+  });
+
+  test("keys the login limit per configured user name; made-up names share one key (issue 20)", () => {
+    const request = (authorization?: string) => ({ headersIn: { Authorization: authorization } });
+    expect(access.loginUser(request(basic("builder", "wrong")))).toBe("builder");
+    expect(access.loginUser(request(`Bearer ${access.tokenFor(basic("ops"))}`))).toBe("ops");
+    expect(access.loginUser(request(basic("mallory")))).toBe("-");
+    expect(access.loginUser(request(basic("constructor")))).toBe("-");
+    expect(access.loginUser(request(undefined))).toBe("-");
   });
 });

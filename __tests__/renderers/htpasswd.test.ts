@@ -26,6 +26,10 @@ describe("renderHtpasswd", () => {
     );
   });
 
+  test("fails when a name starts with '#', which distribution's htpasswd reader skips as a comment (issue 20)", () => {
+    expect(() => renderHtpasswd([{ name: "#ops", hash: HASH_2B }])).toThrow('entries[0].name: "#ops" must be non-empty without ":" or whitespace, not starting with "#"');
+  });
+
   test("fails when a name contains whitespace or is empty", () => {
     expect(() => renderHtpasswd([{ name: "a b", hash: HASH_2B }])).toThrow('entries[0].name: "a b"');
     expect(() => renderHtpasswd([{ name: "tab\t", hash: HASH_2B }])).toThrow('entries[0].name: "tab\\t"');
@@ -59,7 +63,7 @@ describe("renderHtpasswd", () => {
     ).toThrow(
       [
         "invalid htpasswd entries:",
-        'entries[1].name: "bad:name" must be non-empty without ":" or whitespace',
+        'entries[1].name: "bad:name" must be non-empty without ":" or whitespace, not starting with "#"',
         'entries[2].hash for "bob" is not a bcrypt hash ($2a$, $2b$ or $2y$); the registry accepts bcrypt only',
       ].join("\n"),
     );

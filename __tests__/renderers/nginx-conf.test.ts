@@ -340,6 +340,23 @@ describe("renderNginxConf with an auth cache", () => {
     expect(headers(location)["X-Registry-Client"]).toBe("");
   });
 
+  test("takes the login limit's burst and its scope per address and user from the input (issue 20)", () => {
+    // GIVEN a burst of 5 and a budget per address and user
+    const access = { modulePath: "/etc/registry-stack/registry-access.js", anonymousPull: false, refusalListenPort: 8083, publicPort: 5000 };
+    const limited = render({ authCache: { ...AUTH_CACHE, verificationBurst: 5, limitScope: "address-and-user", access } });
+    // WHEN / THEN
+    const limiter = limited.servers.find((s) => value(s.block!, "listen") === "127.0.0.1:8082")!.block!;
+    expect(value(blockOf(limiter, "location", "/"), "limit_req")).toBe("zone=registry_logins burst=5 nodelay");
+    const auth = all(limited.proxy, "location").find((d) => d.args.join(" ") === "= /_registry_auth")!.block!;
+    // One argument (quoted): the address and the user name together are the limiter's key.
+    expect(all(auth, "proxy_set_header").find((d) => d.args[0] === "X-Registry-Client")!.args).toEqual(["X-Registry-Client", "$remote_addr $registry_login_user"]);
+    expect(all(limited.http, "js_set").map((d) => d.args.join(" "))).toContain("$registry_login_user registry_access.loginUser");
+    const error = blockOf(limited.proxy, "location", "@registry_auth_error");
+    expect(JSON.parse(one(error, "if").block![0].args[1]).errors[0].message).toBe("too many logins to verify from this address for this user; retry later");
+    // and without access control (no njs to read the user) it cannot be rendered
+    expect(() => render({ authCache: { ...AUTH_CACHE, limitScope: "address-and-user" } })).toThrow(/needs access control/);
+  });
+
   test("turns a limited verification into 429 with Retry-After and other verifier failures into 503", () => {
     const error = blockOf(servers[0].block!, "location", "@registry_auth_error");
     expect(all(error, "add_header").map((d) => d.args.join(" "))).toContain("Retry-After $registry_retry_after always");
@@ -822,7 +839,7 @@ describe("renderNginxConf with access control", () => {
         realm: "Registry",
         verificationsPerMinute: 30,
         limiterListenPort: 8082,
-        access: { modulePath: "/etc/registry-stack/registry-access.js", anonymousPull, refusalListenPort: 8083 },
+        access: { modulePath: "/etc/registry-stack/registry-access.js", anonymousPull, refusalListenPort: 8083, publicPort: 5000 },
       },
       tuning: DEFAULT_PROXY_TUNING,
     });
@@ -864,11 +881,38 @@ describe("renderNginxConf with access control", () => {
     expect(JSON.parse(body)).toEqual({ errors: [{ code: "DENIED", message: "requested access to the resource is denied", detail: "not allowed by the role or repositories of this user" }] });
     const login = one(root, "if");
     expect(login.args).toEqual(["($http_x_registry_stack_refusal", "=", "login)"]);
-    expect(value(login.block!, "add_header")).toBe(
-      'WWW-Authenticate Bearer realm="$http_x_forwarded_proto://$http_host/registry-stack/token",service="registry-stack" always',
-    );
+    expect(value(login.block!, "add_header")).toBe('WWW-Authenticate Bearer realm="$registry_token_realm",service="registry-stack" always');
     expect(one(login.block!, "return").args[0]).toBe("401");
     expect(JSON.parse(one(login.block!, "return").args[1]).errors[0]).toMatchObject({ code: "UNAUTHORIZED", detail: "anonymous clients may only pull; log in" });
+  });
+
+  test("builds the token realm from the configured names and public port only, never from the client's Host or X-Forwarded-Proto (issue 20)", () => {
+    // GIVEN two names on port 5000, and one name on 443 (where clients send Host without a port)
+    const realmMap = (serverNames: string[], publicPort: number) => {
+      const conf = renderNginxConf({
+        serverNames,
+        listenPort: 8443,
+        upstream: { socketPath: "/run/registry-stack/registry.sock" },
+        tls: { certificatePath: "/c.crt", keyPath: "/c.key" },
+        authCache: { ...AUTH_CACHE, access: { modulePath: "/etc/registry-stack/registry-access.js", anonymousPull: true, refusalListenPort: 8083, publicPort } },
+        tuning: DEFAULT_PROXY_TUNING,
+      });
+      expect(conf).not.toMatch(/realm="\$http_|\$http_x_forwarded_proto/);
+      const map = all(blockOf(parseNginxConf(conf), "http"), "map").find((d) => d.args[1] === "$registry_token_realm")!;
+      expect(map.args[0]).toBe("$http_host");
+      return map.block!.map((d) => [d.name, ...d.args]);
+    };
+    // WHEN / THEN: a Host that is not configured gets the first configured name
+    expect(realmMap(["store.example.test", "::1"], 5000)).toEqual([
+      ["store.example.test:5000", "https://store.example.test:5000/registry-stack/token"],
+      ["[::1]:5000", "https://[::1]:5000/registry-stack/token"],
+      ["default", "https://store.example.test:5000/registry-stack/token"],
+    ]);
+    expect(realmMap(["store.example.test"], 443)).toEqual([
+      ["store.example.test:443", "https://store.example.test:443/registry-stack/token"],
+      ["store.example.test", "https://store.example.test/registry-stack/token"],
+      ["default", "https://store.example.test/registry-stack/token"],
+    ]);
   });
 
   test("serves a blob from storage only when the decision allows it; otherwise the fallback asks the decision again", () => {
@@ -882,7 +926,7 @@ describe("renderNginxConf with access control", () => {
         realm: "Registry",
         verificationsPerMinute: 30,
         limiterListenPort: 8082,
-        access: { modulePath: "/etc/registry-stack/registry-access.js", anonymousPull: false, refusalListenPort: 8083 },
+        access: { modulePath: "/etc/registry-stack/registry-access.js", anonymousPull: false, refusalListenPort: 8083, publicPort: 5000 },
       },
       blobReads: { storageRoot: "/var/lib/registry" },
       tuning: DEFAULT_PROXY_TUNING,
@@ -975,6 +1019,38 @@ describe("renderNginxConf with /metrics", () => {
     expect(value(metricsAuth!, "proxy_method")).toBe("GET");
     expect(value(metricsAuth!, "proxy_pass_request_body")).toBe("off");
     expect(all(metricsAuth!, "internal")).toHaveLength(1);
+  });
+
+  test("serves the file only to admins with access control: the decision picks the file after the login check, others get 403 DENIED (issue 20)", () => {
+    // GIVEN the proxy's login check with access control
+    const text = renderNginxConf({
+      serverNames: ["store.example.test"],
+      listenPort: 8443,
+      upstream: { socketPath: "/run/registry-stack/registry.sock" },
+      tls: { certificatePath: "/c.crt", keyPath: "/c.key" },
+      authCache: { ...AUTH_CACHE, access: { modulePath: "/etc/registry-stack/registry-access.js", anonymousPull: false, refusalListenPort: 8083, publicPort: 5000 } },
+      metricsFile: "/run/registry-stack-maintenance/metrics.prom",
+      tuning: DEFAULT_PROXY_TUNING,
+    });
+    // WHEN
+    const http = blockOf(parseNginxConf(text), "http");
+    const server = all(http, "server").filter((d) => d.block)[0].block!;
+    const location = (args: string) => all(server, "location").find((d) => d.args.join(" ") === args)?.block;
+    const metrics = location("= /metrics")!;
+    // THEN the login check runs first (auth_request), then try_files reads the decision
+    expect(value(metrics, "auth_request")).toBe("/_registry_auth");
+    expect(all(metrics, "alias")).toEqual([]);
+    expect(value(metrics, "root")).toBe("/run/registry-stack-maintenance");
+    expect(value(metrics, "try_files")).toBe("$registry_metrics_file @registry_metrics_denied");
+    expect(all(http, "js_set").map((d) => d.args.join(" "))).toContain("$registry_metrics_access registry_access.metrics");
+    expect(all(http, "map").find((d) => d.args.join(" ") === "$registry_metrics_access $registry_metrics_file")!.block).toEqual([
+      { name: "allow", args: ["/metrics.prom"] },
+      { name: "default", args: [""] },
+    ]);
+    const denied = location("@registry_metrics_denied")!;
+    const [status, body] = one(denied, "return").args;
+    expect(status).toBe("403");
+    expect(JSON.parse(body).errors[0]).toMatchObject({ code: "DENIED", detail: "metrics are for users with the admin role" });
   });
 
   test("has no /metrics without the option", () => {

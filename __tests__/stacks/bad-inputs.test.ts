@@ -251,6 +251,59 @@ const BAD_INPUTS: BadInput[] = [
     names: "users[1].role",
     apply: (p) => p.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE, authCacheSeconds: 0, users: [{ name: "alice" }, { name: "bob", role: "pull" }, { name: "carol" }] }),
   },
+  // issue 20
+  { input: "secrets file in flow style with a colon but no space: `{alice:<password>}`", names: "passwords", apply: (p) => p.write("registry.secrets.yml", `passwords: {alice:${SECRET}}\n`) },
+  {
+    input: "secrets file in flow style with a missing colon: `{alice: …, bob <password>}`",
+    names: '"bob"',
+    apply: (p) => p.write("registry.secrets.yml", `passwords: {alice: Ok-Pw-0001, bob ${SECRET}}\n`),
+  },
+  {
+    input: "upstreamPasswords in flow style with a colon but no space",
+    names: '"hub"',
+    apply: (p) => {
+      p.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE, mirrors: [{ name: "hub", upstream: "docker.io", port: 5001, username: "hubuser" }] });
+      p.write("registry.secrets.yml", `passwords:\n  alice: ${SECRET}\nupstreamPasswords: {hub:${SECRET}}\n`);
+    },
+  },
+  { input: "a number as a password in the secrets file", names: "quote it", apply: (p) => p.write("registry.secrets.yml", "passwords:\n  bob: 77310042\n") },
+  { input: "a password as a YAML block scalar (`bob: |`), which keeps a line break", names: "passwords.bob", apply: (p) => p.write("registry.secrets.yml", `passwords:\n  bob: |\n    ${SECRET}\n`) },
+  { input: "a control character in a password in the environment", names: "REGISTRY_PASSWORD_ALICE", apply: () => undefined, env: { REGISTRY_PASSWORD_ALICE: `${SECRET}\u0007` } },
+  { input: "a user name starting with '#'", names: "users[3].name", apply: (p) => p.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE, users: [...VALID_CHANGE.users, { name: "#ops" }] }) },
+  {
+    input: "a number in generated-passwords.yml",
+    names: 'entry "bob"',
+    apply: (p) => p.write("assets/generated/registry/generated-passwords.yml", "bob: 77310042\n"),
+  },
+  { input: "storageHostPath: /", names: "storageHostPath", apply: (p) => p.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE, storageHostPath: "/" }) },
+  {
+    input: "storageHostPath: a folder with other files",
+    names: "storageHostPath",
+    apply: (p) => {
+      p.write("data/notes.txt", "x", 0o644);
+      p.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE, storageHostPath: path.join(p.dir, "data") });
+    },
+  },
+  {
+    input: "k3sRegistriesFile pointing at a folder",
+    names: "k3sRegistriesFile",
+    apply: (p) => {
+      fs.mkdirSync(path.join(p.dir, "rancher"));
+      p.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE, k3sRegistriesFile: "rancher" });
+    },
+  },
+  { input: "failedLoginsScope without the proxy's login check", names: "failedLoginsScope", apply: (p) => p.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE, authCacheSeconds: 0, failedLoginsScope: "address-and-user" }) },
+];
+
+/** Inputs that are not refused but warned about once (`WARNING:` lines); the synth goes on. */
+const WARNED_INPUTS: BadInput[] = [
+  {
+    input: "a password in the environment and another in the secrets file",
+    names: "REGISTRY_PASSWORD_ALICE is used",
+    apply: () => undefined,
+    env: { REGISTRY_PASSWORD_ALICE: `${SECRET}-env` },
+  },
+  { input: "REGISTRY_PASSWORD_<X> for no configured user", names: "did you mean REGISTRY_PASSWORD_BOB", apply: () => undefined, env: { REGISTRY_PASSWORD_BBO: `${SECRET}-typo` } },
 ];
 
 interface Row {
@@ -263,6 +316,7 @@ interface Row {
 describe("bad inputs through main(): refused, named, nothing written (issue #8, items 4-7)", () => {
   let baseline: string;
   const rows: Row[] = [];
+  const warnedRows: Row[] = [];
 
   beforeAll(() => {
     baseline = fs.mkdtempSync(path.join(os.tmpdir(), "bad-inputs-baseline-"));
@@ -274,7 +328,8 @@ describe("bad inputs through main(): refused, named, nothing written (issue #8, 
   });
 
   afterAll(() => {
-    if (rows.length !== BAD_INPUTS.length) return; // a filtered run must not shrink the committed table
+    // A filtered run must not shrink the committed tables.
+    if (rows.length !== BAD_INPUTS.length || warnedRows.length !== WARNED_INPUTS.length) return;
     const cell = (text: string) => text.replace(/\|/g, "\\|").replace(/\n/g, "<br>");
     const lines = [
       "# Bad inputs",
@@ -292,6 +347,15 @@ describe("bad inputs through main(): refused, named, nothing written (issue #8, 
         (row, i) =>
           `| ${i + 1} | ${cell(row.input)} | ${row.exitCode} | ${cell(row.message)} | ${row.changed.length === 0 ? "yes" : `NO: ${cell(row.changed.join(", "))}`} |`,
       ),
+      "",
+      "## Warned, not refused",
+      "",
+      "Choices the stack makes for the user: the synth goes on (exit code 0) and says once what it",
+      "ignored, as `WARNING:` lines on stderr, never with a password.",
+      "",
+      "| # | input | exit code | warning |",
+      "|---|---|---|---|",
+      ...warnedRows.map((row, i) => `| ${i + 1} | ${cell(row.input)} | ${row.exitCode} | ${cell(row.message)} |`),
       "",
     ];
     fs.writeFileSync(path.join(__dirname, "..", "..", "docs", "bad-inputs.md"), lines.join("\n"));
@@ -317,6 +381,24 @@ describe("bad inputs through main(): refused, named, nothing written (issue #8, 
     expect(result.stderr).not.toContain(SECRET.slice(0, 8));
     expect(result.stdout).toBe("");
     expect(changed).toEqual([]);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  test.each(WARNED_INPUTS.map((c) => [c.input, c] as const))("warns once when %s, naming it, and synthesizes", (_, warned) => {
+    // GIVEN a project that synthesized once, with alice's password in the secrets file
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "bad-inputs-"));
+    fs.cpSync(baseline, dir, { recursive: true });
+    const project = createProject(dir);
+    warned.apply(project);
+    // WHEN
+    const result = run(project, warned.env);
+    // THEN
+    const message = result.stderr.split(dir).join("<project>");
+    warnedRows.push({ input: warned.input, exitCode: result.exitCode, message, changed: [] });
+    expect(result.exitCode).toBe(0);
+    expect(result.stderr.split("\n")).toEqual([expect.stringMatching(/^WARNING: /)]);
+    expect(result.stderr).toContain(warned.names);
+    expect(result.stderr).not.toContain(SECRET.slice(0, 8));
     fs.rmSync(dir, { recursive: true, force: true });
   });
 

@@ -121,6 +121,23 @@ describe("RegistryStack, proxy + self-signed TLS (default topology)", () => {
     }
   });
 
+  test("passes the published port to the token realm and the login limit's burst and scope to nginx (issue 20)", () => {
+    // GIVEN anonymous pull on port 5443 with a burst of 7 per address and user
+    const tuned = synthJson(buildStack({ ...THREE_USERS, publicPort: 5443, anonymousPull: true, failedLoginsBurst: 7, failedLoginsScope: "address-and-user" }));
+    // WHEN
+    const conf = uploadsOf(tuned, "proxy").find((u) => u.file === "/etc/registry-stack/nginx.conf")!.content;
+    // THEN
+    expect(conf).toContain('"store.example.test:5443" "https://store.example.test:5443/registry-stack/token";');
+    expect(conf).toContain('"192.0.2.10:5443" "https://192.0.2.10:5443/registry-stack/token";');
+    expect(conf).not.toContain("$http_x_forwarded_proto://");
+    expect(conf).toContain("burst=7 nodelay;");
+    expect(conf).toContain('proxy_set_header X-Registry-Client "$remote_addr $registry_login_user";');
+    // and the defaults are unchanged: a burst of failedLoginsPerMinute, per client address
+    const defaults = uploadsOf(json, "proxy").find((u) => u.file === "/etc/registry-stack/nginx.conf")!.content;
+    expect(defaults).toContain("limit_req zone=registry_logins burst=30 nodelay;");
+    expect(defaults).toContain("proxy_set_header X-Registry-Client $remote_addr;");
+  });
+
   test("verifies logins through the proxy's auth cache by default, kept in a tmpfs", () => {
     const proxy = resourceOf(json, "docker_container", "proxy_container");
     expect(proxy.tmpfs).toEqual({ "/tmp": "rw,noexec,nosuid,nodev,size=64m", "/tmp/nginx-auth-cache": "rw,noexec,nosuid,size=16m,mode=0700" });
@@ -396,7 +413,10 @@ describe("RegistryStack with retention", () => {
     const proxy = resourceOf(json, "docker_container", "proxy_container");
     expect(proxy.volumes).toContainEqual({ volume_name: "${docker_volume.maintenance_state_69EC1C01.name}", container_path: "/run/registry-stack-maintenance", read_only: true });
     expect(fileOf(resourceOf(json, "docker_container", "proxy_config_seeder"), "/etc/registry-stack/nginx.conf")).toContain("if (!-f /run/registry-stack-maintenance/write-hold)");
-    expect(fileOf(resourceOf(json, "docker_container", "proxy_config_seeder"), "/etc/registry-stack/nginx.conf")).toContain("alias /run/registry-stack-maintenance/metrics.prom;");
+    // /metrics: the file, for admins only (the access decision picks it after the login check).
+    const conf = fileOf(resourceOf(json, "docker_container", "proxy_config_seeder"), "/etc/registry-stack/nginx.conf");
+    expect(conf).toContain("root /run/registry-stack-maintenance;");
+    expect(conf).toContain("try_files $registry_metrics_file @registry_metrics_denied;");
   });
 
   test("declares nothing of it without retention, and keeps the cache", () => {

@@ -198,6 +198,28 @@ function me(r) {
 }
 
 /**
+ * js_set $registry_login_user: the user name the credentials claim, for the login limit's key
+ * (checked or not: the limit applies before the verifier). Names nobody configured are one "-",
+ * so made-up names cannot open new budgets.
+ */
+function loginUser(r) {
+  var who = principal(r.headersIn["Authorization"]);
+  return who.user !== null && Object.prototype.hasOwnProperty.call(RULES.users, who.user) ? who.user : "-";
+}
+
+/** May this verified login read /metrics? Admins only: the metrics name every repository. */
+function metricsDecision(authorization) {
+  var who = principal(authorization);
+  var user = who.user === null ? undefined : RULES.users[who.user];
+  return user !== undefined && user.role === "admin" ? "allow" : "deny";
+}
+
+/** js_set $registry_metrics_access (read by try_files, after auth_request verified the login). */
+function metrics(r) {
+  return metricsDecision(r.headersIn["Authorization"]);
+}
+
+/**
  * The token docker asks for after a Bearer challenge: "anonymous" without credentials, else the
  * verified Basic credentials themselves, which nginx verifies (and caches) on every request like
  * Basic ones. No signing key is needed and a token is worth exactly its password.
@@ -214,4 +236,4 @@ function token(r) {
   r.return(200, JSON.stringify({ token: value, access_token: value, expires_in: RULES.tokenSeconds }) + "\n");
 }
 
-export default { access: access, catalogBody: catalogBody, catalogHeaders: catalogHeaders, me: me, token: token, decide: decide, filterCatalogBody: filterCatalogBody, describe: describe, tokenFor: tokenFor };
+export default { access: access, catalogBody: catalogBody, catalogHeaders: catalogHeaders, loginUser: loginUser, me: me, metrics: metrics, token: token, decide: decide, filterCatalogBody: filterCatalogBody, describe: describe, metricsDecision: metricsDecision, tokenFor: tokenFor };
