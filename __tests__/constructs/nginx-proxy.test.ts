@@ -19,7 +19,7 @@ interface UploadJson {
 }
 
 /** The proxy container, with the files its config-volume seeder uploads for it. */
-type ProxyJson = { uploads: UploadJson[]; labels: unknown[] } & Record<string, unknown>;
+type ProxyJson = { uploads: UploadJson[]; labels: unknown[]; reloadCheck: Record<string, unknown>; seeder: Record<string, unknown>; registryName: string } & Record<string, unknown>;
 
 function proxyJson(overrides: (scope: Construct, registry: Registry) => Partial<NginxProxyProps> = () => ({})): ProxyJson {
   const synthesized = Testing.synthScope((scope) => {
@@ -56,7 +56,8 @@ function proxyJson(overrides: (scope: Construct, registry: Registry) => Partial<
   expect(synthesized).toHaveResourceWithProperties(Container, { name: "p" });
   const json = JSON.parse(synthesized);
   const byPrefix = (prefix: string) => json.resource.docker_container[Object.keys(json.resource.docker_container).find((id) => id.startsWith(prefix))!];
-  return { ...byPrefix("proxy_container_"), uploads: byPrefix("proxy_config_seeder_").upload };
+  const seeder = byPrefix("proxy_config_seeder_");
+  return { ...byPrefix("proxy_container_"), uploads: seeder.upload, seeder, reloadCheck: byPrefix("proxy_reload-check_"), registryName: byPrefix("registry_container_").name };
 }
 
 const ACCESS: AccessRules = { users: [{ name: "ci", role: "pull" }], deleteEnabled: false, anonymousPull: false, tokenSeconds: 60 };
@@ -65,10 +66,13 @@ describe("NginxProxy", () => {
   test("reads the upstream socket from the registry construct and mounts the socket volume read-only", () => {
     const proxy = proxyJson();
     const conf = proxy.uploads.find((u) => u.file === "/etc/registry-stack/nginx.conf")!.content!;
-    expect(conf).toContain("server unix:/run/registry-stack/upstream.sock;");
+    // The registry instance's own socket: upstream-<generation>.sock, the generation also in its name.
+    const generation = /^r-([0-9a-f]{10})$/.exec(proxy.registryName)![1];
+    expect(conf).toContain(`server unix:/run/registry-stack/upstream-${generation}.sock;`);
     expect(proxy.volumes).toEqual([
       { volume_name: "${docker_volume.sockets.name}", container_path: "/run/registry-stack", read_only: true },
       { volume_name: expect.stringMatching(/^\$\{docker_volume\.proxy_config_volume_[0-9A-F]{8}\.name\}$/), container_path: "/etc/registry-stack", read_only: true },
+      { volume_name: expect.stringMatching(/^\$\{docker_volume\.proxy_status_[0-9A-F]{8}\.name\}$/), container_path: "/run/registry-stack-proxy" },
     ]);
     expect(proxy.networks_advanced).toEqual([{ name: "${docker_network.edge.name}" }]);
     expect(conf).toContain("listen 8443;");
@@ -83,13 +87,43 @@ describe("NginxProxy", () => {
     expect(key.source).toMatch(/^assets\/.*\/p\.server\.key$/);
   });
 
-  test("is replaced with the verifier (emptying the login cache) but not with the registry", () => {
-    expect(JSON.stringify(proxyJson().labels)).not.toContain("docker_container.registry");
-    const labels = proxyJson((_scope, registry) => ({ authVerifier: { registry, cacheSeconds: 30, verificationsPerMinute: 30, access: ACCESS } })).labels;
-    expect(labels).toContainEqual({ label: "registry-stack.auth-container", value: "${docker_container.registry_container_ADE921E6.id}" });
+  test("refers to no registry instance, so a new instance changes only the uploaded files (a reload)", () => {
+    const proxy = proxyJson((_scope, registry) => ({ authVerifier: { registry, cacheSeconds: 30, verificationsPerMinute: 30, access: ACCESS } }));
+    const { uploads, seeder, reloadCheck, registryName, ...container } = proxy;
+    expect(registryName).toMatch(/^r-[0-9a-f]{10}$/);
+    expect(JSON.stringify(container)).not.toMatch(/docker_container\.registry|r-[0-9a-f]{10}/);
+    expect(seeder.depends_on).toContainEqual(expect.stringMatching(/^docker_container\.registry_container_/));
+    expect(uploads.length).toBeGreaterThan(0);
+    expect(reloadCheck.depends_on).toEqual(expect.arrayContaining([expect.stringMatching(/^docker_container\.proxy_container_/), expect.stringMatching(/^docker_container\.registry_container_/)]));
   });
 
-  test("uploads the access module as content, so a role change replaces the proxy and shows in the diff", () => {
+  test("keeps its config in one volume, runs nginx under the reloading supervisor and names each configuration", () => {
+    const proxy = proxyJson();
+    const volumes = JSON.stringify(proxy.volumes);
+    expect(volumes).toContain("proxy_config_volume_");
+    expect((proxy.entrypoint as string[]).slice(0, 2)).toEqual(["/bin/sh", "-c"]);
+    expect((proxy.entrypoint as string[])[2]).toContain('kill -HUP "$nginx_pid"');
+    const generation = proxy.uploads.find((u) => u.file === "/etc/registry-stack/generation")!.content!.trim();
+    expect(generation).toMatch(/^[0-9a-f]{12}$/);
+    const conf = proxy.uploads.find((u) => u.file === "/etc/registry-stack/nginx.conf")!.content!;
+    expect(conf).toContain(`location = /registry-stack/generation {`);
+    expect(conf).toContain(`return 200 "${generation}";`);
+    expect((proxy.reloadCheck.entrypoint as string[])[2]).toContain(`= '${generation}'`);
+    expect(proxy.reloadCheck).toMatchObject({ attach: true, must_run: false, network_mode: "none", lifecycle: { postcondition: [{ condition: "${self.exit_code == 0}" }] } });
+    // Another configuration, another generation.
+    const other = proxyJson(() => ({ serverNames: ["other.example.test"] }));
+    expect(other.uploads.find((u) => u.file === "/etc/registry-stack/generation")!.content!.trim()).not.toBe(generation);
+  });
+
+  test("keys cached logins on the users and rules in force, so a change asks the verifier again", () => {
+    const keyOf = (access: AccessRules) => {
+      const proxy = proxyJson((_scope, registry) => ({ authVerifier: { registry, cacheSeconds: 30, verificationsPerMinute: 30, access } }));
+      return /proxy_cache_key "([0-9a-f]{12}):\$registry_login";/.exec(proxy.uploads.find((u) => u.file === "/etc/registry-stack/nginx.conf")!.content!)![1];
+    };
+    expect(keyOf(ACCESS)).not.toBe(keyOf({ ...ACCESS, users: [{ name: "ci", role: "push" }] }));
+  });
+
+  test("uploads the access module as content, so a role change shows in the diff", () => {
     const withRoles = (access: AccessRules) => proxyJson((_scope, registry) => ({ authVerifier: { registry, cacheSeconds: 30, verificationsPerMinute: 30, access } }));
     const module = withRoles(ACCESS).uploads.find((u) => u.file === "/etc/registry-stack/registry-access.js")!;
     expect(module.content).toContain('"role": "pull"');

@@ -15,7 +15,8 @@ import { tempDirectory } from "../fixtures/test-stack";
 const HASH = "$2b$10$abcdefghijklmnopqrstuuBxHcWYQ6JZsBTZL6iEK/Xy1QySrwm7y";
 
 function registryContainer(json: { resource: { docker_container: Record<string, Record<string, unknown>> } }): Record<string, unknown> {
-  return Object.values(json.resource.docker_container).find((c) => c.name === "r-registry")!;
+  // Behind a proxy the name carries the instance's generation: r-registry-<10 hex>.
+  return Object.values(json.resource.docker_container).find((c) => /^r-registry(-[0-9a-f]{10})?$/.test(String(c.name)))!;
 }
 
 function registry(scope: Construct, store: MaterialStore, overrides: Partial<RegistryProps> = {}): Registry {
@@ -68,9 +69,11 @@ describe("Registry", () => {
       registry(scope, store, { endpoint: { socketVolume: sockets, socketName: "registry.sock" } });
     });
     const config = parse(fs.readFileSync(store.path("r-registry.config.yml"), "utf8"));
-    expect(config.http).toMatchObject({ net: "unix", addr: "/run/registry-stack/registry.sock", draintimeout: "120s" });
-    expect(config.http.debug.addr).toBe("127.0.0.1:5001");
     const container = registryContainer(JSON.parse(synthesized));
+    const generation = /^r-registry-([0-9a-f]{10})$/.exec(String(container.name))![1];
+    const socket = `/run/registry-stack/registry-${generation}.sock`;
+    expect(config.http).toMatchObject({ net: "unix", addr: socket, draintimeout: "120s" });
+    expect(config.http.debug.addr).toBe("127.0.0.1:5001");
     expect(container.network_mode).toBe("none");
     expect(container).not.toHaveProperty("networks_advanced");
     expect(container).not.toHaveProperty("ports");
@@ -78,9 +81,35 @@ describe("Registry", () => {
     expect(container.entrypoint).toEqual([
       "/bin/sh",
       "-c",
-      "rm -f /run/registry-stack/registry.sock && (for i in $(seq 200); do if [ -S /run/registry-stack/registry.sock ]; then exec chmod 0666 /run/registry-stack/registry.sock; fi; sleep 0.05; done) & exec registry serve /etc/registry-stack/config.yml",
+      `rm -f ${socket} && (for i in $(seq 200); do if [ -S ${socket} ]; then exec chmod 0666 ${socket}; fi; sleep 0.05; done) & exec registry serve /etc/registry-stack/config.yml`,
+    ]);
+    expect(container.labels).toEqual([
+      { label: "registry-stack.service", value: "r-registry" },
+      { label: "registry-stack.socket", value: `registry-${generation}.sock` },
     ]);
     expect(container.healthcheck).toMatchObject({ test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:5001/debug/health"] });
+  });
+
+  test("behind a proxy, a new instance beside the old one at every change: name and socket from everything that replaces it", () => {
+    const instance = (overrides: Partial<RegistryProps>) => {
+      const json = JSON.parse(
+        Testing.synthScope((scope) => {
+          const sockets = new Volume(scope, "sockets", { name: "r-sockets" });
+          registry(scope, new MaterialStore(tempDirectory()), { endpoint: { socketVolume: sockets, socketName: "registry.sock" }, ...overrides });
+        }),
+      );
+      return registryContainer(json);
+    };
+    const base = instance({});
+    expect(base.lifecycle).toMatchObject({ create_before_destroy: true });
+    expect(instance({}).name).toBe(base.name);
+    for (const change of [{ logLevel: "debug" as const }, { memoryMb: 512 }, { users: [{ name: "a", hash: `$2b$10$${"x".repeat(53)}` }] }, { deleteEnabled: true }]) {
+      expect(instance(change).name).not.toBe(base.name);
+    }
+    // Without a proxy (published port) the name stays and the container is replaced in place.
+    const direct = registryContainer(JSON.parse(Testing.synthScope((scope) => void registry(scope, new MaterialStore(tempDirectory()), {}))));
+    expect(direct.name).toBe("r-registry");
+    expect(direct.lifecycle).not.toHaveProperty("create_before_destroy");
   });
 
   test("stops gracefully, is memory-bounded and ignores engine-default drift", () => {
@@ -100,7 +129,7 @@ describe("Registry", () => {
     const container = registryContainer(json);
     expect(container.user).toBe(`${REGISTRY_UID}:${REGISTRY_GID}`);
     expect(REGISTRY_UID).not.toBe(0);
-    const [ownerKey, owner] = Object.entries(json.resource.docker_container as Record<string, Record<string, unknown>>).find(([, c]) => c.name === "r-registry-volume-owner")!;
+    const [ownerKey, owner] = Object.entries(json.resource.docker_container as Record<string, Record<string, unknown>>).find(([, c]) => c.name === `${container.name}-volume-owner`)!;
     expect(container.depends_on).toContain(`docker_container.${ownerKey}`);
     expect(owner).toMatchObject({
       user: "0:0",
@@ -111,6 +140,7 @@ describe("Registry", () => {
       read_only: true,
       capabilities: { drop: ["ALL"], add: ["CAP_CHOWN", "CAP_DAC_READ_SEARCH"] },
       security_opts: ["no-new-privileges:true"],
+      lifecycle: { postcondition: [{ condition: "${self.exit_code == 0}" }] },
     });
     // The same volumes at the same paths, all writable here; the config volume too (its secret files are 0600 root).
     const configVolume = (container.volumes as Array<Record<string, unknown>>).find((v) => v.container_path === "/etc/registry-stack")!;

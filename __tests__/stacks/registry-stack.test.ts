@@ -40,9 +40,11 @@ describe("RegistryStack, proxy + self-signed TLS (default topology)", () => {
   });
 
   test("runs the registry with its generated config, OTEL off, a healthcheck, limits and the data volume", () => {
+    const registry = resourceOf(json, "docker_container", "registry_container");
+    const socket = `/run/registry-stack/${String(registry.name).replace(/^registry-registry-/, "registry-")}.sock`;
     expect(synthesized).toHaveResourceWithProperties(Container, {
-      name: "registry-registry",
-      entrypoint: ["/bin/sh", "-c", "rm -f /run/registry-stack/registry.sock && (for i in $(seq 200); do if [ -S /run/registry-stack/registry.sock ]; then exec chmod 0666 /run/registry-stack/registry.sock; fi; sleep 0.05; done) & exec registry serve /etc/registry-stack/config.yml"],
+      name: expect.stringMatching(/^registry-registry-[0-9a-f]{10}$/),
+      entrypoint: ["/bin/sh", "-c", `rm -f ${socket} && (for i in $(seq 200); do if [ -S ${socket} ]; then exec chmod 0666 ${socket}; fi; sleep 0.05; done) & exec registry serve /etc/registry-stack/config.yml`],
       env: ["OTEL_TRACES_EXPORTER=none"],
       restart: "unless-stopped",
       volumes: [
@@ -57,14 +59,13 @@ describe("RegistryStack, proxy + self-signed TLS (default topology)", () => {
       memory: 1024,
       memory_swap: 2048,
       destroy_grace_seconds: 120,
-      lifecycle: { ignore_changes: ["ulimit"] },
+      lifecycle: { ignore_changes: ["ulimit"], create_before_destroy: true },
     });
-    const registry = resourceOf(json, "docker_container", "registry_container");
     expect((registry.healthcheck as { test: string[] }).test).toEqual(["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:5001/debug/health"]);
     expect(resourceOf(json, "docker_container", "auth-verifier_container").memory).toBe(128);
   });
 
-  test("puts every user's role and repositories into the proxy's access module; a role change replaces only the proxy", () => {
+  test("puts every user's role and repositories into the proxy's access module; a role change only reloads the proxy", () => {
     const upload = (j: ReturnType<typeof synthJson>, file: string) => uploadsOf(j, "proxy").find((u) => u.file === file)!.content!;
     const module = upload(json, "/etc/registry-stack/registry-access.js");
     const rules = JSON.parse(/^var RULES = ([\s\S]*?);\n/m.exec(module)![1]);
@@ -80,13 +81,16 @@ describe("RegistryStack, proxy + self-signed TLS (default topology)", () => {
     const changed = synthJson(
       buildStack({ ...THREE_USERS, materialDirectory: material, users: [...THREE_USERS.users.slice(0, 2), { name: "ci-bot", role: "pull", repositories: ["ci/*"] }] }),
     );
-    // THEN only the access module differs: the proxy gets a new config volume, so it is replaced
-    // (and its login cache emptied); the registries are not
+    // THEN the access module differs, and nginx.conf only in its generation and login-cache key
+    // (cached logins ask the verifier again); the proxy container and the registries stay
     expect(JSON.parse(/^var RULES = ([\s\S]*?);\n/m.exec(upload(changed, "/etc/registry-stack/registry-access.js"))![1]).users["ci-bot"]).toEqual({ role: "pull", repositories: ["ci/*"] });
-    expect(upload(changed, "/etc/registry-stack/nginx.conf")).toBe(upload(before, "/etc/registry-stack/nginx.conf"));
+    const anonymized = (j: ReturnType<typeof synthJson>) =>
+      upload(j, "/etc/registry-stack/nginx.conf").replace(/proxy_cache_key "[0-9a-f]{12}:/, "proxy_cache_key \"KEY:").replace(/return 200 "[0-9a-f]{12}";/, 'return 200 "GEN";');
+    expect(anonymized(changed)).toBe(anonymized(before));
+    expect(upload(changed, "/etc/registry-stack/nginx.conf")).not.toBe(upload(before, "/etc/registry-stack/nginx.conf"));
     const configVolume = (j: ReturnType<typeof synthJson>) => resourceOf(j, "docker_volume", "proxy_config_volume").name;
-    expect(configVolume(changed)).not.toBe(configVolume(before));
-    for (const id of ["registry_container", "auth-verifier_container"]) {
+    expect(configVolume(changed)).toBe(configVolume(before));
+    for (const id of ["proxy_container", "registry_container", "auth-verifier_container"]) {
       expect(resourceOf(changed, "docker_container", id)).toEqual(resourceOf(before, "docker_container", id));
     }
   });
@@ -153,6 +157,7 @@ describe("RegistryStack, proxy + self-signed TLS (default topology)", () => {
       volumes: [
         { volume_name: "${docker_volume.socket-volume.name}", container_path: "/run/registry-stack", read_only: true },
         { volume_name: expect.stringMatching(/^\$\{docker_volume\.proxy_config_volume_[0-9A-F]{8}\.name\}$/), container_path: "/etc/registry-stack", read_only: true },
+        { volume_name: expect.stringMatching(/^\$\{docker_volume\.proxy_status_[0-9A-F]{8}\.name\}$/), container_path: "/run/registry-stack-proxy" },
         // serveBlobsFromStorage (default with the auth cache): the registry's data, read-only, where the registry has it
         { volume_name: "${docker_volume.registry_data_B845E19E.name}", container_path: "/var/lib/registry", read_only: true },
       ],
@@ -163,14 +168,15 @@ describe("RegistryStack, proxy + self-signed TLS (default topology)", () => {
     });
   });
 
-  test("does not replace the proxy when only the registry is replaced (the socket path stays)", () => {
+  test("does not replace the proxy when a registry instance is replaced: no reference to one", () => {
     const proxy = resourceOf(json, "docker_container", "proxy_container");
-    expect(JSON.stringify(proxy.labels)).not.toContain("docker_container.registry_container");
+    expect(JSON.stringify(proxy)).not.toMatch(/docker_container\.(registry|auth-verifier)|registry-registry-|registry-auth-/);
   });
 
   test("proxies to the registry's socket with TLS on the listener", () => {
     const conf = uploadsOf(json, "proxy").find((u) => u.file === "/etc/registry-stack/nginx.conf")!.content;
-    expect(conf).toContain("server unix:/run/registry-stack/registry.sock;");
+    const registry = resourceOf(json, "docker_container", "registry_container");
+    expect(conf).toContain(`server unix:/run/registry-stack/${String(registry.name).replace(/^registry-registry-/, "registry-")}.sock;`);
     expect(conf).toContain("listen 8443 ssl;");
     expect(conf).toContain("server_name store.example.test 192.0.2.10;");
   });
@@ -255,10 +261,15 @@ describe("RegistryStack, plain HTTP lab mode", () => {
 
   test("serves plain HTTP on the proxy", () => {
     const uploads = uploadsOf(json, "proxy");
-    // nginx.conf, the access module and the web UI's files; no certificate or key.
-    expect(uploads.map((u) => u.file).filter((f) => !f.startsWith("/etc/registry-stack/ui/"))).toEqual(["/etc/registry-stack/nginx.conf", "/etc/registry-stack/registry-access.js"]);
-    expect(uploads[0].content).toContain("listen 8443;");
-    expect(uploads[0].content).not.toContain("ssl_certificate");
+    // nginx.conf, its generation, the access module and the web UI's files; no certificate or key.
+    expect(uploads.map((u) => u.file).filter((f) => !f.startsWith("/etc/registry-stack/ui/")).sort()).toEqual([
+      "/etc/registry-stack/generation",
+      "/etc/registry-stack/nginx.conf",
+      "/etc/registry-stack/registry-access.js",
+    ]);
+    const conf = uploads.find((u) => u.file === "/etc/registry-stack/nginx.conf")!.content;
+    expect(conf).toContain("listen 8443;");
+    expect(conf).not.toContain("ssl_certificate");
   });
 
   test("matches the snapshot", () => {
@@ -281,18 +292,21 @@ describe("RegistryStack with the proxy's auth cache", () => {
     ]);
     expect(verifier.ports).toBeUndefined();
     expect(verifier.network_mode).toBe("none");
-    expect(synthesized).toHaveResourceWithProperties(Container, { name: "registry-auth" });
+    expect(synthesized).toHaveResourceWithProperties(Container, { name: expect.stringMatching(/^registry-auth-[0-9a-f]{10}$/) });
   });
 
-  test("makes nginx verify through the verifier and flushes its cache when the verifier is replaced", () => {
+  test("makes nginx verify through the verifier, with cache keys that change with the users", () => {
     const conf = uploadsOf(json, "proxy").find((u) => u.file === "/etc/registry-stack/nginx.conf")!.content;
-    expect(conf).toContain("server unix:/run/registry-stack/auth.sock;");
+    const verifier = String(resourceOf(json, "docker_container", "auth-verifier_container").name);
+    expect(conf).toContain(`server unix:/run/registry-stack/${verifier.replace(/^registry-auth-/, "auth-")}.sock;`);
     expect(conf).toContain("rate=30r/m;");
     expect(conf).toContain("proxy_cache_valid 200 120s;");
-    expect(resourceOf(json, "docker_container", "proxy_container").labels).toContainEqual({
-      label: "registry-stack.auth-container",
-      value: expect.stringMatching(/^\$\{docker_container\.auth-verifier_container_[0-9A-F]{8}\.id\}$/),
-    });
+    const key = (j: ReturnType<typeof synthJson>) => /proxy_cache_key "([0-9a-f]{12}):/.exec(uploadsOf(j, "proxy").find((u) => u.file === "/etc/registry-stack/nginx.conf")!.content!)![1];
+    const material = tempDirectory();
+    const props = { ...THREE_USERS, authCacheSeconds: 120, materialDirectory: material };
+    const before = synthJson(buildStack(props));
+    expect(key(synthJson(buildStack(props)))).toBe(key(before));
+    expect(key(synthJson(buildStack({ ...props, users: [{ name: "alice", password: "another-password-1" }, ...THREE_USERS.users.slice(1)] })))).not.toBe(key(before));
   });
 
   test("shares one image resource between both registries and leaks no secret", () => {
@@ -324,7 +338,7 @@ describe("RegistryStack web UI", () => {
     );
     expect(uploads.every((u) => u.permissions === "0644" && typeof u.content === "string" && u.source === undefined)).toBe(true);
     expect(JSON.parse(uploads.find((u) => u.file.endsWith("/settings.json"))!.content)).toEqual({ deleteEnabled: true });
-    const conf = uploadsOf(json, "proxy")[0].content;
+    const conf = uploadsOf(json, "proxy").find((u) => u.file === "/etc/registry-stack/nginx.conf")!.content;
     expect(conf).toContain("location /ui/ {");
     expect(conf).toContain("alias /etc/registry-stack/ui/;");
   });
@@ -338,7 +352,7 @@ describe("RegistryStack web UI", () => {
   test("can be turned off: no files, / and /ui/ answer 404", () => {
     const json = synthJson(buildStack({ ui: false }));
     expect(uiUploads(json)).toEqual([]);
-    const conf = uploadsOf(json, "proxy")[0].content;
+    const conf = uploadsOf(json, "proxy").find((u) => u.file === "/etc/registry-stack/nginx.conf")!.content;
     expect(conf).not.toContain("/ui/");
     expect(conf).not.toContain("x_registry_ui");
   });
@@ -434,6 +448,7 @@ describe("RegistryStack options", () => {
     expect(Object.keys(json.resource.docker_volume)).toEqual([
       expect.stringMatching(/^auth-verifier_config_volume_/),
       expect.stringMatching(/^proxy_config_volume_/),
+      expect.stringMatching(/^proxy_status_/),
       expect.stringMatching(/^registry_config_volume_/),
       "socket-volume",
     ]);
@@ -482,14 +497,16 @@ describe("RegistryStack determinism and idempotence", () => {
     expect(second).toBe(first);
   });
 
-  test("changing one password changes only the htpasswd upload", () => {
+  test("changing one password makes a new verifier instance (htpasswd and socket) and leaves the registry", () => {
     const materialDirectory = tempDirectory();
     const before = synthJson(buildStack({ ...THREE_USERS, materialDirectory }));
     const users = [{ name: "alice", password: "a-new-password" }, ...THREE_USERS.users.slice(1)];
     const after = synthJson(buildStack({ ...THREE_USERS, users, materialDirectory }));
     const uploads = (json: typeof before) => uploadsOf(json, "auth-verifier");
-    expect(uploads(after)[0]).toEqual(uploads(before)[0]);
     expect(uploads(after)[1].source_hash).not.toEqual(uploads(before)[1].source_hash);
+    expect(resourceOf(after, "docker_container", "auth-verifier_container").name).not.toEqual(resourceOf(before, "docker_container", "auth-verifier_container").name);
+    expect(resourceOf(after, "docker_container", "registry_container")).toEqual(resourceOf(before, "docker_container", "registry_container"));
+    expect(resourceOf(after, "docker_container", "proxy_container")).toEqual(resourceOf(before, "docker_container", "proxy_container"));
   });
 });
 
@@ -562,11 +579,12 @@ describe("RegistryStack with mirrors", () => {
 
   test("runs each mirror as its own registry on a socket, with its own volume and only its egress network", () => {
     const hub = container("mirror-hub");
-    expect(hub.name).toBe("registry-mirror-hub");
+    expect(hub.name).toMatch(/^registry-mirror-hub-[0-9a-f]{10}$/);
+    const socket = `/run/registry-stack/${String(hub.name).replace(/^registry-/, "")}.sock`;
     expect(hub.network_mode).toBeUndefined();
     expect(hub.networks_advanced).toEqual([{ name: "${docker_network.mirror-egress-network.name}" }]);
     expect(hub.ports).toBeUndefined();
-    expect(hub.entrypoint).toEqual(["/bin/sh", "-c", "rm -f /run/registry-stack/mirror-hub.sock && (for i in $(seq 200); do if [ -S /run/registry-stack/mirror-hub.sock ]; then exec chmod 0666 /run/registry-stack/mirror-hub.sock; fi; sleep 0.05; done) & exec registry serve /etc/registry-stack/config.yml"]);
+    expect(hub.entrypoint).toEqual(["/bin/sh", "-c", `rm -f ${socket} && (for i in $(seq 200); do if [ -S ${socket} ]; then exec chmod 0666 ${socket}; fi; sleep 0.05; done) & exec registry serve /etc/registry-stack/config.yml`]);
     expect(hub.capabilities).toEqual({ drop: ["ALL"] });
     expect(synthesized).toHaveResourceWithProperties(Volume, { name: "registry-mirror-hub-data", lifecycle: { prevent_destroy: false } });
     expect(json.resource.docker_network["mirror-egress-network"]).toEqual({ name: "registry-mirror-egress" });
@@ -597,7 +615,7 @@ describe("RegistryStack with mirrors", () => {
       { internal: 8501, external: 5002, ip: "0.0.0.0" },
     ]);
     const conf = uploadsOf(json, "proxy").find((u) => u.file === "/etc/registry-stack/nginx.conf")!.content;
-    expect(conf).toContain("server unix:/run/registry-stack/mirror-hub.sock;");
+    expect(conf).toContain(`server unix:/run/registry-stack/${String(container("mirror-hub").name).replace(/^registry-/, "")}.sock;`);
     expect(conf).toContain("listen 8501 ssl;");
     expect(conf).toContain("read-only pull-through cache of ghcr.io; push to the private registry store.example.test:5000 instead");
   });
