@@ -68,7 +68,7 @@ class ScriptContainer {
 
   /**
    * Starts the container with `dir` mounted at the same path; for busybox, installs its applets
-   * into `dir/busybox` (links to the image's /bin/busybox), owned by `user` like the rest of `dir`.
+   * into `dir/busybox` (links to the image's /bin/busybox), owned like `dir`.
    */
   static async start(engine: Engine, name: string, dir: string, toolset: Toolset, security: readonly string[]): Promise<ScriptContainer> {
     // 600 s bounds the container even if removal is missed; the checks take well under a minute.
