@@ -1,5 +1,5 @@
 import { File } from "@cdktf/provider-local/lib/file";
-import { Annotations, DataResource, TerraformStack } from "cdktf";
+import { Annotations, TerraformStack } from "cdktf";
 import { Construct } from "constructs";
 import * as fs from "fs";
 import * as path from "path";
@@ -12,6 +12,7 @@ import {
   k3sRegistriesClaim,
   renderRegistriesConfDropIn,
 } from "../renderers/registry-client-files";
+import { TerraformData } from "./terraform-data";
 
 /** The script Terraform runs to change daemon.json, relative to `projectDirectory`. */
 export const DAEMON_JSON_SCRIPT = "scripts/daemon-json-file.ts";
@@ -92,11 +93,11 @@ export class ClientConfig extends Construct {
   /** Entries the stack keeps in daemon.json's `registry-mirrors`: the docker.io mirror, if any. */
   public readonly registryMirrors: string[];
   /** The resource whose create/destroy adds/removes the daemon.json entries. */
-  public readonly daemonJson: DataResource;
+  public readonly daemonJson: TerraformData;
   /** Absolute path of the k3s/RKE2 registries.yaml the stack's entries are merged into. */
   public readonly k3sRegistriesPath: string;
   /** The resource whose create/destroy adds/removes the registries.yaml entries (none without TLS). */
-  public readonly k3sRegistries: DataResource;
+  public readonly k3sRegistries: TerraformData;
 
   constructor(scope: Construct, id: string, props: ClientConfigProps) {
     super(scope, id);
@@ -200,7 +201,7 @@ function validateExisting(file: string, parse: (text: string, name: string) => u
  * provisioners run `script` with the entries on create (add) and destroy (remove). Any change of
  * the entries replaces the resource, so the old ones are removed before the new ones are added.
  */
-function mergedEntries(scope: Construct, id: string, change: object, script: string, variable: string, projectDirectory: string): DataResource {
+function mergedEntries(scope: Construct, id: string, change: Record<string, unknown>, script: string, variable: string, projectDirectory: string): TerraformData {
   const run = (action: "add" | "remove") => ({
     type: "local-exec" as const,
     // Destroy-time provisioners may only refer to self: the entries come from the resource's own state.
@@ -209,7 +210,7 @@ function mergedEntries(scope: Construct, id: string, change: object, script: str
     environment: { [variable]: "${jsonencode(self.input)}" },
     ...(action === "remove" ? { when: "destroy" as const } : {}),
   });
-  return new DataResource(scope, id, { input: change, triggersReplace: change, provisioners: [run("add"), run("remove")] });
+  return new TerraformData(scope, id, { input: change, triggersReplace: change, provisioners: [run("add"), run("remove")] });
 }
 
 /** `host:port` for every name and address; the bare host as well on 443, which clients may omit. */

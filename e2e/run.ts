@@ -7,6 +7,7 @@ import { authCacheScenario, directTlsScenario, plainHttpScenario, SuiteChecks, S
 import { MirrorChecks, mirrorsScenario } from "./mirrors";
 import { killRunningCommands } from "./proc";
 import { rolesScenario, RolesChecks } from "./roles";
+import { ScriptsInImageChecks, scriptsInImageScenario } from "./scripts-in-image";
 import { ensureTerraformTools } from "./terraform-tools";
 import { uiScenario } from "./ui";
 
@@ -92,7 +93,13 @@ async function main(): Promise<number> {
     roleChange: new Check("16", "a role change takes effect at the deploy that changes it (login cache flushed, never widened)", "roles"),
     endpoints: new Check("17", "/registry-stack/me contract, catalog filtered to a scoped user's repositories, one failed-login limit", "roles"),
   };
-  const all = [toolchain, ...Object.values(checks), ...Object.values(lifecycle), ...Object.values(roles)];
+  const scripts: ScriptsInImageChecks = {
+    ownershipBusybox: new Check("50", "volume-ownership script in the registry image, busybox sh and applets (as in the official image), root with CAP_CHOWN + CAP_DAC_READ_SEARCH only: a root-owned store migrated (links not followed, top folder last), an owned one left alone, a failed chown retried in full, always-folders in full, an empty store kept filled", "scripts-in-image"),
+    ownershipShell: new Check("51", "volume-ownership script in the registry image, /bin/sh (dash) and Debian's coreutils: the same cases as 50", "scripts-in-image"),
+    maintenanceBusybox: new Check("52", "maintenance job in the registry image as REGISTRY_USER without capabilities, busybox sh and applets: dry run plans exactly and changes nothing, real run deletes exactly the plan with writes held around the collector, metrics file, a held lock refused", "scripts-in-image"),
+    maintenanceShell: new Check("53", "maintenance job in the registry image, /bin/sh (dash) and Debian's tools: the same cases as 52", "scripts-in-image"),
+  };
+  const all = [toolchain, ...Object.values(checks), ...Object.values(lifecycle), ...Object.values(roles), ...Object.values(scripts)];
 
   const ws = new Workspace();
   let engine: Engine | undefined;
@@ -130,11 +137,12 @@ async function main(): Promise<number> {
           "direct-tls": directTlsScenario,
           "plain-http": plainHttpScenario,
           "blob-reads": blobReadsScenario,
+          "scripts-in-image": (context: SuiteContext) => scriptsInImageScenario(context, scripts),
         };
         const unknown = (ONLY ?? []).filter((name) => !(name in deployments));
         if (unknown.length > 0) throw new Error(`E2E_ONLY names unknown deployments: ${unknown.join(", ")} (known: ${Object.keys(deployments).join(", ")})`);
         const selected = Object.entries(deployments).filter(([name]) => !ONLY || ONLY.includes(name));
-        for (const c of [...Object.values(checks), ...Object.values(lifecycle), ...Object.values(roles)]) if (ONLY && !ONLY.includes(c.deployment)) c.abort(`not run: E2E_ONLY=${ONLY.join(",")}`);
+        for (const c of all.filter((check) => check !== toolchain)) if (ONLY && !ONLY.includes(c.deployment)) c.abort(`not run: E2E_ONLY=${ONLY.join(",")}`);
         const scenarios = await timings.time(`scenarios (${PARALLEL} at a time)`, () => allSettledAtMost(PARALLEL, selected.map(([, scenario]) => () => scenario(ctx, checks))));
         for (const s of scenarios) if (s.status === "rejected") say("suite", `scenario crashed: ${String(s.reason)}`);
       })(),

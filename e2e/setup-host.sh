@@ -1,12 +1,11 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the tests need (run as root, e.g. from .ci/run): busybox for the
-# unit tests of the maintenance job (it runs under busybox in the official registry image), the
-# rest for the e2e suite; chromium is the browser the web UI checks drive through playwright-core.
+# Installs the Debian packages the e2e suite needs (run as root, e.g. from .ci/run); `npm test`
+# needs none. chromium is the browser the web UI checks drive through playwright-core.
 # Idempotent: apt is only touched when a package is missing. Starts no engine:
 # e2e/engine.ts starts a private dockerd for each run.
 set -euo pipefail
 
-packages=(busybox docker.io containerd debootstrap skopeo curl openssl ca-certificates iproute2 chromium)
+packages=(docker.io containerd debootstrap skopeo curl openssl ca-certificates iproute2 chromium)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "setup-host.sh: must run as root" >&2

@@ -1,9 +1,10 @@
 import "cdktf/lib/testing/adapters/jest";
 import { File } from "@cdktf/provider-local/lib/file";
-import { DataResource, Testing } from "cdktf";
+import { Testing } from "cdktf";
 import * as fs from "fs";
 import * as path from "path";
 import { ClientConfig, registryEndpoints } from "../../constructs/client-config";
+import { TerraformData } from "../../constructs/terraform-data";
 import { tempDirectory } from "../fixtures/test-stack";
 
 const PROJECT = "/nonexistent/project";
@@ -45,7 +46,7 @@ describe("ClientConfig", () => {
       expect.stringMatching(/^client_containerd-ca-0_/),
       expect.stringMatching(/^client_containerd-hosts-0_/),
     ]);
-    expect(text).toHaveResourceWithProperties(DataResource, {
+    expect(text).toHaveResourceWithProperties(TerraformData, {
       input: { daemon_json: "/nonexistent/client/daemon.json", owner: "stack/client", insecure_registries: [] },
     });
   });
