@@ -1,11 +1,6 @@
-import { spawnSync } from "child_process";
-import * as fs from "fs";
-import * as path from "path";
 import { Tls } from "../../config/registry-stack-props";
-import { keptAddresses, OVERRIDE_FILE, parseArgs, planTeardown, preventDestroyOverride, SynthesizedStack } from "../../scripts/teardown";
-import { buildStack, synthJson, tempDirectory } from "../fixtures/test-stack";
-
-const PROJECT = path.resolve(__dirname, "../..");
+import { keptAddresses, parseArgs, planTeardown, preventDestroyOverride, SynthesizedStack } from "../../scripts/teardown";
+import { buildStack, synthJson } from "../fixtures/test-stack";
 
 /** What `terraform state list` prints after a full deploy of the synthesized stack. */
 function addressesOf(stack: SynthesizedStack): string[] {
@@ -83,73 +78,5 @@ describe("parseArgs", () => {
   test("fails on an unknown argument, naming it", () => {
     expect(() => parseArgs(["--force"])).toThrow("unknown argument --force");
     expect(() => parseArgs(["--stack"])).toThrow("--stack needs a value");
-  });
-});
-
-// Terraform's own behaviour, with terraform_data stand-ins for the docker resources (the docker
-// provider cannot be installed here): same graph, the "volume" with prevent_destroy.
-const terraform = spawnSync("terraform", ["version"], { encoding: "utf8" });
-const describeWithTerraform = terraform.status === 0 ? describe : describe.skip;
-
-describeWithTerraform("npm run teardown against Terraform (terraform_data stand-ins)", () => {
-  const env = { ...process.env, CHECKPOINT_DISABLE: "1", TF_IN_AUTOMATION: "1" };
-  const STAND_IN = {
-    resource: {
-      terraform_data: {
-        registry_data: { input: "registry-data", lifecycle: { prevent_destroy: true } },
-        "backend-network": { input: "registry-backend" },
-        registry_container: { input: "${terraform_data.registry_data.id}", depends_on: ["terraform_data.backend-network"] },
-        proxy_container: { input: "${terraform_data.registry_container.id}" },
-      },
-    },
-  };
-  const tf = (dir: string, ...args: string[]) => spawnSync("terraform", [...args, "-no-color"], { cwd: dir, env, encoding: "utf8", timeout: 120_000 });
-  const teardown = (dir: string, ...args: string[]) =>
-    spawnSync("node", ["-r", "ts-node/register/transpile-only", "scripts/teardown.ts", "--stack-dir", dir, "--yes", ...args], {
-      cwd: PROJECT,
-      env,
-      encoding: "utf8",
-      timeout: 180_000,
-    });
-  const stateList = (dir: string) => tf(dir, "state", "list").stdout.trim().split("\n").filter(Boolean).sort();
-
-  test("plain destroy fails at plan; teardown keeps the volume; redeploy reuses it; --all removes everything", () => {
-    const dir = tempDirectory();
-    fs.writeFileSync(path.join(dir, "cdk.tf.json"), JSON.stringify(STAND_IN));
-    expect(tf(dir, "init", "-input=false").status).toBe(0);
-    expect(tf(dir, "apply", "-auto-approve", "-input=false").status).toBe(0);
-    const volumeId = tf(dir, "state", "show", "terraform_data.registry_data").stdout.match(/id\s+=\s+"([^"]+)"/)![1];
-
-    const plain = tf(dir, "destroy", "-auto-approve", "-input=false");
-    expect(plain.status).not.toBe(0);
-    expect(plain.stderr).toContain("Instance cannot be destroyed");
-    expect(stateList(dir)).toHaveLength(4);
-
-    const kept = teardown(dir);
-    expect(kept.status).toBe(0);
-    expect(stateList(dir)).toEqual(["terraform_data.registry_data"]);
-    expect(kept.stdout).toContain("Kept (still in the state; the next deploy reuses it): terraform_data.registry_data");
-
-    const redeploy = tf(dir, "apply", "-auto-approve", "-input=false");
-    expect(redeploy.stdout).toContain("Plan: 3 to add, 0 to change, 0 to destroy.");
-    expect(tf(dir, "state", "show", "terraform_data.registry_data").stdout).toContain(volumeId);
-
-    const all = teardown(dir, "--all");
-    expect(all.status).toBe(0);
-    expect(stateList(dir)).toEqual([]);
-    expect(fs.existsSync(path.join(dir, OVERRIDE_FILE))).toBe(false);
-    expect(fs.readFileSync(path.join(dir, "cdk.tf.json"), "utf8")).toBe(JSON.stringify(STAND_IN));
-  });
-
-  test("--dry-run prints the command and changes nothing", () => {
-    const dir = tempDirectory();
-    fs.writeFileSync(path.join(dir, "cdk.tf.json"), JSON.stringify(STAND_IN));
-    tf(dir, "init", "-input=false");
-    tf(dir, "apply", "-auto-approve", "-input=false");
-    const dry = teardown(dir, "--dry-run");
-    expect(dry.stdout).toContain(
-      `(cd ${dir} && terraform destroy -input=false -auto-approve -target=terraform_data.backend-network -target=terraform_data.proxy_container -target=terraform_data.registry_container)`,
-    );
-    expect(stateList(dir)).toHaveLength(4);
   });
 });
