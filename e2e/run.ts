@@ -9,6 +9,7 @@ import { killRunningCommands } from "./proc";
 import { rolesScenario, RolesChecks } from "./roles";
 import { ScriptsInImageChecks, scriptsInImageScenario } from "./scripts-in-image";
 import { ensureTerraformTools } from "./terraform-tools";
+import { CHANGE_KINDS, ChangeKind, ZeroDowntimeChecks, zeroDowntimeScenario } from "./zero-downtime";
 import { uiScenario } from "./ui";
 
 /**
@@ -99,7 +100,13 @@ async function main(): Promise<number> {
     maintenanceBusybox: new Check("52", "maintenance job in the registry image as REGISTRY_USER without capabilities, busybox sh and applets: dry run plans exactly and changes nothing, real run deletes exactly the plan with writes held around the collector, metrics file, a held lock refused", "scripts-in-image"),
     maintenanceShell: new Check("53", "maintenance job in the registry image, /bin/sh (dash) and Debian's tools: the same cases as 52", "scripts-in-image"),
   };
-  const all = [toolchain, ...Object.values(checks), ...Object.values(lifecycle), ...Object.values(roles), ...Object.values(scripts)];
+  const zeroDowntime: ZeroDowntimeChecks = {
+    changes: Object.fromEntries(
+      CHANGE_KINDS.map((kind, i) => [kind, new Check(String(80 + i), `deploy with a ${kind}: a loop of pulls, pushes, listings and logins on fresh connections sees no failure (requests, p50/p99 before and during printed)`, "zero-downtime")]),
+    ) as Record<ChangeKind, Check>,
+    crashes: new Check("89", "crashes (docker kill of the registry and the verifier, SIGKILL of an nginx worker): failed requests measured, not asserted", "zero-downtime"),
+  };
+  const all = [toolchain, ...Object.values(checks), ...Object.values(lifecycle), ...Object.values(roles), ...Object.values(scripts), ...Object.values(zeroDowntime.changes), zeroDowntime.crashes];
 
   const ws = new Workspace();
   let engine: Engine | undefined;
@@ -128,6 +135,7 @@ async function main(): Promise<number> {
         // checks), at most PARALLEL at once: all of them together overload 2 cores until timing-
         // sensitive checks (a pull right after a restart) fail. Longest first.
         const deployments = {
+          "zero-downtime": (context: SuiteContext) => zeroDowntimeScenario(context, zeroDowntime),
           lifecycle: (context: SuiteContext) => lifecycleScenario(context, lifecycle),
           "tls-proxy": tlsProxyScenario,
           "auth-cache": authCacheScenario,
