@@ -6,7 +6,7 @@
 # e2e/engine.ts starts a private dockerd for each run.
 set -euo pipefail
 
-packages=(busybox docker.io containerd debootstrap skopeo curl openssl ca-certificates iproute2 chromium)
+packages=(busybox docker.io containerd debootstrap skopeo curl openssl ca-certificates iproute2 chromium postgresql)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "setup-host.sh: must run as root" >&2
