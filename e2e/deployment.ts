@@ -207,11 +207,12 @@ export class Deployment {
   /**
    * `cdktf deploy` of what `synth` wrote, then the proof that nothing is left to do: `cdktf diff`
    * (synthesizing again from the same inputs) says "No changes" and a saved plan has only no-ops;
-   * otherwise it fails naming every resource and attribute that would change.
+   * otherwise it fails naming every resource and attribute that would change. `extraArgs`, e.g.
+   * `--migrate-state` after a change of `stateBackend`.
    */
-  async deploy(s: SynthResult): Promise<void> {
+  async deploy(s: SynthResult, extraArgs: string[] = []): Promise<void> {
     const outputsFile = path.join(s.outDir, "outputs.json");
-    await this.cdktf(s, ["deploy", "--skip-synth", "--auto-approve", "--outputs-file", outputsFile]);
+    await this.cdktf(s, ["deploy", "--skip-synth", "--auto-approve", "--outputs-file", outputsFile, ...extraArgs]);
     this.deployed = s;
     const all = JSON.parse(fs.readFileSync(outputsFile, "utf8")) as Record<string, Record<string, string>>;
     this.outputs = all["registry"] ?? {};

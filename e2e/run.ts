@@ -7,6 +7,7 @@ import { authCacheScenario, directTlsScenario, plainHttpScenario, SuiteChecks, S
 import { MirrorChecks, mirrorsScenario } from "./mirrors";
 import { killRunningCommands } from "./proc";
 import { rolesScenario, RolesChecks } from "./roles";
+import { SharedStateChecks, sharedStateScenario } from "./shared-state";
 import { ensureTerraformTools } from "./terraform-tools";
 import { uiScenario } from "./ui";
 
@@ -92,7 +93,13 @@ async function main(): Promise<number> {
     roleChange: new Check("16", "a role change takes effect at the deploy that changes it (login cache flushed, never widened)", "roles"),
     endpoints: new Check("17", "/registry-stack/me contract, catalog filtered to a scoped user's repositories, one failed-login limit", "roles"),
   };
-  const all = [toolchain, ...Object.values(checks), ...Object.values(lifecycle), ...Object.values(roles)];
+  const shared: SharedStateChecks = {
+    sharedState: new Check("70", "shared state in PostgreSQL: local state moved with cdktf deploy --migrate-state; a second copy of the project in another folder plans nothing (cdktf diff, saved plan); its change deploys and the first copy's plan sees it", "shared-state"),
+    locking: new Check("71", "two deploys at once: one refused by the state lock, the state and the engine's containers consistent; a deploy killed half-way (SIGINT, SIGKILL) repaired by the next", "shared-state"),
+    portable: new Check("72", "portable plans: the same config in two folders gives byte-identical cdk.tf.json (no project path in it)", "shared-state"),
+    review: new Check("73", "review in CI: npm run plan-summary (the example workflows' command) summarizes the pending change as the saved plan has it", "shared-state"),
+  };
+  const all = [toolchain, ...Object.values(checks), ...Object.values(lifecycle), ...Object.values(roles), ...Object.values(shared)];
 
   const ws = new Workspace();
   let engine: Engine | undefined;
@@ -130,11 +137,12 @@ async function main(): Promise<number> {
           "direct-tls": directTlsScenario,
           "plain-http": plainHttpScenario,
           "blob-reads": blobReadsScenario,
+          "shared-state": (context: SuiteContext) => sharedStateScenario(context, shared),
         };
         const unknown = (ONLY ?? []).filter((name) => !(name in deployments));
         if (unknown.length > 0) throw new Error(`E2E_ONLY names unknown deployments: ${unknown.join(", ")} (known: ${Object.keys(deployments).join(", ")})`);
         const selected = Object.entries(deployments).filter(([name]) => !ONLY || ONLY.includes(name));
-        for (const c of [...Object.values(checks), ...Object.values(lifecycle), ...Object.values(roles)]) if (ONLY && !ONLY.includes(c.deployment)) c.abort(`not run: E2E_ONLY=${ONLY.join(",")}`);
+        for (const c of [...Object.values(checks), ...Object.values(lifecycle), ...Object.values(roles), ...Object.values(shared)]) if (ONLY && !ONLY.includes(c.deployment)) c.abort(`not run: E2E_ONLY=${ONLY.join(",")}`);
         const scenarios = await timings.time(`scenarios (${PARALLEL} at a time)`, () => allSettledAtMost(PARALLEL, selected.map(([, scenario]) => () => scenario(ctx, checks))));
         for (const s of scenarios) if (s.status === "rejected") say("suite", `scenario crashed: ${String(s.reason)}`);
       })(),
