@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests need (run as root, e.g. from .ci/run): busybox for the
 # unit tests of the maintenance job (it runs under busybox in the official registry image), the
-# rest for the e2e suite; chromium is the browser the web UI checks drive through playwright-core.
+# rest for the e2e suite; chromium is the browser the web UI checks drive through playwright-core;
+# postgresql holds the shared state of checks 70-73 (e2e/shared-state.ts starts its own server).
 # Idempotent: apt is only touched when a package is missing. Starts no engine:
 # e2e/engine.ts starts a private dockerd for each run.
 set -euo pipefail
@@ -28,8 +29,9 @@ fi
 echo "setup-host.sh: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 
-# docker.io's postinst would start the system dockerd on /var/run/docker.sock: a second
-# engine the suite must not create. policy-rc.d exit 101 is Debian's "do not start services".
+# docker.io's postinst would start the system dockerd on /var/run/docker.sock, postgresql's its
+# cluster on port 5432: services the suite must not create. policy-rc.d exit 101 is Debian's
+# "do not start services".
 policy=/usr/sbin/policy-rc.d
 own_policy=no
 if [ ! -e "$policy" ]; then
