@@ -365,7 +365,7 @@ export async function sharedStateScenario(ctx: SuiteContext, c: SharedStateCheck
 
     const changed = withPg({ logLevel: "warn" });
     let sB2: SynthResult | undefined;
-    await c.review.phase("the review job's commands in B with a change pending (logLevel: warn), and with none", async () => {
+    await c.review.phase("the review job's commands in B with a change pending (logLevel: warn)", async () => {
       sB2 = await synthIn(depB, changed);
       const summaryFile = path.join(cloneB, "plan-summary.md");
       const command = `${PLAN_SUMMARY} --skip-provider-lock`;
