@@ -1,5 +1,5 @@
 import { File } from "@cdktf/provider-local/lib/file";
-import { Annotations, TerraformStack } from "cdktf";
+import { Annotations, App, TerraformStack } from "cdktf";
 import { Construct } from "constructs";
 import * as fs from "fs";
 import * as path from "path";
@@ -31,7 +31,9 @@ export interface ClientConfigProps {
   readonly directory: string;
   /**
    * Folder holding this project (scripts/ and node_modules/): Terraform runs the daemon.json
-   * script from there.
+   * script from there. In the JSON it is relative to the stack's folder when the synth output is
+   * inside it (the default cdktf.out: "../../.."), so that the plan does not depend on where the
+   * project was cloned; absolute otherwise (`--output` elsewhere).
    * @default - the checkout this file belongs to
    */
   readonly projectDirectory?: string;
@@ -104,7 +106,7 @@ export class ClientConfig extends Construct {
     this.directory = path.resolve(props.directory);
     this.daemonJsonPath = path.join(this.directory, "daemon.json");
     this.k3sRegistriesPath = path.resolve(props.k3sRegistriesFile ?? path.join(this.directory, CLIENT_FILE_LAYOUT.k3sRegistries));
-    const projectDirectory = props.projectDirectory ?? path.resolve(__dirname, "..");
+    const projectDirectory = scriptWorkingDirectory(this, props.projectDirectory ?? path.resolve(__dirname, ".."));
     const pem = props.caCertificatePem;
     const mirrors = props.mirrors ?? [];
     const mirrorHosts = mirrors.flatMap((m) => m.endpoints);
@@ -185,6 +187,27 @@ export class ClientConfig extends Construct {
 
 /** The methods' shared way to declare one client file. */
 type DeclareFile = (id: string, filename: string, content: string) => File;
+
+/**
+ * The provisioners' working_dir. Terraform runs them in `<outdir>/stacks/<stack>/`: with the
+ * output inside the project that folder is a fixed number of levels below it, and a relative path
+ * keeps clones in different folders planning the same JSON. Compared after resolving symbolic
+ * links, since Terraform's ".." follows the physical folder.
+ */
+export function scriptWorkingDirectory(scope: Construct, projectDirectory: string): string {
+  const real = (p: string) => {
+    try {
+      return fs.realpathSync(p);
+    } catch {
+      return path.resolve(p);
+    }
+  };
+  const project = real(projectDirectory);
+  const outdir = real(App.of(scope).outdir);
+  if (outdir !== project && !outdir.startsWith(project + path.sep)) return projectDirectory;
+  const stackDirectory = path.join(outdir, "stacks", TerraformStack.of(scope).node.id);
+  return path.relative(stackDirectory, project);
+}
 
 function validateExisting(file: string, parse: (text: string, name: string) => unknown): void {
   let text: string;

@@ -26,6 +26,8 @@ export interface SynthResult {
   /** <outDir>/stacks/registry/cdk.tf.json */
   stackFile: string;
   configFile: string;
+  /** The project folder cdktf ran in (PROJECT_ROOT, or a copy of the project). */
+  projectRoot: string;
   /** What synth printed (stdout), e.g. where generated passwords are. */
   stdout: string;
   /** The environment synth ran with (config file, passwords): deploy and diff get the same. */
@@ -55,6 +57,8 @@ export async function synth(
   configName = name,
   /** More variables for the synth, e.g. REGISTRY_UPSTREAM_PASSWORD_<MIRROR>. */
   extraEnv: Record<string, string> = {},
+  /** The project folder to run cdktf in: a copy of the project (e2e/shared-state.ts) instead of this checkout. */
+  projectRoot = PROJECT_ROOT,
 ): Promise<SynthResult> {
   const configFile = path.join(dir, `${configName}.yml`);
   fs.writeFileSync(configFile, `# e2e scenario config (${configName})\n${stringify(config)}`);
@@ -75,7 +79,7 @@ export async function synth(
   const outDir = path.join(dir, name);
   let stdout: string;
   try {
-    ({ stdout } = await run("npx", ["cdktf", "synth", "--output", outDir], { cwd: PROJECT_ROOT, env, timeoutMs: SYNTH_TIMEOUT_MS }));
+    ({ stdout } = await run("npx", ["cdktf", "synth", "--output", outDir], { cwd: projectRoot, env, timeoutMs: SYNTH_TIMEOUT_MS }));
   } catch (err) {
     if (err instanceof CommandError) throw new Error(`cdktf synth (${name}) failed:\n${err.stdout.slice(-3000)}\n${err.stderr.slice(-3000)}`);
     throw err;
@@ -83,7 +87,7 @@ export async function synth(
   const stackDir = path.join(outDir, "stacks", "registry");
   const stackFile = path.join(stackDir, "cdk.tf.json");
   if (!fs.existsSync(stackFile)) throw new Error(`cdktf synth (${name}) wrote no ${stackFile}`);
-  return { outDir, stackDir, stackFile, configFile, stdout, env };
+  return { outDir, stackDir, stackFile, configFile, projectRoot, stdout, env };
 }
 
 /**
@@ -137,6 +141,11 @@ export class Deployment {
     readonly tag: string,
     /** The scenario's folder: config files, synth output folders and the state live here. */
     readonly dir: string,
+    /**
+     * Where cdktf runs: this checkout, or a copy of the project (two clones sharing one state).
+     * @default PROJECT_ROOT
+     */
+    readonly projectRoot: string = PROJECT_ROOT,
   ) {}
 
   get engine(): Engine {
@@ -159,10 +168,13 @@ export class Deployment {
     return value;
   }
 
-  /** `synth` into `<dir>/<name>` with this deployment's engine and state file added to the config. */
+  /**
+   * `synth` into `<dir>/<name>` with this deployment's engine and state file added to the config
+   * (a `stateBackend` in `config` replaces the state file: e.g. `{type: "pg"}` with PG_CONN_STR in `extraEnv`).
+   */
   synth(name: string, config: JsonObject, users: TestUser[], configName = name, extraEnv: Record<string, string> = {}): Promise<SynthResult> {
     const placed: JsonObject = { dockerHost: this.engine.dockerHost, stateBackend: { type: "local", path: this.stateFile }, ...config };
-    return synth(this.dir, name, placed, users, configName, extraEnv);
+    return synth(this.dir, name, placed, users, configName, extraEnv, this.projectRoot);
   }
 
   private env(s: SynthResult): NodeJS.ProcessEnv {
@@ -172,7 +184,7 @@ export class Deployment {
   private async cdktf(s: SynthResult, args: string[]): Promise<string> {
     try {
       const { stdout } = await run("npx", ["cdktf", ...args, "--output", s.outDir, "--skip-provider-lock", "--no-color"], {
-        cwd: PROJECT_ROOT,
+        cwd: s.projectRoot,
         env: this.env(s),
         timeoutMs: CDKTF_TIMEOUT_MS,
       });
@@ -195,11 +207,12 @@ export class Deployment {
   /**
    * `cdktf deploy` of what `synth` wrote, then the proof that nothing is left to do: `cdktf diff`
    * (synthesizing again from the same inputs) says "No changes" and a saved plan has only no-ops;
-   * otherwise it fails naming every resource and attribute that would change.
+   * otherwise it fails naming every resource and attribute that would change. `extraArgs`, e.g.
+   * `--migrate-state` after a change of `stateBackend`.
    */
-  async deploy(s: SynthResult): Promise<void> {
+  async deploy(s: SynthResult, extraArgs: string[] = []): Promise<void> {
     const outputsFile = path.join(s.outDir, "outputs.json");
-    await this.cdktf(s, ["deploy", "--skip-synth", "--auto-approve", "--outputs-file", outputsFile]);
+    await this.cdktf(s, ["deploy", "--skip-synth", "--auto-approve", "--outputs-file", outputsFile, ...extraArgs]);
     this.deployed = s;
     const all = JSON.parse(fs.readFileSync(outputsFile, "utf8")) as Record<string, Record<string, string>>;
     this.outputs = all["registry"] ?? {};
@@ -225,7 +238,7 @@ export class Deployment {
     const s = this.deployed;
     if (!s) return;
     const args = ["ts-node", "--transpile-only", "scripts/teardown.ts", "--yes", "--stack-dir", s.stackDir, ...(options.all ? ["--all"] : [])];
-    await run("npx", args, { cwd: PROJECT_ROOT, env: this.env(s), timeoutMs: CDKTF_TIMEOUT_MS });
+    await run("npx", args, { cwd: s.projectRoot, env: this.env(s), timeoutMs: CDKTF_TIMEOUT_MS });
     if (options.all) this.deployed = undefined;
   }
 

@@ -8,6 +8,7 @@ import { MirrorChecks, mirrorsScenario } from "./mirrors";
 import { killRunningCommands } from "./proc";
 import { rolesScenario, RolesChecks } from "./roles";
 import { ScriptsInImageChecks, scriptsInImageScenario } from "./scripts-in-image";
+import { SharedStateChecks, sharedStateScenario } from "./shared-state";
 import { ensureTerraformTools } from "./terraform-tools";
 import { CHANGE_KINDS, ChangeKind, ZeroDowntimeChecks, zeroDowntimeScenario } from "./zero-downtime";
 import { uiScenario } from "./ui";
@@ -106,7 +107,13 @@ async function main(): Promise<number> {
     ) as Record<ChangeKind, Check>,
     crashes: new Check("89", "crashes (docker kill of the registry and the verifier, SIGKILL of an nginx worker): failed requests measured, not asserted", "zero-downtime"),
   };
-  const all = [toolchain, ...Object.values(checks), ...Object.values(lifecycle), ...Object.values(roles), ...Object.values(scripts), ...Object.values(zeroDowntime.changes), zeroDowntime.crashes];
+  const shared: SharedStateChecks = {
+    sharedState: new Check("70", "shared state in PostgreSQL: local state moved with cdktf deploy --migrate-state; a second copy of the project in another folder plans nothing (cdktf diff, saved plan); its change deploys and the first copy's plan sees it", "shared-state"),
+    locking: new Check("71", "two deploys at once: one refused by the state lock, the state and the engine's containers consistent; a deploy killed half-way (SIGINT, SIGKILL) repaired by the next", "shared-state"),
+    portable: new Check("72", "portable plans: the same config in two folders gives byte-identical cdk.tf.json (no project path in it)", "shared-state"),
+    review: new Check("73", "review in CI: npm run plan-summary (the example workflows' command) summarizes the pending change as the saved plan has it", "shared-state"),
+  };
+  const all = [toolchain, ...Object.values(checks), ...Object.values(lifecycle), ...Object.values(roles), ...Object.values(scripts), ...Object.values(shared), ...Object.values(zeroDowntime.changes), zeroDowntime.crashes];
 
   const ws = new Workspace();
   let engine: Engine | undefined;
@@ -145,6 +152,7 @@ async function main(): Promise<number> {
           "direct-tls": directTlsScenario,
           "plain-http": plainHttpScenario,
           "blob-reads": blobReadsScenario,
+          "shared-state": (context: SuiteContext) => sharedStateScenario(context, shared),
           "scripts-in-image": (context: SuiteContext) => scriptsInImageScenario(context, scripts),
         };
         const unknown = (ONLY ?? []).filter((name) => !(name in deployments));

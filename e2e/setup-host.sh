@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the e2e suite needs (run as root, e.g. from .ci/run); `npm test`
-# needs none. chromium is the browser the web UI checks drive through playwright-core.
+# needs none. chromium is the browser the web UI checks drive through playwright-core;
+# postgresql holds the shared state of checks 70-73 (e2e/shared-state.ts starts its own server).
 # Idempotent: apt is only touched when a package is missing. Starts no engine:
 # e2e/engine.ts starts a private dockerd for each run.
 set -euo pipefail
 
-packages=(docker.io containerd debootstrap skopeo curl openssl ca-certificates iproute2 chromium)
+packages=(docker.io containerd debootstrap skopeo curl openssl ca-certificates iproute2 chromium postgresql)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "setup-host.sh: must run as root" >&2
@@ -27,8 +28,9 @@ fi
 echo "setup-host.sh: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 
-# docker.io's postinst would start the system dockerd on /var/run/docker.sock: a second
-# engine the suite must not create. policy-rc.d exit 101 is Debian's "do not start services".
+# docker.io's postinst would start the system dockerd on /var/run/docker.sock, postgresql's its
+# cluster on port 5432: services the suite must not create. policy-rc.d exit 101 is Debian's
+# "do not start services".
 policy=/usr/sbin/policy-rc.d
 own_policy=no
 if [ ! -e "$policy" ]; then

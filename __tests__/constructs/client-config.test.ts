@@ -1,6 +1,6 @@
 import "cdktf/lib/testing/adapters/jest";
 import { File } from "@cdktf/provider-local/lib/file";
-import { Testing } from "cdktf";
+import { TerraformStack, Testing } from "cdktf";
 import * as fs from "fs";
 import * as path from "path";
 import { ClientConfig, registryEndpoints } from "../../constructs/client-config";
@@ -166,6 +166,32 @@ describe("ClientConfig", () => {
     const provisioners = data.provisioner as Array<{ "local-exec": { working_dir: string } }>;
     expect(provisioners[0]["local-exec"].working_dir).toBe(path.resolve(__dirname, "../.."));
     expect(fs.existsSync(path.join(provisioners[0]["local-exec"].working_dir, "scripts/daemon-json-file.ts"))).toBe(true);
+  });
+
+  test("runs the script from ../../.. (the project seen from cdktf.out/stacks/<stack>) when the output is inside the project", () => {
+    // GIVEN two checkouts of the project in different folders, each with its default cdktf.out
+    const workingDirs = [tempDirectory("checkout-a-"), tempDirectory("checkout-b-")].map((project) => {
+      const app = Testing.app({ outdir: path.join(project, "cdktf.out") });
+      const stack = new TerraformStack(app, "registry");
+      // WHEN each synthesizes the client config
+      new ClientConfig(stack, "client", { endpoints: ["a:1"], directory: "/nonexistent/client", projectDirectory: project });
+      const [data] = Object.values((JSON.parse(Testing.synth(stack)) as Synthesized).resource.terraform_data);
+      const dirs = (data.provisioner as Array<{ "local-exec": { working_dir: string } }>).map((p) => p["local-exec"].working_dir);
+      // THEN Terraform, running in <outdir>/stacks/registry, lands in the project folder
+      expect(path.resolve(project, "cdktf.out", "stacks", "registry", dirs[0])).toBe(fs.realpathSync(project));
+      return dirs;
+    });
+    expect(workingDirs[0]).toEqual(["../../..", "../../.."]);
+    expect(workingDirs[1]).toEqual(workingDirs[0]);
+  });
+
+  test("keeps the absolute project folder when the output is elsewhere (cdktf synth --output <dir>)", () => {
+    const project = tempDirectory("checkout-");
+    const app = Testing.app({ outdir: tempDirectory("elsewhere-") });
+    const stack = new TerraformStack(app, "registry");
+    new ClientConfig(stack, "client", { endpoints: ["a:1"], directory: "/nonexistent/client", projectDirectory: project });
+    const [data] = Object.values((JSON.parse(Testing.synth(stack)) as Synthesized).resource.terraform_data);
+    expect((data.provisioner as Array<{ "local-exec": { working_dir: string } }>)[0]["local-exec"].working_dir).toBe(project);
   });
 
   test("writes nothing to disk at synth", () => {
