@@ -131,6 +131,8 @@ export async function startEngine(options: EngineOptions = {}): Promise<Engine> 
   // SIGTERM and shuts itself down; only the temp dir stays behind.
   const onExit = () => {
     if (!exited) process.kill(pid, "SIGTERM");
+    // live-restore keeps containers running without dockerd: end them with their shims.
+    killShims(execRoot);
   };
   const onSignal = (signal: NodeJS.Signals) => {
     onExit();
@@ -178,6 +180,8 @@ export async function startEngine(options: EngineOptions = {}): Promise<Engine> 
       // With live-restore, containers would outlive dockerd.
       if (!exited) await removeAllContainers(api, log);
       await stopProcess(child, pid, () => exited, exitPromise, log);
+      const shims = killShims(execRoot);
+      if (shims > 0) log(`killed ${shims} container shim(s) left running`);
       await stopOrphanContainerd(execRoot, log);
       await removeTree(baseDir, log);
     },
@@ -251,6 +255,36 @@ async function removeAllContainers(api: DockerApi, log: (line: string) => void):
   } catch (err) {
     log(`could not list containers: ${(err as Error).message}`);
   }
+}
+
+/**
+ * SIGKILLs every containerd shim of this engine (its command line names our exec-root) and the
+ * container processes below it; synchronous, so that an exit handler can call it.
+ */
+function killShims(execRoot: string): number {
+  const processes: Array<{ pid: number; ppid: number; cmdline: string }> = [];
+  for (const entry of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      processes.push({ pid: Number(entry), ppid, cmdline: fs.readFileSync(`/proc/${entry}/cmdline`, "utf8") });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const shims = processes.filter((p) => p.cmdline.includes("containerd-shim") && p.cmdline.includes(execRoot));
+  const below = (pid: number): number[] => processes.filter((p) => p.ppid === pid).flatMap((p) => [...below(p.pid), p.pid]);
+  for (const shim of shims) {
+    for (const victim of [...below(shim.pid), shim.pid]) {
+      try {
+        process.kill(victim, "SIGKILL");
+      } catch {
+        // already gone
+      }
+    }
+  }
+  return shims.length;
 }
 
 /** After a SIGKILL, dockerd's managed containerd (pid in our exec-root) may outlive it. */

@@ -469,17 +469,20 @@ export async function loginLimitChecks(check: Check, t: HardeningTarget, perMinu
   let refusedAt = 0;
   let limited: Awaited<ReturnType<typeof curl>> | undefined;
   const started = Date.now();
-  for (let i = 1; i <= perMinute + 20; i++) {
-    const res = await curl({ url: `${t.baseUrl}/v2/`, cacert: t.cacert, credentials: `${t.user.name}:wrong-${i}`, scratchDir: t.scratch });
-    if (res.status === 429) {
-      refusedAt = i;
-      limited = res;
-      break;
-    }
-    assertEqual(res.status, 401, `wrong password #${i}`);
+  // Five at a time: one curl at a time on busy cores is slow enough for the refill to keep up.
+  for (let sent = 0; sent < perMinute + 40 && !limited; sent += 5) {
+    const batch = await Promise.all(
+      [1, 2, 3, 4, 5].map((k) => curl({ url: `${t.baseUrl}/v2/`, cacert: t.cacert, credentials: `${t.user.name}:wrong-${sent + k}`, scratchDir: t.scratch })),
+    );
+    batch.forEach((res, k) => {
+      if (res.status === 429 && !limited) {
+        refusedAt = sent + k + 1;
+        limited = res;
+      } else if (res.status !== 429) assertEqual(res.status, 401, `wrong password #${sent + k + 1}`);
+    });
   }
   const seconds = (Date.now() - started) / 1000;
-  assert(limited !== undefined, `no 429 after ${perMinute + 20} wrong passwords`);
+  assert(limited !== undefined, `no 429 after ${perMinute + 40} wrong passwords`);
   // burst = perMinute, refilled at perMinute per minute while the loop ran. The logins this
   // scenario made through the new proxy before (a handful of first logins and a refused one) used
   // up part of the burst, because every verification counts, not only failed ones.

@@ -8,7 +8,7 @@ import { RegistryApi } from "./registry-api";
 import { LoopTarget, RequestLoop, WindowStats } from "./request-loop";
 import { baseConfig, SuiteContext } from "./scenarios";
 import { instanceOf } from "./stack-containers";
-import { JsonObject } from "./terraform-plan";
+import { describePlan, JsonObject } from "./terraform-plan";
 
 /**
  * Issue 19: every kind of configuration change deployed with `cdktf deploy` while a loop of
@@ -21,6 +21,7 @@ import { JsonObject } from "./terraform-plan";
 export interface ZeroDowntimeChecks {
   readonly changes: Record<ChangeKind, Check>;
   readonly crashes: Check;
+  readonly teardown: Check;
 }
 
 export const CHANGE_KINDS = [
@@ -50,7 +51,7 @@ function describeStats(label: string, s: WindowStats): string {
 }
 
 export async function zeroDowntimeScenario(ctx: SuiteContext, c: ZeroDowntimeChecks): Promise<void> {
-  const all = [...Object.values(c.changes), c.crashes];
+  const all = [...Object.values(c.changes), c.crashes, c.teardown];
   const dir = ctx.ws.dir(TAG);
   const scratch = ctx.ws.dir(`${TAG}-scratch`);
   const port = await freePort();
@@ -66,10 +67,9 @@ export async function zeroDowntimeScenario(ctx: SuiteContext, c: ZeroDowntimeChe
     hostnames: ["localhost", "store.example.test"],
     ipAddresses: ["127.0.0.1"],
     users: [{ name: "alice", role: "push" }, { name: "bob", role: "pull" }, { name: "carol" }],
-    // Logins are verified again every few seconds, so the loop keeps reaching the verifier.
-    authCacheSeconds: 5,
-    // The loop's wrong password, about 85 a minute, must never meet the limit.
-    failedLoginsPerMinute: 600,
+    // The loop's wrong password (about 35 a minute) must never meet the limit. Every users or
+    // roles change makes each login go to the (new) verifier again.
+    failedLoginsPerMinute: 120,
     retention: { schedule: hhmm(12), rules: [{ repositories: "^zd/never$", keepNewest: 1 }] },
   };
   const dep = new Deployment(ctx, TAG, dir);
@@ -89,7 +89,9 @@ export async function zeroDowntimeScenario(ctx: SuiteContext, c: ZeroDowntimeChe
     fs.writeFileSync(path.join(scratch, "patch", "Dockerfile"), `FROM ${REGISTRY_V3_IMAGE}\nLABEL registry-stack.e2e.patch="1"\n`);
     await docker.build(path.join(scratch, "patch"), PATCHED_IMAGE);
 
-    loop = new RequestLoop(target);
+    // Four requests a second: enough to cross every step of a deploy, light enough for 2 cores
+    // that also run the other scenarios.
+    loop = new RequestLoop(target, { intervalMs: 250, maxRequests: 12_000, maxMs: 40 * 60_000 });
     loop.start();
     let current = [...users];
     const changes: Record<ChangeKind, () => [JsonObject, TestUser[]]> = {
@@ -98,7 +100,7 @@ export async function zeroDowntimeScenario(ctx: SuiteContext, c: ZeroDowntimeChe
       "role changed": () => [{ ...config, users: (config.users as JsonObject[]).map((u) => (u.name === "dave" ? { name: "dave", role: "pull" } : u)) }, current],
       "user removed": () => [{ ...config, users: (config.users as JsonObject[]).filter((u) => u.name !== "dave") }, current.filter((u) => u.name !== "dave")],
       "registry setting changed": () => [{ ...config, logLevel: "debug" }, current],
-      "nginx setting changed": () => [{ ...config, failedLoginsPerMinute: 900 }, current],
+      "nginx setting changed": () => [{ ...config, failedLoginsPerMinute: 150 }, current],
       "TLS certificate replaced": () => [{ ...config, hostnames: ["localhost", "store.example.test", "registry.example.test"] }, current],
       "image patch bump": () => [{ ...config, registryImage: PATCHED_IMAGE }, current],
       "retention schedule changed": () => [{ ...config, retention: { ...(config.retention as JsonObject), schedule: hhmm(6) } }, current],
@@ -150,6 +152,37 @@ export async function zeroDowntimeScenario(ctx: SuiteContext, c: ZeroDowntimeChe
       c.crashes.note(`SIGKILL of nginx worker ${pid} (the master starts another): ${describeStats("next 5 s", loop!.stats(at, at + 5_000))}`);
     });
     c.crashes.finish();
+
+    // Issue 18 item 7: a new synth folder plans nothing; the data-keeping teardown and a new
+    // deploy give back what was pushed.
+    await c.teardown.phase("rm -rf the synth folder, synth again: nothing to do; teardown keeping the data, deploy, same digest", async () => {
+      await loop!.stop();
+      const last = dep.synthesized;
+      fs.rmSync(last.outDir, { recursive: true, force: true });
+      const again = await dep.synth(`out-${++n}`, config, current);
+      const plan = await dep.plan(again);
+      assertEqual(plan.changes.map((ch) => ch.address), [], "resources a fresh synth folder would change");
+      c.teardown.note(`${last.outDir} removed; a new synth folder plans: ${describePlan(plan).split("\n")[0]}`);
+      await dep.deploy(again);
+      await dep.teardown({ all: false });
+      const left = (await ctx.engine.docker(["ps", "-a", "--format", "{{.Names}}", "--filter", `name=${PREFIX}-`])).stdout.trim();
+      assertEqual(left, "", "containers left by the data-keeping teardown");
+      const volumes = (await ctx.engine.docker(["volume", "ls", "--format", "{{.Name}}", "--filter", `name=${PREFIX}-`])).stdout.trim().split("\n").filter(Boolean);
+      assert(volumes.includes(`${PREFIX}-data`), `the data volume ${PREFIX}-data is gone after the data-keeping teardown (volumes: ${volumes.join(", ")})`);
+      c.teardown.note(`npm run teardown: no container left, the data volume ${PREFIX}-data kept`);
+      const redeployed = await dep.synth(`out-${++n}`, config, current);
+      await dep.deploy(redeployed);
+      const api = new RegistryApi(`https://127.0.0.1:${port}`, ca, alice);
+      try {
+        const res = await api.request("GET", "/v2/zd/app/manifests/1", undefined, { Accept: "application/vnd.oci.image.manifest.v1+json" });
+        assertEqual(res.status, 200, "GET zd/app:1 after the teardown and the new deploy");
+        assertEqual(res.headers["docker-content-digest"], image.digest, "digest of zd/app:1 after the teardown and the new deploy");
+      } finally {
+        api.close();
+      }
+      c.teardown.note(`deployed again: zd/app:1 → ${image.digest.slice(0, 19)}… (the digest it was pushed with)`);
+    });
+    c.teardown.finish();
   } catch (err) {
     for (const ch of all) ch.abort(`scenario ${TAG} failed: ${(err as Error).message}`);
   } finally {
