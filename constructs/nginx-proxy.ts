@@ -4,6 +4,7 @@ import { Network } from "@cdktf/provider-docker/lib/network";
 import { Volume } from "@cdktf/provider-docker/lib/volume";
 import { createHash } from "crypto";
 import { Construct } from "constructs";
+import * as path from "path";
 import { MaterialStore } from "../material/material-store";
 import { AccessRules, renderAccessModule } from "../renderers/access-module";
 import { AUTH_CACHE_DIR, DEFAULT_PROXY_TUNING, GENERATION_PATH, LoginLimitScope, MirrorBlobCache, ProxyTuning, renderNginxConf } from "../renderers/nginx-conf";
@@ -155,6 +156,7 @@ export class NginxProxy extends Construct {
       ? createHash("sha256").update(JSON.stringify([verifier.registry.loginsDigest ?? "", accessModule])).digest("hex").slice(0, 12)
       : undefined;
     const supervisor = {
+      configDirectory: NginxProxy.CONFIG_DIRECTORY,
       configPath: NginxProxy.CONFIG_PATH,
       generationPath: NginxProxy.GENERATION_PATH,
       statusPath: `${NginxProxy.STATUS_DIRECTORY}/generation`,
@@ -221,26 +223,36 @@ export class NginxProxy extends Construct {
       })),
     });
     const uploads: ContainerUpload[] = [];
+    // What each file holds once written: the marker lists their checksums (see below).
+    const written = new Map<string, string>();
+    const place = (file: string, text: string, upload: ContainerUpload) => {
+      written.set(file, text);
+      uploads.push(upload);
+    };
     // Not secret, and like nginx.conf visible in `cdktf diff`.
     for (const file of props.uiFiles ?? []) {
-      uploads.push({ file: `${NginxProxy.UI_DIRECTORY}/${file.path}`, content: terraformLiteral(file.content), permissions: "0644" });
+      const at = `${NginxProxy.UI_DIRECTORY}/${file.path}`;
+      place(at, file.content, { file: at, content: terraformLiteral(file.content), permissions: "0644" });
     }
     // User names and roles are not secret: as content, a role change shows in `cdktf diff`.
-    if (accessModule !== undefined) uploads.push({ file: NginxProxy.ACCESS_MODULE_PATH, content: terraformLiteral(accessModule), permissions: "0644" });
+    if (accessModule !== undefined) {
+      place(NginxProxy.ACCESS_MODULE_PATH, accessModule, { file: NginxProxy.ACCESS_MODULE_PATH, content: terraformLiteral(accessModule), permissions: "0644" });
+    }
     if (props.tls) {
-      uploads.push(
-        { file: NginxProxy.CERTIFICATE_PATH, content: props.tls.certificateChainPem, permissions: "0644" },
-        secretUpload(this, "tls-key-file", props.secretFiles.write(`${props.containerName}.server.key`, props.tls.privateKeyPem), NginxProxy.KEY_PATH),
-      );
+      place(NginxProxy.CERTIFICATE_PATH, props.tls.certificateChainPem, { file: NginxProxy.CERTIFICATE_PATH, content: props.tls.certificateChainPem, permissions: "0644" });
+      const key = secretUpload(this, "tls-key-file", props.secretFiles.write(`${props.containerName}.server.key`, props.tls.privateKeyPem), NginxProxy.KEY_PATH);
+      place(NginxProxy.KEY_PATH, props.tls.privateKeyPem, key);
     }
 
     // The generation names everything uploaded; nginx.conf answers it, so it is hashed without it.
     this.generation = uploadsDigest([...uploads, { file: NginxProxy.CONFIG_PATH, content: renderConfig(undefined) }]);
     // nginx.conf holds no secret: uploading it as content makes every change visible in `cdktf diff`.
-    uploads.push(
-      { file: NginxProxy.CONFIG_PATH, content: renderConfig(this.generation), permissions: "0644" },
-      { file: NginxProxy.GENERATION_PATH, content: `${this.generation}\n`, permissions: "0644" },
-    );
+    const config = renderConfig(this.generation);
+    place(NginxProxy.CONFIG_PATH, config, { file: NginxProxy.CONFIG_PATH, content: config, permissions: "0644" });
+    // The provider uploads the files one by one, in no fixed order: the marker names the
+    // generation and every file's checksum, so the supervisor reloads only once all are there.
+    const sums = [...written].map(([file, text]) => `${createHash("sha256").update(text).digest("hex")}  ${path.posix.relative(NginxProxy.CONFIG_DIRECTORY, file)}`);
+    uploads.push({ file: NginxProxy.GENERATION_PATH, content: [this.generation, ...sums, ""].join("\n"), permissions: "0644" });
     // The registries the configuration points to serve before it is uploaded (see ProxySupervisor).
     const upstreams = [props.registry, ...(verifier ? [verifier.registry] : []), ...mirrors.map((m) => m.registry)];
     this.configVolume = new ConfigVolume(this, "config", {

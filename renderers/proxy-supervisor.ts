@@ -5,17 +5,22 @@
  * a configuration change (users, roles, a certificate, a new registry socket) interrupts
  * nothing, where replacing the container refused connections until the new one was up.
  *
- * The deploy uploads the files and, among them, GENERATION (kreuzwerker/docker uploads a set,
- * in no fixed order, all within a moment: the loop lets them settle before it looks). A new
- * generation is tested (`nginx -t`), applied (SIGHUP: nginx's reload) and, once nginx answers it
+ * The deploy uploads the files and, among them, a marker naming the generation and every file's
+ * checksum (kreuzwerker/docker uploads a set, one file at a time, in no fixed order): the loop
+ * acts once every file matches the marker. A new generation is tested (`nginx -t`), applied (SIGHUP: nginx's reload) and, once nginx answers it
  * at the health server, written to the status file that the deploy's reload check waits for.
  * A configuration nginx refuses is never applied: the status file says so and the deploy fails.
  */
 
 export interface ProxySupervisorInput {
+  /** The folder of the uploaded files; the marker's checksum paths are relative to it. */
+  readonly configDirectory: string;
   /** nginx.conf inside the container. */
   readonly configPath: string;
-  /** The uploaded file naming the generation of the uploaded configuration. */
+  /**
+   * The uploaded marker: the generation on its first line, then `sha256sum` lines of every
+   * uploaded file (paths relative to configDirectory).
+   */
   readonly generationPath: string;
   /** Written when a generation serves (`<generation>`) or is refused (`refused <generation>`). */
   readonly statusPath: string;
@@ -29,6 +34,7 @@ export const REFUSED_PREFIX = "refused";
 export function renderProxySupervisor(input: ProxySupervisorInput): string {
   const q = (value: string) => `'${value.replace(/'/g, "'\\''")}'`;
   return `set -u
+dir=${q(input.configDirectory)}
 conf=${q(input.configPath)}
 marker=${q(input.generationPath)}
 status=${q(input.statusPath)}
@@ -55,13 +61,16 @@ nginx_pid=$!
 trap 'kill -QUIT "$nginx_pid" 2>/dev/null' QUIT
 trap 'kill -TERM "$nginx_pid" 2>/dev/null' TERM INT
 
+# True when every file the marker lists has the checksum it gives.
+complete() {
+  tail -n +2 "$marker" > /tmp/registry-stack-sums 2>/dev/null && (cd "$dir" && sha256sum -c /tmp/registry-stack-sums) > /dev/null 2>&1
+}
+
 served=""
 while kill -0 "$nginx_pid" 2>/dev/null; do
-  wanted=$(cat "$marker" 2>/dev/null || true)
-  if [ -n "$wanted" ] && [ "$wanted" != "$served" ]; then
+  wanted=$(head -n 1 "$marker" 2>/dev/null || true)
+  if [ -n "$wanted" ] && [ "$wanted" != "$served" ] && complete; then
     if [ -n "$served" ]; then
-      sleep 1
-      wanted=$(cat "$marker")
       if nginx -e stderr -q -t -c "$conf"; then
         kill -HUP "$nginx_pid"
       else

@@ -4,6 +4,7 @@ import { Image } from "@cdktf/provider-docker/lib/image";
 import { Network } from "@cdktf/provider-docker/lib/network";
 import { Volume } from "@cdktf/provider-docker/lib/volume";
 import { Testing } from "cdktf";
+import { createHash } from "crypto";
 import { Construct } from "constructs";
 import { NginxProxy, NginxProxyProps } from "../../constructs/nginx-proxy";
 import { Registry } from "../../constructs/registry";
@@ -103,16 +104,20 @@ describe("NginxProxy", () => {
     expect(volumes).toContain("proxy_config_volume_");
     expect((proxy.entrypoint as string[]).slice(0, 2)).toEqual(["/bin/sh", "-c"]);
     expect((proxy.entrypoint as string[])[2]).toContain('kill -HUP "$nginx_pid"');
-    const generation = proxy.uploads.find((u) => u.file === "/etc/registry-stack/generation")!.content!.trim();
+    const generation = proxy.uploads.find((u) => u.file === "/etc/registry-stack/generation")!.content!.split("\n")[0];
     expect(generation).toMatch(/^[0-9a-f]{12}$/);
     const conf = proxy.uploads.find((u) => u.file === "/etc/registry-stack/nginx.conf")!.content!;
+    // The marker lists every other file with its checksum (sha256sum -c format), nginx.conf included.
+    const sums = proxy.uploads.find((u) => u.file === "/etc/registry-stack/generation")!.content!.split("\n").slice(1).filter(Boolean);
+    expect(sums).toContain(`${createHash("sha256").update(conf).digest("hex")}  nginx.conf`);
+    expect(sums.map((l) => l.split("  ")[1]).sort()).toEqual(proxy.uploads.map((u) => u.file.replace("/etc/registry-stack/", "")).filter((f) => f !== "generation").sort());
     expect(conf).toContain(`location = /registry-stack/generation {`);
     expect(conf).toContain(`return 200 "${generation}";`);
     expect((proxy.reloadCheck.entrypoint as string[])[2]).toContain(`= '${generation}'`);
     expect(proxy.reloadCheck).toMatchObject({ attach: true, must_run: false, network_mode: "none", lifecycle: { postcondition: [{ condition: "${self.exit_code == 0}" }] } });
     // Another configuration, another generation.
     const other = proxyJson(() => ({ serverNames: ["other.example.test"] }));
-    expect(other.uploads.find((u) => u.file === "/etc/registry-stack/generation")!.content!.trim()).not.toBe(generation);
+    expect(other.uploads.find((u) => u.file === "/etc/registry-stack/generation")!.content!.split("\n")[0]).not.toBe(generation);
   });
 
   test("keys cached logins on the users and rules in force, so a change asks the verifier again", () => {
