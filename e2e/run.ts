@@ -144,6 +144,7 @@ async function main(): Promise<number> {
         // sensitive checks (a pull right after a restart) fail. Longest first.
         const deployments = {
           "zero-downtime": (context: SuiteContext) => zeroDowntimeScenario(context, zeroDowntime),
+          "shared-state": (context: SuiteContext) => sharedStateScenario(context, shared),
           lifecycle: (context: SuiteContext) => lifecycleScenario(context, lifecycle),
           "tls-proxy": tlsProxyScenario,
           "auth-cache": authCacheScenario,
@@ -153,7 +154,6 @@ async function main(): Promise<number> {
           "direct-tls": directTlsScenario,
           "plain-http": plainHttpScenario,
           "blob-reads": blobReadsScenario,
-          "shared-state": (context: SuiteContext) => sharedStateScenario(context, shared),
           "scripts-in-image": (context: SuiteContext) => scriptsInImageScenario(context, scripts),
         };
         const unknown = (ONLY ?? []).filter((name) => !(name in deployments));

@@ -133,30 +133,11 @@ export async function zeroDowntimeScenario(ctx: SuiteContext, c: ZeroDowntimeChe
       check.finish();
     }
 
-    // Crashes: measured, not asserted (issue 19 item 2 is not met by this design).
-    await c.crashes.phase("docker kill of the registry and the verifier, SIGKILL of one nginx worker", async () => {
-      for (const service of [`${PREFIX}-registry`, `${PREFIX}-auth`]) {
-        const name = await instanceOf(ctx.engine, service);
-        const at = Date.now();
-        await ctx.engine.docker(["kill", name]);
-        await new Promise((resolve) => setTimeout(resolve, 8_000));
-        c.crashes.note(`docker kill ${name} (restart policy brings it back): ${describeStats("next 8 s", loop!.stats(at, at + 8_000))}${loop!.stats(at, at + 8_000).failed.length > 0 ? ` — ${loop!.stats(at, at + 8_000).failed.slice(0, 2).join("; ")}` : ""}`);
-      }
-      const { stdout } = await ctx.engine.docker(["top", `${PREFIX}-proxy`, "-eo", "pid,args"]);
-      const worker = stdout.split("\n").find((l) => l.includes("nginx: worker process"));
-      assert(worker !== undefined, `no nginx worker in docker top: ${stdout}`);
-      const pid = Number(worker.trim().split(/\s+/)[0]);
-      const at = Date.now();
-      process.kill(pid, "SIGKILL");
-      await new Promise((resolve) => setTimeout(resolve, 5_000));
-      c.crashes.note(`SIGKILL of nginx worker ${pid} (the master starts another): ${describeStats("next 5 s", loop!.stats(at, at + 5_000))}`);
-    });
-    c.crashes.finish();
-
     // Issue 18 item 7: a new synth folder plans nothing; the data-keeping teardown and a new
-    // deploy give back what was pushed.
+    // deploy give back what was pushed. Before the crashes: a killed container that its restart
+    // policy has not brought back yet is a change in the plan (kreuzwerker/docker 4.x). The loop
+    // goes on, unmeasured, through the teardown.
     await c.teardown.phase("rm -rf the synth folder, synth again: nothing to do; teardown keeping the data, deploy, same digest", async () => {
-      await loop!.stop();
       const last = dep.synthesized;
       fs.rmSync(last.outDir, { recursive: true, force: true });
       const again = await dep.synth(`out-${++n}`, config, current);
@@ -183,6 +164,29 @@ export async function zeroDowntimeScenario(ctx: SuiteContext, c: ZeroDowntimeChe
       c.teardown.note(`deployed again: zd/app:1 → ${image.digest.slice(0, 19)}… (the digest it was pushed with)`);
     });
     c.teardown.finish();
+
+    // Crashes: measured, not asserted (issue 19 item 2 is not met by this design).
+    await c.crashes.phase("docker kill of the registry and the verifier, SIGKILL of one nginx worker", async () => {
+      for (const service of [`${PREFIX}-registry`, `${PREFIX}-auth`]) {
+        const name = await instanceOf(ctx.engine, service);
+        const at = Date.now();
+        await ctx.engine.docker(["kill", name]);
+        await new Promise((resolve) => setTimeout(resolve, 8_000));
+        const after = loop!.stats(at, at + 8_000);
+        c.crashes.note(`docker kill ${name} (restart policy brings it back): ${describeStats("next 8 s", after)}${after.failed.length > 0 ? ` — ${after.failed.slice(0, 2).join("; ")}` : ""}`);
+        // Back to steady state before the next crash, so that each is measured on its own.
+        await new Promise((resolve) => setTimeout(resolve, 20_000));
+      }
+      const { stdout } = await ctx.engine.docker(["top", `${PREFIX}-proxy`, "-eo", "pid,args"]);
+      const worker = stdout.split("\n").find((l) => l.includes("nginx: worker process"));
+      assert(worker !== undefined, `no nginx worker in docker top: ${stdout}`);
+      const pid = Number(worker.trim().split(/\s+/)[0]);
+      const at = Date.now();
+      process.kill(pid, "SIGKILL");
+      await new Promise((resolve) => setTimeout(resolve, 5_000));
+      c.crashes.note(`SIGKILL of nginx worker ${pid} (the master starts another): ${describeStats("next 5 s", loop!.stats(at, at + 5_000))}`);
+    });
+    c.crashes.finish();
   } catch (err) {
     for (const ch of all) ch.abort(`scenario ${TAG} failed: ${(err as Error).message}`);
   } finally {
