@@ -2,9 +2,8 @@ import * as fs from "fs";
 import * as path from "path";
 import { Document, isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument } from "yaml";
 import { ConfigError } from "./config-error";
-import { RegistryStackProps } from "./registry-stack-props";
 import { closestName, MAX_INPUT_FILE_BYTES, passwordEnvName, passwordProblem, upstreamPasswordEnvName } from "./rules";
-import { DEFAULT_USERS } from "./schema";
+import { DEFAULT_USERS, RegistryStackConfig } from "./schema";
 
 export { passwordEnvName } from "./rules";
 
@@ -15,7 +14,7 @@ export const DEFAULT_SECRETS_FILE = "registry.secrets.yml";
 
 export interface LoadedConfig {
   /** Stack props from the config file, with passwords from the environment or the secrets file. */
-  readonly props: RegistryStackProps;
+  readonly props: RegistryStackConfig;
   /** Where the props came from, for messages. */
   readonly source: string;
   /** Things the user should fix that do not stop the synth (e.g. a secrets file others can read). */
@@ -104,7 +103,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     ...(mirrors ? { mirrors: mirrors.map(withUpstreamPassword) } : {}),
   };
   if (problems.length > 0) throw new ConfigError(problems, source);
-  return { props: props as RegistryStackProps, source, warnings };
+  // Its shape is checked by the stack against the schema, all problems at once.
+  return { props: props as RegistryStackConfig, source, warnings };
 }
 
 /** Own properties only, so a user named "constructor" does not find Object.prototype's. */

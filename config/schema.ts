@@ -1,7 +1,6 @@
 import * as path from "path";
 import { z } from "zod";
 import { ConfigError } from "./config-error";
-import { RegistryStackProps } from "./registry-stack-props";
 import * as rules from "./rules";
 
 /** The embedded default: one user who may do everything, deleting included (when deleteEnabled). */
@@ -18,167 +17,274 @@ const ruled = (problemOf: (value: string) => string | undefined) =>
 const image = ruled(rules.imageReferenceProblem);
 const absolutePath = z.string().refine((p) => path.isAbsolute(p), { error: "must be an absolute path" });
 const nonEmptyPath = z.string().min(1, { error: "must not be empty" });
+/** A field's documentation, read by the configuration reference (docs/configuration.md); `defaultText` where the default is computed. */
+const doc = <T extends z.ZodType>(schema: T, description: string, defaultText?: string): T =>
+  schema.meta(defaultText === undefined ? { description } : { description, defaultText });
 
 /** A list whose length is checked before its entries, so a huge list fails at once. */
-function boundedList<T extends z.ZodType>(element: T, max: number) {
+function boundedList<T extends z.ZodType>(element: T, max: number): z.ZodType<z.output<T>[], z.input<T>[]> {
   return z
     .array(z.unknown())
     .max(max, { error: (issue) => `has ${(issue.input as unknown[]).length} entries; at most ${max} are supported` })
-    .pipe(z.array(element));
+    .pipe(z.array(element)) as unknown as z.ZodType<z.output<T>[], z.input<T>[]>;
 }
 
 const user = z.strictObject({
-  name: z
-    .string()
-    .regex(rules.USER_NAME, { error: rules.USER_NAME_HINT })
-    .max(rules.MAX_USER_NAME_LENGTH, { error: `must be at most ${rules.MAX_USER_NAME_LENGTH} characters` }),
-  password: z
-    .string()
-    .superRefine((password, ctx) => {
-      const problem = rules.passwordProblem(password);
-      if (problem === undefined) return;
-      const remedy =
-        password === "" ? "supply a password or leave it out to have one generated" : rules.passwordControlCharacterProblem(password) ? "use a password of printable characters" : "use a shorter password";
-      ctx.addIssue({ code: "custom", message: `${problem}; ${remedy}` });
-    })
-    .optional(),
-  role: z.enum(rules.ROLES, { error: `must be one of ${rules.ROLES.map((r) => `'${r}'`).join(", ")}` }).default(DEFAULT_ROLE),
-  repositories: boundedList(z.string().regex(rules.REPOSITORY_SCOPE, { error: rules.REPOSITORY_SCOPE_HINT }), rules.MAX_REPOSITORY_SCOPES)
-    .refine((list) => list.length > 0, { error: "is empty; list the repositories the user may use, or leave it out for all" })
-    .optional(),
+  name: doc(
+    z
+      .string()
+      .regex(rules.USER_NAME, { error: rules.USER_NAME_HINT })
+      .max(rules.MAX_USER_NAME_LENGTH, { error: `must be at most ${rules.MAX_USER_NAME_LENGTH} characters` }),
+    "Login name; no `:`, no whitespace, not starting with `#`.",
+  ),
+  password: doc(
+    z
+      .string()
+      .superRefine((password, ctx) => {
+        const problem = rules.passwordProblem(password);
+        if (problem === undefined) return;
+        const remedy =
+          password === "" ? "supply a password or leave it out to have one generated" : rules.passwordControlCharacterProblem(password) ? "use a password of printable characters" : "use a shorter password";
+        ctx.addIssue({ code: "custom", message: `${problem}; ${remedy}` });
+      })
+      .optional(),
+    "Password. Not in the config file: `REGISTRY_PASSWORD_<USER>` or `passwords.<user>` in the secrets file.",
+    "a strong password is generated, kept in `<materialDirectory>/generated-passwords.yml`",
+  ),
+  role: doc(
+    z.enum(rules.ROLES, { error: `must be one of ${rules.ROLES.map((r) => `'${r}'`).join(", ")}` }).default(DEFAULT_ROLE),
+    "What the user may do, enforced by the proxy: `pull` (GET/HEAD), `push` (also POST/PUT/PATCH), `admin` (also DELETE, when `deleteEnabled`). Needs the proxy's login check.",
+  ),
+  repositories: doc(
+    boundedList(z.string().regex(rules.REPOSITORY_SCOPE, { error: rules.REPOSITORY_SCOPE_HINT }), rules.MAX_REPOSITORY_SCOPES)
+      .refine((list) => list.length > 0, { error: "is empty; list the repositories the user may use, or leave it out for all" })
+      .optional(),
+    "Repositories the user may use: names, or a name followed by `/*` for everything below it (`team-a/*`). The catalog shows the user only these.",
+    "all repositories",
+  ),
 });
 
 export const DEFAULT_MIRROR_TTL = "168h";
 export const DEFAULT_MIRROR_BLOB_CACHE_MB = 2048;
 
 const mirror = z.strictObject({
-  name: z.string().regex(rules.MIRROR_NAME, { error: rules.MIRROR_NAME_HINT }),
-  upstream: ruled(rules.upstreamProblem),
-  upstreamUrl: z
-    .string()
-    .refine((u) => /^https:\/\/[^\s/]+\/?$/.test(u), { error: "must be an https:// URL without a path, e.g. https://registry-1.docker.io" })
-    .optional(),
-  upstreamCaFile: nonEmptyPath.optional(),
-  username: z.string().min(1, { error: "must not be empty; leave it out for anonymous upstream pulls" }).optional(),
-  password: z.string().optional(),
-  port: z.number().int().min(1, { error: "must be a port number from 1 to 65535" }).max(65535, { error: "must be a port number from 1 to 65535" }),
-  ttl: ruled(rules.mirrorTtlProblem).default(DEFAULT_MIRROR_TTL),
-  blobCacheMb: z
-    .number()
-    .int({ error: "must be a whole number of MiB" })
-    .min(rules.MIN_MIRROR_BLOB_CACHE_MB, { error: `must be at least ${rules.MIN_MIRROR_BLOB_CACHE_MB} (MiB); make it larger than the largest layer pulled through the mirror` })
-    .max(rules.MAX_MIRROR_BLOB_CACHE_MB, { error: `must be at most ${rules.MAX_MIRROR_BLOB_CACHE_MB} (MiB)` })
-    .default(DEFAULT_MIRROR_BLOB_CACHE_MB),
-  anonymousPull: z.boolean().default(false),
-  network: z.string().regex(rules.DOCKER_OBJECT_NAME, { error: rules.DOCKER_OBJECT_NAME_HINT }).optional(),
+  name: doc(z.string().regex(rules.MIRROR_NAME, { error: rules.MIRROR_NAME_HINT }), "Short name: container `<namePrefix>-mirror-<name>`, volume `<namePrefix>-mirror-<name>-data`."),
+  upstream: doc(ruled(rules.upstreamProblem), "The registry as clients name it in image references: `docker.io`, `ghcr.io`, `quay.io`, `registry.k8s.io`, `host:port`."),
+  upstreamUrl: doc(
+    z
+      .string()
+      .refine((u) => /^https:\/\/[^\s/]+\/?$/.test(u), { error: "must be an https:// URL without a path, e.g. https://registry-1.docker.io" })
+      .optional(),
+    "Where the mirror fetches from.",
+    "`https://registry-1.docker.io` for docker.io, else `https://<upstream>`",
+  ),
+  upstreamCaFile: doc(nonEmptyPath.optional(), "CA certificate (PEM) the mirror trusts for the upstream instead of the image's public roots, for a private upstream.", "the registry image's CA bundle"),
+  username: doc(
+    z.string().min(1, { error: "must not be empty; leave it out for anonymous upstream pulls" }).optional(),
+    "Upstream login; its password comes from `REGISTRY_UPSTREAM_PASSWORD_<NAME>` or `upstreamPasswords.<name>` in the secrets file.",
+    "anonymous upstream pulls",
+  ),
+  password: doc(z.string().optional(), "Upstream password. Not in the config file: the variable or the secrets file named under `username`.", "none"),
+  port: doc(port, "Host port of this mirror (a server of the proxy with the same TLS certificate)."),
+  ttl: doc(ruled(rules.mirrorTtlProblem).default(DEFAULT_MIRROR_TTL), "How long cached content is kept after it was fetched from the upstream (distribution's `proxy.ttl`; pulls served from the cache do not extend it)."),
+  blobCacheMb: doc(
+    z
+      .number()
+      .int({ error: "must be a whole number of MiB" })
+      .min(rules.MIN_MIRROR_BLOB_CACHE_MB, { error: `must be at least ${rules.MIN_MIRROR_BLOB_CACHE_MB} (MiB); make it larger than the largest layer pulled through the mirror` })
+      .max(rules.MAX_MIRROR_BLOB_CACHE_MB, { error: `must be at most ${rules.MAX_MIRROR_BLOB_CACHE_MB} (MiB)` })
+      .default(DEFAULT_MIRROR_BLOB_CACHE_MB),
+    "Disk (MiB) for the proxy's cache of this mirror's blobs (volume `<namePrefix>-mirror-<name>-blob-cache`): concurrent first pulls of a blob wait for one upstream fetch there. The least recently used blobs go above it, unused ones after `ttl`. Make it larger than the largest layer. Needs the proxy's login check or `anonymousPull`.",
+  ),
+  anonymousPull: doc(z.boolean().default(false), "Pull without credentials (read-only anyway). Needed for Docker's `registry-mirrors`, which sends only Docker Hub credentials."),
+  network: doc(
+    z.string().regex(rules.DOCKER_OBJECT_NAME, { error: rules.DOCKER_OBJECT_NAME_HINT }).optional(),
+    "Existing Docker network the mirror joins to reach the upstream (e.g. a private upstream's network).",
+    "the stack's egress network `<namePrefix>-mirror-egress`",
+  ),
 });
 
-const tls = z.discriminatedUnion(
+export const tlsSchema = z.discriminatedUnion(
   "mode",
   [
-    z.strictObject({ mode: z.literal("self-signed"), serverValidityDays: z.number().int().min(31).max(825).optional() }),
-    z.strictObject({ mode: z.literal("files"), certificateFile: nonEmptyPath, keyFile: nonEmptyPath, caFile: nonEmptyPath }),
-    z.strictObject({ mode: z.literal("none") }),
+    z.strictObject({
+      mode: doc(z.literal("self-signed"), "A CA and a server certificate generated and kept under the material directory."),
+      serverValidityDays: doc(z.number().int().min(31).max(825).optional(), "Validity of the server certificate in days; a deploy renews it 30 days before it expires.", "365"),
+    }),
+    z.strictObject({
+      mode: doc(z.literal("files"), "Your own certificate, its key and the CA clients should trust."),
+      certificateFile: doc(nonEmptyPath, "PEM certificate (leaf, optionally followed by intermediates)."),
+      keyFile: doc(nonEmptyPath, "PEM private key of the certificate."),
+      caFile: doc(nonEmptyPath, "PEM CA certificate the clients are given."),
+    }),
+    z.strictObject({ mode: doc(z.literal("none"), "Plain HTTP. Lab use only: clients must list the registry under `insecure-registries`.") }),
   ],
   { error: "must be one of 'self-signed', 'files', 'none'" },
 );
 
 const httpUrl = z.string().refine((u) => /^https?:\/\/[^\s/]+/.test(u), { error: "must be an http:// or https:// URL" });
-const stateBackend = z.discriminatedUnion(
+const required = z.string().min(1, { error: "must not be empty" });
+export const stateBackendSchema = z.discriminatedUnion(
   "type",
   [
-    z.strictObject({ type: z.literal("local"), path: absolutePath.optional() }),
     z.strictObject({
-      type: z.literal("s3"),
-      bucket: z.string().min(1, { error: "must not be empty" }),
-      key: z.string().min(1, { error: "must not be empty" }),
-      region: z.string().min(1, { error: "must not be empty" }),
-      endpoint: httpUrl.optional(),
-      usePathStyle: z.boolean().optional(),
+      type: doc(z.literal("local"), "A state file on this machine."),
+      path: doc(absolutePath.optional(), "Absolute path of the state file.", "`terraform.<stack id>.tfstate` in the project folder"),
     }),
-    z.strictObject({ type: z.literal("pg"), schemaName: z.string().min(1, { error: "must not be empty" }).optional() }),
-    z.strictObject({ type: z.literal("http"), address: httpUrl, lockAddress: httpUrl.optional(), unlockAddress: httpUrl.optional() }),
+    z.strictObject({
+      type: doc(z.literal("s3"), "S3 or an S3-compatible store; credentials from `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`."),
+      bucket: doc(required, "Bucket."),
+      key: doc(required, "Object key of the state."),
+      region: doc(required, "Region."),
+      endpoint: doc(httpUrl.optional(), "S3-compatible endpoint (MinIO, Ceph, …).", "AWS"),
+      usePathStyle: doc(z.boolean().optional(), "Path-style addressing, as most S3-compatible stores need.", "false"),
+    }),
+    z.strictObject({
+      type: doc(z.literal("pg"), "PostgreSQL; the connection string from `PG_CONN_STR`."),
+      schemaName: doc(required.optional(), "Schema holding the state.", "terraform_remote_state"),
+    }),
+    z.strictObject({
+      type: doc(z.literal("http"), "An HTTP state server; credentials from `TF_HTTP_USERNAME`/`TF_HTTP_PASSWORD`."),
+      address: doc(httpUrl, "State URL."),
+      lockAddress: doc(httpUrl.optional(), "Lock URL.", "no locking"),
+      unlockAddress: doc(httpUrl.optional(), "Unlock URL.", "no locking"),
+    }),
   ],
   { error: "must be one of 'local', 's3', 'pg', 'http'" },
 );
 const pattern = ruled(rules.extendedRegexProblem);
 const retentionRule = z.strictObject({
-  repositories: pattern,
-  keepNewest: z.number().int().min(0, { error: "must be 0 or more tags" }).max(100000, { error: "must be at most 100000" }).optional(),
-  keepTags: boundedList(pattern, rules.MAX_KEEP_TAG_PATTERNS).default([]),
-  untaggedDays: z.number().int().min(0, { error: "must be 0 (every untagged manifest) or more days" }).max(36500, { error: "must be at most 36500" }).optional(),
+  repositories: doc(pattern, "Repositories the rule applies to (POSIX extended regular expression, anchor it); the first matching rule wins, unmatched repositories are left alone."),
+  keepNewest: doc(
+    z.number().int().min(0, { error: "must be 0 or more tags" }).max(100000, { error: "must be at most 100000" }).optional(),
+    "Keep this many tags, newest first by push time; older ones are deleted unless keepTags matches them.",
+    "no count limit (with keepTags set, every tag it does not match is deleted)",
+  ),
+  keepTags: doc(boundedList(pattern, rules.MAX_KEEP_TAG_PATTERNS).default([]), "Tags matching any of these are always kept, e.g. `^v[0-9]+\\.[0-9]+\\.[0-9]+$`, `^latest$`."),
+  untaggedDays: doc(
+    z.number().int().min(0, { error: "must be 0 (every untagged manifest) or more days" }).max(36500, { error: "must be at most 36500" }).optional(),
+    "Delete manifests no tag points to once they were pushed at least this many days ago (0 = all). Children of a kept image index are never deleted.",
+    "untagged manifests are kept (except those whose tags this rule deletes)",
+  ),
 });
 const retention = z.strictObject({
-  schedule: z.string().regex(rules.DAILY_TIME, { error: rules.DAILY_TIME_HINT }).default("03:00"),
-  dryRun: z.boolean().default(false),
-  writeSettleSeconds: z.number().int().min(0, { error: "must be 0 or more seconds" }).max(60, { error: "must be at most 60; writes are refused that long" }).default(2),
-  rules: boundedList(retentionRule, rules.MAX_RETENTION_RULES),
+  schedule: doc(z.string().regex(rules.DAILY_TIME, { error: rules.DAILY_TIME_HINT }).default("03:00"), "Daily time (UTC, HH:MM) at which the maintenance container runs retention and the garbage collector."),
+  dryRun: doc(z.boolean().default(false), "Scheduled runs only report what they would delete."),
+  writeSettleSeconds: doc(
+    z.number().int().min(0, { error: "must be 0 or more seconds" }).max(60, { error: "must be at most 60; writes are refused that long" }).default(2),
+    "Seconds between refusing writes and starting to delete, so that writes already past the proxy finish.",
+  ),
+  rules: doc(boundedList(retentionRule, rules.MAX_RETENTION_RULES), "Which tags and manifests are deleted; a rule with none of keepNewest, keepTags and untaggedDays keeps everything in its repositories."),
 });
 const memoryMb = z.number().int().min(32, { error: "must be at least 32 (MiB)" }).max(1048576, { error: "must be at most 1048576 (MiB)" });
+const loginCheckNeeded = "Needs the proxy's login check (proxy: true and authCacheSeconds above 0).";
 
 /** Schema of the stack's props; the config file has the same shape (without passwords and entropy). */
 export const registryStackPropsSchema = z
   .strictObject({
-    namePrefix: z
-      .string()
-      .regex(rules.DOCKER_OBJECT_NAME, { error: rules.DOCKER_OBJECT_NAME_HINT })
-      .max(rules.MAX_NAME_PREFIX_LENGTH, { error: `must be at most ${rules.MAX_NAME_PREFIX_LENGTH} characters` })
-      .default("registry"),
-    dockerHost: ruled(rules.dockerHostProblem).default("unix:///var/run/docker.sock"),
-    dockerCertPath: nonEmptyPath.optional(),
-    dockerSshOptions: boundedList(z.string(), rules.MAX_SSH_OPTIONS).default([]),
-    registryImage: image.default("registry:3.1.1"),
-    proxyImage: image.default("nginx:1.28.2-alpine"),
-    hostnames: boundedList(z.string().refine(rules.isDnsName, { error: rules.DNS_NAME_HINT }), rules.MAX_HOSTNAMES).default([]),
-    ipAddresses: boundedList(z.string().refine(rules.isIpAddress, { error: rules.IP_HINT }), rules.MAX_IP_ADDRESSES).default([]),
-    publicPort: port.default(5000),
-    publishAddress: z.string().refine(rules.isIpAddress, { error: rules.IP_HINT }).default("0.0.0.0"),
-    proxy: z.boolean().default(true),
-    httpRedirectPort: port.optional(),
-    tls: tls.default({ mode: "self-signed" }),
-    users: boundedList(user, rules.MAX_USERS).default(DEFAULT_USERS),
-    bcryptCost: z
-      .number()
-      .int()
-      .min(rules.MIN_BCRYPT_COST, { error: `must be at least ${rules.MIN_BCRYPT_COST} (10 or more recommended)` })
-      .max(rules.MAX_BCRYPT_COST, { error: `must be at most ${rules.MAX_BCRYPT_COST}; every authenticated request pays this cost` })
-      .default(10),
-    authCacheSeconds: z
-      .number()
-      .int()
-      .min(0, { error: "must be 0 (off) or more seconds" })
-      .max(3600, { error: "must be at most 3600; a cached login is trusted that long" })
-      .optional(),
-    serveBlobsFromStorage: z.boolean().optional(),
-    deleteEnabled: z.boolean().optional(),
-    ui: z.boolean().optional(),
-    anonymousPull: z.boolean().default(false),
-    volumeName: z.string().regex(rules.DOCKER_OBJECT_NAME, { error: rules.DOCKER_OBJECT_NAME_HINT }).optional(),
-    preventVolumeDestroy: z.boolean().default(true),
-    storageHostPath: absolutePath
-      .superRefine((folder, ctx) => {
-        const problem = path.isAbsolute(folder) ? rules.systemFolderProblem(folder) : undefined;
-        if (problem !== undefined)
-          ctx.addIssue({ code: "custom", input: folder, message: `${problem}: the registry's volume owner would chown everything in it to the registry's user; use a folder of its own, e.g. /srv/registry` });
-      })
-      .optional(),
-    debugPort: port.optional(),
-    logLevel: z.enum(["error", "warn", "info", "debug"]).default("info"),
-    restartPolicy: z.enum(["no", "on-failure", "always", "unless-stopped"]).default("unless-stopped"),
-    clientConfigDirectory: nonEmptyPath.default("client-config"),
-    k3sRegistriesFile: nonEmptyPath.optional(),
-    materialDirectory: nonEmptyPath.optional(),
-    projectDirectory: absolutePath.optional(),
-    stateBackend: stateBackend.default({ type: "local" }),
-    stopGraceSeconds: z.number().int().min(0, { error: "must be 0 or more seconds" }).max(3600, { error: "must be at most 3600" }).default(120),
-    registryMemoryMb: memoryMb.default(1024),
-    proxyMemoryMb: memoryMb.default(256),
-    authVerifierMemoryMb: memoryMb.default(128),
-    failedLoginsPerMinute: z.number().int().min(1, { error: "must be at least 1" }).max(6000, { error: "must be at most 6000" }).default(30),
-    failedLoginsBurst: z.number().int().min(0, { error: "must be 0 (no burst: the rate alone) or more" }).max(6000, { error: "must be at most 6000" }).optional(),
-    failedLoginsScope: z.enum(rules.LOGIN_LIMIT_SCOPES, { error: `must be one of ${rules.LOGIN_LIMIT_SCOPES.map((s) => `'${s}'`).join(", ")}` }).default("address"),
-    mirrors: boundedList(mirror, rules.MAX_MIRRORS).default([]),
-    retention: retention.optional(),
+    namePrefix: doc(
+      z
+        .string()
+        .regex(rules.DOCKER_OBJECT_NAME, { error: rules.DOCKER_OBJECT_NAME_HINT })
+        .max(rules.MAX_NAME_PREFIX_LENGTH, { error: `must be at most ${rules.MAX_NAME_PREFIX_LENGTH} characters` })
+        .default("registry"),
+      "Prefix of every Docker object name (containers, networks, volumes).",
+    ),
+    dockerHost: doc(ruled(rules.dockerHostProblem).default("unix:///var/run/docker.sock"), "Docker Engine to deploy to: `unix://…`, `ssh://user@host` or `tcp://host:2376` (TCP requires `dockerCertPath`)."),
+    dockerCertPath: doc(nonEmptyPath.optional(), "Folder with ca.pem, cert.pem and key.pem for a `tcp://` engine with TLS.", "none"),
+    dockerSshOptions: doc(boundedList(z.string(), rules.MAX_SSH_OPTIONS).default([]), "Extra ssh options for an `ssh://` engine, e.g. `[\"-o\", \"StrictHostKeyChecking=yes\"]`."),
+    registryImage: doc(image.default("registry:3.1.1"), "Registry image, pinned to a tag or digest. Registry 2.8.x and 3.x images both work."),
+    proxyImage: doc(image.default("nginx:1.28.2-alpine"), "Nginx image for the proxy, pinned to a tag or digest."),
+    hostnames: doc(
+      boundedList(z.string().refine(rules.isDnsName, { error: rules.DNS_NAME_HINT }), rules.MAX_HOSTNAMES).default([]),
+      "DNS names clients use to reach the registry; all go into the server certificate.",
+      "`[\"localhost\"]` when `ipAddresses` is also empty",
+    ),
+    ipAddresses: doc(
+      boundedList(z.string().refine(rules.isIpAddress, { error: rules.IP_HINT }), rules.MAX_IP_ADDRESSES).default([]),
+      "IP addresses clients use to reach the registry; all go into the server certificate.",
+      "`[\"127.0.0.1\"]` when `hostnames` is also empty",
+    ),
+    publicPort: doc(port.default(5000), "Port clients use (`host:port/image`). 443 lets clients omit the port."),
+    publishAddress: doc(z.string().refine(rules.isIpAddress, { error: rules.IP_HINT }).default("0.0.0.0"), "Host address the public port is published on."),
+    proxy: doc(z.boolean().default(true), "Put Nginx in front (TLS termination, login check, roles, large uploads). With `false` the registry publishes its own port."),
+    httpRedirectPort: doc(port.optional(), "Also publish a plain-HTTP port on the proxy that redirects to HTTPS. Needs the proxy and TLS.", "no redirect port"),
+    tls: doc(tlsSchema.default({ mode: "self-signed" }), "TLS material: `mode` self-signed, files or none (see the rows below)."),
+    users: doc(boundedList(user, rules.MAX_USERS).default(DEFAULT_USERS), "Registry users (htpasswd) and their roles."),
+    bcryptCost: doc(
+      z
+        .number()
+        .int()
+        .min(rules.MIN_BCRYPT_COST, { error: `must be at least ${rules.MIN_BCRYPT_COST} (10 or more recommended)` })
+        .max(rules.MAX_BCRYPT_COST, { error: `must be at most ${rules.MAX_BCRYPT_COST}; every authenticated request pays this cost` })
+        .default(10),
+      "bcrypt cost of the stored password hashes.",
+    ),
+    authCacheSeconds: doc(
+      z
+        .number()
+        .int()
+        .min(0, { error: "must be 0 (off) or more seconds" })
+        .max(3600, { error: "must be at most 3600; a cached login is trusted that long" })
+        .optional(),
+      "The proxy checks credentials (with a separate verifier holding the htpasswd file) and trusts a successful login this many seconds (0 = off: the registry checks every request's bcrypt hash, ~64 ms at cost 10). Needs the proxy.",
+      "60 with the proxy, 0 without",
+    ),
+    serveBlobsFromStorage: doc(
+      z.boolean().optional(),
+      "Nginx answers plain blob downloads itself from the data volume mounted read-only, after the same login check and only when the repository links the digest, as the registry would. The registry then does not log or count those downloads; nginx's access log does (`upstream=-`). Needs the proxy and the auth cache.",
+      "true with the proxy and the auth cache, else false",
+    ),
+    deleteEnabled: doc(z.boolean().optional(), "Allow `DELETE` of manifests and blobs. Retention turns it on; `false` together with retention is refused.", "true with retention, false without"),
+    ui: doc(z.boolean().optional(), "Serve the web page (browse repositories and tags, copy pull commands, delete tags) at `https://<host:port>/ui/`. Needs the proxy.", "true with the proxy, false without"),
+    anonymousPull: doc(z.boolean().default(false), `Anyone may pull without logging in; pushing still needs a user with push. ${loginCheckNeeded}`),
+    volumeName: doc(z.string().regex(rules.DOCKER_OBJECT_NAME, { error: rules.DOCKER_OBJECT_NAME_HINT }).optional(), "Named Docker volume holding the images (`/var/lib/registry`).", "`<namePrefix>-data`"),
+    preventVolumeDestroy: doc(z.boolean().default(true), "Keep the data volume when the stack is destroyed (Terraform `prevent_destroy`)."),
+    storageHostPath: doc(
+      absolutePath
+        .superRefine((folder, ctx) => {
+          const problem = path.isAbsolute(folder) ? rules.systemFolderProblem(folder) : undefined;
+          if (problem !== undefined)
+            ctx.addIssue({ code: "custom", input: folder, message: `${problem}: the registry's volume owner would chown everything in it to the registry's user; use a folder of its own, e.g. /srv/registry` });
+        })
+        .optional(),
+      "Store images in this absolute host folder instead of a named volume; it must be empty or hold a registry store (`docker/registry/v2`).",
+      "a named volume",
+    ),
+    debugPort: doc(port.optional(), "Serve /metrics and /debug on this container port (never published; reach it from the backend network).", "debug server off"),
+    logLevel: doc(z.enum(["error", "warn", "info", "debug"]).default("info"), "Registry log level."),
+    restartPolicy: doc(z.enum(["no", "on-failure", "always", "unless-stopped"]).default("unless-stopped"), "Docker restart policy of the containers."),
+    clientConfigDirectory: doc(nonEmptyPath.default("client-config"), "Where the client files (certs.d/…/ca.crt, daemon.json, …) are written. Point it at /etc/docker to configure this host."),
+    k3sRegistriesFile: doc(
+      nonEmptyPath.optional(),
+      "The k3s/RKE2 registries.yaml the stack merges its `mirrors` and `configs` entries into, keeping the file's other entries.",
+      "`<clientConfigDirectory>/k3s/registries.yaml`",
+    ),
+    materialDirectory: doc(nonEmptyPath.optional(), "Where generated keys, certificates, secrets and passwords are kept (owner-only, gitignored).", "`assets/generated/<stack id>`"),
+    projectDirectory: doc(absolutePath.optional(), "Folder relative paths and the local state file are resolved against.", "the current directory"),
+    stateBackend: doc(stateBackendSchema.default({ type: "local" }), "Terraform state location: `type` local, s3, pg or http (see the rows below); credentials only from the environment."),
+    stopGraceSeconds: doc(
+      z.number().int().min(0, { error: "must be 0 or more seconds" }).max(3600, { error: "must be at most 3600" }).default(120),
+      "Seconds a replaced or destroyed container gets to finish transfers in flight before it is killed.",
+    ),
+    registryMemoryMb: doc(memoryMb.default(1024), "Memory limit of the registry container, in MiB."),
+    proxyMemoryMb: doc(memoryMb.default(256), "Memory limit of the proxy container, in MiB."),
+    authVerifierMemoryMb: doc(memoryMb.default(128), "Memory limit of the login verifier container, in MiB."),
+    failedLoginsPerMinute: doc(
+      z.number().int().min(1, { error: "must be at least 1" }).max(6000, { error: "must be at most 6000" }).default(30),
+      `Logins the proxy sends to the verifier per minute and budget (wrong passwords, and a credential's first login per authCacheSeconds); more get 429 with Retry-After and no bcrypt work. ${loginCheckNeeded}`,
+    ),
+    failedLoginsBurst: doc(
+      z.number().int().min(0, { error: "must be 0 (no burst: the rate alone) or more" }).max(6000, { error: "must be at most 6000" }).optional(),
+      "Logins a budget may spend at once above the rate before the 429s start (nginx `burst`). 0: one login per 60/rate seconds.",
+      "failedLoginsPerMinute",
+    ),
+    failedLoginsScope: doc(
+      z.enum(rules.LOGIN_LIMIT_SCOPES, { error: `must be one of ${rules.LOGIN_LIMIT_SCOPES.map((s) => `'${s}'`).join(", ")}` }).default("address"),
+      "What one budget covers: `address` (one client address; users behind one NAT share it) or `address-and-user` (one address and configured user name; names nobody configured share one budget per address).",
+    ),
+    mirrors: doc(boundedList(mirror, rules.MAX_MIRRORS).default([]), "Pull-through caches of other registries, each on its own port behind the same proxy, TLS and users. Pushes to a mirror are refused."),
+    retention: doc(retention.optional(), "Tag retention and garbage collection on a schedule. Nothing is ever deleted unless this is set.", "no retention, no garbage collection"),
   })
   .superRefine((props, ctx) => {
     const problem = (field: (string | number)[], message: string) => ctx.addIssue({ code: "custom", path: field, message, input: valueAt(props, field) });
@@ -275,6 +381,11 @@ export const REGISTRY_LISTEN_PORT = 5000;
 
 type ParsedProps = z.output<typeof registryStackPropsSchema>;
 
+/** What the config file and the stack's props hold (passwords included, defaults optional). */
+export type RegistryStackConfig = z.input<typeof registryStackPropsSchema>;
+export type TlsSource = z.input<typeof tlsSchema>;
+export type StateBackend = z.output<typeof stateBackendSchema>;
+
 /** Where a docker.io mirror fetches from: Docker Hub's registry API host, not the docker.io name. */
 export const DOCKER_HUB_URL = "https://registry-1.docker.io";
 
@@ -306,7 +417,7 @@ export interface RegistrySettings
 }
 
 /** Validates props (all problems at once) and applies the documented defaults. */
-export function resolveSettings(props: Omit<RegistryStackProps, "entropy">, stackId: string, source?: string): RegistrySettings {
+export function resolveSettings(props: RegistryStackConfig, stackId: string, source?: string): RegistrySettings {
   const result = registryStackPropsSchema.safeParse(props, { reportInput: true });
   if (!result.success) throw new ConfigError(result.error.issues.map(describeIssue), source);
   const parsed = result.data;
@@ -350,7 +461,7 @@ function describeIssue(issue: z.core.$ZodIssue): string {
   const secret = issue.path.includes("password");
   const value = "input" in issue ? issue.input : undefined;
   const input = !secret && (typeof value === "string" || typeof value === "number") ? `${JSON.stringify(value)} ` : "";
-  if (issue.code === "unrecognized_keys") return `${field || "(root)"}: unknown key(s) ${issue.keys.map((k) => `"${k}"`).join(", ")}; check the spelling against the configuration reference in README.md`;
+  if (issue.code === "unrecognized_keys") return `${field || "(root)"}: unknown key(s) ${issue.keys.map((k) => `"${k}"`).join(", ")}; check the spelling against the configuration reference in docs/configuration.md`;
   if (issue.code === "invalid_type" && issue.input === undefined) return `${field}: is required`;
   return `${field}: ${input}${issue.message}`;
 }

@@ -9,14 +9,22 @@ import { ClientConfig, registryEndpoints } from "../constructs/client-config";
 import { Maintenance } from "../constructs/maintenance";
 import { NginxProxy } from "../constructs/nginx-proxy";
 import { Registry } from "../constructs/registry";
-import { RegistryStackProps } from "../config/registry-stack-props";
-import { RegistrySettings, resolveSettings } from "../config/schema";
+import { RegistrySettings, RegistryStackConfig, resolveSettings } from "../config/schema";
 import { mirrorTtlSeconds } from "../config/rules";
-import { systemEntropy } from "../material/entropy";
+import { Entropy, systemEntropy } from "../material/entropy";
 import { prepareMaterial } from "../material/prepare-material";
 import { readUiSources, renderUiAssets } from "../renderers/ui-assets";
 import { pinProviderVersions } from "./provider-versions";
 import { declareStateBackend } from "./state-backend";
+
+/** The configuration (config/schema.ts is its one definition) plus what only code can pass. */
+export type RegistryStackProps = RegistryStackConfig & {
+  /**
+   * Randomness and clock. Tests inject fixed material.
+   * @default - the system's CSPRNG, Node's RSA key generation and clock
+   */
+  readonly entropy?: Entropy;
+};
 
 /**
  * A private Docker registry: distribution behind Nginx (or terminating TLS itself), htpasswd

@@ -1,6 +1,6 @@
 import { HttpBackend, LocalBackend, PgBackend, PgBackendConfig, S3Backend, TerraformStack } from "cdktf";
 import * as path from "path";
-import { StateBackend } from "../config/registry-stack-props";
+import { StateBackend } from "../config/schema";
 
 /**
  * Declares where Terraform keeps the state. The local default is absolute: Terraform runs in

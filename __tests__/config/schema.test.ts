@@ -344,7 +344,7 @@ describe("resolveSettings", () => {
 
     test("fails on unknown keys in a rule", () => {
       expect(problemsOf({ retention: { rules: [{ repositories: "^", keep: 3 }] } })).toEqual([
-        'retention.rules[0]: unknown key(s) "keep"; check the spelling against the configuration reference in README.md',
+        'retention.rules[0]: unknown key(s) "keep"; check the spelling against the configuration reference in docs/configuration.md',
       ]);
     });
   });

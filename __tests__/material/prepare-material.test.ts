@@ -2,7 +2,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { resolveSettings } from "../../config/schema";
-import { RegistryStackProps } from "../../config/registry-stack-props";
+import { RegistryStackProps } from "../../stacks/registry-stack";
 import { prepareMaterial } from "../../material/prepare-material";
 import { fixedEntropy } from "../fixtures/fixed-entropy";
 import { problemsOf } from "../fixtures/problems-of";
