@@ -68,6 +68,12 @@ export const MAX_NAME_PREFIX_LENGTH = 48;
 const DOMAIN_COMPONENT = "(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])";
 const DOMAIN = `(?:${DOMAIN_COMPONENT}(?:\\.${DOMAIN_COMPONENT})*|\\[[0-9a-fA-F:.]+\\])(?::[0-9]+)?`;
 const PATH_COMPONENT = "[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*";
+/**
+ * distribution's repository name grammar (reference.NameRegexp) as a regular-expression source:
+ * lower-case components separated by single '.', '_', '__' or runs of '-', joined by '/'; so no
+ * '..', no '%', no empty component. Used by the schema, nginx.conf and the njs access module.
+ */
+export const REPOSITORY_NAME_PATTERN = `${PATH_COMPONENT}(?:/${PATH_COMPONENT})*`;
 const REPOSITORY = new RegExp(`^(?:${DOMAIN}/)?${PATH_COMPONENT}(?:/${PATH_COMPONENT})*$`);
 const TAG = /^[\w][\w.-]{0,127}$/;
 const SHA256_DIGEST = /^sha256:[a-f0-9]{64}$/;
@@ -151,7 +157,7 @@ export type Role = (typeof ROLES)[number];
  * A repository scope: a repository name (distribution's grammar) or a name followed by `/*`
  * for every repository below it, e.g. `team-a/*`, `base/debian`.
  */
-export const REPOSITORY_SCOPE = new RegExp(`^${PATH_COMPONENT}(?:/${PATH_COMPONENT})*(?:/\\*)?$`);
+export const REPOSITORY_SCOPE = new RegExp(`^${REPOSITORY_NAME_PATTERN}(?:/\\*)?$`);
 export const REPOSITORY_SCOPE_HINT =
   "must be a repository name (lowercase letters, digits and . _ - separators, '/' between components) or one followed by '/*', e.g. team-a/* or base/debian";
 

@@ -1,3 +1,5 @@
+import { USER_NAME } from "../config/rules";
+
 export interface HtpasswdEntry {
   readonly name: string;
   /** A bcrypt hash, e.g. from bcryptjs. */
@@ -12,8 +14,7 @@ export function renderHtpasswd(entries: ReadonlyArray<HtpasswdEntry>): string {
   const problems: string[] = [];
   const seen = new Set<string>();
   entries.forEach(({ name, hash }, i) => {
-    // distribution skips lines starting with '#' as comments.
-    if (name === "" || /[:\s]/.test(name) || name.startsWith("#")) {
+    if (!USER_NAME.test(name)) {
       problems.push(`entries[${i}].name: ${JSON.stringify(name)} must be non-empty without ":" or whitespace, not starting with "#"`);
     } else if (seen.has(name)) {
       problems.push(`entries[${i}].name: ${JSON.stringify(name)} appears more than once; keep one entry per user`);

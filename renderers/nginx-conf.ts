@@ -1,4 +1,5 @@
 import * as path from "path";
+import { REPOSITORY_NAME_PATTERN } from "../config/rules";
 import { UI_REQUEST_HEADER } from "../ui/src/format";
 
 /** Proxy knobs a benchmark tunes; every value is written as given. */
@@ -994,10 +995,8 @@ function uiLocations(directory: string): string[][] {
   ];
 }
 
-// distribution's repository name grammar (reference.NameRegexp): lower-case components
-// separated by single '.', '_', '__' or runs of '-'; so no '..', no '%', no empty component,
-// and a captured name can only name a folder below repositories/.
-const REPOSITORY_NAME = "[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*";
+// A captured name can only name a folder below repositories/.
+const REPOSITORY_NAME = REPOSITORY_NAME_PATTERN;
 /** Layout of distribution's filesystem storage below its rootdirectory. */
 const STORAGE_V2 = "/docker/registry/v2";
 /** The registry's `Cache-Control` for blobs (blobCacheControlMaxAge, one year). */

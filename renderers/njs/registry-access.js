@@ -2,7 +2,7 @@
 //
 // Written in the subset that njs 0.7 (Debian bookworm) and njs 0.9 (nginx:*-alpine) both run:
 // var/function, no classes or async. The stack prepends `var RULES = {...};` generated from the
-// configuration (renderers/access-rules.ts); nothing here is configured by hand.
+// configuration and `var REPOSITORY_NAME` from config/rules.ts (renderers/access-module.ts).
 //
 // Every decision uses the raw request target ($request_uri), exactly what the registry
 // receives, and only after nginx verified the credentials it names (auth_request runs in the
@@ -11,8 +11,7 @@
 // form (no dot segments, no empty segments, nothing still escaped) is refused, so nginx and the
 // registry can never read a different repository out of one request.
 
-var COMPONENT = "[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*";
-var NAME = "(" + COMPONENT + "(?:/" + COMPONENT + ")*)";
+var NAME = "(" + REPOSITORY_NAME + ")";
 var REFERENCE = "[A-Za-z0-9_+.:=-]+";
 var REPOSITORY_ROUTE = new RegExp(
   "^/v2/" + NAME + "/(manifests/" + REFERENCE + "|blobs/uploads/[A-Za-z0-9_.=-]*|blobs/" + REFERENCE + "|tags/list|referrers/" + REFERENCE + ")$"
