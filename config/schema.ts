@@ -35,7 +35,7 @@ const user = z.strictObject({
       .string()
       .regex(rules.USER_NAME, { error: rules.USER_NAME_HINT })
       .max(rules.MAX_USER_NAME_LENGTH, { error: `must be at most ${rules.MAX_USER_NAME_LENGTH} characters` }),
-    "Login name; no `:`, no whitespace, not starting with `#`.",
+    "Login name: up to 128 characters without `:`, whitespace or control characters, not starting with `#` (distribution's htpasswd reader skips such lines); unique, with distinct `REGISTRY_PASSWORD_<NAME>` variables.",
   ),
   password: doc(
     z
@@ -129,7 +129,7 @@ export const stateBackendSchema = z.discriminatedUnion(
   [
     z.strictObject({
       type: doc(z.literal("local"), "A state file on this machine."),
-      path: doc(absolutePath.optional(), "Absolute path of the state file.", "`terraform.<stack id>.tfstate` in the project folder"),
+      path: doc(absolutePath.optional(), "Absolute path of the state file (absolute, so `rm -rf cdktf.out` loses nothing).", "`terraform.<stack id>.tfstate` in the project folder"),
     }),
     z.strictObject({
       type: doc(z.literal("s3"), "S3 or an S3-compatible store; credentials from `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`."),
@@ -193,7 +193,7 @@ export const registryStackPropsSchema = z
     dockerHost: doc(ruled(rules.dockerHostProblem).default("unix:///var/run/docker.sock"), "Docker Engine to deploy to: `unix://…`, `ssh://user@host` or `tcp://host:2376` (TCP requires `dockerCertPath`)."),
     dockerCertPath: doc(nonEmptyPath.optional(), "Folder with ca.pem, cert.pem and key.pem for a `tcp://` engine with TLS.", "none"),
     dockerSshOptions: doc(boundedList(z.string(), rules.MAX_SSH_OPTIONS).default([]), "Extra ssh options for an `ssh://` engine, e.g. `[\"-o\", \"StrictHostKeyChecking=yes\"]`."),
-    registryImage: doc(image.default("registry:3.1.1"), "Registry image, pinned to a tag or digest. Registry 2.8.x and 3.x images both work."),
+    registryImage: doc(image.default("registry:3.1.1"), "Registry image, pinned to a tag or digest (`latest` is refused; pin `registry:3.1.1@sha256:…` for immutability). Registry 2.8.x and 3.x images both work."),
     proxyImage: doc(image.default("nginx:1.28.2-alpine"), "Nginx image for the proxy, pinned to a tag or digest."),
     hostnames: doc(
       boundedList(z.string().refine(rules.isDnsName, { error: rules.DNS_NAME_HINT }), rules.MAX_HOSTNAMES).default([]),
@@ -248,16 +248,16 @@ export const registryStackPropsSchema = z
             ctx.addIssue({ code: "custom", input: folder, message: `${problem}: the registry's volume owner would chown everything in it to the registry's user; use a folder of its own, e.g. /srv/registry` });
         })
         .optional(),
-      "Store images in this absolute host folder instead of a named volume; it must be empty or hold a registry store (`docker/registry/v2`).",
+      "Store images in this absolute host folder instead of a named volume. Everything in it is made owned by 65532:65532 (the registry's user), so system folders (`/`, `/etc`, `/var/lib/docker`, …, also through a link) are refused, and with a local engine a folder holding anything but a registry store (`docker/registry/v2`) is refused. A missing folder is created.",
       "a named volume",
     ),
-    debugPort: doc(port.optional(), "Serve /metrics and /debug on this container port (never published; reach it from the backend network).", "debug server off"),
+    debugPort: doc(port.optional(), "Port of the registry's debug server (/metrics, /debug/health) on the container's loopback only; the healthcheck uses it.", "5001"),
     logLevel: doc(z.enum(["error", "warn", "info", "debug"]).default("info"), "Registry log level."),
     restartPolicy: doc(z.enum(["no", "on-failure", "always", "unless-stopped"]).default("unless-stopped"), "Docker restart policy of the containers."),
     clientConfigDirectory: doc(nonEmptyPath.default("client-config"), "Where the client files (certs.d/…/ca.crt, daemon.json, …) are written. Point it at /etc/docker to configure this host."),
     k3sRegistriesFile: doc(
       nonEmptyPath.optional(),
-      "The k3s/RKE2 registries.yaml the stack merges its `mirrors` and `configs` entries into, keeping the file's other entries.",
+      "The k3s/RKE2 registries.yaml the stack merges its `mirrors` and `configs` entries into, keeping the file's other entries. A file, not a folder.",
       "`<clientConfigDirectory>/k3s/registries.yaml`",
     ),
     materialDirectory: doc(nonEmptyPath.optional(), "Where generated keys, certificates, secrets and passwords are kept (owner-only, gitignored).", "`assets/generated/<stack id>`"),
