@@ -9,7 +9,7 @@ import { MaterialStore } from "../material/material-store";
 import { resolveRegistryUsers } from "../material/registry-users";
 import { renderAccessModule } from "../renderers/access-module";
 import { renderHtpasswd } from "../renderers/htpasswd";
-import { AUTH_CACHE_DIR, AuthCache, DEFAULT_PROXY_TUNING, renderNginxConf } from "../renderers/nginx-conf";
+import { AUTH_CACHE_DIR, AuthCache, DEFAULT_PROXY_TUNING, renderNginxConf } from "../renderers/nginx/nginx-conf";
 import { buildImage, pullImage, pushImage, SkopeoTarget } from "./image";
 import { Lab, Log, REGISTRY_SOCKET, SERVER_NAME } from "./lab";
 import { runLoad, LoadResult } from "./load";

@@ -4,7 +4,7 @@ import { NginxProxy } from "../constructs/nginx-proxy";
 import { Registry } from "../constructs/registry";
 import { mirrorTtlSeconds } from "../config/rules";
 import { DEFAULT_MIRROR_BLOB_CACHE_MB, DEFAULT_MIRROR_TTL } from "../config/schema";
-import { DEFAULT_PROXY_TUNING, renderNginxConf } from "../renderers/nginx-conf";
+import { DEFAULT_PROXY_TUNING, renderNginxConf } from "../renderers/nginx/nginx-conf";
 import { buildImage, pullImage, SkopeoTarget } from "./image";
 import { Lab, SERVER_NAME } from "./lab";
 import { run } from "./proc";

@@ -2,7 +2,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { NginxProxy } from "../constructs/nginx-proxy";
 import { Registry } from "../constructs/registry";
-import { DEFAULT_PROXY_TUNING, ProxyTuning, renderNginxConf } from "../renderers/nginx-conf";
+import { DEFAULT_PROXY_TUNING, ProxyTuning, renderNginxConf } from "../renderers/nginx/nginx-conf";
 import { BlobFile, downloadBlob, Endpoint, uploadBlob, writeRandomBlob } from "./blobs";
 import { httpStatus, Lab, Log, REGISTRY_SOCKET, SERVER_NAME } from "./lab";
 import { run } from "./proc";

@@ -1,6 +1,6 @@
 import { DEFAULT_AUTH_CACHE_SECONDS } from "../config/schema";
 import { MIN_BCRYPT_COST } from "../config/rules";
-import { DEFAULT_PROXY_TUNING } from "../renderers/nginx-conf";
+import { DEFAULT_PROXY_TUNING } from "../renderers/nginx/nginx-conf";
 import { AUTH_CACHE_SECONDS, AUTH_COSTS, AuthBenchResult, AuthTargetKey, CACHED_COST, CONCURRENCY, CONCURRENT_PULLS, IMAGE_LAYERS, LAYER_BYTES } from "./auth-bench";
 import { QUIET_THRESHOLD_CORES } from "./cpu";
 import { REGISTRY_V3_IMAGE } from "../e2e/images";

@@ -7,7 +7,7 @@ import { Construct } from "constructs";
 import * as path from "path";
 import { MaterialStore } from "../material/material-store";
 import { AccessRules, renderAccessModule } from "../renderers/access-module";
-import { AUTH_CACHE_DIR, DEFAULT_PROXY_TUNING, GENERATION_PATH, LoginLimitScope, MirrorBlobCache, ProxyTuning, renderNginxConf } from "../renderers/nginx-conf";
+import { AUTH_CACHE_DIR, DEFAULT_PROXY_TUNING, GENERATION_PATH, LoginLimitScope, MirrorBlobCache, ProxyTuning, renderNginxConf } from "../renderers/nginx/nginx-conf";
 import { renderProxySupervisor, renderReloadCheck } from "../renderers/proxy-supervisor";
 import { ConfigVolume, uploadsDigest } from "./config-volume";
 import { exitedZero, IGNORE_ENGINE_DEFAULTS, memoryLimit, NO_NEW_PRIVILEGES, SCRATCH_TMPFS } from "./container-defaults";

@@ -1,4 +1,4 @@
-import { DEFAULT_PROXY_TUNING, NginxConfInput, renderNginxConf } from "../../renderers/nginx-conf";
+import { DEFAULT_PROXY_TUNING, NginxConfInput, renderNginxConf } from "../../renderers/nginx/nginx-conf";
 import { Directive, all, blockOf, flatten, one, parseNginxConf, value } from "./nginx-conf-parser";
 
 const TLS = { certificatePath: "/etc/nginx/tls/server.crt", keyPath: "/etc/nginx/tls/server.key" };

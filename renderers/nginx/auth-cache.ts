@@ -1,0 +1,150 @@
+import type { AccessControl } from "./access";
+import { BODYLESS_GET_SUBREQUEST, block, registryError } from "./block";
+import { AUTH_UPSTREAM_NAME, CLIENT_ADDRESS_HEADER, LOGIN_LIMIT_ZONE, LOGIN_USER_VARIABLE } from "./login-limit";
+import type { LoginLimitScope } from "./login-limit";
+import { upstreamBlock } from "./proxy";
+import type { UpstreamAddress } from "./proxy";
+import { ANONYMOUS_CHALLENGE_VARIABLE } from "./ui";
+
+// The login check: auth_request to the verifier, successful logins cached for a while.
+
+export interface AuthCache {
+  /** Where the verifier listens. */
+  readonly verifier: UpstreamAddress;
+  /** How long a successful login is trusted without asking the verifier again. */
+  readonly cacheSeconds: number;
+  /** Basic-auth realm of the verifier, repeated in nginx's own 401s. */
+  readonly realm: string;
+  /**
+   * Logins the verifier checks per client address and minute (new or wrong credentials: a
+   * cached login never reaches it); more get 429 with Retry-After before any bcrypt work.
+   */
+  readonly verificationsPerMinute: number;
+  /**
+   * Verifications a client may make at once above that rate before the 429s start (nginx's
+   * `burst`); the burst is refilled at the rate.
+   * @default - verificationsPerMinute
+   */
+  readonly verificationBurst?: number;
+  /**
+   * What one budget covers: one client address, or one client address and user name (users behind
+   * one NAT address then do not share it; user names nobody configured share one per address).
+   * "address-and-user" needs `access` (the njs module reads the user name).
+   * @default "address"
+   */
+  readonly limitScope?: LoginLimitScope;
+  /** Loopback port of the internal server that applies that limit in front of the verifier. */
+  readonly limiterListenPort: number;
+  /**
+   * Decide what each verified login may do (roles, repository scopes, anonymous pull) with the
+   * generated njs module, after the login check and before the registry sees the request.
+   * @default - every verified login may do everything
+   */
+  readonly access?: AccessControl;
+  /**
+   * Names the logins and rules in force (a hash of the verifier's htpasswd and the access
+   * module): part of every cache key, so that a deploy that changes users, passwords or roles
+   * makes every cached login ask the verifier again although the proxy only reloads.
+   * @default - the Authorization header alone
+   */
+  readonly loginsGeneration?: string;
+}
+
+const AUTH_LOCATION = "/_registry_auth";
+
+export const ANONYMOUS_LOCATION = "/_registry_anonymous";
+
+const AUTH_ERROR_LOCATION = "@registry_auth_error";
+
+const LOGIN_REFUSED_LOCATION = "/_registry_login_refused";
+
+const AUTH_CACHE_ZONE = "registry_auth";
+
+/** Where nginx keeps cached logins; the proxy container mounts a tmpfs there so they never reach a disk. */
+export const AUTH_CACHE_DIR = "/tmp/nginx-auth-cache";
+
+export function authCacheHttpDirectives(authCache: AuthCache): string[] {
+  return [
+    // In /tmp of the proxy container only; entries expire with their validity.
+    `proxy_cache_path ${AUTH_CACHE_DIR} levels=1 keys_zone=${AUTH_CACHE_ZONE}:1m max_size=16m inactive=${authCache.cacheSeconds}s use_temp_path=off;`,
+    "",
+    ...upstreamBlock(AUTH_UPSTREAM_NAME, authCache.verifier, 8),
+    "",
+    // Keyed on the client address the auth location passes on; only the limiter server sees it.
+    `limit_req_zone $http_${CLIENT_ADDRESS_HEADER.toLowerCase().replace(/-/g, "_")} zone=${LOGIN_LIMIT_ZONE}:1m rate=${authCache.verificationsPerMinute}r/m;`,
+    ...block("map $registry_auth_status $registry_retry_after", ["429 60;", "default '';"]),
+    // What the verifier checks: Basic credentials, or the same credentials as a Bearer token
+    // (the anonymous-pull token realm hands them back as the token).
+    ...block("map $http_authorization $registry_login", ['"~*^Bearer +(?<registry_token>\\S+)$" "Basic $registry_token";', "default $http_authorization;"]),
+  ];
+}
+
+// Requests without credentials (every docker client's first /v2/ ping) are answered here:
+// they never queue behind the verifier's cache lock or cost a subrequest.
+export function anonymousLocation(realm: string, withUi: boolean): string[] {
+  const challenge = withUi ? ANONYMOUS_CHALLENGE_VARIABLE : `'Basic realm="${realm}"'`;
+  return block(`location = ${ANONYMOUS_LOCATION}`, [
+    "internal;",
+    "default_type application/json;",
+    `add_header WWW-Authenticate ${challenge} always;`,
+    "add_header Docker-Distribution-Api-Version registry/2.0 always;",
+    `return 401 '${registryError("UNAUTHORIZED", "authentication required")}';`,
+  ]);
+}
+
+export function loginRefusedLocation(): string[] {
+  return block(`location = ${LOGIN_REFUSED_LOCATION}`, [
+    "internal;",
+    "default_type application/json;",
+    "add_header Docker-Distribution-Api-Version registry/2.0 always;",
+    `return 401 '${registryError("UNAUTHORIZED", "authentication required")}';`,
+  ]);
+}
+
+// auth_request turns any verifier answer other than 2xx/401/403 into 500.
+export function authErrorLocation(scope: LoginLimitScope): string[] {
+  const whose = scope === "address-and-user" ? "from this address for this user" : "from this address";
+  return block(`location ${AUTH_ERROR_LOCATION}`, [
+    "default_type application/json;",
+    "add_header Docker-Distribution-Api-Version registry/2.0 always;",
+    "add_header Retry-After $registry_retry_after always;",
+    ...block("if ($registry_auth_status = 429)", [
+      `return 429 '${registryError("TOOMANYREQUESTS", `too many logins to verify ${whose}; retry later`)}';`,
+    ]),
+    `return 503 '${registryError("UNAVAILABLE", "login verification is unavailable")}';`,
+  ]);
+}
+
+// The verifier is a registry holding the htpasswd file: /v2/ answers 200 for valid Basic
+// credentials and 401 with the Basic challenge otherwise. Only 200s are cached, so every
+// wrong guess still pays the full bcrypt cost.
+export function authLocation(authCache: AuthCache): string[] {
+  return block(`location = ${AUTH_LOCATION}`, [
+    "internal;",
+    `proxy_pass http://127.0.0.1:${authCache.limiterListenPort}/v2/;`,
+    // The limiter's key: the client address, and with that scope the (configured) user name.
+    `proxy_set_header ${CLIENT_ADDRESS_HEADER} ${authCache.limitScope === "address-and-user" ? `"$remote_addr ${LOGIN_USER_VARIABLE}"` : "$remote_addr"};`,
+    ...BODYLESS_GET_SUBREQUEST,
+    "proxy_set_header Authorization $registry_login;",
+    `proxy_cache ${AUTH_CACHE_ZONE};`,
+    // The whole header, so a changed password never matches an entry of the old one.
+    `proxy_cache_key ${authCache.loginsGeneration ? `"${authCache.loginsGeneration}:$registry_login"` : "$registry_login"};`,
+    `proxy_cache_valid 200 ${authCache.cacheSeconds}s;`,
+    "proxy_cache_valid any 0;",
+    "proxy_ignore_headers Cache-Control Expires Set-Cookie Vary;",
+    // Parallel layer requests of one client wait for a single bcrypt check instead of each running one.
+    "proxy_cache_lock on;",
+    "proxy_cache_lock_timeout 10s;",
+  ]);
+}
+
+export function authRequest(): string[] {
+  return [
+    `auth_request ${AUTH_LOCATION};`,
+    "auth_request_set $registry_auth_status $upstream_status;",
+    `error_page 500 = ${AUTH_ERROR_LOCATION};`,
+    // A refused login gets the registry's error body, as one without credentials does; the
+    // verifier's challenge (copied by auth_request) stays. nginx passes it on with the 401.
+    `error_page 401 ${LOGIN_REFUSED_LOCATION};`,
+  ];
+}

@@ -1,0 +1,36 @@
+import type { AuthCache } from "./auth-cache";
+import { block } from "./block";
+import { challengeDirectives } from "./ui";
+
+// The login limit in front of the verifier: unverified logins per budget and minute.
+
+export type LoginLimitScope = "address" | "address-and-user";
+
+export const AUTH_UPSTREAM_NAME = "registry-auth";
+
+export const LOGIN_LIMIT_ZONE = "registry_logins";
+
+export const LOGIN_USER_VARIABLE = "$registry_login_user";
+
+export const CLIENT_ADDRESS_HEADER = "X-Registry-Client";
+
+// Cache misses only (new or wrong credentials) get here, so limiting them per client address
+// bounds password guessing and the verifier's bcrypt load without slowing cached logins.
+// auth_request hands the verifier's challenge from this server's answer on to the client, so
+// the UI's requests lose it here.
+export function loginLimiterServer(authCache: AuthCache, withUi: boolean): string[] {
+  return block("server", [
+    `listen 127.0.0.1:${authCache.limiterListenPort};`,
+    "",
+    ...block("location /", [
+      `limit_req zone=${LOGIN_LIMIT_ZONE} burst=${authCache.verificationBurst ?? authCache.verificationsPerMinute} nodelay;`,
+      "limit_req_status 429;",
+      `proxy_pass http://${AUTH_UPSTREAM_NAME};`,
+      "proxy_http_version 1.1;",
+      'proxy_set_header Connection "";',
+      "proxy_set_header Host $http_host;",
+      `proxy_set_header ${CLIENT_ADDRESS_HEADER} "";`,
+      ...(withUi ? challengeDirectives() : []),
+    ]),
+  ]);
+}
