@@ -6,6 +6,7 @@ import * as path from "path";
 import { parseDaemonJson } from "../renderers/daemon-json";
 import { parseRegistriesYaml } from "../renderers/registries-yaml";
 import {
+  CLIENT_FILE_LAYOUT,
   MirrorEndpoint,
   renderContainerdMirrorHostsToml,
   renderContainerdRegistryHostsToml,
@@ -55,26 +56,6 @@ export interface ClientConfigProps {
   readonly k3sRegistriesFile?: string;
 }
 
-/** Where each kind of client file goes below the client folder (copy them to the same place on a node). */
-export const CLIENT_FILE_LAYOUT = {
-  dockerCerts: "certs.d",
-  containerdHosts: path.join("containerd", "certs.d"),
-  k3sRegistries: path.join("k3s", "registries.yaml"),
-  registriesConfDropIn: path.join("containers", "registries.conf.d", "50-registry-stack.conf"),
-} as const;
-
-/**
- * Files the stack owns outright (besides certs.d/…/ca.crt): they must either not exist yet or
- * carry the stack's marker, so that a file the user wrote is never overwritten.
- */
-export function stackOwnedClientFiles(directory: string, endpoints: readonly string[], mirrorUpstreams: readonly string[]): string[] {
-  const hostsToml = (host: string) => path.join(directory, CLIENT_FILE_LAYOUT.containerdHosts, host, "hosts.toml");
-  return [
-    ...endpoints.map(hostsToml),
-    ...mirrorUpstreams.map(hostsToml),
-    ...(mirrorUpstreams.length > 0 ? [path.join(directory, CLIENT_FILE_LAYOUT.registriesConfDropIn)] : []),
-  ];
-}
 
 /**
  * Files a Docker client needs: certs.d/<host:port>/ca.crt (stack-owned `local_file`s) and the
@@ -236,8 +217,3 @@ function mergedEntries(scope: Construct, id: string, change: Record<string, unkn
   return new TerraformData(scope, id, { input: change, triggersReplace: change, provisioners: [run("add"), run("remove")] });
 }
 
-/** `host:port` for every name and address; the bare host as well on 443, which clients may omit. */
-export function registryEndpoints(hostnames: string[], ipAddresses: string[], port: number): string[] {
-  const hosts = [...hostnames, ...ipAddresses.map((ip) => (ip.includes(":") ? `[${ip}]` : ip))];
-  return hosts.flatMap((host) => (port === 443 ? [host, `${host}:443`] : [`${host}:${port}`]));
-}

@@ -32,15 +32,7 @@ export function terraformLiteral(text: string): string {
   return text.replace(/\$\{/g, () => "$${").replace(/%\{/g, () => "%%{");
 }
 
-/**
- * The unprivileged user:group every container of the registry image runs as (the registry, the
- * verifier, each mirror, the maintenance job). The official image (Alpine) has no such user; a
- * numeric id needs none. 65532 is the "nonroot" id of distroless images, outside the ranges
- * hosts give to people (1000+) and system services (<1000), so it owns nothing else on the host.
- */
-export const REGISTRY_UID = 65532;
-export const REGISTRY_GID = 65532;
-export const REGISTRY_USER = `${REGISTRY_UID}:${REGISTRY_GID}`;
+export { REGISTRY_GID, REGISTRY_UID, REGISTRY_USER } from "../renderers/volume-ownership";
 
 /**
  * For a one-shot container run with `attach` (the provider waits for it to exit but does not

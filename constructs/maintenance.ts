@@ -2,7 +2,7 @@ import { Container } from "@cdktf/provider-docker/lib/container";
 import { Image } from "@cdktf/provider-docker/lib/image";
 import { Volume } from "@cdktf/provider-docker/lib/volume";
 import { Construct } from "constructs";
-import { MAINTENANCE_SCRIPT, renderMaintenanceSettings, RetentionRule } from "../renderers/maintenance-settings";
+import { MAINTENANCE_SCRIPT, MAINTENANCE_SCRIPT_PATH, RetentionRule, renderMaintenanceSettings } from "../renderers/maintenance-settings";
 import { renderCollectorConfig } from "../renderers/registry-config";
 import { ConfigVolume } from "./config-volume";
 import { IGNORE_ENGINE_DEFAULTS, memoryLimit, NO_NEW_PRIVILEGES, REGISTRY_USER, SCRATCH_TMPFS, terraformLiteral } from "./container-defaults";
@@ -36,7 +36,7 @@ export interface MaintenanceProps {
  */
 export class Maintenance extends Construct {
   public static readonly CONFIG_DIRECTORY = "/etc/registry-stack";
-  public static readonly SCRIPT_PATH = "/etc/registry-stack/maintenance.sh";
+  public static readonly SCRIPT_PATH = MAINTENANCE_SCRIPT_PATH;
   public static readonly SETTINGS_PATH = "/etc/registry-stack/maintenance.env";
   public static readonly COLLECTOR_CONFIG_PATH = "/etc/registry-stack/collector.yml";
   public static readonly STATE_DIRECTORY = "/var/lib/registry-stack-maintenance";

@@ -2,6 +2,8 @@ import * as fs from "fs";
 import * as path from "path";
 
 /** The job the maintenance container runs (POSIX sh; busybox in the official registry image). */
+/** Where the maintenance container finds its script (also what `npm run gc` execs). */
+export const MAINTENANCE_SCRIPT_PATH = "/etc/registry-stack/maintenance.sh";
 export const MAINTENANCE_SCRIPT = fs.readFileSync(path.join(__dirname, "maintenance.sh"), "utf8");
 
 /** The JSON report each run of the job writes to `reports/` (see maintenance.sh). */

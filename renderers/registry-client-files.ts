@@ -1,9 +1,37 @@
+import * as path from "path";
 /**
  * Client files for consumers other than dockerd, as pure functions: containerd's hosts.toml,
  * a containers-registries.conf(5) drop-in for Podman, CRI-O, Buildah and skopeo (both start
  * with STACK_FILE_MARKER: the stack owns them outright and refuses to overwrite one that lacks
  * it, a file the user wrote), and the entries merged into k3s/RKE2's registries.yaml.
  */
+
+/** Where each kind of client file goes below the client folder (copy them to the same place on a node). */
+export const CLIENT_FILE_LAYOUT = {
+  dockerCerts: "certs.d",
+  containerdHosts: path.join("containerd", "certs.d"),
+  k3sRegistries: path.join("k3s", "registries.yaml"),
+  registriesConfDropIn: path.join("containers", "registries.conf.d", "50-registry-stack.conf"),
+} as const;
+
+/**
+ * Files the stack owns outright (besides certs.d/…/ca.crt): they must either not exist yet or
+ * carry the stack's marker, so that a file the user wrote is never overwritten.
+ */
+export function stackOwnedClientFiles(directory: string, endpoints: readonly string[], mirrorUpstreams: readonly string[]): string[] {
+  const hostsToml = (host: string) => path.join(directory, CLIENT_FILE_LAYOUT.containerdHosts, host, "hosts.toml");
+  return [
+    ...endpoints.map(hostsToml),
+    ...mirrorUpstreams.map(hostsToml),
+    ...(mirrorUpstreams.length > 0 ? [path.join(directory, CLIENT_FILE_LAYOUT.registriesConfDropIn)] : []),
+  ];
+}
+
+/** `host:port` for every name and address; the bare host as well on 443, which clients may omit. */
+export function registryEndpoints(hostnames: string[], ipAddresses: string[], port: number): string[] {
+  const hosts = [...hostnames, ...ipAddresses.map((ip) => (ip.includes(":") ? `[${ip}]` : ip))];
+  return hosts.flatMap((host) => (port === 443 ? [host, `${host}:443`] : [`${host}:${port}`]));
+}
 
 export const STACK_FILE_MARKER = "# Written by registry-stack";
 

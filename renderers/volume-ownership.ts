@@ -1,4 +1,14 @@
 /**
+ * The unprivileged user:group every container of the registry image runs as (the registry, the
+ * verifier, each mirror, the maintenance job). The official image (Alpine) has no such user; a
+ * numeric id needs none. 65532 is the "nonroot" id of distroless images, outside the ranges
+ * hosts give to people (1000+) and system services (<1000), so it owns nothing else on the host.
+ */
+export const REGISTRY_UID = 65532;
+export const REGISTRY_GID = 65532;
+export const REGISTRY_USER = `${REGISTRY_UID}:${REGISTRY_GID}`;
+
+/**
  * The script a one-shot container runs (as root, with CAP_CHOWN) before a registry-image
  * container starts as an unprivileged user: it gives that user the directories it writes.
  *

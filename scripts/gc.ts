@@ -14,7 +14,7 @@ import * as path from "path";
 import { ConfigError } from "../config/config-error";
 import { loadConfig } from "../config/load-config";
 import { RegistrySettings, resolveSettings } from "../config/schema";
-import { Maintenance } from "../constructs/maintenance";
+import { MAINTENANCE_SCRIPT_PATH } from "../renderers/maintenance-settings";
 
 /** Arguments of the docker CLI that run the job in the maintenance container. */
 export function gcDockerArgs(settings: RegistrySettings, dryRun: boolean): string[] {
@@ -23,7 +23,7 @@ export function gcDockerArgs(settings: RegistrySettings, dryRun: boolean): strin
     const cert = (file: string) => path.resolve(settings.projectDirectory, settings.dockerCertPath ?? "", file);
     engine.push("--tlsverify", "--tlscacert", cert("ca.pem"), "--tlscert", cert("cert.pem"), "--tlskey", cert("key.pem"));
   }
-  return [...engine, "exec", `${settings.namePrefix}-maintenance`, "/bin/sh", Maintenance.SCRIPT_PATH, "run", ...(dryRun ? ["--dry-run"] : [])];
+  return [...engine, "exec", `${settings.namePrefix}-maintenance`, "/bin/sh", MAINTENANCE_SCRIPT_PATH, "run", ...(dryRun ? ["--dry-run"] : [])];
 }
 
 export function main(argv: string[], env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): number {

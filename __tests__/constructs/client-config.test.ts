@@ -3,7 +3,8 @@ import { File } from "@cdktf/provider-local/lib/file";
 import { TerraformStack, Testing } from "cdktf";
 import * as fs from "fs";
 import * as path from "path";
-import { ClientConfig, registryEndpoints } from "../../constructs/client-config";
+import { ClientConfig } from "../../constructs/client-config";
+import { registryEndpoints } from "../../renderers/registry-client-files";
 import { TerraformData } from "../../constructs/terraform-data";
 import { tempDirectory } from "../fixtures/test-stack";
 
