@@ -26,3 +26,15 @@ describe("layers", () => {
     expect(upward).toEqual([]);
   });
 });
+
+describe("the browser code", () => {
+  // ui/ is served to browsers as files; the stack reads it as sources, and a value it shares with
+  // the page (the UI's request header) goes to the page in settings.json, not by an import.
+  test.each(LAYERS)("%s imports nothing from ui/", (layer) => {
+    expect(sources(layer).filter((file) => importedLayers(file).includes("ui"))).toEqual([]);
+  });
+
+  test("ui/ imports nothing from the stack's layers", () => {
+    expect(sources("ui").filter((file) => importedLayers(file).some((imported) => LAYERS.includes(imported)))).toEqual([]);
+  });
+});

@@ -297,3 +297,10 @@ export function systemFolderProblem(folder: string): string | undefined {
   const inTree = SYSTEM_TREES.some((tree) => normal === tree || normal.startsWith(`${tree}/`)) || /^\/lib/.test(topLevel);
   return inTree ? "is a system folder or inside one" : undefined;
 }
+
+/**
+ * Header every request of the web UI carries. For such requests the proxy leaves out the Basic
+ * challenge on 401s, so the browser never opens its own login dialog; clients without it (docker,
+ * skopeo, curl) get the challenge as before. The page reads the name from /ui/settings.json.
+ */
+export const UI_REQUEST_HEADER = "X-Registry-UI";

@@ -1,6 +1,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import { transform } from "sucrase";
+import { UI_REQUEST_HEADER } from "../config/rules";
 
 /** A file of the web UI, served under /ui/ (`path` relative to it). */
 export interface UiFile {
@@ -48,6 +49,6 @@ export function renderUiAssets(sources: UiSources, settings: UiSettingsInput): U
       files.push({ path: name, content: text });
     }
   }
-  files.push({ path: "settings.json", content: `${JSON.stringify({ deleteEnabled: settings.deleteEnabled })}\n` });
+  files.push({ path: "settings.json", content: `${JSON.stringify({ deleteEnabled: settings.deleteEnabled, requestHeader: UI_REQUEST_HEADER })}\n` });
   return files.sort((a, b) => a.path.localeCompare(b.path));
 }

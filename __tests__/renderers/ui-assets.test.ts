@@ -1,3 +1,4 @@
+import { UI_REQUEST_HEADER } from "../../config/rules";
 import { readUiSources, renderUiAssets } from "../../renderers/ui-assets";
 
 describe("renderUiAssets", () => {
@@ -10,8 +11,8 @@ describe("renderUiAssets", () => {
     expect(modules).toEqual(expect.arrayContaining(["app.js", "access.js", "format.js", "registry-client.js"]));
     expect(files.map((f) => f.path)).toEqual(["index.html", "settings.json", "style.css", ...modules].sort((a, b) => a.localeCompare(b)));
     expect(byPath["index.html"]).toBe(sources["index.html"]);
-    expect(JSON.parse(byPath["settings.json"])).toEqual({ deleteEnabled: true });
-    expect(JSON.parse(renderUiAssets(sources, { deleteEnabled: false }).find((f) => f.path === "settings.json")!.content)).toEqual({ deleteEnabled: false });
+    expect(JSON.parse(byPath["settings.json"])).toEqual({ deleteEnabled: true, requestHeader: UI_REQUEST_HEADER });
+    expect(JSON.parse(renderUiAssets(sources, { deleteEnabled: false }).find((f) => f.path === "settings.json")!.content)).toEqual({ deleteEnabled: false, requestHeader: UI_REQUEST_HEADER });
   });
 
   test("emits JavaScript whose relative imports all name served files", () => {

@@ -337,7 +337,7 @@ describe("RegistryStack web UI", () => {
       expect.arrayContaining(["index.html", "style.css", "app.js", "access.js", "format.js", "registry-client.js", "settings.json"]),
     );
     expect(uploads.every((u) => u.permissions === "0644" && typeof u.content === "string" && u.source === undefined)).toBe(true);
-    expect(JSON.parse(uploads.find((u) => u.file.endsWith("/settings.json"))!.content)).toEqual({ deleteEnabled: true });
+    expect(JSON.parse(uploads.find((u) => u.file.endsWith("/settings.json"))!.content)).toEqual({ deleteEnabled: true, requestHeader: "X-Registry-UI" });
     const conf = uploadsOf(json, "proxy").find((u) => u.file === "/etc/registry-stack/nginx.conf")!.content;
     expect(conf).toContain("location /ui/ {");
     expect(conf).toContain("alias /etc/registry-stack/ui/;");

@@ -13,21 +13,21 @@ describe("web UI access rules", () => {
   });
 
   test("without roles (404 from the proxy) every signed-in user may push and pull, delete as the registry allows", () => {
-    const on = accessOf("alice", undefined, { deleteEnabled: true });
+    const on = accessOf("alice", undefined, { deleteEnabled: true, requestHeader: "X-Registry-UI" });
     expect(on.rolesConfigured).toBe(false);
     expect(deletePermission(on, "any/repo")).toEqual({ allowed: true });
     expect(describeAccess(on)).toBe("roles not configured: every signed-in user may push and pull · delete allowed");
-    const off = accessOf("alice", undefined, { deleteEnabled: false });
+    const off = accessOf("alice", undefined, { deleteEnabled: false, requestHeader: "X-Registry-UI" });
     expect(deletePermission(off, "any/repo")).toEqual({ allowed: false, reason: expect.stringContaining("deleteEnabled: false") });
   });
 
   test("with roles, deleting needs the admin role, delete enabled and the repository in scope", () => {
-    const admin = accessOf("ana", ADMIN, { deleteEnabled: false });
+    const admin = accessOf("ana", ADMIN, { deleteEnabled: false, requestHeader: "X-Registry-UI" });
     expect(deletePermission(admin, "team-a/app")).toEqual({ allowed: true });
     expect(deletePermission(admin, "team-b/app")).toEqual({ allowed: false, reason: expect.stringContaining("outside the repositories") });
-    const pusher = accessOf("pat", { ...ADMIN, user: "pat", role: "push" }, { deleteEnabled: true });
+    const pusher = accessOf("pat", { ...ADMIN, user: "pat", role: "push" }, { deleteEnabled: true, requestHeader: "X-Registry-UI" });
     expect(deletePermission(pusher, "team-a/app")).toEqual({ allowed: false, reason: expect.stringContaining("admin role; you are signed in with the push role") });
-    const disabled = accessOf("ana", { ...ADMIN, deleteEnabled: false }, { deleteEnabled: true });
+    const disabled = accessOf("ana", { ...ADMIN, deleteEnabled: false }, { deleteEnabled: true, requestHeader: "X-Registry-UI" });
     expect(deletePermission(disabled, "team-a/app").allowed).toBe(false);
     expect(describeAccess(pusher)).toBe("role push · repositories team-a/* · delete: admins only · anonymous pull off");
   });

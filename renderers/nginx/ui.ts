@@ -1,4 +1,4 @@
-import { UI_REQUEST_HEADER } from "../../ui/src/format";
+import { UI_REQUEST_HEADER } from "../../config/rules";
 import { block } from "./block";
 
 // The web page: its files, its headers, and 401s without the Basic challenge for its requests.

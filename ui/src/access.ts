@@ -16,6 +16,8 @@ export interface Me {
 /** What the stack wrote into /ui/settings.json. */
 export interface UiSettings {
   readonly deleteEnabled: boolean;
+  /** The header the proxy recognizes the page's requests by (no Basic challenge on their 401s). */
+  readonly requestHeader: string;
 }
 
 export interface Access {

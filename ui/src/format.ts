@@ -1,12 +1,5 @@
 // Pure helpers of the browser UI: no DOM, no network, so jest tests them directly.
 
-/**
- * Header every request of the UI carries. For such requests the proxy leaves out the Basic
- * challenge on 401s, so the browser never opens its own login dialog; clients without it
- * (docker, skopeo, curl) get the challenge as before. The stack's nginx renderer imports it.
- */
-export const UI_REQUEST_HEADER = "X-Registry-UI";
-
 export const MEDIA_TYPES = {
   ociIndex: "application/vnd.oci.image.index.v1+json",
   dockerList: "application/vnd.docker.distribution.manifest.list.v2+json",

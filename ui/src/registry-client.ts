@@ -1,6 +1,7 @@
 // The registry API as the UI uses it. Credentials live in this object only (memory of the tab):
-// never in storage, never in a URL. Every request carries X-Registry-UI, for which the proxy
-// leaves out the Basic challenge, so a 401 never opens the browser's own login dialog.
+// never in storage, never in a URL. Every request carries the header named in /ui/settings.json
+// (X-Registry-UI), for which the proxy leaves out the Basic challenge, so a 401 never opens the
+// browser's own login dialog.
 import { accessOf, Access, parseMe, UiSettings } from "./access.js";
 import {
   Descriptor,
@@ -16,7 +17,6 @@ import {
   imageSize,
   registryErrorCode,
   retryAfterSeconds,
-  UI_REQUEST_HEADER,
 } from "./format.js";
 
 /** A failed request, with a message meant for the person using the page. */
@@ -71,13 +71,17 @@ export class RegistryClient {
   private authorization: string | undefined;
   private readonly aborts = new AbortController();
 
-  private constructor(readonly user: string, authorization: string) {
+  private constructor(
+    readonly user: string,
+    authorization: string,
+    private readonly settings: UiSettings,
+  ) {
     this.authorization = authorization;
   }
 
-  /** Checks the credentials against `/v2/` and returns a client holding them. */
+  /** Reads the stack's settings (public), then checks the credentials against `/v2/`; returns a client holding them. */
   static async signIn(user: string, password: string): Promise<RegistryClient> {
-    const client = new RegistryClient(user, basicAuthorization(user, password));
+    const client = new RegistryClient(user, basicAuthorization(user, password), await readSettings());
     const response = await client.request("/v2/");
     if (!response.ok) throw await failure(response, "sign in");
     return client;
@@ -95,7 +99,7 @@ export class RegistryClient {
 
   private async request(path: string, init: { method?: string; accept?: string } = {}): Promise<Response> {
     if (this.authorization === undefined) throw new RegistryError("Signed out.", 0);
-    const headers: Record<string, string> = { Authorization: this.authorization, [UI_REQUEST_HEADER]: "1" };
+    const headers: Record<string, string> = { Authorization: this.authorization, [this.settings.requestHeader]: "1" };
     if (init.accept) headers.Accept = init.accept;
     try {
       return await fetch(path, { method: init.method ?? "GET", headers, cache: "no-store", credentials: "omit", signal: this.aborts.signal });
@@ -113,13 +117,12 @@ export class RegistryClient {
 
   /** What the user may do: the proxy's roles if it has them (issue #11), else the stack's settings. */
   async access(): Promise<Access> {
-    const settings = await this.json<UiSettings>("/ui/settings.json", "read the UI settings");
     const response = await this.request("/registry-stack/me");
-    if (response.status === 404) return accessOf(this.user, undefined, settings.body);
+    if (response.status === 404) return accessOf(this.user, undefined, this.settings);
     if (!response.ok) throw await failure(response, "read your access rights");
     const me = parseMe(await response.json());
     if (!me) throw new RegistryError("The proxy answered /registry-stack/me with an unexpected document.", response.status);
-    return accessOf(this.user, me, settings.body);
+    return accessOf(this.user, me, this.settings);
   }
 
   /**
@@ -198,6 +201,18 @@ export class RegistryClient {
     const response = await this.request(`/v2/${encodeRepository(repository)}/manifests/${encodeURIComponent(tag)}`, { method: "DELETE" });
     if (!response.ok) throw await failure(response, `delete tags in ${repository}`);
   }
+}
+
+/** /ui/settings.json, which the stack writes next to the page (no credentials needed). */
+async function readSettings(): Promise<UiSettings> {
+  let response: Response;
+  try {
+    response = await fetch("/ui/settings.json", { cache: "no-store", credentials: "omit" });
+  } catch (err) {
+    throw new RegistryError(`Cannot reach the registry (${(err as Error).message}).`, 0);
+  }
+  if (!response.ok) throw await failure(response, "read the UI settings");
+  return (await response.json()) as UiSettings;
 }
 
 function withPageSize(path: string, size: number): string {
