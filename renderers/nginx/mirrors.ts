@@ -163,9 +163,11 @@ export function mirrorStatusLocation(files: NonNullable<MirrorServer["modeFiles"
 /**
  * Manifest requests of a mirror with mode files: as /v2/, but a 404 while the mirror is offline
  * says that the upstream is unreachable and the image is not cached (distribution's own answer
- * is a bare "manifest unknown", the same as for an image the upstream does not have).
+ * is a bare "manifest unknown", the same as for an image the upstream does not have). Only
+ * where the checks have no error pages (no login check by nginx, see nginx-conf.ts).
  */
 export function mirrorManifestLocations(tuning: ProxyTuning, to: ProxyTarget, withAuthCache: boolean, checks: Array<string | string[]>, mirror: MirrorServer): string[][] {
+  if (checks.flat().some((line) => line.startsWith("error_page "))) throw new Error(`mirror ${mirror.name}: its checks have error pages of their own, which proxy_intercept_errors would apply to the mirror's answers`);
   const files = mirror.modeFiles!;
   const offline = registryError("MANIFEST_UNKNOWN", `not cached by this mirror, and its upstream ${mirror.mirrorOf} is unreachable (see ${MIRROR_STATUS_PATH})`);
   return [

@@ -162,7 +162,13 @@ function serverLocations(
     if (options.withAuth && !authCache) throw new Error(`mirror ${options.readOnly!.name}: a blob cache needs nginx to check the logins (authCache) or anonymous pulls; the mirror registry would never see a cached download`);
     locations.push(mirrorBlobLocation(input.tuning, to, authCache !== undefined, checks, options.readOnly!, blobCache));
   }
-  if (options.readOnly?.modeFiles) locations.push(...mirrorManifestLocations(input.tuning, to, authCache !== undefined, checks, options.readOnly), mirrorStatusLocation(options.readOnly.modeFiles));
+  if (options.readOnly?.modeFiles) {
+    locations.push(mirrorStatusLocation(options.readOnly.modeFiles));
+    // proxy_intercept_errors would also hand the mirror's own 500s and 401s to the login check's
+    // error pages ("login verification is unavailable"): with nginx checking logins, the
+    // mirror's 404 stays distribution's.
+    if (!authCache) locations.push(...mirrorManifestLocations(input.tuning, to, false, checks, options.readOnly));
+  }
   if (options.blobReads) locations.push(...blobLocations(input.tuning, to, authCache !== undefined, withUi, checks, options.blobReads));
   if (access) locations.push(catalogLocation(input.tuning, checks, withUi), ...stackLocations(access));
   locations.push(healthLocation(), fallbackLocation());
