@@ -112,9 +112,10 @@ log() {
 }
 
 # 0 when the upstream answers /v2/ with any HTTP status below 500 (401 is the usual answer):
-# only reachability counts here; proxy mode itself verifies TLS and logs in.
+# only reachability counts here; proxy mode itself verifies TLS and logs in. (No wget -T:
+# Debian's busybox 1.35 wget crashes on it; timeout bounds the whole probe instead.)
 upstream_answers() {
-  code=$(timeout ${input.probeTimeoutSeconds + 1} wget -S -T ${input.probeTimeoutSeconds} --no-check-certificate -O /dev/null "$probe_url" 2>&1 | sed -n 's/.*HTTP\\/[0-9.]* \\([1-5][0-9][0-9]\\).*/\\1/p' | tail -n 1)
+  code=$(timeout ${input.probeTimeoutSeconds} wget -S --no-check-certificate -O /dev/null "$probe_url" 2>&1 | sed -n 's/.*HTTP\\/[0-9.]* \\([1-5][0-9][0-9]\\).*/\\1/p' | tail -n 1)
   [ -n "$code" ] && [ "$code" -lt 500 ]
 }
 
