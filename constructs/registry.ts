@@ -228,8 +228,6 @@ export class Registry extends Construct {
         .update(
           JSON.stringify([
             renderConfig(`${Registry.SOCKET_DIRECTORY}/${socket.socketName}`),
-            supervised ? renderOfflineConfig(`${Registry.SOCKET_DIRECTORY}/${socket.socketName}`) : "",
-            supervised ? renderSupervisor(`${Registry.SOCKET_DIRECTORY}/${socket.socketName}`, props.pullThrough!.remoteUrl) : "",
             htpasswdText ?? "",
             props.tls ?? "",
             upstreamCa ?? "",
@@ -239,6 +237,10 @@ export class Registry extends Construct {
             props.restartPolicy,
             props.stopGraceSeconds,
             socket.egressNetworks ?? [],
+            // Only for mirrors, so that the other registries keep their generation.
+            ...(supervised
+              ? [renderOfflineConfig(`${Registry.SOCKET_DIRECTORY}/${socket.socketName}`), renderSupervisor(`${Registry.SOCKET_DIRECTORY}/${socket.socketName}`, props.pullThrough!.remoteUrl)]
+              : []),
           ]),
         )
         .digest("hex")
