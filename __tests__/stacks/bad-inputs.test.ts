@@ -236,6 +236,11 @@ const BAD_INPUTS: BadInput[] = [
     apply: (p) => p.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE, mirrors: [{ name: "hub", upstream: "docker.io", port: 5001, username: "u", password: SECRET }] }),
   },
   {
+    input: "upstream credentials in the mirror's upstreamUrl",
+    names: "mirrors[0].upstreamUrl",
+    apply: (p) => p.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE, mirrors: [{ name: "hub", upstream: "docker.io", port: 5001, upstreamUrl: `https://u:${SECRET}@registry-1.docker.io` }] }),
+  },
+  {
     input: "password in the config file",
     names: "users[0].password",
     apply: (p) => p.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE, users: [{ name: "alice", password: SECRET }, ...VALID_CHANGE.users.slice(1)] }),
