@@ -112,11 +112,22 @@ log() {
 }
 
 # 0 when the upstream answers /v2/ with any HTTP status below 500 (401 is the usual answer):
-# only reachability counts here; proxy mode itself verifies TLS and logs in. (No wget -T:
-# Debian's busybox 1.35 wget crashes on it; timeout bounds the whole probe instead.)
+# only reachability counts here; proxy mode itself verifies TLS and logs in, and if it cannot
+# connect it does not start and the mirror stays offline. busybox's own TLS (Debian's build)
+# cannot finish a handshake with a Go TLS 1.2 server (alert 40: handshake failure), so an alert
+# from the peer counts as an answer too. No wget -T (Debian's busybox 1.35 wget crashes on it):
+# timeout bounds the whole probe.
 upstream_answers() {
-  code=$(timeout ${input.probeTimeoutSeconds} wget -S --no-check-certificate -O /dev/null "$probe_url" 2>&1 | sed -n 's/.*HTTP\\/[0-9.]* \\([1-5][0-9][0-9]\\).*/\\1/p' | tail -n 1)
-  [ -n "$code" ] && [ "$code" -lt 500 ]
+  out=$(timeout ${input.probeTimeoutSeconds} wget -S --no-check-certificate -O /dev/null "$probe_url" 2>&1)
+  code=$(printf '%s\n' "$out" | sed -n 's/.*HTTP\\/[0-9.]* \\([1-5][0-9][0-9]\\).*/\\1/p' | tail -n 1)
+  if [ -n "$code" ]; then
+    [ "$code" -lt 500 ]
+    return
+  fi
+  case "$out" in
+    *"TLS error from peer"*) return 0 ;;
+  esac
+  return 1
 }
 
 # Starts mode $1's registry and waits for its socket; sets started_pid. 1 when it exits or

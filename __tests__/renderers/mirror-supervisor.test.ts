@@ -194,6 +194,23 @@ describe("renderMirrorSupervisor", () => {
     expect(log.stderr()).not.toMatch(/proxy/);
   });
 
+  test("a TLS alert from the upstream counts as an answer (busybox's own TLS and Go's server); a refused connection does not", async () => {
+    const i = input(dir);
+    const log = startSupervisor(i);
+    await until("the offline status", () => (status(i.socketPath)?.mode === "offline" ? true : undefined));
+    fs.writeFileSync(path.join(dir, "bin", "wget"), "#!/bin/sh\necho \"wget: can't connect to remote host (10.0.0.2): Connection refused\" >&2\nexit 1\n", { mode: 0o755 });
+    fs.writeFileSync(path.join(dir, UP_FILE), "");
+    await new Promise((r) => setTimeout(r, 2500));
+    expect(status(i.socketPath)?.mode).toBe("offline");
+    fs.writeFileSync(
+      path.join(dir, "bin", "wget"),
+      '#!/bin/sh\necho "Connecting to upstream.test:5000 (10.0.0.2:5000)" >&2\necho "wget: TLS error from peer (alert code 40): handshake failure" >&2\nexit 1\n',
+      { mode: 0o755 },
+    );
+    await until("the proxy status", () => (status(i.socketPath)?.mode === "proxy" ? true : undefined));
+    expect(log.stderr()).toMatch(/serving in proxy mode/);
+  });
+
   test("fails when a timing is not a whole number of seconds", () => {
     expect(() => renderMirrorSupervisor({ ...input(dir), probeIntervalSeconds: 0.5 })).toThrow("probeIntervalSeconds must be a whole number ≥ 1, got 0.5");
   });
