@@ -176,10 +176,12 @@ export class Registry extends Construct {
     // Go's crypto/x509 reads roots from SSL_CERT_FILE instead of the system bundle when it is set.
     if (upstreamCa !== undefined) env.push(`SSL_CERT_FILE=${Registry.UPSTREAM_CA_PATH}`);
 
-    const renderConfig = (socketPath: string | undefined) =>
+    // `offline`: a mirror's offline mode, the same storage without the proxy section, read-only,
+    // on a socket and debug port of its own (see the supervisor).
+    const renderConfig = (socketPath: string | undefined, mode: "serve" | "offline" = "serve") =>
       renderRegistryConfig({
         httpSecret: props.httpSecret,
-        listen: socketPath !== undefined ? { socketPath: supervised ? mirrorModeSocketPath(socketPath, "proxy") : socketPath } : { port: Registry.PORT },
+        listen: socketPath === undefined ? { port: Registry.PORT } : { socketPath: supervised ? mirrorModeSocketPath(socketPath, mode === "offline" ? "offline" : "proxy") : socketPath },
         drainTimeoutSeconds: props.stopGraceSeconds,
         htpasswdPath: props.users ? Registry.HTPASSWD_PATH : undefined,
         realm: Registry.REALM,
@@ -187,26 +189,13 @@ export class Registry extends Construct {
         logLevel: props.logLevel,
         storageRootDirectory: "inMemory" in props.storage ? undefined : Registry.DATA_PATH,
         tls: props.tls ? { certificatePath: Registry.CERTIFICATE_PATH, keyPath: Registry.KEY_PATH } : undefined,
-        debugPort,
-        pullThrough: props.pullThrough
-          ? { remoteUrl: props.pullThrough.remoteUrl, username: props.pullThrough.username, password: props.pullThrough.password, ttl: props.pullThrough.ttl }
-          : undefined,
+        debugPort: mode === "offline" ? offlineDebugPort(debugPort) : debugPort,
+        pullThrough:
+          props.pullThrough && mode === "serve"
+            ? { remoteUrl: props.pullThrough.remoteUrl, username: props.pullThrough.username, password: props.pullThrough.password, ttl: props.pullThrough.ttl }
+            : undefined,
         blobDescriptorCache: props.blobDescriptorCache,
-      });
-    // A mirror's offline mode: the same storage, no proxy section, read-only (see the supervisor).
-    const renderOfflineConfig = (socketPath: string) =>
-      renderRegistryConfig({
-        httpSecret: props.httpSecret,
-        listen: { socketPath: mirrorModeSocketPath(socketPath, "offline") },
-        drainTimeoutSeconds: props.stopGraceSeconds,
-        htpasswdPath: props.users ? Registry.HTPASSWD_PATH : undefined,
-        realm: Registry.REALM,
-        deleteEnabled: props.deleteEnabled,
-        logLevel: props.logLevel,
-        storageRootDirectory: "inMemory" in props.storage ? undefined : Registry.DATA_PATH,
-        debugPort: offlineDebugPort(debugPort),
-        blobDescriptorCache: props.blobDescriptorCache,
-        readOnly: true,
+        readOnly: mode === "offline" ? true : undefined,
       });
     const renderSupervisor = (socketPath: string, upstreamUrl: string) =>
       renderMirrorSupervisor({
@@ -239,7 +228,7 @@ export class Registry extends Construct {
             socket.egressNetworks ?? [],
             // Only for mirrors, so that the other registries keep their generation.
             ...(supervised
-              ? [renderOfflineConfig(`${Registry.SOCKET_DIRECTORY}/${socket.socketName}`), renderSupervisor(`${Registry.SOCKET_DIRECTORY}/${socket.socketName}`, props.pullThrough!.remoteUrl)]
+              ? [renderConfig(`${Registry.SOCKET_DIRECTORY}/${socket.socketName}`, "offline"), renderSupervisor(`${Registry.SOCKET_DIRECTORY}/${socket.socketName}`, props.pullThrough!.remoteUrl)]
               : []),
           ]),
         )
@@ -258,7 +247,7 @@ export class Registry extends Construct {
       secretUpload(this, "config-file", props.secretFiles.write(`${props.containerName}.config.yml`, config), Registry.CONFIG_PATH),
     ];
     if (supervised) {
-      const offline = props.secretFiles.write(`${props.containerName}.offline-config.yml`, renderOfflineConfig(this.socketPath!));
+      const offline = props.secretFiles.write(`${props.containerName}.offline-config.yml`, renderConfig(this.socketPath!, "offline"));
       uploads.push(secretUpload(this, "offline-config-file", offline, Registry.OFFLINE_CONFIG_PATH));
     }
     if (htpasswdText !== undefined) {
