@@ -2,6 +2,16 @@ import { DEFAULT_PROXY_TUNING, NginxConfInput, renderNginxConf } from "../../../
 import { Directive, all, blockOf, one, parseNginxConf, value } from "../nginx-conf-parser";
 import { AUTH_CACHE, input, headers } from "./fixtures";
 
+/** The private registry's server with nginx checking the logins; each test adds its mirrors. */
+const WITH_AUTH_CACHE = {
+  serverNames: ["store.example.test"],
+  listenPort: 8443,
+  upstream: { socketPath: "/run/registry-stack/registry.sock" },
+  tls: { certificatePath: "/c.crt", keyPath: "/c.key" },
+  authCache: AUTH_CACHE,
+  tuning: DEFAULT_PROXY_TUNING,
+};
+
 describe("renderNginxConf with mirrors", () => {
   const mirror = (name: string, listenPort: number, anonymousPull: boolean) => ({
     name,
@@ -12,12 +22,7 @@ describe("renderNginxConf with mirrors", () => {
     anonymousPull,
   });
   const conf = renderNginxConf({
-    serverNames: ["store.example.test"],
-    listenPort: 8443,
-    upstream: { socketPath: "/run/registry-stack/registry.sock" },
-    tls: { certificatePath: "/c.crt", keyPath: "/c.key" },
-    authCache: AUTH_CACHE,
-    tuning: DEFAULT_PROXY_TUNING,
+    ...WITH_AUTH_CACHE,
     mirrors: [mirror("hub", 8500, true), mirror("ghcr", 8501, false)],
   });
   const http = blockOf(parseNginxConf(conf), "http");
@@ -151,12 +156,7 @@ describe("renderNginxConf with a mirror blob cache", () => {
 describe("renderNginxConf with a supervised mirror's mode files", () => {
   const modeFiles = { statusPath: "/run/registry-stack/mirror-hub-0123456789.sock.status", offlineFlagPath: "/run/registry-stack/mirror-hub-0123456789.sock.offline-flag" };
   const conf = renderNginxConf({
-    serverNames: ["store.example.test"],
-    listenPort: 8443,
-    upstream: { socketPath: "/run/registry-stack/registry.sock" },
-    tls: { certificatePath: "/c.crt", keyPath: "/c.key" },
-    authCache: AUTH_CACHE,
-    tuning: DEFAULT_PROXY_TUNING,
+    ...WITH_AUTH_CACHE,
     mirrors: [
       { name: "hub", listenPort: 8500, upstream: { socketPath: "/run/registry-stack/mirror-hub-0123456789.sock" }, mirrorOf: "docker.io", pushTo: "store.example.test:5000", anonymousPull: true, modeFiles },
       { name: "ghcr", listenPort: 8501, upstream: { socketPath: "/run/registry-stack/mirror-ghcr.sock" }, mirrorOf: "ghcr.io", pushTo: "store.example.test:5000", anonymousPull: true },
