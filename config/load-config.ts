@@ -47,6 +47,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   mirrors?.forEach((m, i) => {
     if (m && typeof m === "object" && "password" in m)
       problems.push(`mirrors[${i}].password: passwords do not belong in the config file; set ${upstreamPasswordEnvName(nameOf(m))} or upstreamPasswords in the secrets file`);
+    // Checked here, without quoting the value: user:password@ in the URL would be a password.
+    const url = (m as { upstreamUrl?: unknown } | null)?.upstreamUrl;
+    if (typeof url === "string" && url.includes("@"))
+      problems.push(`mirrors[${i}].upstreamUrl: credentials do not belong in the URL (it is shown in plans); set username and ${upstreamPasswordEnvName(nameOf(m))} or upstreamPasswords in the secrets file`);
   });
   const userNames = new Set((users ?? []).map(nameOf));
   const mirrorNames = new Set((mirrors ?? []).map(nameOf));

@@ -73,7 +73,8 @@ const mirror = z.strictObject({
   upstreamUrl: doc(
     z
       .string()
-      .refine((u) => /^https:\/\/[^\s/]+\/?$/.test(u), { error: "must be an https:// URL without a path, e.g. https://registry-1.docker.io" })
+      // No user:password@: the URL is in the mirror's entrypoint (plan and state), the credentials belong in username + the secrets.
+      .refine((u) => /^https:\/\/[^\s/@]+\/?$/.test(u), { error: "must be an https:// URL without a path or credentials, e.g. https://registry-1.docker.io; an upstream login goes in username and REGISTRY_UPSTREAM_PASSWORD_<NAME>" })
       .optional(),
     "Where the mirror fetches from.",
     "`https://registry-1.docker.io` for docker.io, else `https://<upstream>`",

@@ -220,6 +220,7 @@ export class NginxProxy extends Construct {
         pushTo: pushEndpoint,
         anonymousPull: m.anonymousPull,
         blobCache: blobCaches.get(m.name),
+        modeFiles: m.registry.mirrorModeFiles,
       })),
     });
     const uploads: ContainerUpload[] = [];

@@ -6,9 +6,10 @@ import { createHash } from "crypto";
 import { Construct } from "constructs";
 import { MaterialStore } from "../material/material-store";
 import { renderHtpasswd } from "../renderers/htpasswd";
+import { MIRROR_PROBE, mirrorHealthCommand, mirrorModeSocketPath, mirrorOfflineFlagPath, mirrorStatusPath, offlineDebugPort, renderMirrorSupervisor } from "../renderers/mirror-supervisor";
 import { renderRegistryConfig } from "../renderers/registry-config";
 import { ConfigVolume } from "./config-volume";
-import { IGNORE_ENGINE_DEFAULTS, memoryLimit, NO_NEW_PRIVILEGES, REGISTRY_USER, SCRATCH_TMPFS } from "./container-defaults";
+import { IGNORE_ENGINE_DEFAULTS, memoryLimit, NO_NEW_PRIVILEGES, REGISTRY_USER, SCRATCH_TMPFS, terraformLiteral } from "./container-defaults";
 import { secretUpload } from "./secret-upload";
 import { VolumeOwner } from "./volume-owner";
 
@@ -104,6 +105,8 @@ export class Registry extends Construct {
   public static readonly PORT = 5000;
   public static readonly CONFIG_DIRECTORY = "/etc/registry-stack";
   public static readonly CONFIG_PATH = "/etc/registry-stack/config.yml";
+  /** A mirror's offline-mode config (no proxy section, read-only). */
+  public static readonly OFFLINE_CONFIG_PATH = "/etc/registry-stack/offline-config.yml";
   public static readonly HTPASSWD_PATH = "/etc/registry-stack/htpasswd";
   public static readonly CERTIFICATE_PATH = "/etc/registry-stack/tls/server.crt";
   public static readonly KEY_PATH = "/etc/registry-stack/tls/server.key";
@@ -127,6 +130,8 @@ export class Registry extends Construct {
   public readonly instanceName: string;
   /** Path of the unix socket inside the registry and the proxy, when reached by socket. */
   public readonly socketPath?: string;
+  /** A supervised mirror's status file and offline flag in the socket volume (renderers/mirror-supervisor.ts). */
+  public readonly mirrorModeFiles?: { readonly statusPath: string; readonly offlineFlagPath: string };
   /** Names the htpasswd content (a hash), when the registry checks users. */
   public readonly loginsDigest?: string;
   public readonly container: Container;
@@ -158,6 +163,9 @@ export class Registry extends Construct {
     if (this.dataMount) volumes.push(this.dataMount);
 
     const socket = "socketVolume" in props.endpoint ? props.endpoint : undefined;
+    // A pull-through cache behind the proxy runs under the supervisor that keeps it serving
+    // while the upstream is down (renderers/mirror-supervisor.ts).
+    const supervised = socket !== undefined && props.pullThrough !== undefined;
     const debugPort = props.debugPort ?? Registry.DEFAULT_DEBUG_PORT;
     this.debugPort = debugPort;
     const htpasswdText = props.users ? renderHtpasswd(props.users) : undefined;
@@ -168,10 +176,12 @@ export class Registry extends Construct {
     // Go's crypto/x509 reads roots from SSL_CERT_FILE instead of the system bundle when it is set.
     if (upstreamCa !== undefined) env.push(`SSL_CERT_FILE=${Registry.UPSTREAM_CA_PATH}`);
 
-    const renderConfig = (socketPath: string | undefined) =>
+    // `offline`: a mirror's offline mode, the same storage without the proxy section, read-only,
+    // on a socket and debug port of its own (see the supervisor).
+    const renderConfig = (socketPath: string | undefined, mode: "serve" | "offline" = "serve") =>
       renderRegistryConfig({
         httpSecret: props.httpSecret,
-        listen: socketPath !== undefined ? { socketPath } : { port: Registry.PORT },
+        listen: socketPath === undefined ? { port: Registry.PORT } : { socketPath: supervised ? mirrorModeSocketPath(socketPath, mode === "offline" ? "offline" : "proxy") : socketPath },
         drainTimeoutSeconds: props.stopGraceSeconds,
         htpasswdPath: props.users ? Registry.HTPASSWD_PATH : undefined,
         realm: Registry.REALM,
@@ -179,11 +189,22 @@ export class Registry extends Construct {
         logLevel: props.logLevel,
         storageRootDirectory: "inMemory" in props.storage ? undefined : Registry.DATA_PATH,
         tls: props.tls ? { certificatePath: Registry.CERTIFICATE_PATH, keyPath: Registry.KEY_PATH } : undefined,
-        debugPort,
-        pullThrough: props.pullThrough
-          ? { remoteUrl: props.pullThrough.remoteUrl, username: props.pullThrough.username, password: props.pullThrough.password, ttl: props.pullThrough.ttl }
-          : undefined,
+        debugPort: mode === "offline" ? offlineDebugPort(debugPort) : debugPort,
+        pullThrough:
+          props.pullThrough && mode === "serve"
+            ? { remoteUrl: props.pullThrough.remoteUrl, username: props.pullThrough.username, password: props.pullThrough.password, ttl: props.pullThrough.ttl }
+            : undefined,
         blobDescriptorCache: props.blobDescriptorCache,
+        readOnly: mode === "offline" ? true : undefined,
+      });
+    const renderSupervisor = (socketPath: string, upstreamUrl: string) =>
+      renderMirrorSupervisor({
+        proxyConfigPath: Registry.CONFIG_PATH,
+        offlineConfigPath: Registry.OFFLINE_CONFIG_PATH,
+        socketPath,
+        upstreamUrl,
+        ...MIRROR_PROBE,
+        startTimeoutSeconds: 20,
       });
 
     // Behind the proxy every change makes a new instance beside the old one (create before
@@ -205,6 +226,10 @@ export class Registry extends Construct {
             props.restartPolicy,
             props.stopGraceSeconds,
             socket.egressNetworks ?? [],
+            // Only for mirrors, so that the other registries keep their generation.
+            ...(supervised
+              ? [renderConfig(`${Registry.SOCKET_DIRECTORY}/${socket.socketName}`, "offline"), renderSupervisor(`${Registry.SOCKET_DIRECTORY}/${socket.socketName}`, props.pullThrough!.remoteUrl)]
+              : []),
           ]),
         )
         .digest("hex")
@@ -216,10 +241,15 @@ export class Registry extends Construct {
       this.instanceName = props.containerName;
     }
     const config = renderConfig(this.socketPath);
+    if (supervised) this.mirrorModeFiles = { statusPath: mirrorStatusPath(this.socketPath!), offlineFlagPath: mirrorOfflineFlagPath(this.socketPath!) };
     // Files are named after the container so that two registries never share one.
     const uploads: ContainerUpload[] = [
       secretUpload(this, "config-file", props.secretFiles.write(`${props.containerName}.config.yml`, config), Registry.CONFIG_PATH),
     ];
+    if (supervised) {
+      const offline = props.secretFiles.write(`${props.containerName}.offline-config.yml`, renderConfig(this.socketPath!, "offline"));
+      uploads.push(secretUpload(this, "offline-config-file", offline, Registry.OFFLINE_CONFIG_PATH));
+    }
     if (htpasswdText !== undefined) {
       const htpasswd = props.secretFiles.write(`${props.containerName}.htpasswd`, htpasswdText);
       uploads.push(secretUpload(this, "htpasswd-file", htpasswd, Registry.HTPASSWD_PATH));
@@ -255,7 +285,9 @@ export class Registry extends Construct {
 
     const healthcheck: ContainerHealthcheck = {
       // busybox wget is in the official (alpine) images; the debug server is on loopback only.
-      test: ["CMD", "wget", "-q", "-O", "/dev/null", `http://127.0.0.1:${debugPort}/debug/health`],
+      test: supervised
+        ? ["CMD-SHELL", mirrorHealthCommand(this.socketPath!, debugPort)]
+        : ["CMD", "wget", "-q", "-O", "/dev/null", `http://127.0.0.1:${debugPort}/debug/health`],
       interval: "15s",
       timeout: "5s",
       retries: 3,
@@ -267,7 +299,7 @@ export class Registry extends Construct {
       image: props.image.imageId,
       ...(this.socketPath !== undefined
         ? {
-            entrypoint: ["/bin/sh", "-c", socketServeScript(this.socketPath, Registry.CONFIG_PATH)],
+            entrypoint: ["/bin/sh", "-c", supervised ? terraformLiteral(renderSupervisor(this.socketPath, props.pullThrough!.remoteUrl)) : socketServeScript(this.socketPath, Registry.CONFIG_PATH)],
           }
         : {
             // The image entrypoint turns a *.yml argument into `registry serve <file>` (2.8 and 3.x alike).

@@ -37,15 +37,15 @@ export interface MirrorChecks {
 const TAG = "mirrors";
 const UPSTREAM_NETWORK = "e2e-mirrors-upstream";
 const UPSTREAM_CONTAINER = "e2e-mirrors-upstream";
-const UPSTREAM_HOST = "hub.e2e.test";
-const UPSTREAM_USER = { name: "hubuser", password: "hub-upstream-password-1" };
+export const UPSTREAM_HOST = "hub.e2e.test";
+export const UPSTREAM_USER = { name: "hubuser", password: "hub-upstream-password-1" };
 /** The second engine's networks; it creates none (--bridge=none), but keep it apart from every other pool. */
 const SECOND_ENGINE_POOL = process.env.E2E_SECOND_ADDRESS_POOL ?? "base=10.233.0.0/16,size=24";
 const CONTAINERD_NAMESPACE = "rse2e-mirrors";
 /** Clients pulling the same cold image at once through a mirror (check 30). */
 const BURST_CLIENTS = 6;
 
-interface Upstream {
+export interface Upstream {
   /** 127.0.0.1:<port>, for seeding it from the host. */
   readonly hostEndpoint: string;
   readonly caFile: string;
@@ -65,7 +65,7 @@ async function upstreamTls(dir: string): Promise<{ caFile: string; certFile: str
 }
 
 /** The upstream registry: TLS + htpasswd, on its own network (alias hub.e2e.test) and 127.0.0.1:<port>. */
-async function startUpstream(engine: Engine, dir: string): Promise<Upstream> {
+export async function startUpstream(engine: Engine, dir: string, names = { network: UPSTREAM_NETWORK, container: UPSTREAM_CONTAINER }): Promise<Upstream> {
   const files = path.join(dir, "upstream");
   fs.mkdirSync(files, { recursive: true });
   const tls = await upstreamTls(files);
@@ -86,9 +86,9 @@ async function startUpstream(engine: Engine, dir: string): Promise<Upstream> {
     }),
   );
   const port = await freePort();
-  await engine.docker(["network", "create", UPSTREAM_NETWORK], { timeoutMs: 30_000 });
+  await engine.docker(["network", "create", names.network], { timeoutMs: 30_000 });
   await engine.docker(
-    ["run", "-d", "--name", UPSTREAM_CONTAINER, "--network", UPSTREAM_NETWORK, "--network-alias", UPSTREAM_HOST, "-p", `127.0.0.1:${port}:5000`,
+    ["run", "-d", "--name", names.container, "--network", names.network, "--network-alias", UPSTREAM_HOST, "-p", `127.0.0.1:${port}:5000`,
       "-e", "OTEL_TRACES_EXPORTER=none", "-v", `${files}:/etc/upstream:ro`, REGISTRY_V3_IMAGE, "/etc/upstream/config.yml"],
     { timeoutMs: 60_000 },
   );

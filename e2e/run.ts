@@ -5,6 +5,7 @@ import { LifecycleChecks, lifecycleScenario } from "./lifecycle";
 import { blobReadsScenario } from "./blob-reads";
 import { authCacheScenario, directTlsScenario, plainHttpScenario, SuiteChecks, SuiteContext, tlsProxyScenario } from "./scenarios";
 import { MirrorChecks, mirrorsScenario } from "./mirrors";
+import { MirrorOutageChecks, mirrorsOutageScenario } from "./mirrors-outage";
 import { killRunningCommands } from "./proc";
 import { rolesScenario, RolesChecks } from "./roles";
 import { ScriptsInImageChecks, scriptsInImageScenario } from "./scripts-in-image";
@@ -95,6 +96,11 @@ async function main(): Promise<number> {
     roleChange: new Check("16", "a role change takes effect at the deploy that changes it (login cache flushed, never widened)", "roles"),
     endpoints: new Check("17", "/registry-stack/me contract, catalog filtered to a scoped user's repositories, one failed-login limit", "roles"),
   };
+  const outage: MirrorOutageChecks = {
+    deployDown: new Check("37", "mirror with its upstream down: cdktf deploy (the mirror replaced) succeeds and plans nothing after, the mirror healthy and serving offline (status endpoint), also after docker restart; the switch to offline timed", "mirrors-outage"),
+    cachedDown: new Check("38", "upstream down: docker and ctr (generated hosts.toml) pull the cached image by tag and by digest; an uncached image fails within 10 s with a registry error saying so", "mirrors-outage"),
+    recovery: new Check("39", "upstream back: the mirror returns to proxy mode by itself (timed; same container, no deploy or restart) and pulls a new image and the formerly uncached one", "mirrors-outage"),
+  };
   const scripts: ScriptsInImageChecks = {
     ownershipBusybox: new Check("50", "volume-ownership script in the registry image, busybox sh and applets (as in the official image), root with CAP_CHOWN + CAP_DAC_READ_SEARCH only: a root-owned store migrated (links not followed, top folder last), an owned one left alone, a failed chown retried in full, always-folders in full, an empty store kept filled", "scripts-in-image"),
     ownershipShell: new Check("51", "volume-ownership script in the registry image, /bin/sh (dash) and Debian's coreutils: the same cases as 50", "scripts-in-image"),
@@ -114,7 +120,7 @@ async function main(): Promise<number> {
     portable: new Check("72", "portable plans: the same config in two folders gives byte-identical cdk.tf.json (no project path in it)", "shared-state"),
     review: new Check("73", "review in CI: npm run plan-summary (the example workflows' command) summarizes the pending change as the saved plan has it", "shared-state"),
   };
-  const all = [toolchain, ...Object.values(checks), ...Object.values(lifecycle), ...Object.values(roles), ...Object.values(scripts), ...Object.values(shared), ...Object.values(zeroDowntime.changes), zeroDowntime.crashes, zeroDowntime.teardown];
+  const all = [toolchain, ...Object.values(checks), ...Object.values(outage), ...Object.values(lifecycle), ...Object.values(roles), ...Object.values(scripts), ...Object.values(shared), ...Object.values(zeroDowntime.changes), zeroDowntime.crashes, zeroDowntime.teardown];
 
   const ws = new Workspace();
   let engine: Engine | undefined;
@@ -150,6 +156,7 @@ async function main(): Promise<number> {
           "auth-cache": authCacheScenario,
           roles: (context: SuiteContext) => rolesScenario(context, roles),
           mirrors: mirrorsScenario,
+          "mirrors-outage": (context: SuiteContext) => mirrorsOutageScenario(context, outage),
           ui: uiScenario,
           "direct-tls": directTlsScenario,
           "plain-http": plainHttpScenario,

@@ -51,9 +51,16 @@ export interface RegistryConfigInput {
    * @default true
    */
   readonly blobDescriptorCache?: boolean;
+  /**
+   * Serve the storage read-only (`storage.maintenance.readonly`): writes are refused, reads
+   * served as usual, no upload purging (it would delete from storage). A mirror's offline mode.
+   * @default false
+   */
+  readonly readOnly?: boolean;
 }
 
 export function renderRegistryConfig(input: RegistryConfigInput): string {
+  if (input.pullThrough && input.readOnly) throw new Error("a pull-through cache cannot be read-only: it stores what it fetches");
   if (input.pullThrough && !input.deleteEnabled) throw new Error("a pull-through cache needs deleteEnabled: its TTL expiry deletes through the storage API");
   const listen = "socketPath" in input.listen ? { net: "unix", addr: input.listen.socketPath } : { addr: `:${input.listen.port}` };
   const http: Record<string, unknown> = {
@@ -82,9 +89,9 @@ export function renderRegistryConfig(input: RegistryConfigInput): string {
       ...(input.storageRootDirectory !== undefined ? { filesystem: { rootdirectory: input.storageRootDirectory } } : { inmemory: {} }),
       delete: { enabled: input.deleteEnabled },
       ...(input.blobDescriptorCache === false ? {} : { cache: { blobdescriptor: "inmemory" } }),
-      maintenance: {
-        uploadpurging: { enabled: true, age: "168h", interval: "24h", dryrun: false },
-      },
+      maintenance: input.readOnly
+        ? { uploadpurging: { enabled: false }, readonly: { enabled: true } }
+        : { uploadpurging: { enabled: true, age: "168h", interval: "24h", dryrun: false } },
     },
     http,
   };

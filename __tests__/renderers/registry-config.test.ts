@@ -124,3 +124,16 @@ describe("renderRegistryConfig as a pull-through cache", () => {
     expect(() => renderRegistryConfig({ ...BASE, pullThrough: { remoteUrl: "https://ghcr.io", ttl: "1h" } })).toThrow("needs deleteEnabled");
   });
 });
+
+describe("renderRegistryConfig, read-only (a mirror's offline mode)", () => {
+  test("turns on storage.maintenance.readonly and off upload purging, with no proxy section", () => {
+    const config = renderParsed({ deleteEnabled: true, readOnly: true });
+    expect(config.storage.maintenance).toEqual({ uploadpurging: { enabled: false }, readonly: { enabled: true } });
+    expect(config.proxy).toBeUndefined();
+    expect(config.http.secret).toBe(BASE.httpSecret);
+  });
+
+  test("fails when a pull-through cache is also read-only", () => {
+    expect(() => renderRegistryConfig({ ...BASE, deleteEnabled: true, readOnly: true, pullThrough: { remoteUrl: "https://ghcr.io", ttl: "1h" } })).toThrow("cannot be read-only");
+  });
+});

@@ -293,6 +293,11 @@ const BAD_INPUTS: BadInput[] = [
     },
   },
   { input: "failedLoginsScope without the proxy's login check", names: "failedLoginsScope", apply: (p) => p.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE, authCacheSeconds: 0, failedLoginsScope: "address-and-user" }) },
+  {
+    input: "upstream credentials in the mirror's upstreamUrl",
+    names: "mirrors[0].upstreamUrl",
+    apply: (p) => p.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE, mirrors: [{ name: "hub", upstream: "docker.io", port: 5001, upstreamUrl: `https://u:${SECRET}@registry-1.docker.io` }] }),
+  },
 ];
 
 /** Inputs that are not refused but warned about once (`WARNING:` lines); the synth goes on. */

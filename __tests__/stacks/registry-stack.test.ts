@@ -1,4 +1,6 @@
 import "cdktf/lib/testing/adapters/jest";
+import { MIRROR_PROBE, mirrorHealthCommand, renderMirrorSupervisor } from "../../renderers/mirror-supervisor";
+import { terraformLiteral } from "../../constructs/container-defaults";
 import { Container } from "@cdktf/provider-docker/lib/container";
 import { Volume } from "@cdktf/provider-docker/lib/volume";
 import { File } from "@cdktf/provider-local/lib/file";
@@ -584,7 +586,20 @@ describe("RegistryStack with mirrors", () => {
     expect(hub.network_mode).toBeUndefined();
     expect(hub.networks_advanced).toEqual([{ name: "${docker_network.mirror-egress-network.name}" }]);
     expect(hub.ports).toBeUndefined();
-    expect(hub.entrypoint).toEqual(["/bin/sh", "-c", `rm -f ${socket} && (for i in $(seq 200); do if [ -S ${socket} ]; then exec chmod 0666 ${socket}; fi; sleep 0.05; done) & exec registry serve /etc/registry-stack/config.yml`]);
+    expect(hub.entrypoint).toEqual([
+      "/bin/sh",
+      "-c",
+      // Terraform reads "$${" as a literal "${".
+      terraformLiteral(renderMirrorSupervisor({
+        proxyConfigPath: "/etc/registry-stack/config.yml",
+        offlineConfigPath: "/etc/registry-stack/offline-config.yml",
+        socketPath: socket,
+        upstreamUrl: "https://registry-1.docker.io",
+        ...MIRROR_PROBE,
+        startTimeoutSeconds: 20,
+      })),
+    ]);
+    expect(hub.healthcheck).toMatchObject({ test: ["CMD-SHELL", mirrorHealthCommand(socket, 5001)] });
     expect(hub.capabilities).toEqual({ drop: ["ALL"] });
     expect(synthesized).toHaveResourceWithProperties(Volume, { name: "registry-mirror-hub-data", lifecycle: { prevent_destroy: false } });
     expect(json.resource.docker_network["mirror-egress-network"]).toEqual({ name: "registry-mirror-egress" });
@@ -599,6 +614,29 @@ describe("RegistryStack with mirrors", () => {
     expect(config.storage.delete).toEqual({ enabled: true });
     expect(fs.statSync(configFile).mode & 0o777).toBe(0o600);
     expect(uploadsOfMirror("mirror-hub")[0]).toMatchObject({ file: "/etc/registry-stack/config.yml", source: expect.stringMatching(/^assets\//) });
+  });
+
+  test("gives each mirror an offline config: the same storage and secret, read-only, no proxy section, its own socket and debug port", () => {
+    const hub = container("mirror-hub");
+    const socket = `/run/registry-stack/${String(hub.name).replace(/^registry-/, "")}.sock`;
+    const proxyConfig = YAML.parse(fs.readFileSync(path.join(materialDirectory, "registry-mirror-hub.config.yml"), "utf8"));
+    const offlineFile = path.join(materialDirectory, "registry-mirror-hub.offline-config.yml");
+    const offline = YAML.parse(fs.readFileSync(offlineFile, "utf8"));
+    expect(offline.proxy).toBeUndefined();
+    expect(fs.readFileSync(offlineFile, "utf8")).not.toContain(UPSTREAM_SECRET);
+    expect(offline.storage.maintenance).toEqual({ uploadpurging: { enabled: false }, readonly: { enabled: true } });
+    expect(offline.storage.filesystem).toEqual(proxyConfig.storage.filesystem);
+    expect(offline.http.secret).toBe(proxyConfig.http.secret);
+    expect([proxyConfig.http.addr, offline.http.addr]).toEqual([`${socket}.proxy`, `${socket}.offline`]);
+    expect([proxyConfig.http.debug.addr, offline.http.debug.addr]).toEqual(["127.0.0.1:5001", "127.0.0.1:5002"]);
+    expect(fs.statSync(offlineFile).mode & 0o777).toBe(0o600);
+    expect(uploadsOfMirror("mirror-hub")).toContainEqual(expect.objectContaining({ file: "/etc/registry-stack/offline-config.yml", permissions: "0600", source: expect.stringMatching(/^assets\//) }));
+    const conf = uploadsOf(json, "proxy").find((u) => u.file === "/etc/registry-stack/nginx.conf")!.content as string;
+    expect(conf).toContain(`alias ${socket}.status;`);
+  });
+
+  test("runs the private registry and the verifier without the supervisor", () => {
+    for (const id of ["registry", "auth-verifier"]) expect(String((container(id).entrypoint as string[])[2])).toMatch(/^rm -f \/run\/registry-stack\/.*exec registry serve \/etc\/registry-stack\/config.yml$/);
   });
 
   test("trusts a private upstream's CA through SSL_CERT_FILE", () => {

@@ -27,7 +27,17 @@ export interface MirrorServer {
    * @default - every request goes to the mirror
    */
   readonly blobCache?: MirrorBlobCache;
+  /**
+   * The files the mirror's supervisor writes (renderers/mirror-supervisor.ts), in the socket
+   * volume nginx mounts: its status, served at MIRROR_STATUS_PATH, and a flag that exists only
+   * while the mirror serves offline, when a manifest it has not cached gets a 404 saying so.
+   * @default - no status location, the mirror's own 404s
+   */
+  readonly modeFiles?: { readonly statusPath: string; readonly offlineFlagPath: string };
 }
+
+/** Where each mirror's port answers its mode (anonymous, like /healthz: it holds no secret). */
+export const MIRROR_STATUS_PATH = "/registry-stack/mirror-status";
 
 /**
  * distribution v3.1.1's proxy mode sends a request for a blob that another request is still
@@ -135,4 +145,44 @@ export function readOnlyLocation(mirror: MirrorServer): string[] {
     "add_header Docker-Distribution-Api-Version registry/2.0 always;",
     `return 405 '${registryError("UNSUPPORTED", message)}';`,
   ]);
+}
+
+function notCachedLocationName(mirror: MirrorServer): string {
+  return `@mirror_${mirror.name.replace(/-/g, "_")}_not_cached`;
+}
+
+export function mirrorStatusLocation(files: NonNullable<MirrorServer["modeFiles"]>): string[] {
+  return block(`location = ${MIRROR_STATUS_PATH}`, [
+    "access_log off;",
+    "default_type application/json;",
+    "add_header Cache-Control no-store always;",
+    `alias ${files.statusPath};`,
+  ]);
+}
+
+/**
+ * Manifest requests of a mirror with mode files: as /v2/, but a 404 while the mirror is offline
+ * says that the upstream is unreachable and the image is not cached (distribution's own answer
+ * is a bare "manifest unknown", the same as for an image the upstream does not have). Only
+ * where the checks have no error pages (no login check by nginx, see nginx-conf.ts).
+ */
+export function mirrorManifestLocations(tuning: ProxyTuning, to: ProxyTarget, withAuthCache: boolean, checks: Array<string | string[]>, mirror: MirrorServer): string[][] {
+  if (checks.flat().some((line) => line.startsWith("error_page "))) throw new Error(`mirror ${mirror.name}: its checks have error pages of their own, which proxy_intercept_errors would apply to the mirror's answers`);
+  const files = mirror.modeFiles!;
+  const offline = registryError("MANIFEST_UNKNOWN", `not cached by this mirror, and its upstream ${mirror.mirrorOf} is unreachable (see ${MIRROR_STATUS_PATH})`);
+  return [
+    block('location ~ "^/v2/.+/manifests/[^/]+$"', [
+      ...checks,
+      ...proxyDirectives(tuning, to, withAuthCache, false),
+      "",
+      "proxy_intercept_errors on;",
+      `error_page 404 = ${notCachedLocationName(mirror)};`,
+    ]),
+    block(`location ${notCachedLocationName(mirror)}`, [
+      "default_type application/json;",
+      "add_header Docker-Distribution-Api-Version registry/2.0 always;",
+      block(`if (-f ${files.offlineFlagPath})`, [`return 404 '${offline}';`]),
+      `return 404 '${registryError("MANIFEST_UNKNOWN", "manifest unknown")}';`,
+    ]),
+  ];
 }

@@ -8,7 +8,7 @@ import { block } from "./block";
 import { fallbackLocation, healthLocation, healthServer } from "./health";
 import { LOGIN_USER_VARIABLE, loginLimiterServer } from "./login-limit";
 import { metricsAccessMaps, metricsAuthLocation, metricsLocation } from "./metrics";
-import { READ_ONLY_LOCATION, mirrorBlobCacheHttpDirectives, mirrorBlobLocation, mirrorUpstreamName, readOnlyLocation } from "./mirrors";
+import { READ_ONLY_LOCATION, mirrorBlobCacheHttpDirectives, mirrorBlobLocation, mirrorManifestLocations, mirrorStatusLocation, mirrorUpstreamName, readOnlyLocation } from "./mirrors";
 import type { MirrorServer } from "./mirrors";
 import { ACCESS_LOG_FORMAT, ANCIENT_DOCKER_USER_AGENT, DEFAULT_UPSTREAM_KEEPALIVE, UPSTREAM_NAME, eventsBlock, mainContext, proxyDirectives, upstreamBlock } from "./proxy";
 import type { ProxyTarget, ProxyTuning, UpstreamAddress } from "./proxy";
@@ -161,6 +161,13 @@ function serverLocations(
   if (blobCache) {
     if (options.withAuth && !authCache) throw new Error(`mirror ${options.readOnly!.name}: a blob cache needs nginx to check the logins (authCache) or anonymous pulls; the mirror registry would never see a cached download`);
     locations.push(mirrorBlobLocation(input.tuning, to, authCache !== undefined, checks, options.readOnly!, blobCache));
+  }
+  if (options.readOnly?.modeFiles) {
+    locations.push(mirrorStatusLocation(options.readOnly.modeFiles));
+    // proxy_intercept_errors would also hand the mirror's own 500s and 401s to the login check's
+    // error pages ("login verification is unavailable"): with nginx checking logins, the
+    // mirror's 404 stays distribution's.
+    if (!authCache) locations.push(...mirrorManifestLocations(input.tuning, to, false, checks, options.readOnly));
   }
   if (options.blobReads) locations.push(...blobLocations(input.tuning, to, authCache !== undefined, withUi, checks, options.blobReads));
   if (access) locations.push(catalogLocation(input.tuning, checks, withUi), ...stackLocations(access));

@@ -2,6 +2,16 @@ import { DEFAULT_PROXY_TUNING, NginxConfInput, renderNginxConf } from "../../../
 import { Directive, all, blockOf, one, parseNginxConf, value } from "../nginx-conf-parser";
 import { AUTH_CACHE, input, headers } from "./fixtures";
 
+/** The private registry's server with nginx checking the logins; each test adds its mirrors. */
+const WITH_AUTH_CACHE = {
+  serverNames: ["store.example.test"],
+  listenPort: 8443,
+  upstream: { socketPath: "/run/registry-stack/registry.sock" },
+  tls: { certificatePath: "/c.crt", keyPath: "/c.key" },
+  authCache: AUTH_CACHE,
+  tuning: DEFAULT_PROXY_TUNING,
+};
+
 describe("renderNginxConf with mirrors", () => {
   const mirror = (name: string, listenPort: number, anonymousPull: boolean) => ({
     name,
@@ -12,12 +22,7 @@ describe("renderNginxConf with mirrors", () => {
     anonymousPull,
   });
   const conf = renderNginxConf({
-    serverNames: ["store.example.test"],
-    listenPort: 8443,
-    upstream: { socketPath: "/run/registry-stack/registry.sock" },
-    tls: { certificatePath: "/c.crt", keyPath: "/c.key" },
-    authCache: AUTH_CACHE,
-    tuning: DEFAULT_PROXY_TUNING,
+    ...WITH_AUTH_CACHE,
     mirrors: [mirror("hub", 8500, true), mirror("ghcr", 8501, false)],
   });
   const http = blockOf(parseNginxConf(conf), "http");
@@ -145,5 +150,56 @@ describe("renderNginxConf with a mirror blob cache", () => {
     const { blobCache: _none, ...plain } = cached("hub", 8500, true);
     const text = renderNginxConf(input({ authCache, mirrors: [plain] }));
     expect(text).not.toMatch(/proxy_cache \$|registry_mirror|blob_digest/);
+  });
+});
+
+describe("renderNginxConf with a supervised mirror's mode files", () => {
+  const modeFiles = { statusPath: "/run/registry-stack/mirror-hub-0123456789.sock.status", offlineFlagPath: "/run/registry-stack/mirror-hub-0123456789.sock.offline-flag" };
+  const conf = renderNginxConf({
+    ...WITH_AUTH_CACHE,
+    mirrors: [
+      { name: "hub", listenPort: 8500, upstream: { socketPath: "/run/registry-stack/mirror-hub-0123456789.sock" }, mirrorOf: "docker.io", pushTo: "store.example.test:5000", anonymousPull: true, modeFiles },
+      { name: "ghcr", listenPort: 8501, upstream: { socketPath: "/run/registry-stack/mirror-ghcr.sock" }, mirrorOf: "ghcr.io", pushTo: "store.example.test:5000", anonymousPull: true },
+      { name: "quay", listenPort: 8502, upstream: { socketPath: "/run/registry-stack/mirror-quay.sock" }, mirrorOf: "quay.io", pushTo: "store.example.test:5000", anonymousPull: false, modeFiles },
+    ],
+  });
+  const http = blockOf(parseNginxConf(conf), "http");
+  const serverOn = (port: number) => all(http, "server").find((d) => d.block && value(d.block, "listen") === `${port} ssl`)!.block!;
+  const locationOf = (server: Directive[], ...args: string[]) => all(server, "location").find((d) => d.args.join(" ") === args.join(" "))?.block;
+
+  test("serves the mirror's status file anonymously at /registry-stack/mirror-status, uncached", () => {
+    const status = locationOf(serverOn(8500), "=", "/registry-stack/mirror-status")!;
+    expect(value(status, "alias")).toBe(modeFiles.statusPath);
+    expect(value(status, "default_type")).toBe("application/json");
+    expect(all(status, "auth_request")).toEqual([]);
+    expect(all(status, "add_header").map((d) => d.args)).toEqual([["Cache-Control", "no-store", "always"]]);
+    expect(locationOf(serverOn(8501), "=", "/registry-stack/mirror-status")).toBeUndefined();
+  });
+
+  test("manifest requests of an anonymous mirror: the same checks and upstream as /v2/, a 404 said to be offline only while the flag file exists", () => {
+    const server = serverOn(8500);
+    const manifests = locationOf(server, "~", "^/v2/.+/manifests/[^/]+$")!;
+    const v2 = blockOf(server, "location", "/v2/");
+    expect(value(manifests, "proxy_pass")).toBe("http://mirror-hub");
+    expect(all(manifests, "if").map((d) => d.args)).toEqual(all(v2, "if").map((d) => d.args));
+    expect(value(manifests, "proxy_intercept_errors")).toBe("on");
+    expect(one(manifests, "error_page").args).toEqual(["404", "=", "@mirror_hub_not_cached"]);
+    const notCached = locationOf(server, "@mirror_hub_not_cached")!;
+    const offline = one(notCached, "if");
+    expect(offline.args).toEqual(["(-f", `${modeFiles.offlineFlagPath})`]);
+    const [offlineStatus, offlineBody] = one(offline.block!, "return").args;
+    expect(offlineStatus).toBe("404");
+    expect(JSON.parse(offlineBody)).toEqual({
+      errors: [{ code: "MANIFEST_UNKNOWN", message: "not cached by this mirror, and its upstream docker.io is unreachable (see /registry-stack/mirror-status)", detail: null }],
+    });
+    const [status, body] = all(notCached, "return")[0].args;
+    expect(status).toBe("404");
+    expect(JSON.parse(body).errors[0]).toEqual({ code: "MANIFEST_UNKNOWN", message: "manifest unknown", detail: null });
+    expect(locationOf(serverOn(8501), "~", "^/v2/.+/manifests/[^/]+$")).toBeUndefined();
+  });
+
+  test("a mirror whose logins nginx checks keeps distribution's 404 (the login check's error pages would take the mirror's 500s)", () => {
+    expect(locationOf(serverOn(8502), "~", "^/v2/.+/manifests/[^/]+$")).toBeUndefined();
+    expect(locationOf(serverOn(8502), "=", "/registry-stack/mirror-status")).toBeDefined();
   });
 });
