@@ -135,6 +135,11 @@ export function authLocation(authCache: AuthCache): string[] {
     // Parallel layer requests of one client wait for a single bcrypt check instead of each running one.
     "proxy_cache_lock on;",
     "proxy_cache_lock_timeout 10s;",
+    // When a cached login expires, one request asks the verifier again and the others keep the
+    // expired 200 meanwhile: with a slow verifier they would otherwise pass the lock's timeout
+    // together and spend the login limit's budget (a valid user answered 429). The key holds the
+    // logins generation, so an entry never outlives a change of users, passwords or roles.
+    "proxy_cache_use_stale updating;",
   ]);
 }
 

@@ -116,6 +116,8 @@ describe("renderNginxConf with an auth cache", () => {
     expect(auth).toContain("proxy_cache_valid 200 60s;");
     expect(auth).toContain("proxy_cache_valid any 0;");
     expect(auth).toContain("proxy_cache_lock on;");
+    // An expiring login is asked again by one request; the others are not held at the lock.
+    expect(auth).toContain("proxy_cache_use_stale updating;");
     expect(conf).toContain("proxy_cache_path /tmp/nginx-auth-cache levels=1 keys_zone=registry_auth:1m max_size=16m inactive=60s use_temp_path=off;");
     expect(conf).toMatch(/upstream registry-auth {\n\s+server unix:\/run\/registry-stack\/auth.sock;/);
   });
