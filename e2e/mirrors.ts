@@ -9,6 +9,7 @@ import { curl, DockerClient, freePort, makeOtherCa, writeLayeredContext } from "
 import { Deployment, synthAndDeploy, TestUser } from "./deployment";
 import { pollUntil } from "./docker-api";
 import { Engine, startEngine } from "./engine";
+import { BOUNDED_MIRROR_MAX_SIZE_MB, seedBoundedImages, sizeBoundCheck } from "./mirror-size-bound";
 import { forwardPorts } from "./port-forward";
 import { assert, assertEqual, assertMatch, Check, clip, say } from "./harness";
 import { registryUserChecks } from "./hardening";
@@ -33,6 +34,7 @@ export interface MirrorChecks {
   pushRefused: Check;
   k3sMerge: Check;
   ttl: Check;
+  sizeBound: Check;
 }
 
 const TAG = "mirrors";
@@ -172,6 +174,7 @@ export async function mirrorsScenario(ctx: SuiteContext, c: MirrorChecks): Promi
   const hubPort = await freePort();
   const ghcrPort = await freePort();
   const quayPort = await freePort();
+  const boundedPort = await freePort();
   const users: TestUser[] = [{ name: "alice", password: "alice-mirrors-password-1" }];
   const alice = { name: "alice", password: "alice-mirrors-password-1" };
   const endpoint = `localhost:${port}`;
@@ -221,6 +224,7 @@ export async function mirrorsScenario(ctx: SuiteContext, c: MirrorChecks): Promi
       "rse2e-local/mirror-tool:1",
       "rse2e-local/mirror-burst:1",
     );
+    await seedBoundedImages(docker, upstream.hostEndpoint, scratch);
     const baseBlobs = await upstreamBlobs(upstream, "library/e2e-base", "1", scratch);
     say(TAG, `upstream ${UPSTREAM_HOST} seeded: library/e2e-base:1 ${short(baseDigest)} (${baseBlobs.length} blobs), e2e/tool:1 ${short(toolDigest)}`);
 
@@ -235,6 +239,8 @@ export async function mirrorsScenario(ctx: SuiteContext, c: MirrorChecks): Promi
         { name: "ghcr", upstream: "ghcr.io", port: ghcrPort, ...mirrorDefaults },
         // The shortest TTL the schema allows, to watch the cache expire within the run.
         { name: "quay", upstream: "quay.io", port: quayPort, anonymousPull: true, ttl: "1m", ...mirrorDefaults },
+        // Bounded to the schema's minimum, to watch the size bound delete within the run (check 37).
+        { name: "bounded", upstream: "gcr.io", port: boundedPort, anonymousPull: true, maxSizeMb: BOUNDED_MIRROR_MAX_SIZE_MB, ...mirrorDefaults },
       ],
     };
     const clientDir = config.clientConfigDirectory;
@@ -609,6 +615,7 @@ export async function mirrorsScenario(ctx: SuiteContext, c: MirrorChecks): Promi
         "quay.io": { endpoint: ["https://quay-cache.corp.example.test"] },
         "docker.io": { endpoint: [`https://${hubEndpoint}`] },
         "ghcr.io": { endpoint: [`https://${ghcrEndpoint}`] },
+        "gcr.io": { endpoint: [`https://localhost:${boundedPort}`] },
       }, "mirrors in registries.yaml");
       for (const e of [endpoint, `127.0.0.1:${port}`, hubEndpoint, ghcrEndpoint]) {
         const caFile = (merged.configs[e] as { tls: { ca_file: string } } | undefined)?.tls.ca_file;
@@ -619,6 +626,18 @@ export async function mirrorsScenario(ctx: SuiteContext, c: MirrorChecks): Promi
       assertMatch(fs.readFileSync(k3sFile, "utf8"), /# the node admin's registries\.yaml[\s\S]*# not the stack's/, "the admin's comments");
       c.k3sMerge.note(`registries.yaml after deploy: mirrors ${Object.keys(merged.mirrors).join(", ")}; configs ${Object.keys(merged.configs).join(", ")}; the admin's entries and comments kept (also mirrors.quay.io, although the stack mirrors quay.io too: a foreign entry is never changed); every ca_file exists`);
     });
+
+    // 37. the size bound (e2e/mirror-size-bound.ts)
+    await sizeBoundCheck(c.sizeBound, {
+      engine: ctx.engine,
+      endpoint: `localhost:${boundedPort}`,
+      volumeName: "e2e-mirrors-mirror-bounded-data",
+      sizeBoundContainer: "e2e-mirrors-mirror-bounded-size-bound",
+      certDir: path.join(clientDir, "certs.d", `localhost:${boundedPort}`),
+      scratch,
+      upstreamFetches: async (repository) => blobFetches(await upstreamRequests(ctx.engine), repository),
+    });
+    c.sizeBound.finish();
 
     // 36, second half
     await c.ttl.phase("the cache expires after the TTL and is fetched again", async () => {
