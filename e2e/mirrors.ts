@@ -485,12 +485,15 @@ export async function mirrorsScenario(ctx: SuiteContext, c: MirrorChecks): Promi
       assertMatch(gateway, /^\d+\.\d+\.\d+\.\d+$/, "gateway of the stack's edge network");
       const hostsFile = path.join(scratch, "second-engine-hosts");
       fs.writeFileSync(hostsFile, `127.0.0.1 localhost\n${gateway} ${REAL_HOST}\n`);
-      const certsView = fs.mkdtempSync(path.join(scratch, "second-engine-certs.d-"));
+      // /etc/docker as a whole (the host has no certs.d to mount over); dockerd reads only certs.d there.
+      const dockerEtc = fs.mkdtempSync(path.join(scratch, "second-engine-etc-docker-"));
+      const certsView = path.join(dockerEtc, "certs.d");
+      fs.mkdirSync(certsView);
       const forwarder = await forwardPorts(gateway, [hubPort]);
       const second = await startEngine({
         addressPool: SECOND_ENGINE_POOL,
         daemonConfig: daemonJson,
-        privateFiles: { "/etc/hosts": hostsFile, "/etc/docker/certs.d": certsView },
+        privateFiles: { "/etc/hosts": hostsFile, "/etc/docker": dockerEtc },
         log: (l) => say(TAG, `  second engine: ${l}`),
       });
       try {
@@ -582,7 +585,7 @@ export async function mirrorsScenario(ctx: SuiteContext, c: MirrorChecks): Promi
       // Podman (Debian bookworm's 4.3) as root, the same HOME: drop-in and certs.d from ~/.config/containers.
       const podmanDir = path.join(scratch, "podman");
       const podman = (args: string[]) =>
-        run("podman", ["--root", path.join(podmanDir, "root"), "--runroot", path.join(podmanDir, "run"), "--storage-driver", "vfs", "--events-backend", "file", "--cgroup-manager", "cgroupfs", ...args], {
+        run("podman", ["--root", path.join(podmanDir, "root"), "--runroot", path.join(podmanDir, "run"), "--storage-driver", "vfs", "--events-backend", "file", "--cgroup-manager", "cgroupfs", "--tmpdir", path.join(podmanDir, "tmp"), ...args], {
           timeoutMs: 180_000,
           env: { ...process.env, HOME: home },
         });
