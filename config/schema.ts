@@ -98,7 +98,7 @@ const mirror = z.strictObject({
   ),
   maxSizeMb: doc(
     z
-      .number()
+      .number({ error: "must be a number of MiB without a unit, e.g. 51200 for 50 GiB" })
       .int({ error: "must be a whole number of MiB" })
       .min(rules.MIN_MIRROR_MAX_SIZE_MB, { error: `must be at least ${rules.MIN_MIRROR_MAX_SIZE_MB} (MiB); make it larger than the largest image pulled through the mirror` })
       .max(rules.MAX_MIRROR_MAX_SIZE_MB, { error: `must be at most ${rules.MAX_MIRROR_MAX_SIZE_MB} (MiB)` })
