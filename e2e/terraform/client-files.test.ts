@@ -65,7 +65,7 @@ describe("client files keyed by endpoint, through Terraform and hashicorp/local"
   const filesUnder = (dir: string): string[] =>
     fs.readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => path.relative(dir, path.join(e.parentPath, e.name))).sort();
 
-  test("a host name inserted first plans only creations of its files (and the in-place rewrite of the two naming the first mirror endpoint), then nothing", () => {
+  test("a host name inserted first plans only creations of its files (and new content where the mirror's first endpoint is named), then nothing", () => {
     // GIVEN a deployed client config for localhost and 127.0.0.1
     const root = tempDirectory();
     const clientDir = path.join(root, "client");
@@ -81,7 +81,8 @@ describe("client files keyed by endpoint, through Terraform and hashicorp/local"
     const changes = plan(stackDir);
 
     // THEN no file is deleted or moved: the new name's files are created; the mirror's hosts.toml and
-    // drop-in (they name the mirror's first endpoint) and the k3s entries (they list every endpoint) change
+    // drop-in and daemon.json's registry-mirrors (they name the mirror's first endpoint, now the new
+    // name) and the k3s entries (they list every endpoint) are replaced with their new content
     const summary = changes.map((c) => `${c.change.actions.join("+")} ${c.address.replace(/_[0-9A-F]{8}$/, "")}`).sort();
     console.log(`plan after inserting a name first:\n  ${summary.join("\n  ")}`);
     expect(summary).toEqual([
@@ -89,9 +90,10 @@ describe("client files keyed by endpoint, through Terraform and hashicorp/local"
       "create local_file.client_containerd-ca-store_example_test__5000",
       "create local_file.client_containerd-hosts-store_example_test__5000",
       "create local_file.client_mirror-ca-store_example_test__5001",
-      "create+delete terraform_data.client_k3s-registries",
       "delete+create local_file.client_containerd-mirror-hosts-docker_io",
       "delete+create local_file.client_registries-conf-drop-in",
+      "delete+create terraform_data.client_daemon-json",
+      "delete+create terraform_data.client_k3s-registries",
     ]);
 
     // AND applying it leaves every earlier file in place, the new ones beside them, and nothing to plan
