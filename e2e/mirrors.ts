@@ -262,7 +262,8 @@ export async function mirrorsScenario(ctx: SuiteContext, c: MirrorChecks): Promi
     fs.writeFileSync(k3sFile, adminRegistries);
     k3sFileWritten = { file: k3sFile, content: adminRegistries };
     const upstreamPasswords = {
-      REGISTRY_UPSTREAM_PASSWORD_QUAY: UPSTREAM_USER.password, REGISTRY_UPSTREAM_PASSWORD_HUB: UPSTREAM_USER.password, REGISTRY_UPSTREAM_PASSWORD_GHCR: UPSTREAM_USER.password };
+      REGISTRY_UPSTREAM_PASSWORD_QUAY: UPSTREAM_USER.password, REGISTRY_UPSTREAM_PASSWORD_HUB: UPSTREAM_USER.password, REGISTRY_UPSTREAM_PASSWORD_GHCR: UPSTREAM_USER.password,
+      REGISTRY_UPSTREAM_PASSWORD_BOUNDED: UPSTREAM_USER.password };
     const s1 = await synthAndDeploy(ctx.timings, dep, mine, () => dep.synth("out-1", config, users, "out-1", upstreamPasswords));
     if (s1 === undefined) return;
     const stackJson = fs.readFileSync(s1.stackFile, "utf8");
