@@ -585,8 +585,10 @@ export async function mirrorsScenario(ctx: SuiteContext, c: MirrorChecks): Promi
       c.podmanDropIn.note(`HOME=${path.basename(home)}: ~/.config/containers/registries.conf.d/50-registry-stack.conf + certs.d/<mirror>/ca.crt (TLS verified): skopeo copy/inspect docker://docker.io/library/e2e-base:1 → ${short(base.Digest)}; skopeo login ${ghcrEndpoint} (alice) + inspect docker://ghcr.io/e2e/tool:1 → ${short(tool.Digest)}; upstream blob downloads unchanged`);
       // Podman (Debian bookworm's 4.3) as root, the same HOME: drop-in and certs.d from ~/.config/containers.
       const podmanDir = path.join(scratch, "podman");
+      // Podman refuses a runroot longer than 50 characters: a short folder of its own, removed below.
+      const podmanRun = fs.mkdtempSync("/tmp/rse2e-podman-");
       const podman = (args: string[]) =>
-        run("podman", ["--root", path.join(podmanDir, "root"), "--runroot", path.join(podmanDir, "run"), "--storage-driver", "vfs", "--events-backend", "file", "--cgroup-manager", "cgroupfs", "--tmpdir", path.join(podmanDir, "tmp"), ...args], {
+        run("podman", ["--root", path.join(podmanDir, "root"), "--runroot", podmanRun, "--storage-driver", "vfs", "--events-backend", "file", "--cgroup-manager", "cgroupfs", "--tmpdir", path.join(podmanDir, "tmp"), ...args], {
           timeoutMs: 180_000,
           env: { ...process.env, HOME: home },
         });
@@ -604,6 +606,7 @@ export async function mirrorsScenario(ctx: SuiteContext, c: MirrorChecks): Promi
       );
       assertMatch(podmanUntrusted.stderr, /x509|certificate/, "podman error without the CA");
       c.podmanDropIn.note(`control: without certs.d/${ghcrEndpoint}/ca.crt podman pull ghcr.io/e2e/tool:1 fails: ${clip(podmanUntrusted.stderr.trim().split("\n").slice(-1)[0], 160)}`);
+      fs.rmSync(podmanRun, { recursive: true, force: true });
       const untrusted = await expectFailure("skopeo without the mirror's CA", () => skopeo(["inspect", "--no-tags", "--authfile", authFile, "docker://ghcr.io/e2e/tool:1"]));
       assertMatch(untrusted.stderr, /x509|certificate/, "skopeo error without the CA");
       c.podmanDropIn.note(`control: without certs.d/${ghcrEndpoint}/ca.crt the same inspect fails: ${clip(untrusted.stderr.trim().split("\n").slice(-1)[0], 160)}`);
@@ -618,8 +621,8 @@ export async function mirrorsScenario(ctx: SuiteContext, c: MirrorChecks): Promi
       assertEqual(merged.mirrors, {
         "quay.io": { endpoint: ["https://quay-cache.corp.example.test"] },
         "docker.io": { endpoint: [`https://${hubEndpoint}`] },
-        "ghcr.io": { endpoint: [`https://${ghcrEndpoint}`] },
         "gcr.io": { endpoint: [`https://localhost:${boundedPort}`] },
+        "ghcr.io": { endpoint: [`https://${ghcrEndpoint}`] },
       }, "mirrors in registries.yaml");
       for (const e of [endpoint, `127.0.0.1:${port}`, hubEndpoint, ghcrEndpoint]) {
         const caFile = (merged.configs[e] as { tls: { ca_file: string } } | undefined)?.tls.ca_file;
