@@ -436,6 +436,7 @@ export async function mirrorsScenario(ctx: SuiteContext, c: MirrorChecks): Promi
       const mounts = JSON.parse((await ctx.engine.docker(["inspect", "-f", "{{json .Mounts}}", "e2e-mirrors-proxy"])).stdout) as { Name?: string; Destination: string; RW: boolean }[];
       const caches = mounts.filter((m) => m.Name?.endsWith("-blob-cache")).map((m) => `${m.Name} at ${m.Destination} RW=${m.RW}`);
       assertEqual(caches.sort(), [
+        "e2e-mirrors-mirror-bounded-blob-cache at /var/cache/registry-stack/mirror-bounded RW=true",
         "e2e-mirrors-mirror-ghcr-blob-cache at /var/cache/registry-stack/mirror-ghcr RW=true",
         "e2e-mirrors-mirror-hub-blob-cache at /var/cache/registry-stack/mirror-hub RW=true",
         "e2e-mirrors-mirror-quay-blob-cache at /var/cache/registry-stack/mirror-quay RW=true",
