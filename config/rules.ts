@@ -208,6 +208,9 @@ export function mirrorTtlSeconds(ttl: string): number {
 /** Bounds of a mirror's blob cache in the proxy (MiB). */
 export const MIN_MIRROR_BLOB_CACHE_MB = 64;
 export const MAX_MIRROR_BLOB_CACHE_MB = 1048576;
+/** A mirror's data volume bound (MiB): a few layers at least, 16 TiB at most. */
+export const MIN_MIRROR_MAX_SIZE_MB = 8;
+export const MAX_MIRROR_MAX_SIZE_MB = 16 * 1024 * 1024;
 
 /** What is wrong with a mirror TTL; undefined when it is fine. */
 export function mirrorTtlProblem(value: string): string | undefined {

@@ -97,6 +97,16 @@ const mirror = z.strictObject({
       .default(DEFAULT_MIRROR_BLOB_CACHE_MB),
     "Disk (MiB) for the proxy's cache of this mirror's blobs (volume `<namePrefix>-mirror-<name>-blob-cache`): concurrent first pulls of a blob wait for one upstream fetch there. The least recently used blobs go above it, unused ones after `ttl`. Make it larger than the largest layer. Needs the proxy's login check or `anonymousPull`.",
   ),
+  maxSizeMb: doc(
+    z
+      .number({ error: "must be a number of MiB without a unit, e.g. 51200 for 50 GiB" })
+      .int({ error: "must be a whole number of MiB" })
+      .min(rules.MIN_MIRROR_MAX_SIZE_MB, { error: `must be at least ${rules.MIN_MIRROR_MAX_SIZE_MB} (MiB); make it larger than the largest image pulled through the mirror` })
+      .max(rules.MAX_MIRROR_MAX_SIZE_MB, { error: `must be at most ${rules.MAX_MIRROR_MAX_SIZE_MB} (MiB)` })
+      .optional(),
+    "Size bound (MiB) of this mirror's data volume `<namePrefix>-mirror-<name>-data`: a container `<namePrefix>-mirror-<name>-size-bound` measures it every 30 s and, above the bound, deletes the least recently used blobs until it is at 90% of it, while the mirror keeps serving (a deleted blob is fetched from the upstream again). See docs/mirrors.md.",
+    "no bound (`ttl` only)",
+  ),
   anonymousPull: doc(z.boolean().default(false), "Pull without credentials (read-only anyway). Needed for Docker's `registry-mirrors`, which sends only Docker Hub credentials."),
   network: doc(
     z.string().regex(rules.DOCKER_OBJECT_NAME, { error: rules.DOCKER_OBJECT_NAME_HINT }).optional(),

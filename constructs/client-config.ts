@@ -94,12 +94,17 @@ export class ClientConfig extends Construct {
     const mirrorEndpoints = mirrors.map((m) => ({ upstream: m.upstream, endpoint: m.endpoints[0] }));
     const dockerCa = (endpoint: string) => path.join(this.directory, CLIENT_FILE_LAYOUT.dockerCerts, endpoint, "ca.crt");
     this.caCertificatePaths = pem === undefined ? [] : props.endpoints.map(dockerCa);
-    const file = (id: string, filename: string, content: string) =>
-      new File(this, id, { filename, content, filePermission: "0644", directoryPermission: "0755" });
+    // Construct ids are Terraform addresses: keyed by endpoint (never by position), so adding or
+    // reordering names leaves every other file's address alone. `legacyIndex` is the position
+    // earlier versions keyed the file by: a `moved` block carries such a file over on upgrade.
+    const file: DeclareFile = (kind, key, legacyIndex, filename, content) => {
+      const declared = new File(this, `${kind}-${clientFileKey(key)}`, { filename, content, filePermission: "0644", directoryPermission: "0755" });
+      declared.moveFromId(`local_file.${TerraformStack.of(this).getLogicalId(new Construct(this, `${kind}-${legacyIndex}`).node)}`);
+      return declared;
+    };
     if (pem !== undefined) {
-      this.caCertificatePaths.forEach((filename, index) => file(`ca-${index}`, filename, pem));
-      // Mirror ids continue after the registry's, so adding a mirror leaves the existing files' addresses alone.
-      mirrorHosts.forEach((endpoint, index) => file(`mirror-ca-${index}`, dockerCa(endpoint), pem));
+      props.endpoints.forEach((endpoint, index) => file("ca", endpoint, index, dockerCa(endpoint), pem));
+      mirrorHosts.forEach((endpoint, index) => file("mirror-ca", endpoint, index, dockerCa(endpoint), pem));
       this.writeOtherClients(file, pem, props.endpoints, mirrorEndpoints);
     }
     // registries.yaml is one file per node, often with the admin's own entries: merged, not owned.
@@ -153,21 +158,35 @@ export class ClientConfig extends Construct {
     const hostsDir = (host: string) => path.join(this.directory, CLIENT_FILE_LAYOUT.containerdHosts, host);
     // containerd resolves a relative `ca` against the host's folder: the folder can be copied as it is.
     endpoints.forEach((endpoint, index) => {
-      file(`containerd-ca-${index}`, path.join(hostsDir(endpoint), "ca.crt"), pem);
-      file(`containerd-hosts-${index}`, path.join(hostsDir(endpoint), "hosts.toml"), renderContainerdRegistryHostsToml(endpoint, "ca.crt", owner));
+      file("containerd-ca", endpoint, index, path.join(hostsDir(endpoint), "ca.crt"), pem);
+      file("containerd-hosts", endpoint, index, path.join(hostsDir(endpoint), "hosts.toml"), renderContainerdRegistryHostsToml(endpoint, "ca.crt", owner));
     });
     mirrors.forEach((mirror, index) => {
-      file(`containerd-mirror-ca-${index}`, path.join(hostsDir(mirror.upstream), "ca.crt"), pem);
-      file(`containerd-mirror-hosts-${index}`, path.join(hostsDir(mirror.upstream), "hosts.toml"), renderContainerdMirrorHostsToml(mirror, "ca.crt", owner));
+      file("containerd-mirror-ca", mirror.upstream, index, path.join(hostsDir(mirror.upstream), "ca.crt"), pem);
+      file("containerd-mirror-hosts", mirror.upstream, index, path.join(hostsDir(mirror.upstream), "hosts.toml"), renderContainerdMirrorHostsToml(mirror, "ca.crt", owner));
     });
     if (mirrors.length > 0) {
-      file("registries-conf-drop-in", path.join(this.directory, CLIENT_FILE_LAYOUT.registriesConfDropIn), renderRegistriesConfDropIn(mirrors, owner));
+      new File(this, "registries-conf-drop-in", {
+        filename: path.join(this.directory, CLIENT_FILE_LAYOUT.registriesConfDropIn),
+        content: renderRegistriesConfDropIn(mirrors, owner),
+        filePermission: "0644",
+        directoryPermission: "0755",
+      });
     }
   }
 }
 
-/** The methods' shared way to declare one client file. */
-type DeclareFile = (id: string, filename: string, content: string) => File;
+/** The methods' shared way to declare one client file of `kind` for `key` (an endpoint or an upstream). */
+type DeclareFile = (kind: string, key: string, legacyIndex: number, filename: string, content: string) => File;
+
+/**
+ * A construct id part for an endpoint or upstream (`host[:port]`, IPv6 in brackets) that stays
+ * readable in Terraform addresses: `.` → `_`, `:` → `__`, brackets dropped. One-to-one for valid
+ * names (they hold no `_` and no `..`); cdktf adds a hash of the full path besides.
+ */
+export function clientFileKey(endpoint: string): string {
+  return endpoint.replace(/[[\]]/g, "").replace(/\./g, "_").replace(/:/g, "__");
+}
 
 /**
  * The provisioners' working_dir. Terraform runs them in `<outdir>/stacks/<stack>/`: with the

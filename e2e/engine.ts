@@ -52,6 +52,12 @@ export interface EngineOptions {
    * over the engine's own, except the paths that keep the engine private).
    */
   daemonConfig?: Record<string, unknown>;
+  /**
+   * Host paths replaced for this engine only: dockerd runs in a mount namespace of its own
+   * (`unshare --mount`) where each key (e.g. /etc/hosts, /etc/docker/certs.d) is a bind mount of
+   * the value. The host's files are never touched; other engines see the real ones.
+   */
+  privateFiles?: Record<string, string>;
   log?: (line: string) => void;
 }
 
@@ -115,7 +121,18 @@ export async function startEngine(options: EngineOptions = {}): Promise<Engine> 
     `--iptables=${options.iptables === false ? "false" : "true"}`,
   ];
   const logFd = fs.openSync(logFile, "a");
-  const child = spawn(DOCKERD, args, { stdio: ["ignore", logFd, logFd] });
+  const binds = Object.entries(options.privateFiles ?? {});
+  // unshare and sh exec: the pid stays dockerd's. Private propagation keeps the binds out of the host.
+  const child =
+    binds.length === 0
+      ? spawn(DOCKERD, args, { stdio: ["ignore", logFd, logFd] })
+      : spawn(
+          "unshare",
+          ["--mount", "--propagation", "private", "--", "/bin/sh", "-ec",
+            `${binds.map((_, i) => `mount --bind "$${2 * i + 1}" "$${2 * i + 2}"`).join("; ")}; shift ${2 * binds.length}; exec ${DOCKERD} "$@"`,
+            "dockerd-private-files", ...binds.flatMap(([target, source]) => [source, target]), ...args],
+          { stdio: ["ignore", logFd, logFd] },
+        );
   fs.closeSync(logFd);
   if (child.pid === undefined) throw new Error(`could not start ${DOCKERD}`);
   const pid = child.pid;

@@ -9,6 +9,8 @@ import { curl, DockerClient, freePort, makeOtherCa, writeLayeredContext } from "
 import { Deployment, synthAndDeploy, TestUser } from "./deployment";
 import { pollUntil } from "./docker-api";
 import { Engine, startEngine } from "./engine";
+import { BOUNDED_MIRROR_MAX_SIZE_MB, seedBoundedImages, sizeBoundCheck } from "./mirror-size-bound";
+import { forwardPorts } from "./port-forward";
 import { assert, assertEqual, assertMatch, Check, clip, say } from "./harness";
 import { registryUserChecks } from "./hardening";
 import { REGISTRY_V3_IMAGE } from "./images";
@@ -32,6 +34,7 @@ export interface MirrorChecks {
   pushRefused: Check;
   k3sMerge: Check;
   ttl: Check;
+  sizeBound: Check;
 }
 
 const TAG = "mirrors";
@@ -42,6 +45,13 @@ export const UPSTREAM_USER = { name: "hubuser", password: "hub-upstream-password
 /** The second engine's networks; it creates none (--bridge=none), but keep it apart from every other pool. */
 const SECOND_ENGINE_POOL = process.env.E2E_SECOND_ADDRESS_POOL ?? "base=10.233.0.0/16,size=24";
 const CONTAINERD_NAMESPACE = "rse2e-mirrors";
+/**
+ * A real name for the stack (not localhost: dockerd treats 127.0.0.0/8, and names resolving there,
+ * as insecure and skips TLS verification). The engine of check 32 resolves it, in its own mount
+ * namespace, to the gateway address of the stack's edge network, where the suite forwards to the
+ * published ports.
+ */
+const REAL_HOST = "registry.e2e.test";
 /** Clients pulling the same cold image at once through a mirror (check 30). */
 const BURST_CLIENTS = 6;
 
@@ -164,6 +174,7 @@ export async function mirrorsScenario(ctx: SuiteContext, c: MirrorChecks): Promi
   const hubPort = await freePort();
   const ghcrPort = await freePort();
   const quayPort = await freePort();
+  const boundedPort = await freePort();
   const users: TestUser[] = [{ name: "alice", password: "alice-mirrors-password-1" }];
   const alice = { name: "alice", password: "alice-mirrors-password-1" };
   const endpoint = `localhost:${port}`;
@@ -213,13 +224,14 @@ export async function mirrorsScenario(ctx: SuiteContext, c: MirrorChecks): Promi
       "rse2e-local/mirror-tool:1",
       "rse2e-local/mirror-burst:1",
     );
+    await seedBoundedImages(docker, upstream.hostEndpoint, scratch);
     const baseBlobs = await upstreamBlobs(upstream, "library/e2e-base", "1", scratch);
     say(TAG, `upstream ${UPSTREAM_HOST} seeded: library/e2e-base:1 ${short(baseDigest)} (${baseBlobs.length} blobs), e2e/tool:1 ${short(toolDigest)}`);
 
     const mirrorDefaults = { upstreamUrl: `https://${UPSTREAM_HOST}:5000`, upstreamCaFile: upstream.caFile, username: UPSTREAM_USER.name, network: UPSTREAM_NETWORK };
     const config = {
       ...baseConfig(dir, "e2e-mirrors", port, users),
-      hostnames: ["localhost"],
+      hostnames: ["localhost", REAL_HOST],
       ipAddresses: ["127.0.0.1"],
       mirrors: [
         // Anonymous: dockerd's registry-mirrors sends only Docker Hub credentials to a mirror.
@@ -227,6 +239,8 @@ export async function mirrorsScenario(ctx: SuiteContext, c: MirrorChecks): Promi
         { name: "ghcr", upstream: "ghcr.io", port: ghcrPort, ...mirrorDefaults },
         // The shortest TTL the schema allows, to watch the cache expire within the run.
         { name: "quay", upstream: "quay.io", port: quayPort, anonymousPull: true, ttl: "1m", ...mirrorDefaults },
+        // Bounded to the schema's minimum, to watch the size bound delete within the run (check 46).
+        { name: "bounded", upstream: "gcr.io", port: boundedPort, anonymousPull: true, maxSizeMb: BOUNDED_MIRROR_MAX_SIZE_MB, ...mirrorDefaults },
       ],
     };
     const clientDir = config.clientConfigDirectory;
@@ -248,7 +262,8 @@ export async function mirrorsScenario(ctx: SuiteContext, c: MirrorChecks): Promi
     fs.writeFileSync(k3sFile, adminRegistries);
     k3sFileWritten = { file: k3sFile, content: adminRegistries };
     const upstreamPasswords = {
-      REGISTRY_UPSTREAM_PASSWORD_QUAY: UPSTREAM_USER.password, REGISTRY_UPSTREAM_PASSWORD_HUB: UPSTREAM_USER.password, REGISTRY_UPSTREAM_PASSWORD_GHCR: UPSTREAM_USER.password };
+      REGISTRY_UPSTREAM_PASSWORD_QUAY: UPSTREAM_USER.password, REGISTRY_UPSTREAM_PASSWORD_HUB: UPSTREAM_USER.password, REGISTRY_UPSTREAM_PASSWORD_GHCR: UPSTREAM_USER.password,
+      REGISTRY_UPSTREAM_PASSWORD_BOUNDED: UPSTREAM_USER.password };
     const s1 = await synthAndDeploy(ctx.timings, dep, mine, () => dep.synth("out-1", config, users, "out-1", upstreamPasswords));
     if (s1 === undefined) return;
     const stackJson = fs.readFileSync(s1.stackFile, "utf8");
@@ -421,6 +436,7 @@ export async function mirrorsScenario(ctx: SuiteContext, c: MirrorChecks): Promi
       const mounts = JSON.parse((await ctx.engine.docker(["inspect", "-f", "{{json .Mounts}}", "e2e-mirrors-proxy"])).stdout) as { Name?: string; Destination: string; RW: boolean }[];
       const caches = mounts.filter((m) => m.Name?.endsWith("-blob-cache")).map((m) => `${m.Name} at ${m.Destination} RW=${m.RW}`);
       assertEqual(caches.sort(), [
+        "e2e-mirrors-mirror-bounded-blob-cache at /var/cache/registry-stack/mirror-bounded RW=true",
         "e2e-mirrors-mirror-ghcr-blob-cache at /var/cache/registry-stack/mirror-ghcr RW=true",
         "e2e-mirrors-mirror-hub-blob-cache at /var/cache/registry-stack/mirror-hub RW=true",
         "e2e-mirrors-mirror-quay-blob-cache at /var/cache/registry-stack/mirror-quay RW=true",
@@ -465,7 +481,23 @@ export async function mirrorsScenario(ctx: SuiteContext, c: MirrorChecks): Promi
       const daemonJson = JSON.parse(fs.readFileSync(path.join(clientDir, "daemon.json"), "utf8")) as Record<string, unknown>;
       assertEqual(daemonJson["registry-mirrors"], [`https://${hubEndpoint}`], "registry-mirrors in the generated daemon.json");
       c.dockerdMirror.note(`generated daemon.json: ${JSON.stringify(daemonJson)}`);
-      const second = await startEngine({ addressPool: SECOND_ENGINE_POOL, daemonConfig: daemonJson, log: (l) => say(TAG, `  second engine: ${l}`) });
+      // The engine's own /etc/hosts (REAL_HOST → the edge network's gateway) and /etc/docker/certs.d
+      // (empty at first, for the control), bind-mounted in its mount namespace only.
+      const gateway = (await ctx.engine.docker(["network", "inspect", "--format", "{{(index .IPAM.Config 0).Gateway}}", "e2e-mirrors-edge"])).stdout.trim();
+      assertMatch(gateway, /^\d+\.\d+\.\d+\.\d+$/, "gateway of the stack's edge network");
+      const hostsFile = path.join(scratch, "second-engine-hosts");
+      fs.writeFileSync(hostsFile, `127.0.0.1 localhost\n${gateway} ${REAL_HOST}\n`);
+      // /etc/docker as a whole (the host has no certs.d to mount over); dockerd reads only certs.d there.
+      const dockerEtc = fs.mkdtempSync(path.join(scratch, "second-engine-etc-docker-"));
+      const certsView = path.join(dockerEtc, "certs.d");
+      fs.mkdirSync(certsView);
+      const forwarder = await forwardPorts(gateway, [hubPort]);
+      const second = await startEngine({
+        addressPool: SECOND_ENGINE_POOL,
+        daemonConfig: daemonJson,
+        privateFiles: { "/etc/hosts": hostsFile, "/etc/docker": dockerEtc },
+        log: (l) => say(TAG, `  second engine: ${l}`),
+      });
       try {
         const info = (await second.docker(["info", "--format", "{{json .RegistryConfig.Mirrors}}"], { timeoutMs: 30_000 })).stdout.trim();
         assertEqual(JSON.parse(info), [`https://${hubEndpoint}/`], "docker info Registry Mirrors of the second engine");
@@ -473,12 +505,25 @@ export async function mirrorsScenario(ctx: SuiteContext, c: MirrorChecks): Promi
         const digest = /Digest: (sha256:[0-9a-f]{64})/.exec(out)?.[1];
         assertEqual(digest, baseDigest, "digest of docker.io/library/e2e-base:1 pulled by the second engine");
         c.dockerdMirror.note(`second dockerd (pid ${second.pid}, pool ${SECOND_ENGINE_POOL}): docker info mirrors ${info}; docker pull docker.io/library/e2e-base:1 → ${short(digest ?? "")} (no internet here: Docker Hub itself is unreachable)`);
+
+        // The mirror by a real name, TLS verified by dockerd: without the CA the pull fails with x509.
+        const realRef = `${REAL_HOST}:${hubPort}/library/e2e-base:1`;
+        const untrusted = await expectFailure(`docker pull ${realRef} without the CA`, () => second.docker(["pull", realRef], { timeoutMs: 120_000 }));
+        assertMatch(untrusted.stderr, /x509: certificate signed by unknown authority/, `docker pull ${realRef} with an empty /etc/docker/certs.d`);
+        c.dockerdMirror.note(`${REAL_HOST} → ${gateway} (the edge network's gateway; forwarded to the published port) in the engine's own /etc/hosts: control with an empty /etc/docker/certs.d: ${clip(untrusted.stderr.trim().split("\n").slice(-1)[0], 180)}`);
+        fs.cpSync(path.join(clientDir, "certs.d"), certsView, { recursive: true });
+        assert(fs.existsSync(path.join(certsView, `${REAL_HOST}:${hubPort}`, "ca.crt")), `no generated certs.d/${REAL_HOST}:${hubPort}/ca.crt`);
+        const real = (await second.docker(["pull", realRef], { timeoutMs: 120_000 })).stdout;
+        assertEqual(/Digest: (sha256:[0-9a-f]{64})/.exec(real)?.[1], baseDigest, `digest of ${realRef}`);
+        const insecure = (await second.docker(["info", "--format", "{{json .RegistryConfig.InsecureRegistryCIDRs}} {{json .RegistryConfig.IndexConfigs}}"])).stdout.trim();
+        assert(!insecure.includes(REAL_HOST), `${REAL_HOST} is listed as an insecure registry: ${insecure}`);
+        c.dockerdMirror.note(`with the generated certs.d copied in (certs.d/${REAL_HOST}:${hubPort}/ca.crt): docker pull ${realRef} → ${short(baseDigest)}; insecure registries of that engine: ${clip(insecure, 160)}; ${forwarder.connections()} connection(s) went through ${gateway}:${hubPort}`);
       } finally {
         await second.stop();
+        await forwarder.close();
       }
       await assertFetchedOnce(ctx.engine, baseBlobs, "after the second dockerd's pull");
       c.dockerdMirror.note(`upstream access log after this second client's pull: still exactly one download of each of the ${baseBlobs.length} blobs`);
-      c.dockerdMirror.note("caveat: dockerd treats localhost (127.0.0.0/8) as insecure and skips TLS verification for it; containerd and skopeo below verify the CA");
     });
     c.dockerdMirror.finish();
 
@@ -539,7 +584,30 @@ export async function mirrorsScenario(ctx: SuiteContext, c: MirrorChecks): Promi
       assertEqual(tool.Digest, toolDigest, "skopeo inspect ghcr.io/e2e/tool:1 digest");
       await assertFetchedOnce(ctx.engine, baseBlobs, "after skopeo's copy");
       c.podmanDropIn.note(`HOME=${path.basename(home)}: ~/.config/containers/registries.conf.d/50-registry-stack.conf + certs.d/<mirror>/ca.crt (TLS verified): skopeo copy/inspect docker://docker.io/library/e2e-base:1 → ${short(base.Digest)}; skopeo login ${ghcrEndpoint} (alice) + inspect docker://ghcr.io/e2e/tool:1 → ${short(tool.Digest)}; upstream blob downloads unchanged`);
+      // Podman (Debian bookworm's 4.3) as root, the same HOME: drop-in and certs.d from ~/.config/containers.
+      const podmanDir = path.join(scratch, "podman");
+      // Podman refuses a runroot longer than 50 characters: a short folder of its own, removed below.
+      const podmanRun = fs.mkdtempSync("/tmp/rse2e-podman-");
+      const podman = (args: string[]) =>
+        run("podman", ["--root", path.join(podmanDir, "root"), "--runroot", podmanRun, "--storage-driver", "vfs", "--events-backend", "file", "--cgroup-manager", "cgroupfs", "--tmpdir", path.join(podmanDir, "tmp"), ...args], {
+          timeoutMs: 180_000,
+          env: { ...process.env, HOME: home },
+        });
+      const podmanVersion = (await podman(["--version"])).stdout.trim();
+      await podman(["pull", "--signature-policy", path.join(home, "policy.json"), "docker.io/library/e2e-base:1"]);
+      await podman(["pull", "--signature-policy", path.join(home, "policy.json"), "--authfile", authFile, "ghcr.io/e2e/tool:1"]);
+      const podmanDigests = (await podman(["images", "--format", "{{.Repository}}:{{.Tag}} {{.Digest}}"])).stdout.trim().split("\n").sort();
+      assertEqual(podmanDigests, [`docker.io/library/e2e-base:1 ${baseDigest}`, `ghcr.io/e2e/tool:1 ${toolDigest}`], "podman images");
+      await assertFetchedOnce(ctx.engine, baseBlobs, "after podman's pull");
+      c.podmanDropIn.note(`${podmanVersion} (root, vfs storage in the scratch folder, same HOME): podman pull docker.io/library/e2e-base:1 and ghcr.io/e2e/tool:1 (--authfile) through the drop-in → ${podmanDigests.join(", ")}; upstream blob downloads unchanged`);
       fs.rmSync(path.join(userConf, "certs.d", ghcrEndpoint), { recursive: true });
+      await podman(["rmi", "ghcr.io/e2e/tool:1"]);
+      const podmanUntrusted = await expectFailure("podman pull without the mirror's CA", () =>
+        podman(["pull", "--signature-policy", path.join(home, "policy.json"), "--authfile", authFile, "ghcr.io/e2e/tool:1"]),
+      );
+      assertMatch(podmanUntrusted.stderr, /x509|certificate/, "podman error without the CA");
+      c.podmanDropIn.note(`control: without certs.d/${ghcrEndpoint}/ca.crt podman pull ghcr.io/e2e/tool:1 fails: ${clip(podmanUntrusted.stderr.trim().split("\n").slice(-1)[0], 160)}`);
+      fs.rmSync(podmanRun, { recursive: true, force: true });
       const untrusted = await expectFailure("skopeo without the mirror's CA", () => skopeo(["inspect", "--no-tags", "--authfile", authFile, "docker://ghcr.io/e2e/tool:1"]));
       assertMatch(untrusted.stderr, /x509|certificate/, "skopeo error without the CA");
       c.podmanDropIn.note(`control: without certs.d/${ghcrEndpoint}/ca.crt the same inspect fails: ${clip(untrusted.stderr.trim().split("\n").slice(-1)[0], 160)}`);
@@ -554,6 +622,7 @@ export async function mirrorsScenario(ctx: SuiteContext, c: MirrorChecks): Promi
       assertEqual(merged.mirrors, {
         "quay.io": { endpoint: ["https://quay-cache.corp.example.test"] },
         "docker.io": { endpoint: [`https://${hubEndpoint}`] },
+        "gcr.io": { endpoint: [`https://localhost:${boundedPort}`] },
         "ghcr.io": { endpoint: [`https://${ghcrEndpoint}`] },
       }, "mirrors in registries.yaml");
       for (const e of [endpoint, `127.0.0.1:${port}`, hubEndpoint, ghcrEndpoint]) {
@@ -565,6 +634,18 @@ export async function mirrorsScenario(ctx: SuiteContext, c: MirrorChecks): Promi
       assertMatch(fs.readFileSync(k3sFile, "utf8"), /# the node admin's registries\.yaml[\s\S]*# not the stack's/, "the admin's comments");
       c.k3sMerge.note(`registries.yaml after deploy: mirrors ${Object.keys(merged.mirrors).join(", ")}; configs ${Object.keys(merged.configs).join(", ")}; the admin's entries and comments kept (also mirrors.quay.io, although the stack mirrors quay.io too: a foreign entry is never changed); every ca_file exists`);
     });
+
+    // 37. the size bound (e2e/mirror-size-bound.ts)
+    await sizeBoundCheck(c.sizeBound, {
+      engine: ctx.engine,
+      endpoint: `localhost:${boundedPort}`,
+      volumeName: "e2e-mirrors-mirror-bounded-data",
+      sizeBoundContainer: "e2e-mirrors-mirror-bounded-size-bound",
+      certDir: path.join(clientDir, "certs.d", `localhost:${boundedPort}`),
+      scratch,
+      upstreamFetches: async (repository) => blobFetches(await upstreamRequests(ctx.engine), repository),
+    });
+    c.sizeBound.finish();
 
     // 36, second half
     await c.ttl.phase("the cache expires after the TTL and is fetched again", async () => {

@@ -75,11 +75,12 @@ async function main(): Promise<number> {
     uiScale: new Check("22", "web UI with 1,000+ repositories: time to the first page rendered (printed, not asserted)", "ui"),
     pullThrough: new Check("30", "pull-through cache: first pull fetches each blob once from the upstream, later clients do not; concurrent cold pulls by 6 clients fetch each blob exactly once (proxy blob cache); a cached blob still needs the login, HEAD/range/conditional requests answered as by the mirror; cached images pull with the upstream stopped", "mirrors"),
     pushRefused: new Check("31", "pushes to a mirror refused with a registry error (405 UNSUPPORTED); mirror without anonymousPull needs a login; private registry push works", "mirrors"),
-    dockerdMirror: new Check("32", "a second dockerd started with the generated daemon.json pulls docker.io/… through registry-mirrors", "mirrors"),
+    dockerdMirror: new Check("32", "a second dockerd started with the generated daemon.json pulls docker.io/… through registry-mirrors, and pulls through the mirror by a real host name with TLS verified against the generated certs.d (x509 failure without it)", "mirrors"),
     containerd: new Check("33", "containerd ctr pulls docker.io/…, ghcr.io/… and the private registry with --hosts-dir = generated containerd/certs.d", "mirrors"),
     k3sMerge: new Check("35", "k3s registries.yaml: the stack's mirrors and configs merged into an existing file (the admin's entries and comments kept), taken back exactly on destroy", "mirrors"),
     ttl: new Check("36", "mirror TTL: cached blobs deleted from the mirror's volume after the ttl (1m), the next pull fetches them from the upstream again", "mirrors"),
-    podmanDropIn: new Check("34", "skopeo pulls docker.io/… and ghcr.io/… through the generated registries.conf.d drop-in and certs.d", "mirrors"),
+    podmanDropIn: new Check("34", "skopeo and podman pull docker.io/… and ghcr.io/… through the generated registries.conf.d drop-in and certs.d; without the CA they fail", "mirrors"),
+    sizeBound: new Check("46", "mirror size bound (maxSizeMb): a mirror filled over its bound shrinks under it, least recently used blobs first, while pulls through it keep working; the evicted image pulls again", "mirrors"),
     blobReads: new Check("25", "blobs served from storage (serveBlobsFromStorage): same status, headers and bytes as the registry; unknown, other-repository, deleted, range, conditional cases to the registry; login first", "blob-reads"),
   };
   const lifecycle: LifecycleChecks = {

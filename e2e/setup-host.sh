@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the e2e suite needs (run as root, e.g. from .ci/run); `npm test`
 # needs none. chromium is the browser the web UI checks drive through playwright-core;
-# postgresql holds the shared state of checks 70-73 (e2e/shared-state.ts starts its own server).
+# postgresql holds the shared state of checks 70-73 (e2e/shared-state.ts starts its own server);
+# podman (4.3 in bookworm) pulls through the mirrors with the generated registries.conf.d drop-in (check 34).
 # Idempotent: apt is only touched when a package is missing. Starts no engine:
 # e2e/engine.ts starts a private dockerd for each run.
 set -euo pipefail
 
-packages=(docker.io containerd debootstrap skopeo curl openssl ca-certificates iproute2 chromium postgresql)
+packages=(docker.io containerd debootstrap skopeo curl openssl ca-certificates iproute2 chromium postgresql podman)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "setup-host.sh: must run as root" >&2

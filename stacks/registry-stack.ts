@@ -8,6 +8,7 @@ import { Construct } from "constructs";
 import { ClientConfig } from "../constructs/client-config";
 import { registryEndpoints } from "../renderers/registry-client-files";
 import { Maintenance } from "../constructs/maintenance";
+import { MirrorSizeBound } from "../constructs/mirror-size-bound";
 import { NginxProxy } from "../constructs/nginx-proxy";
 import { Registry } from "../constructs/registry";
 import { RegistrySettings, RegistryStackConfig, resolveSettings } from "../config/schema";
@@ -166,7 +167,18 @@ export class RegistryStack extends TerraformStack {
           ttl: mirror.ttl,
           caCertificatePem: upstreamCas[mirror.name],
         },
+        // The size bound deletes blobs under the mirror: a cached descriptor would still say "exists" (distribution#4569).
+        blobDescriptorCache: mirror.maxSizeMb === undefined,
       });
+      if (mirror.maxSizeMb !== undefined) {
+        new MirrorSizeBound(this, `mirror-${mirror.name}-size-bound`, {
+          containerName: `${prefix}-mirror-${mirror.name}-size-bound`,
+          image: registryImage.imageId,
+          mirror: this.mirrors[mirror.name],
+          maxSizeMb: mirror.maxSizeMb,
+          restartPolicy: settings.restartPolicy,
+        });
+      }
     }
 
     if (sockets) {

@@ -366,6 +366,13 @@ describe("resolveSettings", () => {
 describe("mirrors", () => {
   const hub = { name: "hub", upstream: "docker.io", port: 5001 };
 
+  test("takes maxSizeMb as a whole number of MiB from 8, and leaves it unset by default (issue 20)", () => {
+    expect(resolveSettings({ mirrors: [{ ...hub, maxSizeMb: 20480 }] }, "registry").mirrors[0].maxSizeMb).toBe(20480);
+    expect(resolveSettings({ mirrors: [hub] }, "registry").mirrors[0].maxSizeMb).toBeUndefined();
+    expect(problemsOf({ mirrors: [{ ...hub, maxSizeMb: 4 }] })).toEqual(["mirrors[0].maxSizeMb: 4 must be at least 8 (MiB); make it larger than the largest image pulled through the mirror"]);
+    expect(problemsOf({ mirrors: [{ ...hub, maxSizeMb: 1.5 }] })).toEqual([expect.stringMatching(/^mirrors\[0\]\.maxSizeMb: .*must be a whole number of MiB/)]);
+  });
+
   test("defaults: Docker Hub's API host for docker.io, https://<upstream> otherwise, 168h TTL, users required", () => {
     const settings = resolveSettings({ mirrors: [hub, { name: "ghcr", upstream: "ghcr.io", port: 5002, upstreamUrl: "https://ghcr.example.test/" }, { name: "quay", upstream: "quay.io", port: 5003 }] }, "registry");
     expect(settings.mirrors.map((m) => [m.upstreamUrl, m.ttl, m.anonymousPull])).toEqual([

@@ -3,7 +3,7 @@ import { File } from "@cdktf/provider-local/lib/file";
 import { TerraformStack, Testing } from "cdktf";
 import * as fs from "fs";
 import * as path from "path";
-import { ClientConfig } from "../../constructs/client-config";
+import { ClientConfig, clientFileKey } from "../../constructs/client-config";
 import { registryEndpoints } from "../../renderers/registry-client-files";
 import { TerraformData } from "../../constructs/terraform-data";
 import { tempDirectory } from "../fixtures/test-stack";
@@ -13,6 +13,7 @@ const PROJECT = "/nonexistent/project";
 interface Synthesized {
   resource: Record<string, Record<string, Record<string, unknown>>>;
   removed?: unknown[];
+  moved?: Array<{ from: string; to: string }>;
 }
 
 function synth(props: Partial<ConstructorParameters<typeof ClientConfig>[2]> & { directory: string }) {
@@ -43,13 +44,61 @@ describe("ClientConfig", () => {
     const { text, json } = synth({ directory, caCertificatePem: "PEM", endpoints: ["store.example.test:5000"] });
     expect(text).toHaveResourceWithProperties(File, { filename: "/nonexistent/client/certs.d/store.example.test:5000/ca.crt", content: "PEM" });
     expect(Object.keys(json.resource.local_file)).toEqual([
-      expect.stringMatching(/^client_ca-0_/),
-      expect.stringMatching(/^client_containerd-ca-0_/),
-      expect.stringMatching(/^client_containerd-hosts-0_/),
+      expect.stringMatching(/^client_ca-store_example_test__5000_[0-9A-F]{8}$/),
+      expect.stringMatching(/^client_containerd-ca-store_example_test__5000_[0-9A-F]{8}$/),
+      expect.stringMatching(/^client_containerd-hosts-store_example_test__5000_[0-9A-F]{8}$/),
     ]);
     expect(text).toHaveResourceWithProperties(TerraformData, {
       input: { daemon_json: "/nonexistent/client/daemon.json", owner: "stack/client", insecure_registries: [] },
     });
+  });
+
+  test("keys every client file by its endpoint: a name inserted first adds files and leaves the others' addresses and contents alone", () => {
+    // GIVEN the endpoints of a deployed stack, and the same with a host name inserted before them
+    const before = synth({ directory: "/nonexistent/client", caCertificatePem: "PEM", mirrors: [{ upstream: "docker.io", endpoints: ["localhost:5001", "127.0.0.1:5001"] }] });
+    const after = synth({
+      directory: "/nonexistent/client",
+      caCertificatePem: "PEM",
+      endpoints: ["store.example.test:5000", "localhost:5000", "127.0.0.1:5000"],
+      mirrors: [{ upstream: "docker.io", endpoints: ["store.example.test:5001", "localhost:5001", "127.0.0.1:5001"] }],
+    });
+    // WHEN compared address by address
+    const files = (s: ReturnType<typeof synth>) => s.json.resource.local_file;
+    const added = Object.keys(files(after)).filter((id) => !(id in files(before)));
+    // THEN every earlier address is still there with the same file (but the two naming the mirror's
+    // first endpoint, changed in place), and only the new name's files are new
+    const namingFirstMirrorEndpoint = /^client_(containerd-mirror-hosts-|registries-conf-drop-in)/;
+    for (const [id, file] of Object.entries(files(before))) {
+      expect(files(after)[id]).toEqual(namingFirstMirrorEndpoint.test(id) ? { ...file, content: expect.stringContaining("store.example.test:5001") } : file);
+    }
+    expect(added.sort()).toEqual([
+      expect.stringMatching(/^client_ca-store_example_test__5000_/),
+      expect.stringMatching(/^client_containerd-ca-store_example_test__5000_/),
+      expect.stringMatching(/^client_containerd-hosts-store_example_test__5000_/),
+      expect.stringMatching(/^client_mirror-ca-store_example_test__5001_/),
+    ]);
+  });
+
+  test("moves the files of earlier versions (keyed by position) to their endpoint's address", () => {
+    const { json } = synth({ directory: "/nonexistent/client", caCertificatePem: "PEM" });
+    const ids = Object.keys(json.resource.local_file);
+    // The ids cdktf gave `ca-0`, `containerd-ca-1` … in earlier versions (as in their snapshots).
+    expect(json.moved).toEqual(
+      expect.arrayContaining([
+        { from: "local_file.client_ca-0_990A0F6C", to: `local_file.${ids.find((id) => id.startsWith("client_ca-localhost__5000_"))}` },
+        { from: "local_file.client_containerd-ca-0_A4E21D47", to: `local_file.${ids.find((id) => id.startsWith("client_containerd-ca-localhost__5000_"))}` },
+        { from: "local_file.client_containerd-ca-1_E0B568A3", to: `local_file.${ids.find((id) => id.startsWith("client_containerd-ca-127_0_0_1__5000_"))}` },
+      ]),
+    );
+    expect(json.moved).toHaveLength(ids.length);
+  });
+
+  test("turns an endpoint into a readable id part, one-to-one for valid names", () => {
+    expect(clientFileKey("store.example.test:5000")).toBe("store_example_test__5000");
+    expect(clientFileKey("[2001:db8::1]:443")).toBe("2001__db8____1__443");
+    expect(clientFileKey("docker.io")).toBe("docker_io");
+    const keys = ["a-b.c:5000", "a.b-c:5000", "a-b-c:5000", "a.b.c:5000", "a:5000", "a", "a:443"].map(clientFileKey);
+    expect(new Set(keys).size).toBe(keys.length);
   });
 
   test("gives containerd a hosts.toml with the CA beside it, and k3s registries.yaml entries, for the registry", () => {

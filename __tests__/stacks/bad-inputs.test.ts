@@ -218,6 +218,16 @@ const BAD_INPUTS: BadInput[] = [
     apply: (p) => p.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE, mirrors: [{ name: "hub", upstream: "docker.io", port: 5001, blobCacheMb: 512.5 }] }),
   },
   {
+    input: "mirror size bound below its minimum",
+    names: "mirrors[0].maxSizeMb",
+    apply: (p) => p.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE, mirrors: [{ name: "hub", upstream: "docker.io", port: 5001, maxSizeMb: 1 }] }),
+  },
+  {
+    input: "mirror size bound written in GB",
+    names: "mirrors[0].maxSizeMb",
+    apply: (p) => p.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE, mirrors: [{ name: "hub", upstream: "docker.io", port: 5001, maxSizeMb: "50GB" }] }),
+  },
+  {
     input: "foreign containerd hosts.toml where a mirror's goes",
     names: "containerd/certs.d/docker.io/hosts.toml",
     apply: (p) => {

@@ -678,6 +678,38 @@ describe("RegistryStack with mirrors", () => {
     expect(Object.values(registryChecks.resource.docker_volume).map((v) => v.name).filter((n) => String(n).endsWith("-blob-cache"))).toEqual(["registry-mirror-hub-blob-cache"]);
   });
 
+  test("bounds a mirror's data volume with maxSizeMb: a size-bound container on that volume, and the mirror without the blob-descriptor cache", () => {
+    // GIVEN hub bounded to 512 MiB, ghcr unbounded
+    const boundedMaterial = tempDirectory();
+    const bounded = synthJson(
+      buildStack({
+        materialDirectory: boundedMaterial,
+        hostnames: ["store.example.test"],
+        ipAddresses: [],
+        mirrors: [{ name: "hub", upstream: "docker.io", port: 5001, anonymousPull: true, maxSizeMb: 512 }, { name: "ghcr", upstream: "ghcr.io", port: 5002 }],
+      }),
+    );
+    // THEN one size-bound container, for hub only: its volume, no network, no capability, read-only, the registry's user
+    const sizeBounds = Object.entries(bounded.resource.docker_container).filter(([id]) => id.includes("size-bound"));
+    expect(sizeBounds.map(([id]) => id)).toEqual([expect.stringMatching(/^mirror-hub-size-bound_container/)]);
+    const job = sizeBounds[0][1];
+    expect(job).toMatchObject({
+      name: "registry-mirror-hub-size-bound",
+      network_mode: "none",
+      read_only: true,
+      user: "65532:65532",
+      capabilities: { drop: ["ALL"] },
+      volumes: [{ container_path: "/var/lib/registry", volume_name: expect.stringContaining("mirror-hub") }],
+      env: ["DATA_DIR=/var/lib/registry", `MAX_BYTES=${512 * 1024 * 1024}`, "INTERVAL_SECONDS=30"],
+    });
+    expect((job.entrypoint as string[]).slice(0, 2)).toEqual(["/bin/sh", "-c"]);
+    expect((job.entrypoint as string[]).slice(3)).toEqual(["mirror-size-bound", "loop"]);
+    // AND the bounded mirror's registry keeps no blob descriptors in memory (they would outlive a deleted blob)
+    const storageOf = (name: string) => YAML.parse(fs.readFileSync(path.join(boundedMaterial, `registry-mirror-${name}.config.yml`), "utf8")).storage;
+    expect(storageOf("hub").cache).toBeUndefined();
+    expect(storageOf("ghcr").cache).toEqual({ blobdescriptor: "inmemory" });
+  });
+
   test("writes client files for every mirror", () => {
     const files = Object.values(json.resource.local_file).map((f) => f.filename as string);
     expect(files).toEqual(
