@@ -52,6 +52,12 @@ export interface EngineOptions {
    * over the engine's own, except the paths that keep the engine private).
    */
   daemonConfig?: Record<string, unknown>;
+  /**
+   * Run dockerd in this network namespace (/run/netns/<name>) with `nsenter --net=…`, e.g. one
+   * node of a test swarm. Not `ip netns exec`: it remounts /sys, which breaks dockerd.
+   * @default - the host's network namespace
+   */
+  netns?: string;
   log?: (line: string) => void;
 }
 
@@ -115,7 +121,10 @@ export async function startEngine(options: EngineOptions = {}): Promise<Engine> 
     `--iptables=${options.iptables === false ? "false" : "true"}`,
   ];
   const logFd = fs.openSync(logFile, "a");
-  const child = spawn(DOCKERD, args, { stdio: ["ignore", logFd, logFd] });
+  // nsenter execs dockerd: the pid is dockerd's.
+  const child = options.netns
+    ? spawn("nsenter", [`--net=/run/netns/${options.netns}`, DOCKERD, ...args], { stdio: ["ignore", logFd, logFd] })
+    : spawn(DOCKERD, args, { stdio: ["ignore", logFd, logFd] });
   fs.closeSync(logFd);
   if (child.pid === undefined) throw new Error(`could not start ${DOCKERD}`);
   const pid = child.pid;

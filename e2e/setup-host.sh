@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the e2e suite needs (run as root, e.g. from .ci/run); `npm test`
 # needs none. chromium is the browser the web UI checks drive through playwright-core;
-# postgresql holds the shared state of checks 70-73 (e2e/shared-state.ts starts its own server).
+# postgresql holds the shared state of checks 70-73 (e2e/shared-state.ts starts its own server);
+# redis-server is the cluster's blob-descriptor cache in the swarm suite (e2e/swarm.ts starts its own).
 # Idempotent: apt is only touched when a package is missing. Starts no engine:
 # e2e/engine.ts starts a private dockerd for each run.
 set -euo pipefail
 
-packages=(docker.io containerd debootstrap skopeo curl openssl ca-certificates iproute2 chromium postgresql)
+packages=(docker.io containerd debootstrap skopeo curl openssl ca-certificates iproute2 chromium postgresql redis-server)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "setup-host.sh: must run as root" >&2
@@ -29,7 +30,7 @@ echo "setup-host.sh: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 
 # docker.io's postinst would start the system dockerd on /var/run/docker.sock, postgresql's its
-# cluster on port 5432: services the suite must not create. policy-rc.d exit 101 is Debian's
+# cluster on port 5432, redis-server's on 6379: services the suite must not create. policy-rc.d exit 101 is Debian's
 # "do not start services".
 policy=/usr/sbin/policy-rc.d
 own_policy=no

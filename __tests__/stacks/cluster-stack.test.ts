@@ -7,7 +7,7 @@ import { ConfigError } from "../../config/config-error";
 import { ClusterStack } from "../../stacks/cluster-stack";
 import { RegistryStackProps } from "../../stacks/registry-stack";
 import { fixedEntropy } from "../fixtures/fixed-entropy";
-import { resourceOf, synthJson, tempDirectory, TEST_CLIENT_DIRECTORY, TEST_PROJECT_DIRECTORY } from "../fixtures/test-stack";
+import { synthJson, tempDirectory, TEST_CLIENT_DIRECTORY, TEST_PROJECT_DIRECTORY } from "../fixtures/test-stack";
 
 const ACCESS_KEY = "test-access-key-4d1f";
 const SECRET_KEY = "test-secret-key-9a7c2e";
