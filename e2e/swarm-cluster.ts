@@ -185,7 +185,7 @@ export class SwarmCluster {
     await waitForTcp(this.hub, this.hubAddress, port, "versitygw");
     const endpoint = `http://${this.hubAddress}:${port}`;
     // curl signs the request itself (SigV4), so no S3 client is needed.
-    const [cmd, args] = inNetns(this.hub, "curl", ["-sS", "-f", "-X", "PUT", "--aws-sigv4", "aws:amz:us-east-1:s3", "--user", `${accessKey}:${secretKey}`, `${endpoint}/${bucket}`]);
+    const [cmd, args] = inNetns(this.hub, "curl", ["-sS", "-f", "-X", "PUT", "-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD", "--aws-sigv4", "aws:amz:us-east-1:s3", "--user", `${accessKey}:${secretKey}`, `${endpoint}/${bucket}`]);
     await run(cmd, args, { timeoutMs: 30_000 });
     this.s3 = { endpoint, bucket, accessKey, secretKey };
     return this.s3;
