@@ -138,7 +138,7 @@ export class ProxyService extends Construct {
       // The host port is the old task's until it stops: one node at a time, stop first.
       updateConfig: rollingUpdate("stop-first"),
       rollbackConfig: { parallelism: 1, order: "stop-first" },
-      convergeConfig: { delay: swarmDuration(2), timeout: swarmDuration(300) },
+      // No converge_config: the provider refuses it for global services (it counts replicas).
     });
     attachNetworks(this.service, [props.network]);
   }

@@ -152,6 +152,8 @@ describe("ClusterStack (cluster mode)", () => {
     expect(taskSpec(registry).resources).toEqual({ limits: { memory_bytes: 1024 * 1024 * 1024 } });
     expect(registry.update_config).toMatchObject({ parallelism: 1, order: "start-first", failure_action: "rollback" });
     expect(byName("registry-proxy").update_config).toMatchObject({ parallelism: 1, order: "stop-first" });
+    expect(byName("registry-proxy").converge_config).toBeUndefined();
+    expect(registry.converge_config).toEqual({ delay: "2s", timeout: "5m" });
   });
 
   test("lists every node's address in the client files and the certificate", () => {
