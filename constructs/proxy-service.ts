@@ -6,7 +6,7 @@ import { MaterialStore } from "../material/material-store";
 import { AccessRules, renderAccessModule } from "../renderers/access-module";
 import { AUTH_CACHE_DIR, DEFAULT_PROXY_TUNING, LoginLimitScope, renderNginxConf } from "../renderers/nginx/nginx-conf";
 import { RegistryService } from "./registry-service";
-import { rollingUpdate, SCRATCH_TMPFS_BYTES, swarmDuration, wgetHealthcheck, attachNetworks } from "./swarm-defaults";
+import { attachNetworks, RESTART_ALWAYS, rollingUpdate, SCRATCH_TMPFS_BYTES, swarmDuration, wgetHealthcheck } from "./swarm-defaults";
 import { SwarmConfig } from "./swarm-config";
 import { SwarmSecret } from "./swarm-secret";
 
@@ -133,7 +133,7 @@ export class ProxyService extends Construct {
           capAdd: ["CAP_CHOWN", "CAP_SETGID", "CAP_SETUID"],
         },
         resources: { limits: { memoryBytes: props.memoryMb * 1024 * 1024 } },
-        restartPolicy: { condition: "any", delay: swarmDuration(5) },
+        restartPolicy: RESTART_ALWAYS,
       },
       // The host port is the old task's until it stops: one node at a time, stop first.
       updateConfig: rollingUpdate("stop-first"),

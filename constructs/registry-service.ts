@@ -6,7 +6,7 @@ import { MaterialStore } from "../material/material-store";
 import { renderHtpasswd } from "../renderers/htpasswd";
 import { RedisCache, renderRegistryConfig, S3Storage } from "../renderers/registry-config";
 import { REGISTRY_GID, REGISTRY_UID, REGISTRY_USER } from "./container-defaults";
-import { attachNetworks, rollingUpdate, SCRATCH_TMPFS_BYTES, swarmDuration, wgetHealthcheck } from "./swarm-defaults";
+import { attachNetworks, RESTART_ALWAYS, rollingUpdate, SCRATCH_TMPFS_BYTES, swarmDuration, wgetHealthcheck } from "./swarm-defaults";
 import { SwarmSecret } from "./swarm-secret";
 
 export interface RegistryServiceProps {
@@ -108,7 +108,7 @@ export class RegistryService extends Construct {
           capDrop: ["ALL"],
         },
         resources: { limits: { memoryBytes: props.memoryMb * 1024 * 1024 } },
-        restartPolicy: { condition: "any", delay: swarmDuration(5) },
+        restartPolicy: RESTART_ALWAYS,
       },
       updateConfig: rollingUpdate("start-first"),
       rollbackConfig: { parallelism: 1, order: "start-first" },

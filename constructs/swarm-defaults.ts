@@ -1,5 +1,5 @@
 import { Network } from "@cdktf/provider-docker/lib/network";
-import { Service, ServiceTaskSpecContainerSpecHealthcheck, ServiceUpdateConfig } from "@cdktf/provider-docker/lib/service";
+import { Service, ServiceTaskSpecContainerSpecHealthcheck, ServiceTaskSpecRestartPolicy, ServiceUpdateConfig } from "@cdktf/provider-docker/lib/service";
 
 /**
  * A duration as the provider reads it back from Swarm (Go's time.Duration.String() with a
@@ -46,3 +46,9 @@ export const SCRATCH_TMPFS_BYTES = 64 * 1024 * 1024;
 export function attachNetworks(service: Service, networks: readonly Network[]): void {
   service.addOverride("task_spec.networks_advanced", networks.map((network) => ({ id: network.id })));
 }
+
+/**
+ * Restart a task whatever ended it. `window` is read back as "0s" when unset and would be planned
+ * back to null at every deploy, so it is declared.
+ */
+export const RESTART_ALWAYS: ServiceTaskSpecRestartPolicy = { condition: "any", delay: swarmDuration(5), window: swarmDuration(0) };
