@@ -150,6 +150,7 @@ describe("ClusterStack (cluster mode)", () => {
     });
     expect(containerSpec(registry).command).toBeUndefined();
     expect(taskSpec(registry).resources).toEqual({ limits: { memory_bytes: 1024 * 1024 * 1024 } });
+    expect(taskSpec(registry).restart_policy).toEqual({ condition: "any", delay: "5s", window: "0s" });
     expect(registry.update_config).toMatchObject({ parallelism: 1, order: "start-first", failure_action: "rollback" });
     expect(byName("registry-proxy").update_config).toMatchObject({ parallelism: 1, order: "stop-first" });
     expect(byName("registry-proxy").converge_config).toBeUndefined();
