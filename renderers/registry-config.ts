@@ -106,6 +106,10 @@ function storageDriver(input: RegistryConfigInput): Record<string, unknown> {
         secretkey: s3.secretKey,
         ...(s3.rootDirectory !== undefined ? { rootdirectory: s3.rootDirectory } : {}),
       },
+      // Blob downloads would otherwise answer 307 to a presigned URL of the S3 endpoint, which
+      // clients then need to reach (and the proxy's login check would not cover); streamed
+      // through the registry instead.
+      redirect: { disable: true },
     };
   }
   return input.storageRootDirectory !== undefined ? { filesystem: { rootdirectory: input.storageRootDirectory } } : { inmemory: {} };

@@ -133,6 +133,7 @@ describe("renderRegistryConfig as a pull-through cache", () => {
     });
     expect(config.storage).toEqual({
       s3: { regionendpoint: "http://s3.internal:7070", region: "us-east-1", bucket: "registry", forcepathstyle: true, secure: false, accesskey: "AK", secretkey: "SK" },
+      redirect: { disable: true },
       delete: { enabled: false },
       cache: { blobdescriptor: "redis" },
       maintenance: { uploadpurging: { enabled: false, age: "168h", interval: "24h", dryrun: false } },
