@@ -21,7 +21,7 @@ const PUBLIC_PORT = 5443;
 const SERVICE = { registry: "registry-registry", proxy: "registry-proxy", auth: "registry-auth" };
 const BIG_BLOB_MIB = 256;
 /** Slow enough that a replica can be killed while the body is still flowing. */
-const KILL_PULL_RATE = "40M";
+const KILL_PULL_RATE = "20M";
 const MAX_PULL_ATTEMPTS = 6;
 const THROUGHPUT_PULLS = 4;
 
@@ -138,17 +138,29 @@ async function pullBlob(ctx: Ctx, node: SwarmNode, repository: string, digest: s
   return { attempts, seconds, bytes: fs.statSync(file).size, digest: `sha256:${hash.digest("hex")}` };
 }
 
-/** The registry task container (node, id) with an established connection on the registry port, i.e. serving right now. */
-async function servingReplica(ctx: Ctx): Promise<{ node: SwarmNode; id: string } | undefined> {
+/** The registry task containers with their host pids, read once (docker calls are slow under load). */
+async function registryTasks(ctx: Ctx): Promise<Array<{ node: SwarmNode; id: string; pid: string }>> {
+  const tasks: Array<{ node: SwarmNode; id: string; pid: string }> = [];
   for (const node of ctx.cluster.nodes) {
     for (const id of await ctx.cluster.taskContainers(node, SERVICE.registry)) {
-      const pid = (await node.engine.docker(["inspect", "-f", "{{.State.Pid}}", id])).stdout.trim();
-      const tcp = fs.readFileSync(`/proc/${pid}/net/tcp`, "utf8");
-      // Local port 5000 (0x1388), state 01 (ESTABLISHED).
-      if (tcp.split("\n").some((line) => / [0-9A-F]{8}:1388 [0-9A-F]{8}:[0-9A-F]{4} 01 /.test(line))) return { node, id };
+      tasks.push({ node, id, pid: (await node.engine.docker(["inspect", "-f", "{{.State.Pid}}", id])).stdout.trim() });
     }
   }
-  return undefined;
+  return tasks;
+}
+
+/**
+ * The task with an established connection on the registry port, i.e. serving right now. The
+ * registry listens on ":5000", a dual-stack socket: IPv4 connections show in net/tcp6 too.
+ */
+function servingReplica(tasks: Array<{ node: SwarmNode; id: string; pid: string }>): { node: SwarmNode; id: string } | undefined {
+  return tasks.find((task) =>
+    ["tcp", "tcp6"].some((table) => {
+      const text = fs.existsSync(`/proc/${task.pid}/net/${table}`) ? fs.readFileSync(`/proc/${task.pid}/net/${table}`, "utf8") : "";
+      // Local port 5000 (0x1388), state 01 (ESTABLISHED).
+      return text.split("\n").some((line) => /:1388 [0-9A-F]+:[0-9A-F]{4} 01 /.test(line));
+    }),
+  );
 }
 
 async function makeBigBlob(dir: string): Promise<{ file: string; digest: string }> {
@@ -274,11 +286,12 @@ async function runChecks(ctx: Ctx, timings: Timings, secrets: string[]): Promise
     checks.killedReplica.note(`uploaded ${BIG_BLOB_MIB} MiB via ${a.address} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   });
   await checks.killedReplica.phase("kill the serving replica during a pull via B", async () => {
+    const tasks = await registryTasks(ctx);
     const pull = pullBlob(ctx, b, bigRepo, big.digest, path.join(ctx.dir, "pulled.bin"), KILL_PULL_RATE);
     let victim: { node: SwarmNode; id: string } | undefined;
-    for (let i = 0; i < 50 && !victim; i++) {
-      await sleep(100);
-      victim = await servingReplica(ctx);
+    for (let i = 0; i < 100 && !victim; i++) {
+      await sleep(50);
+      victim = servingReplica(tasks);
     }
     if (!victim) throw new Error("no registry replica had a connection during the pull");
     const killedAt = Date.now();
