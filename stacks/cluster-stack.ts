@@ -1,6 +1,4 @@
 import { Network } from "@cdktf/provider-docker/lib/network";
-import { DockerProvider } from "@cdktf/provider-docker/lib/provider";
-import { LocalProvider } from "@cdktf/provider-local/lib/provider";
 import { TerraformStack } from "cdktf";
 import { Construct } from "constructs";
 import { ClientConfig } from "../constructs/client-config";
@@ -10,7 +8,7 @@ import { ClusterSettings, RegistrySettings, resolveSettings } from "../config/sc
 import { systemEntropy } from "../material/entropy";
 import { prepareMaterial } from "../material/prepare-material";
 import { registryEndpoints } from "../renderers/registry-client-files";
-import { pinProviderVersions } from "./provider-versions";
+import { accessRulesOf, declareProviders } from "./providers";
 import { RegistryStackProps } from "./registry-stack";
 import { declareRegistryOutputs } from "./registry-outputs";
 import { declareStateBackend } from "./state-backend";
@@ -50,13 +48,7 @@ export class ClusterStack extends TerraformStack {
     store.commit();
     this.generatedPasswords = { users: users.generatedFor, file: users.generatedPasswordFile };
 
-    new DockerProvider(this, "docker", {
-      host: settings.dockerHost,
-      certPath: settings.dockerCertPath,
-      sshOpts: settings.dockerSshOptions.length > 0 ? settings.dockerSshOptions : undefined,
-    });
-    new LocalProvider(this, "local");
-    pinProviderVersions(this);
+    declareProviders(this, settings);
 
     const prefix = settings.namePrefix;
     this.network = new Network(this, "cluster-network", {
@@ -118,12 +110,7 @@ export class ClusterStack extends TerraformStack {
         verificationsPerMinute: settings.failedLoginsPerMinute,
         verificationBurst: settings.failedLoginsBurst,
         limitScope: settings.failedLoginsScope,
-        access: {
-          users: settings.users.map((u) => ({ name: u.name, role: u.role, repositories: u.repositories })),
-          deleteEnabled: settings.deleteEnabled,
-          anonymousPull: settings.anonymousPull,
-          tokenSeconds: settings.authCacheSeconds,
-        },
+        access: accessRulesOf(settings),
       },
       serverNames: [...settings.hostnames, ...settings.ipAddresses],
       publicPort: settings.publicPort,

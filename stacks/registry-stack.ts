@@ -1,8 +1,6 @@
 import { Network } from "@cdktf/provider-docker/lib/network";
 import { Volume } from "@cdktf/provider-docker/lib/volume";
 import { Image } from "@cdktf/provider-docker/lib/image";
-import { DockerProvider } from "@cdktf/provider-docker/lib/provider";
-import { LocalProvider } from "@cdktf/provider-local/lib/provider";
 import { TerraformStack } from "cdktf";
 import { Construct } from "constructs";
 import { ClientConfig } from "../constructs/client-config";
@@ -15,7 +13,7 @@ import { mirrorTtlSeconds } from "../config/rules";
 import { Entropy, systemEntropy } from "../material/entropy";
 import { prepareMaterial } from "../material/prepare-material";
 import { readUiSources, renderUiAssets } from "../renderers/ui-assets";
-import { pinProviderVersions } from "./provider-versions";
+import { accessRulesOf, declareProviders } from "./providers";
 import { declareRegistryOutputs } from "./registry-outputs";
 import { declareStateBackend } from "./state-backend";
 
@@ -62,13 +60,7 @@ export class RegistryStack extends TerraformStack {
     store.commit();
     this.generatedPasswords = { users: users.generatedFor, file: users.generatedPasswordFile };
 
-    new DockerProvider(this, "docker", {
-      host: settings.dockerHost,
-      certPath: settings.dockerCertPath,
-      sshOpts: settings.dockerSshOptions.length > 0 ? settings.dockerSshOptions : undefined,
-    });
-    new LocalProvider(this, "local");
-    pinProviderVersions(this);
+    declareProviders(this, settings);
 
     const prefix = settings.namePrefix;
     const edge = new Network(this, "edge-network", { name: `${prefix}-edge` });
@@ -182,12 +174,7 @@ export class RegistryStack extends TerraformStack {
               verificationsPerMinute: settings.failedLoginsPerMinute,
               verificationBurst: settings.failedLoginsBurst,
               limitScope: settings.failedLoginsScope,
-              access: {
-                users: settings.users.map((u) => ({ name: u.name, role: u.role, repositories: u.repositories })),
-                deleteEnabled: settings.deleteEnabled,
-                anonymousPull: settings.anonymousPull,
-                tokenSeconds: settings.authCacheSeconds,
-              },
+              access: accessRulesOf(settings),
             }
           : undefined,
         maintenance: this.maintenance,
