@@ -1,6 +1,7 @@
 import { App } from "cdktf";
 import { ConfigError } from "./config/config-error";
 import { loadConfig } from "./config/load-config";
+import { ClusterStack } from "./stacks/cluster-stack";
 import { RegistryStack } from "./stacks/registry-stack";
 
 export interface MainOptions {
@@ -26,9 +27,13 @@ export function main(options: MainOptions = {}): number {
     const { props, source, warnings } = loadConfig(env, cwd);
     warnings.forEach((warning) => stderr(`WARNING: ${warning}`));
     const app = new App(options.outdir === undefined ? undefined : { outdir: options.outdir });
-    const stack = new RegistryStack(app, "registry", { projectDirectory: cwd, ...props }, source);
+    const stackProps = { projectDirectory: cwd, ...props };
+    const stack = props.cluster !== undefined ? new ClusterStack(app, "registry", stackProps, source) : new RegistryStack(app, "registry", stackProps, source);
     if (stack.generatedPasswords.users.length > 0) {
       stdout(`Generated passwords for ${stack.generatedPasswords.users.join(", ")} are in ${stack.generatedPasswords.file} (owner-only).`);
+    }
+    if (stack instanceof ClusterStack && stack.settings.stateBackend.type === "local") {
+      stderr("WARNING: cluster mode keeps the registry's secrets (S3 keys, Redis password, http.secret, htpasswd, TLS key) in the Terraform state (docker_secret.data); keep the local state file owner-only or use an encrypted remote stateBackend (docs/cluster.md).");
     }
     if (stack.settings.tls.mode === "none") {
       stderr("WARNING: tls.mode is 'none': passwords and images cross the network in clear text. Lab use only.");

@@ -2,7 +2,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { Document, isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument } from "yaml";
 import { ConfigError } from "./config-error";
-import { closestName, MAX_INPUT_FILE_BYTES, passwordEnvName, passwordProblem, upstreamPasswordEnvName } from "./rules";
+import { closestName, MAX_INPUT_FILE_BYTES, passwordEnvName, passwordProblem, REDIS_PASSWORD_ENV, S3_ACCESS_KEY_ENV, S3_SECRET_KEY_ENV, upstreamPasswordEnvName } from "./rules";
 import { DEFAULT_USERS, RegistryStackConfig } from "./schema";
 
 export { passwordEnvName } from "./rules";
@@ -101,14 +101,40 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     warnings.push(...strayVariableWarnings(env, "REGISTRY_PASSWORD_", userNames, passwordEnvName, "user", (user) => (hasPassword(user) ? "" : ", which has no password set and gets a generated one")));
   }
   if (mirrors) warnings.push(...strayVariableWarnings(env, "REGISTRY_UPSTREAM_PASSWORD_", mirrorNames, upstreamPasswordEnvName, "mirror", () => ""));
+  const cluster = raw.cluster !== undefined ? withClusterSecrets(raw.cluster, env, problems) : undefined;
   const props = {
     ...raw,
     ...(users ? { users: users.map(withPasswords) } : {}),
     ...(mirrors ? { mirrors: mirrors.map(withUpstreamPassword) } : {}),
+    ...(cluster !== undefined ? { cluster } : {}),
   };
   if (problems.length > 0) throw new ConfigError(problems, source);
   // Its shape is checked by the stack against the schema, all problems at once.
   return { props: props as RegistryStackConfig, source, warnings };
+}
+
+/**
+ * Cluster mode's S3 keys and Redis password come from the environment only: refused in the
+ * config file (named, never quoted), filled in from their variables.
+ */
+function withClusterSecrets(section: unknown, env: NodeJS.ProcessEnv, problems: string[]): unknown {
+  if (!section || typeof section !== "object") return section;
+  const fill = (sub: "storage" | "redis", key: string, variable: string, into: Record<string, unknown>) => {
+    const node = (section as Record<string, unknown>)[sub];
+    if (!node || typeof node !== "object") return;
+    if (key in node) problems.push(`cluster.${sub}.${key}: secrets do not belong in the config file; set ${variable}`);
+    const value = env[variable];
+    if (value !== undefined) (into[sub] as Record<string, unknown>)[key] = value;
+  };
+  const copy: Record<string, unknown> = { ...(section as Record<string, unknown>) };
+  for (const sub of ["storage", "redis"] as const) {
+    const node = copy[sub];
+    if (node && typeof node === "object" && !Array.isArray(node)) copy[sub] = { ...(node as Record<string, unknown>) };
+  }
+  fill("storage", "accessKey", S3_ACCESS_KEY_ENV, copy);
+  fill("storage", "secretKey", S3_SECRET_KEY_ENV, copy);
+  fill("redis", "password", REDIS_PASSWORD_ENV, copy);
+  return copy;
 }
 
 /** Own properties only, so a user named "constructor" does not find Object.prototype's. */

@@ -307,3 +307,20 @@ export function systemFolderProblem(folder: string): string | undefined {
  * skopeo, curl) get the challenge as before. The page reads the name from /ui/settings.json.
  */
 export const UI_REQUEST_HEADER = "X-Registry-UI";
+
+/** `host:port` with a DNS name or IPv4 address, e.g. a Redis server. */
+export function hostPortProblem(value: string): string | undefined {
+  const m = /^([^:\s]+):(\d{1,5})$/.exec(value);
+  if (m === null || !(isDnsName(m[1]) || isIpAddress(m[1])) || Number(m[2]) < 1 || Number(m[2]) > 65535)
+    return "must be host:port with a DNS name or IPv4 address and a port from 1 to 65535, e.g. redis.internal:6379";
+  return undefined;
+}
+
+export const MAX_CLUSTER_NODES = 64;
+export const MAX_REPLICAS = 32;
+export const MAX_REDIS_ADDRESSES = 16;
+
+/** Where cluster mode's secrets come from (never the config file). */
+export const S3_ACCESS_KEY_ENV = "REGISTRY_S3_ACCESS_KEY";
+export const S3_SECRET_KEY_ENV = "REGISTRY_S3_SECRET_KEY";
+export const REDIS_PASSWORD_ENV = "REGISTRY_REDIS_PASSWORD";

@@ -187,6 +187,50 @@ const retention = z.strictObject({
   ),
   rules: doc(boundedList(retentionRule, rules.MAX_RETENTION_RULES), "Which tags and manifests are deleted; a rule with none of keepNewest, keepTags and untaggedDays keeps everything in its repositories."),
 });
+const replicas = (what: string) =>
+  z
+    .number()
+    .int({ error: "must be a whole number" })
+    .min(1, { error: `must be at least 1 ${what}` })
+    .max(rules.MAX_REPLICAS, { error: `must be at most ${rules.MAX_REPLICAS}` });
+const clusterSecret = (variable: string) =>
+  doc(z.string().min(1, { error: `is empty; set ${variable}` }).optional(), `Not in the config file: \`${variable}\`.`, "none");
+const cluster = z.strictObject({
+  nodes: doc(
+    boundedList(z.string().refine((a) => rules.isDnsName(a) || rules.isIpAddress(a), { error: "is neither a DNS name nor an IP address" }), rules.MAX_CLUSTER_NODES).refine(
+      (list) => list.length > 0,
+      { error: "is empty; list the address of every Swarm node clients may use (each runs a proxy)" },
+    ),
+    "Address (IP or DNS name) of every Swarm node clients may use: each node runs a proxy publishing `publicPort`. All go into the server certificate and the client files, with `hostnames` and `ipAddresses`.",
+  ),
+  registryReplicas: doc(replicas("replica").default(2), "Registry replicas (a replicated Swarm service on the shared S3 storage)."),
+  verifierReplicas: doc(replicas("replica").default(2), "Login verifier replicas (they hold the htpasswd file; the proxies ask them and cache the answer)."),
+  encryptedNetwork: doc(z.boolean().default(true), "Encrypt the overlay network between the nodes (Swarm's IPsec option `encrypted`)."),
+  storage: doc(
+    z.strictObject({
+      endpoint: doc(httpUrl, "S3-compatible endpoint, `http(s)://host:port` (distribution's `regionendpoint`); reachable from every node."),
+      bucket: doc(required, "Bucket holding the images; it must exist."),
+      region: doc(required.default("us-east-1"), "Region."),
+      forcePathStyle: doc(z.boolean().default(true), "Path-style addressing (`host/bucket/key`), which S3-compatible servers need with registry v3."),
+      rootDirectory: doc(z.string().regex(/^\/[^\s]*$/, { error: "must start with / and contain no whitespace" }).optional(), "Prefix of every key the registry writes.", "the bucket's root"),
+      accessKey: clusterSecret(rules.S3_ACCESS_KEY_ENV),
+      secretKey: clusterSecret(rules.S3_SECRET_KEY_ENV),
+    }),
+    "Shared object storage of the registry replicas.",
+  ),
+  redis: doc(
+    z.strictObject({
+      addresses: doc(
+        boundedList(ruled(rules.hostPortProblem), rules.MAX_REDIS_ADDRESSES).refine((list) => list.length > 0, { error: "is empty; list the Redis server as host:port" }),
+        "Redis server(s), `host:port` (distribution's `redis.addrs`), reachable from every node.",
+      ),
+      db: doc(z.number().int().min(0, { error: "must be 0 or more" }).max(15, { error: "must be at most 15" }).default(0), "Redis database number."),
+      password: clusterSecret(rules.REDIS_PASSWORD_ENV),
+    }),
+    "The shared blob-descriptor cache of the registry replicas.",
+  ),
+});
+
 const memoryMb = z.number().int().min(32, { error: "must be at least 32 (MiB)" }).max(1048576, { error: "must be at most 1048576 (MiB)" });
 const loginCheckNeeded = "Needs the proxy's login check (proxy: true and authCacheSeconds above 0).";
 
@@ -244,10 +288,10 @@ export const registryStackPropsSchema = z
     serveBlobsFromStorage: doc(
       z.boolean().optional(),
       "Nginx answers plain blob downloads itself from the data volume mounted read-only, after the same login check and only when the repository links the digest, as the registry would. The registry then does not log or count those downloads; nginx's access log does (`upstream=-`). Needs the proxy and the auth cache.",
-      "true with the proxy and the auth cache, else false",
+      "true with the proxy and the auth cache on one host, else false",
     ),
     deleteEnabled: doc(z.boolean().optional(), "Allow `DELETE` of manifests and blobs. Retention turns it on; `false` together with retention is refused.", "true with retention, false without"),
-    ui: doc(z.boolean().optional(), "Serve the web page (browse repositories and tags, copy pull commands, delete tags) at `https://<host:port>/ui/`. Needs the proxy.", "true with the proxy, false without"),
+    ui: doc(z.boolean().optional(), "Serve the web page (browse repositories and tags, copy pull commands, delete tags) at `https://<host:port>/ui/`. Needs the proxy.", "true with the proxy on one host, false without or in cluster mode"),
     anonymousPull: doc(z.boolean().default(false), `Anyone may pull without logging in; pushing still needs a user with push. ${loginCheckNeeded}`),
     volumeName: doc(z.string().regex(rules.DOCKER_OBJECT_NAME, { error: rules.DOCKER_OBJECT_NAME_HINT }).optional(), "Named Docker volume holding the images (`/var/lib/registry`).", "`<namePrefix>-data`"),
     preventVolumeDestroy: doc(z.boolean().default(true), "Keep the data volume when the stack is destroyed (Terraform `prevent_destroy`)."),
@@ -296,6 +340,11 @@ export const registryStackPropsSchema = z
     ),
     mirrors: doc(boundedList(mirror, rules.MAX_MIRRORS).default([]), "Pull-through caches of other registries, each on its own port behind the same proxy, TLS and users. Pushes to a mirror are refused."),
     retention: doc(retention.optional(), "Tag retention and garbage collection on a schedule. Nothing is ever deleted unless this is set.", "no retention, no garbage collection"),
+    cluster: doc(
+      cluster.optional(),
+      "Deploy to a Docker Swarm instead of one engine (`dockerHost` is a manager): replicated registries on S3-compatible storage with a Redis cache, a proxy on every node. See docs/cluster.md.",
+      "one Docker Engine",
+    ),
   })
   .superRefine((props, ctx) => {
     const problem = (field: (string | number)[], message: string) => ctx.addIssue({ code: "custom", path: field, message, input: valueAt(props, field) });
@@ -342,6 +391,7 @@ export const registryStackPropsSchema = z
     }
     if (props.debugPort === REGISTRY_LISTEN_PORT) problem(["debugPort"], "is the registry's own port; pick another");
     mirrorProblems(props, problem);
+    if (props.cluster !== undefined) clusterProblems(props, problem);
     if (props.retention !== undefined) {
       if (props.retention.rules.length === 0) problem(["retention", "rules"], "is empty; add a rule (repositories plus keepNewest, keepTags or untaggedDays) or remove retention");
       if (props.deleteEnabled === false)
@@ -351,6 +401,23 @@ export const registryStackPropsSchema = z
   });
 
 type Problem = (field: (string | number)[], message: string) => void;
+
+/** What cluster mode does not have (yet), and the secrets it needs. */
+function clusterProblems(props: z.output<typeof registryStackPropsSchema>, problem: Problem): void {
+  const notInCluster = (field: string, why: string) => problem([field], `is not available in cluster mode: ${why}; remove it or the cluster section`);
+  if (!props.proxy) notInCluster("proxy", "the proxy on every node is the cluster's entry point and login check");
+  if (props.authCacheSeconds === 0) notInCluster("authCacheSeconds", "0 would have every registry replica hold the htpasswd file; the proxies check logins with the verifier service");
+  if (props.mirrors.length > 0) notInCluster("mirrors", "pull-through caches run on one engine only");
+  if (props.retention !== undefined) notInCluster("retention", "the garbage collector is not yet coordinated across replicas (docs/cluster.md)");
+  if (props.ui === true) notInCluster("ui", "the web page is served by the single-host proxy only");
+  if (props.serveBlobsFromStorage === true) notInCluster("serveBlobsFromStorage", "blobs are in S3, not on a volume the proxy could read");
+  if (props.httpRedirectPort !== undefined) notInCluster("httpRedirectPort", "the proxies publish only publicPort");
+  if (props.storageHostPath !== undefined) notInCluster("storageHostPath", "the replicas share cluster.storage (S3)");
+  if (props.volumeName !== undefined) notInCluster("volumeName", "the replicas share cluster.storage (S3)");
+  const storage = props.cluster!.storage;
+  if (storage.accessKey === undefined) problem(["cluster", "storage", "accessKey"], `is required; set ${rules.S3_ACCESS_KEY_ENV}`);
+  if (storage.secretKey === undefined) problem(["cluster", "storage", "secretKey"], `is required; set ${rules.S3_SECRET_KEY_ENV}`);
+}
 
 function mirrorProblems(props: { mirrors: z.output<typeof mirror>[]; proxy: boolean; tls: { mode: string }; publicPort: number; httpRedirectPort?: number }, problem: Problem): void {
   if (props.mirrors.length > 0 && (!props.proxy || props.tls.mode === "none"))
@@ -396,6 +463,8 @@ type ParsedProps = z.output<typeof registryStackPropsSchema>;
 export type RegistryStackConfig = z.input<typeof registryStackPropsSchema>;
 export type TlsSource = z.input<typeof tlsSchema>;
 export type StateBackend = z.output<typeof stateBackendSchema>;
+/** The `cluster` section with every default applied. */
+export type ClusterSettings = z.output<typeof cluster>;
 
 /** Where a docker.io mirror fetches from: Docker Hub's registry API host, not the docker.io name. */
 export const DOCKER_HUB_URL = "https://registry-1.docker.io";
@@ -432,19 +501,23 @@ export function resolveSettings(props: RegistryStackConfig, stackId: string, sou
   const result = registryStackPropsSchema.safeParse(props, { reportInput: true });
   if (!result.success) throw new ConfigError(result.error.issues.map(describeIssue), source);
   const parsed = result.data;
-  const noAddresses = parsed.hostnames.length === 0 && parsed.ipAddresses.length === 0;
+  const nodes = parsed.cluster?.nodes ?? [];
+  const hostnames = unique([...parsed.hostnames, ...nodes.filter((n) => !rules.isIpAddress(n))]);
+  const ipAddresses = unique([...parsed.ipAddresses, ...nodes.filter((n) => rules.isIpAddress(n))]);
+  const noAddresses = hostnames.length === 0 && ipAddresses.length === 0;
+  const single = parsed.cluster === undefined;
   const projectDirectory = parsed.projectDirectory ?? process.cwd();
   const inProject = (file: string) => path.resolve(projectDirectory, file);
   const authCacheSeconds = parsed.authCacheSeconds ?? (parsed.proxy ? DEFAULT_AUTH_CACHE_SECONDS : 0);
   return {
     ...parsed,
-    hostnames: noAddresses ? ["localhost"] : parsed.hostnames,
-    ipAddresses: noAddresses ? ["127.0.0.1"] : parsed.ipAddresses,
+    hostnames: noAddresses ? ["localhost"] : hostnames,
+    ipAddresses: noAddresses ? ["127.0.0.1"] : ipAddresses,
     volumeName: parsed.volumeName ?? `${parsed.namePrefix}-data`,
     deleteEnabled: parsed.deleteEnabled ?? parsed.retention !== undefined,
     authCacheSeconds,
-    ui: parsed.ui ?? parsed.proxy,
-    serveBlobsFromStorage: parsed.serveBlobsFromStorage ?? (parsed.proxy && authCacheSeconds > 0),
+    ui: parsed.ui ?? (parsed.proxy && single),
+    serveBlobsFromStorage: parsed.serveBlobsFromStorage ?? (parsed.proxy && authCacheSeconds > 0 && single),
     tls:
       parsed.tls.mode === "files"
         ? { ...parsed.tls, certificateFile: inProject(parsed.tls.certificateFile), keyFile: inProject(parsed.tls.keyFile), caFile: inProject(parsed.tls.caFile) }
@@ -463,13 +536,17 @@ export function resolveSettings(props: RegistryStackConfig, stackId: string, sou
   };
 }
 
+function unique(values: string[]): string[] {
+  return [...new Set(values)];
+}
+
 function valueAt(root: unknown, field: (string | number)[]): unknown {
   return field.reduce<unknown>((node, key) => (node as Record<string | number, unknown> | undefined)?.[key], root);
 }
 
 function describeIssue(issue: z.core.$ZodIssue): string {
   const field = issue.path.map((p) => (typeof p === "number" ? `[${p}]` : `.${String(p)}`)).join("").replace(/^\./, "") || "(root)";
-  const secret = issue.path.includes("password");
+  const secret = issue.path.some((p) => p === "password" || p === "accessKey" || p === "secretKey");
   const value = "input" in issue ? issue.input : undefined;
   const input = !secret && (typeof value === "string" || typeof value === "number") ? `${JSON.stringify(value)} ` : "";
   if (issue.code === "unrecognized_keys") return `${field || "(root)"}: unknown key(s) ${issue.keys.map((k) => `"${k}"`).join(", ")}; check the spelling against the configuration reference in docs/configuration.md`;

@@ -58,6 +58,12 @@ export interface EngineOptions {
    * the value. The host's files are never touched; other engines see the real ones.
    */
   privateFiles?: Record<string, string>;
+  /**
+   * Run dockerd in this network namespace (/run/netns/<name>) with `nsenter --net=…`, e.g. one
+   * node of a test swarm. Not `ip netns exec`: it remounts /sys, which breaks dockerd.
+   * @default - the host's network namespace
+   */
+  netns?: string;
   log?: (line: string) => void;
 }
 
@@ -122,9 +128,11 @@ export async function startEngine(options: EngineOptions = {}): Promise<Engine> 
   ];
   const logFd = fs.openSync(logFile, "a");
   const binds = Object.entries(options.privateFiles ?? {});
-  // unshare and sh exec: the pid stays dockerd's. Private propagation keeps the binds out of the host.
-  const child =
-    binds.length === 0
+  if (options.netns && binds.length > 0) throw new Error("startEngine: netns and privateFiles are not supported together");
+  // nsenter, unshare and sh exec: the pid stays dockerd's. Private propagation keeps the binds out of the host.
+  const child = options.netns
+    ? spawn("nsenter", [`--net=/run/netns/${options.netns}`, DOCKERD, ...args], { stdio: ["ignore", logFd, logFd] })
+    : binds.length === 0
       ? spawn(DOCKERD, args, { stdio: ["ignore", logFd, logFd] })
       : spawn(
           "unshare",

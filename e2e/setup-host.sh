@@ -3,11 +3,12 @@
 # needs none. chromium is the browser the web UI checks drive through playwright-core;
 # postgresql holds the shared state of checks 70-73 (e2e/shared-state.ts starts its own server);
 # podman (4.3 in bookworm) pulls through the mirrors with the generated registries.conf.d drop-in (check 34).
+# redis-server is the cluster's blob-descriptor cache in the swarm suite (e2e/swarm.ts starts its own).
 # Idempotent: apt is only touched when a package is missing. Starts no engine:
 # e2e/engine.ts starts a private dockerd for each run.
 set -euo pipefail
 
-packages=(docker.io containerd debootstrap skopeo curl openssl ca-certificates iproute2 chromium postgresql podman)
+packages=(docker.io containerd debootstrap skopeo curl openssl ca-certificates iproute2 chromium postgresql podman redis-server)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "setup-host.sh: must run as root" >&2
@@ -30,7 +31,7 @@ echo "setup-host.sh: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 
 # docker.io's postinst would start the system dockerd on /var/run/docker.sock, postgresql's its
-# cluster on port 5432: services the suite must not create. policy-rc.d exit 101 is Debian's
+# cluster on port 5432, redis-server's on 6379: services the suite must not create. policy-rc.d exit 101 is Debian's
 # "do not start services".
 policy=/usr/sbin/policy-rc.d
 own_policy=no

@@ -58,7 +58,7 @@ function goBinary(): string {
  * build in its folder, move the binary into the cache at the end (an interrupted build never
  * looks like a cache hit).
  */
-async function buildGoModule(module: string, version: string, binaryName: string, target: string, log: Log): Promise<void> {
+export async function buildGoModule(module: string, version: string, binaryName: string, target: string, log: Log, packagePath = "."): Promise<void> {
   const go = goBinary();
   const work = fs.mkdtempSync(path.join(CACHE_DIR, "gobuild-"));
   try {
@@ -69,7 +69,7 @@ async function buildGoModule(module: string, version: string, binaryName: string
     const dir = (JSON.parse(stdout) as { Dir?: string }).Dir;
     if (!dir) throw new Error(`go mod download ${module}@${version} printed no Dir: ${stdout.slice(0, 500)}`);
     const partial = path.join(work, binaryName);
-    await run(go, ["build", "-o", partial, "."], { cwd: dir, env, timeoutMs: BUILD_TIMEOUT_MS });
+    await run(go, ["build", "-o", partial, packagePath], { cwd: dir, env, timeoutMs: BUILD_TIMEOUT_MS });
     fs.mkdirSync(path.dirname(target), { recursive: true });
     fs.renameSync(partial, target);
     log(`built ${target} in ${((Date.now() - started) / 1000).toFixed(0)} s`);

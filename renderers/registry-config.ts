@@ -57,6 +57,73 @@ export interface RegistryConfigInput {
    * @default false
    */
   readonly readOnly?: boolean;
+  /**
+   * S3-compatible object storage instead of the filesystem, shared by every replica.
+   * @default - `storageRootDirectory` (or in-memory storage)
+   */
+  readonly s3?: S3Storage;
+  /**
+   * Keep the blob-descriptor cache in Redis, shared by every replica (an in-memory cache per
+   * replica would answer for blobs another replica deleted). distribution v3 reads `redis.addrs`;
+   * 2.x's `redis.addr` is ignored there and ends in a panic (distribution#4486).
+   * @default - the in-memory cache (or none, see blobDescriptorCache)
+   */
+  readonly redis?: RedisCache;
+  /**
+   * Purge abandoned uploads (older than a week, once a day). With several replicas on one storage
+   * exactly one should do it (distribution#4074).
+   * @default true
+   */
+  readonly uploadPurging?: boolean;
+}
+
+export interface S3Storage {
+  /** `http(s)://host:port` of an S3-compatible server (`regionendpoint`). */
+  readonly endpoint: string;
+  readonly bucket: string;
+  readonly region: string;
+  /** Path-style addressing (`host/bucket/key`); S3-compatible servers need it with v3. */
+  readonly forcePathStyle: boolean;
+  readonly accessKey: string;
+  readonly secretKey: string;
+  /** @default - the bucket's root */
+  readonly rootDirectory?: string;
+}
+
+export interface RedisCache {
+  /** `host:port` values. */
+  readonly addresses: string[];
+  /** @default - no AUTH */
+  readonly password?: string;
+  readonly db: number;
+}
+
+function storageDriver(input: RegistryConfigInput): Record<string, unknown> {
+  if (input.s3) {
+    const s3 = input.s3;
+    return {
+      s3: {
+        regionendpoint: s3.endpoint,
+        region: s3.region,
+        bucket: s3.bucket,
+        forcepathstyle: s3.forcePathStyle,
+        secure: s3.endpoint.startsWith("https://"),
+        accesskey: s3.accessKey,
+        secretkey: s3.secretKey,
+        ...(s3.rootDirectory !== undefined ? { rootdirectory: s3.rootDirectory } : {}),
+      },
+      // Blob downloads would otherwise answer 307 to a presigned URL of the S3 endpoint, which
+      // clients then need to reach (and the proxy's login check would not cover); streamed
+      // through the registry instead.
+      redirect: { disable: true },
+    };
+  }
+  return input.storageRootDirectory !== undefined ? { filesystem: { rootdirectory: input.storageRootDirectory } } : { inmemory: {} };
+}
+
+function blobDescriptorCache(input: RegistryConfigInput): Record<string, unknown> {
+  if (input.redis) return { cache: { blobdescriptor: "redis" } };
+  return input.blobDescriptorCache === false ? {} : { cache: { blobdescriptor: "inmemory" } };
 }
 
 export function renderRegistryConfig(input: RegistryConfigInput): string {
@@ -86,18 +153,22 @@ export function renderRegistryConfig(input: RegistryConfigInput): string {
     version: 0.1,
     log: { level: input.logLevel, fields: { service: "registry" } },
     storage: {
-      ...(input.storageRootDirectory !== undefined ? { filesystem: { rootdirectory: input.storageRootDirectory } } : { inmemory: {} }),
+      ...storageDriver(input),
       delete: { enabled: input.deleteEnabled },
-      ...(input.blobDescriptorCache === false ? {} : { cache: { blobdescriptor: "inmemory" } }),
+      ...blobDescriptorCache(input),
       maintenance: input.readOnly
         ? { uploadpurging: { enabled: false }, readonly: { enabled: true } }
-        : { uploadpurging: { enabled: true, age: "168h", interval: "24h", dryrun: false } },
+        : { uploadpurging: { enabled: input.uploadPurging ?? true, age: "168h", interval: "24h", dryrun: false } },
     },
     http,
   };
   if (input.pullThrough) {
     const { remoteUrl, username, password, ttl } = input.pullThrough;
     config.proxy = { remoteurl: remoteUrl, ...(username !== undefined ? { username, password } : {}), ttl };
+  }
+  if (input.redis) {
+    const { addresses, password, db } = input.redis;
+    config.redis = { addrs: addresses, ...(password !== undefined ? { password } : {}), db };
   }
   if (input.htpasswdPath !== undefined) {
     config.auth = { htpasswd: { realm: input.realm, path: input.htpasswdPath } };

@@ -1,9 +1,7 @@
 import { Network } from "@cdktf/provider-docker/lib/network";
 import { Volume } from "@cdktf/provider-docker/lib/volume";
 import { Image } from "@cdktf/provider-docker/lib/image";
-import { DockerProvider } from "@cdktf/provider-docker/lib/provider";
-import { LocalProvider } from "@cdktf/provider-local/lib/provider";
-import { TerraformOutput, TerraformStack } from "cdktf";
+import { TerraformStack } from "cdktf";
 import { Construct } from "constructs";
 import { ClientConfig } from "../constructs/client-config";
 import { registryEndpoints } from "../renderers/registry-client-files";
@@ -16,7 +14,8 @@ import { mirrorTtlSeconds } from "../config/rules";
 import { Entropy, systemEntropy } from "../material/entropy";
 import { prepareMaterial } from "../material/prepare-material";
 import { readUiSources, renderUiAssets } from "../renderers/ui-assets";
-import { pinProviderVersions } from "./provider-versions";
+import { accessRulesOf, declareProviders } from "./providers";
+import { declareRegistryOutputs } from "./registry-outputs";
 import { declareStateBackend } from "./state-backend";
 
 /** The configuration (config/schema.ts is its one definition) plus what only code can pass. */
@@ -62,13 +61,7 @@ export class RegistryStack extends TerraformStack {
     store.commit();
     this.generatedPasswords = { users: users.generatedFor, file: users.generatedPasswordFile };
 
-    new DockerProvider(this, "docker", {
-      host: settings.dockerHost,
-      certPath: settings.dockerCertPath,
-      sshOpts: settings.dockerSshOptions.length > 0 ? settings.dockerSshOptions : undefined,
-    });
-    new LocalProvider(this, "local");
-    pinProviderVersions(this);
+    declareProviders(this, settings);
 
     const prefix = settings.namePrefix;
     const edge = new Network(this, "edge-network", { name: `${prefix}-edge` });
@@ -193,12 +186,7 @@ export class RegistryStack extends TerraformStack {
               verificationsPerMinute: settings.failedLoginsPerMinute,
               verificationBurst: settings.failedLoginsBurst,
               limitScope: settings.failedLoginsScope,
-              access: {
-                users: settings.users.map((u) => ({ name: u.name, role: u.role, repositories: u.repositories })),
-                deleteEnabled: settings.deleteEnabled,
-                anonymousPull: settings.anonymousPull,
-                tokenSeconds: settings.authCacheSeconds,
-              },
+              access: accessRulesOf(settings),
             }
           : undefined,
         maintenance: this.maintenance,
@@ -244,14 +232,11 @@ export class RegistryStack extends TerraformStack {
   }
 
   private declareOutputs(withTls: boolean): void {
-    const endpoint = this.endpoints[0];
-    const user = this.settings.users[0].name;
-    const scheme = withTls ? "https" : "http";
-    const curl = withTls ? `curl --cacert ${this.client.caCertificatePaths[0]} -u ${user}` : `curl -u ${user}`;
-    new TerraformOutput(this, "registry_url", { value: `${scheme}://${endpoint}` });
-    new TerraformOutput(this, "docker_login_command", { value: `docker login ${endpoint} -u ${user}` });
-    new TerraformOutput(this, "catalog_command", { value: `${curl} ${scheme}://${endpoint}/v2/_catalog` });
-    new TerraformOutput(this, "tags_command", { value: `${curl} ${scheme}://${endpoint}/v2/<name>/tags/list` });
-    new TerraformOutput(this, "client_config_directory", { value: this.client.directory });
+    declareRegistryOutputs(this, {
+      endpoint: this.endpoints[0],
+      user: this.settings.users[0].name,
+      caCertificatePath: withTls ? this.client.caCertificatePaths[0] : undefined,
+      clientConfigDirectory: this.client.directory,
+    });
   }
 }

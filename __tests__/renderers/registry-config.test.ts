@@ -123,6 +123,29 @@ describe("renderRegistryConfig as a pull-through cache", () => {
   test("refuses a cache without delete: its TTL expiry could not delete anything", () => {
     expect(() => renderRegistryConfig({ ...BASE, pullThrough: { remoteUrl: "https://ghcr.io", ttl: "1h" } })).toThrow("needs deleteEnabled");
   });
+
+  test("shares S3-compatible storage (path-style, plain HTTP endpoint) and a Redis cache (redis.addrs), purging off", () => {
+    const config = renderParsed({
+      storageRootDirectory: undefined,
+      s3: { endpoint: "http://s3.internal:7070", bucket: "registry", region: "us-east-1", forcePathStyle: true, accessKey: "AK", secretKey: "SK" },
+      redis: { addresses: ["redis.internal:6379"], password: "RP", db: 2 },
+      uploadPurging: false,
+    });
+    expect(config.storage).toEqual({
+      s3: { regionendpoint: "http://s3.internal:7070", region: "us-east-1", bucket: "registry", forcepathstyle: true, secure: false, accesskey: "AK", secretkey: "SK" },
+      redirect: { disable: true },
+      delete: { enabled: false },
+      cache: { blobdescriptor: "redis" },
+      maintenance: { uploadpurging: { enabled: false, age: "168h", interval: "24h", dryrun: false } },
+    });
+    expect(config.redis).toEqual({ addrs: ["redis.internal:6379"], password: "RP", db: 2 });
+  });
+
+  test("an https endpoint is used with TLS and a root directory is passed on", () => {
+    const config = renderParsed({ s3: { endpoint: "https://s3.example.test", bucket: "b", region: "eu-1", forcePathStyle: false, accessKey: "a", secretKey: "s", rootDirectory: "/reg" } });
+    expect(config.storage.s3).toMatchObject({ secure: true, forcepathstyle: false, rootdirectory: "/reg" });
+    expect(config.redis).toBeUndefined();
+  });
 });
 
 describe("renderRegistryConfig, read-only (a mirror's offline mode)", () => {

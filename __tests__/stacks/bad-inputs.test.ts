@@ -27,6 +27,13 @@ const VALID_CHANGE = {
   users: [{ name: "alice" }, { name: "bob" }, { name: "carol" }],
 };
 
+const CLUSTER_SECTION = {
+  nodes: ["10.0.0.11", "10.0.0.12"],
+  storage: { endpoint: "http://s3.example.test:9000", bucket: "registry" },
+  redis: { addresses: ["redis.example.test:6379"] },
+};
+const CLUSTER_KEYS = { REGISTRY_S3_ACCESS_KEY: "bad-inputs-access", REGISTRY_S3_SECRET_KEY: SECRET };
+
 interface Project {
   readonly dir: string;
   readonly material: string;
@@ -307,6 +314,19 @@ const BAD_INPUTS: BadInput[] = [
     input: "upstream credentials in the mirror's upstreamUrl",
     names: "mirrors[0].upstreamUrl",
     apply: (p) => p.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE, mirrors: [{ name: "hub", upstream: "docker.io", port: 5001, upstreamUrl: `https://u:${SECRET}@registry-1.docker.io` }] }),
+  },
+  {
+    input: "an S3 secret key in the config file (cluster mode)",
+    names: "REGISTRY_S3_SECRET_KEY",
+    apply: (p) => p.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE, cluster: { ...CLUSTER_SECTION, storage: { ...CLUSTER_SECTION.storage, secretKey: SECRET } } }),
+    env: CLUSTER_KEYS,
+  },
+  { input: "cluster mode without the S3 keys in the environment", names: "REGISTRY_S3_ACCESS_KEY", apply: (p) => p.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE, cluster: CLUSTER_SECTION }) },
+  {
+    input: "retention in cluster mode",
+    names: "retention",
+    apply: (p) => p.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE, cluster: CLUSTER_SECTION, retention: { rules: [{ repositories: "^a$", keepNewest: 1 }] } }),
+    env: CLUSTER_KEYS,
   },
 ];
 

@@ -35,13 +35,14 @@ const REFUSAL_UPSTREAM_NAME = "registry-refusal";
 
 export const NJS_IMPORT = "registry_access";
 
-export function accessHttpDirectives(access: AccessControl): string[] {
+/** `registryUpstream`: what proxy_pass names for the registry (see upstreamReference). */
+export function accessHttpDirectives(access: AccessControl, registryUpstream: string = UPSTREAM_NAME): string[] {
   return [
     `js_import ${NJS_IMPORT} from ${access.modulePath};`,
     // Read in the content phase only (proxy_pass), so after auth_request verified the login.
     `js_set $registry_access ${NJS_IMPORT}.access;`,
-    ...block("map $registry_access $registry_upstream", [`allow ${UPSTREAM_NAME};`, `default ${REFUSAL_UPSTREAM_NAME};`]),
-    ...block("map $registry_access $registry_catalog_upstream", [`allow ${UPSTREAM_NAME};`, `filter ${UPSTREAM_NAME};`, `default ${REFUSAL_UPSTREAM_NAME};`]),
+    ...block("map $registry_access $registry_upstream", [`allow ${registryUpstream};`, `default ${REFUSAL_UPSTREAM_NAME};`]),
+    ...block("map $registry_access $registry_catalog_upstream", [`allow ${registryUpstream};`, `filter ${registryUpstream};`, `default ${REFUSAL_UPSTREAM_NAME};`]),
     // Sent only to the refusal server: an empty header is not passed on.
     ...block("map $registry_access $registry_refusal", ["allow '';", "filter '';", "default $registry_access;"]),
     // Requests the login check never sees: no credentials, or the anonymous token.

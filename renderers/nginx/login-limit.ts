@@ -1,5 +1,6 @@
 import type { AuthCache } from "./auth-cache";
 import { block } from "./block";
+import { upstreamReference } from "./proxy";
 import { challengeDirectives } from "./ui";
 
 // The login limit in front of the verifier: unverified logins per budget and minute.
@@ -25,7 +26,7 @@ export function loginLimiterServer(authCache: AuthCache, withUi: boolean): strin
     ...block("location /", [
       `limit_req zone=${LOGIN_LIMIT_ZONE} burst=${authCache.verificationBurst ?? authCache.verificationsPerMinute} nodelay;`,
       "limit_req_status 429;",
-      `proxy_pass http://${AUTH_UPSTREAM_NAME};`,
+      `proxy_pass http://${upstreamReference(AUTH_UPSTREAM_NAME, authCache.verifier)};`,
       "proxy_http_version 1.1;",
       'proxy_set_header Connection "";',
       "proxy_set_header Host $http_host;",

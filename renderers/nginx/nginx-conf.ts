@@ -10,7 +10,7 @@ import { LOGIN_USER_VARIABLE, loginLimiterServer } from "./login-limit";
 import { metricsAccessMaps, metricsAuthLocation, metricsLocation } from "./metrics";
 import { READ_ONLY_LOCATION, mirrorBlobCacheHttpDirectives, mirrorBlobLocation, mirrorManifestLocations, mirrorStatusLocation, mirrorUpstreamName, readOnlyLocation } from "./mirrors";
 import type { MirrorServer } from "./mirrors";
-import { ACCESS_LOG_FORMAT, ANCIENT_DOCKER_USER_AGENT, DEFAULT_UPSTREAM_KEEPALIVE, UPSTREAM_NAME, eventsBlock, mainContext, proxyDirectives, upstreamBlock } from "./proxy";
+import { ACCESS_LOG_FORMAT, ANCIENT_DOCKER_USER_AGENT, DEFAULT_UPSTREAM_KEEPALIVE, DOCKER_DNS_RESOLVER, DOCKER_DNS_VALID_SECONDS, UPSTREAM_NAME, eventsBlock, mainContext, proxyDirectives, upstreamBlock, upstreamReference, usesServiceDns } from "./proxy";
 import type { ProxyTarget, ProxyTuning, UpstreamAddress } from "./proxy";
 import { redirectServers } from "./redirect";
 import { tlsDirectives } from "./tls";
@@ -115,10 +115,10 @@ export function renderNginxConf(input: NginxConfInput): string {
   // the location's configuration and try_files (the blob location's) would not run.
   const serverChecks = [...(input.writeHold ? writeHoldFlag(input.writeHold) : []), ...(input.blobReads ? blobLinkCheck() : [])];
   const access = input.authCache?.access;
-  const main = serverLocations(input, { upstreamName: UPSTREAM_NAME, withAuth: true, ui: input.ui, writeHold: input.writeHold, blobReads: input.blobReads, access, metricsFile: input.metricsFile });
+  const main = serverLocations(input, { upstreamName: upstreamReference(UPSTREAM_NAME, input.upstream), withAuth: true, ui: input.ui, writeHold: input.writeHold, blobReads: input.blobReads, access, metricsFile: input.metricsFile });
   const servers = [proxyServer(input, input.listenPort, main, serverChecks)];
   for (const mirror of input.mirrors ?? []) {
-    const locations = serverLocations(input, { upstreamName: mirrorUpstreamName(mirror), withAuth: !mirror.anonymousPull, readOnly: mirror });
+    const locations = serverLocations(input, { upstreamName: upstreamReference(mirrorUpstreamName(mirror), mirror.upstream), withAuth: !mirror.anonymousPull, readOnly: mirror });
     servers.push(proxyServer(input, mirror.listenPort, locations));
   }
   if (input.authCache) servers.push(loginLimiterServer(input.authCache, input.ui !== undefined));
@@ -213,6 +213,11 @@ function httpBlock(input: NginxConfInput, servers: string[][]): string[] {
     "",
     upstreamBlock(UPSTREAM_NAME, input.upstream, input.tuning.upstreamKeepalive ?? DEFAULT_UPSTREAM_KEEPALIVE),
   ];
+  const upstreams = [input.upstream, ...(input.authCache ? [input.authCache.verifier] : []), ...(input.mirrors ?? []).map((m) => m.upstream)];
+  if (usesServiceDns(upstreams)) {
+    // Replicas come and go; ipv6=off: Docker's overlay networks here are IPv4 only.
+    body.push("", `resolver ${DOCKER_DNS_RESOLVER} valid=${DOCKER_DNS_VALID_SECONDS}s ipv6=off;`, "resolver_timeout 5s;");
+  }
   for (const mirror of input.mirrors ?? []) {
     body.push("", upstreamBlock(mirrorUpstreamName(mirror), mirror.upstream, input.tuning.upstreamKeepalive ?? DEFAULT_UPSTREAM_KEEPALIVE));
   }
@@ -220,7 +225,7 @@ function httpBlock(input: NginxConfInput, servers: string[][]): string[] {
     body.push("", ...authCacheHttpDirectives(input.authCache));
   }
   if (input.authCache?.access) {
-    body.push("", ...accessHttpDirectives(input.authCache.access), "", ...tokenRealmMap(input, input.authCache.access));
+    body.push("", ...accessHttpDirectives(input.authCache.access, upstreamReference(UPSTREAM_NAME, input.upstream)), "", ...tokenRealmMap(input, input.authCache.access));
     // After js_import: the login limit's key with the user name the credentials claim.
     if (input.authCache.limitScope === "address-and-user") body.push(`js_set ${LOGIN_USER_VARIABLE} ${NJS_IMPORT}.loginUser;`);
     if (input.metricsFile !== undefined) body.push("", ...metricsAccessMaps(input.metricsFile));

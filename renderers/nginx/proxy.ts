@@ -62,8 +62,21 @@ export const DEFAULT_PROXY_TUNING: ProxyTuning = {
   blobOutputBuffers: "2 128k",
 };
 
-/** A TCP address, or a unix socket (`unix:` in nginx) in a volume shared with the registry. */
-export type UpstreamAddress = { readonly host: string; readonly port: number } | { readonly socketPath: string };
+/**
+ * A TCP address, a unix socket (`unix:` in nginx) in a volume shared with the registry, or a
+ * Docker service name that Docker's DNS answers with one address per replica (`dnsrr`), looked up
+ * again every DOCKER_DNS_VALID_SECONDS (an `upstream` block resolves its names once, at start).
+ */
+export type UpstreamAddress =
+  | { readonly host: string; readonly port: number }
+  | { readonly socketPath: string }
+  | { readonly serviceName: string; readonly port: number };
+
+/** Docker's embedded DNS server, in every container on a user-defined network. */
+export const DOCKER_DNS_RESOLVER = "127.0.0.11";
+
+/** How long nginx trusts an answer: a replica that is gone is not asked for longer than this. */
+export const DOCKER_DNS_VALID_SECONDS = 5;
 
 /** Where nginx's JavaScript module is, in the official nginx images and in Debian's libnginx-mod-http-js. */
 export const NJS_MODULE_PATH = "/usr/lib/nginx/modules/ngx_http_js_module.so";
@@ -91,7 +104,20 @@ export function eventsBlock(): string[] {
   return block("events", ["worker_connections 1024;"]);
 }
 
+/** What `proxy_pass http://…` names: the upstream block, or the variable holding a service's name and port. */
+export function upstreamReference(name: string, upstream: UpstreamAddress): string {
+  return "serviceName" in upstream ? `$${name.replace(/-/g, "_")}_address` : name;
+}
+
+export function usesServiceDns(upstreams: readonly UpstreamAddress[]): boolean {
+  return upstreams.some((u) => "serviceName" in u);
+}
+
 export function upstreamBlock(name: string, upstream: UpstreamAddress, keepalive: number): string[] {
+  // A variable in proxy_pass makes nginx resolve the name per request (through `resolver`); the
+  // map only defines that variable at http level (its source is irrelevant: there is only a default).
+  // No keepalive: connections to names resolved this way are not pooled.
+  if ("serviceName" in upstream) return block(`map $host ${upstreamReference(name, upstream)}`, [`default ${upstream.serviceName}:${upstream.port};`]);
   const server = "socketPath" in upstream ? `unix:${upstream.socketPath}` : `${upstream.host}:${upstream.port}`;
   return block(`upstream ${name}`, [`server ${server};`, `keepalive ${keepalive};`]);
 }
