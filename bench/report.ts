@@ -81,7 +81,7 @@ export function renderMarkdown(report: Report): string {
     "Written by `npm run bench` (bench/run.ts) from docs/benchmarks.json; the targets come from",
     "[bench/targets.ts](../bench/targets.ts), the one table of targets. Every figure is measured on the",
     "stack as deployed by `cdktf deploy` (the e2e harness: private engine, real providers). How the bench",
-    "works: [docs/testing.md](testing.md#benchmarks).",
+    "works: [docs/testing.md](testing.md) (`npm run bench`).",
     "",
     ...(report.complete ? [] : [`**INCOMPLETE**: ${report.cuts.join("; ")}`, ""]),
     `**${report.note}**`,
