@@ -51,7 +51,7 @@ export async function prepareFlood(engine: Engine, proxyContainer: string, liste
       await remove();
       throw err;
     }
-    return { target: { ...published, baseUrl: `https://${net.IPAddress}:${listenPort}` }, addresses, remove };
+    return { target: { baseUrl: `https://${net.IPAddress}:${listenPort}`, host: published.host, ca: published.ca }, addresses, remove };
   }
   throw new Error(`${proxyContainer}: no network whose gateway is a host address (${JSON.stringify(networks)})`);
 }

@@ -21,7 +21,8 @@ import { BlobFile, containerCpuSeconds, downloadBlob, Endpoint, uploadBlob, writ
  * `npm run bench`: deploys the stack with `cdktf deploy` on a private engine (the e2e harness),
  * measures it against bench/targets.ts and writes docs/benchmarks.{json,md} after every phase,
  * so a run cut by its time limit leaves what it measured (`complete: false`, the cuts named).
- * `--quick`: one repetition of each loop, written to the temp folder instead of docs/.
+ * `--quick`: one repetition of each loop, written to the temp folder instead of docs/;
+ * `--only=<phase>,…` runs only the phases whose names start with those words.
  * BENCH_ADDRESS_POOL gives the bench engine its own networks (another engine may run beside it).
  * Needs root, like the e2e suite.
  */
@@ -32,6 +33,8 @@ const HARD_LIMIT_MS = Math.min(9.5 * 60_000, 1000 * Number(process.env.BENCH_HAR
 const CLEANUP_RESERVE_MS = 25_000;
 const ADDRESS_POOL = process.env.BENCH_ADDRESS_POOL ?? "base=10.214.0.0/16,size=24";
 const QUICK = process.argv.includes("--quick");
+/** `--only=flood,listings`: the phases whose names start with these words (for working on the bench; the report says the rest were left out). */
+const ONLY = process.argv.find((a) => a.startsWith("--only="))?.slice("--only=".length).split(",");
 const REPS = QUICK ? 1 : 5;
 const BLOB_BYTES = 256 * 2 ** 20;
 const MiB = 2 ** 20;
@@ -59,9 +62,13 @@ async function aeadSpeed(): Promise<Record<string, number>> {
   return out;
 }
 
+/** Phases not run yet: an intermediate report names them, so a run killed outright is not taken for complete. */
+let pending: string[] = [];
+
 function write(end = false): void {
   if (end) machine = { ...machine, uptimeAtEnd: uptime() };
-  const report = buildReport(machine, measured, { seconds: (Date.now() - started) / 1000, cuts });
+  const notYet = end || pending.length === 0 ? [] : [`run in progress, not yet run: ${pending.join(", ")}`];
+  const report = buildReport(machine, measured, { seconds: (Date.now() - started) / 1000, cuts: [...cuts, ...notYet] });
   const dir = QUICK ? os.tmpdir() : DOCS_DIR;
   fs.writeFileSync(path.join(dir, "benchmarks.json"), JSON.stringify(report, null, 2) + "\n");
   fs.writeFileSync(path.join(dir, "benchmarks.md"), renderMarkdown(report));
@@ -253,6 +260,7 @@ async function main(): Promise<number> {
   const ws = new Workspace("rsbench-");
   let engine: Engine | undefined;
   let current = "setting up";
+  pending = ["setting up", ...PHASES.map(([name]) => name)];
   const watchdog = setTimeout(() => {
     cuts.push(`the time limit (${HARD_LIMIT_MS / 1000} s) stopped the run during: ${current}; later phases not run`);
     killRunningCommands();
@@ -266,15 +274,21 @@ async function main(): Promise<number> {
     machine = { ...machine, aeadMBps: await aeadSpeed() };
     log("engine, tools, images");
     engine = await startEngine({ addressPool: ADDRESS_POOL, log });
-    const [tools] = await Promise.all([ensureTerraformTools(log), prepareImages(engine, log)]);
+    const [tools] = await Promise.all([ensureTerraformTools(log), prepareImages(engine, log, { debianRegistry: false })]);
     const target = { engine, tools };
     log("cdktf deploy: the default topology and the proxy-less one (proxy: false), at once");
     const [proxied, registryTls] = await Promise.all([deployProxied(target, ws.dir("proxied")), deployRegistryTls(target, ws.dir("registry-tls"))]);
     const stacks: Stacks = { engine, proxied, registryTls, ws };
     log(`deployed: proxy ${proxied.baseUrl}, registry's own TLS ${registryTls.baseUrl}`);
+    pending = PHASES.map(([name]) => name);
     write();
     for (const [name, needsMs, phase] of PHASES) {
       current = name;
+      pending = pending.filter((p) => p !== name);
+      if (ONLY && !ONLY.some((word) => name.startsWith(word))) {
+        cuts.push(`${name}: left out (--only)`);
+        continue;
+      }
       if (left() < needsMs) {
         cuts.push(`${name}: not run (${(left() / 1000).toFixed(0)} s left, it needs about ${needsMs / 1000} s)`);
         continue;
