@@ -1,5 +1,7 @@
 import * as crypto from "crypto";
+import * as fs from "fs";
 import * as https from "https";
+import * as path from "path";
 import { RegistryStorage } from "../e2e/registry-storage";
 import { run } from "../e2e/proc";
 import { REGISTRY_GID, REGISTRY_UID } from "../renderers/volume-ownership";
@@ -25,9 +27,19 @@ export function storeImage(storage: RegistryStorage, repo: string, tag: string, 
   return { repo, tag, bytes: layers * layerBytes };
 }
 
-/** Files written as root are handed to the registry's user, as the stack's volume owner does. */
-export async function handToRegistry(storage: RegistryStorage): Promise<void> {
-  await run("chown", ["-R", `${REGISTRY_UID}:${REGISTRY_GID}`, storage.root], { timeoutMs: 120_000 });
+/**
+ * Files written as root are handed to the registry's user, as the stack's volume owner does, where
+ * the registry may write: the blob folders and every repository folder but the scale ones (tens
+ * of thousands of files the registry only reads; their parents are enough).
+ */
+export async function handToRegistry(storage: RegistryStorage, readOnly = ["scale"]): Promise<void> {
+  const repositories = path.join(storage.v2, "repositories");
+  const tops = fs.existsSync(repositories) ? fs.readdirSync(repositories) : [];
+  const chain = [path.join(storage.root, "docker"), path.join(storage.root, "docker", "registry"), storage.v2, repositories, ...tops.filter((t) => readOnly.includes(t)).map((t) => path.join(repositories, t))];
+  const deep = [path.join(storage.v2, "blobs"), ...tops.filter((t) => !readOnly.includes(t)).map((t) => path.join(repositories, t))];
+  const owner = `${REGISTRY_UID}:${REGISTRY_GID}`;
+  await run("chown", [owner, ...chain.filter((p) => fs.existsSync(p))], { timeoutMs: 60_000 });
+  await run("chown", ["-R", owner, ...deep.filter((p) => fs.existsSync(p))], { timeoutMs: 120_000 });
 }
 
 interface ManifestDoc {
