@@ -61,6 +61,7 @@ export interface FloodRound {
   readonly floodP99: number;
   readonly statuses: Record<string, number>;
   readonly errors: number;
+  readonly firstError: string;
 }
 
 /** Fresh-connection GETs of a manifest by a valid user, two at a time, for `ms`; their latencies. */
@@ -81,11 +82,11 @@ async function validUsers(server: Server, image: StoredImage, credentials: { nam
 /** One paired repetition: `windowMs` of valid users alone, then `windowMs` with the flood. */
 export async function floodRound(flood: FloodSetup, published: Server, image: StoredImage, user: { name: string; password: string }, windowMs: number): Promise<FloodRound> {
   const quiet = await validUsers(published, image, user, windowMs);
-  const args = JSON.stringify({ ...flood.target, user: user.name, addresses: flood.addresses, perSecond: FLOOD_PER_SECOND, ms: windowMs + 600 });
-  const floodDone = run(process.execPath, [path.join(__dirname, "flood-client.js"), args], { timeoutMs: windowMs + 30_000 });
+  const input = JSON.stringify({ ...flood.target, user: user.name, addresses: flood.addresses, perSecond: FLOOD_PER_SECOND, ms: windowMs + 600 });
+  const floodDone = run(process.execPath, [path.join(__dirname, "flood-client.js")], { input, timeoutMs: windowMs + 30_000 });
   await sleep(300);
   const during = await validUsers(published, image, user, windowMs);
-  const result = JSON.parse((await floodDone).stdout) as { statuses: Record<string, number>; errors: number };
+  const result = JSON.parse((await floodDone).stdout) as { statuses: Record<string, number>; errors: number; firstError: string };
   // Let the verifier drain what the flood queued before the next quiet window.
   await sleep(1_000);
   return { quietP99: percentile(quiet, 99), floodP99: percentile(during, 99), ...result };
