@@ -2,7 +2,8 @@
 // an event loop with the valid users it disturbs. Plain JavaScript: started with `node`, no
 // compile step. Reads JSON {baseUrl, host, ca, user, addresses, perSecond, ms} from stdin. Sends
 // GET /v2/ with a wrong password from each address at `perSecond` in all, on keep-alive
-// connections, for `ms`; then prints {"statuses": {...}, "errors": n, "firstError": "..."} and
+// connections (up to 16 an address, so that the client itself does not hold the flood back), for
+// `ms`; then prints {"statuses": {...}, "errors": n, "firstError": "..."} and
 // exits, at the latest 5 s later (requests still unanswered then count as errors).
 const https = require("https");
 
@@ -11,7 +12,7 @@ const statuses = {};
 let errors = 0;
 let firstError = "";
 let sent = 0;
-const agents = o.addresses.map((localAddress) => new https.Agent({ keepAlive: true, maxSockets: 4, ca: o.ca, localAddress }));
+const agents = o.addresses.map((localAddress) => new https.Agent({ keepAlive: true, maxSockets: 16, ca: o.ca, localAddress }));
 const authorization = `Basic ${Buffer.from(`${o.user}:not-the-password-${process.pid}`).toString("base64")}`;
 const end = Date.now() + o.ms;
 const gapMs = 1000 / o.perSecond;
