@@ -1,318 +1,326 @@
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import * as zlib from "zlib";
-import { AuthBenchResult, runAuthBench } from "./auth-bench";
-import { Lab } from "./lab";
-import { killAllChildren, run } from "./proc";
-import {
-  BUFFER_VARIANTS,
-  DEFAULT_VARIANT,
-  measureTransfers,
-  negotiatedTls,
-  NegotiatedTls,
-  PLAIN_VARIANT,
-  OUTPUT_32K_VARIANT,
-  ProxyBenchResult,
-  startTransferTargets,
-  TLS_VARIANTS,
-  VIA_REGISTRY_VARIANT,
-} from "./proxy-bench";
-import {
-  buildReport,
-  buildExploreStage,
-  ExploreStageName,
-  EXPLORE_STAGES,
-  Machine,
-  mergeExploreFile,
-  renderExploreMarkdown,
-  renderMarkdown,
-  renderTable,
-  Report,
-} from "./report";
-import { Budget } from "./stats";
-import { runSynthBench, SynthBenchResult } from "./synth-bench";
-import { runStorageMode, STORAGE_PARTS, StoragePart } from "./storage-mode";
+import { NginxProxy } from "../constructs/nginx-proxy";
+import { Engine, startEngine } from "../e2e/engine";
+import { Workspace } from "../e2e/harness";
+import { prepareImages } from "../e2e/images";
+import { killRunningCommands, run } from "../e2e/proc";
+import { RegistryStorage } from "../e2e/registry-storage";
+import { ensureTerraformTools } from "../e2e/terraform-tools";
+import { deployLatency } from "./deploy-latency";
+import { floodRound, FLOOD_ADDRESSES, FLOOD_PER_SECOND, prepareFlood } from "./flood";
+import { concurrentPulls, handToRegistry, pull, storeImage } from "./pulls";
+import { buildReport, Machine, Measured, renderMarkdown, renderTable } from "./report";
+import { idleConnectionMemory, listCatalog, listTags, SCALE_REPOSITORIES, SCALE_TAGS, writeRepositories } from "./scale";
+import { DeployedStack, deployProxied, deployRegistryTls, ProxiedStack, PUSHER, READER } from "./stack";
+import { median } from "./targets";
+import { BlobFile, childrenCpuSeconds, containerCpuSeconds, downloadBlob, Endpoint, uploadBlob, writeRandomBlob } from "./transfers";
 
 /**
- * `npm run bench`               proxy throughput, authentication cost, synth time → docs/benchmarks.{md,json}
- * `npm run bench -- --explore=tls`      TLS 1.3 suite order, blobOutputBuffers, kTLS (downloads from storage)
- * `npm run bench -- --explore=buffers`  proxy buffering and upload piece sizes
- *                               each stage → its section of docs/benchmarks-explore.{md,json} (the other stage's is kept)
- * `npm run bench -- --only=proxy,auth,synth`  a subset, printed only (docs are written by full runs)
- * `npm run bench -- --render-only`  rewrites docs/benchmarks.md and docs/benchmarks-explore.md from their JSON (no measuring)
- * `npm run bench -- --quick`   one repetition of everything, printed only (checks the bench itself)
- * `npm run bench -- --storage` storage lifecycle write window and mirror cold pulls → docs/benchmarks-storage.{md,json}
- * `npm run bench -- --storage --only=mirror`  (or gc) one part; the other part's figures are kept in the docs
- *                               (a mode of its own: with it the whole bench would outgrow its ~8 minutes; add --quick to check it)
- *
- * BENCH_ADDRESS_POOL gives the bench engine its own networks (default 10.214.0.0/16).
- * Needs root (a private dockerd, like the e2e suite). The whole run is bounded: a watchdog
- * stops it at HARD_LIMIT_MS, cleans up, writes what was measured with the rest marked as cut
- * (`complete: false`), and exits non-zero.
+ * `npm run bench`: deploys the stack with `cdktf deploy` on a private engine (the e2e harness),
+ * measures it against bench/targets.ts and writes docs/benchmarks.{json,md} after every phase,
+ * so a run cut by its time limit leaves what it measured (`complete: false`, the cuts named).
+ * `--quick`: one repetition of each loop, written to the temp folder instead of docs/;
+ * `--only=<phase>,…` runs only the phases whose names start with those words.
+ * BENCH_ADDRESS_POOL gives the bench engine its own networks (another engine may run beside it).
+ * Needs root, like the e2e suite.
  */
 
-const PROJECT_DIR = path.resolve(__dirname, "..");
-const DOCS_DIR = path.join(PROJECT_DIR, "docs");
-/** The watchdog's limit; BENCH_HARD_LIMIT_S may only lower it (used to test the abort path). */
+const DOCS_DIR = path.resolve(__dirname, "..", "docs");
+/** The whole run, cleanup included, stays within 10 minutes; BENCH_HARD_LIMIT_S may only lower it. */
 const HARD_LIMIT_MS = Math.min(9.5 * 60_000, 1000 * Number(process.env.BENCH_HARD_LIMIT_S ?? Infinity));
-const CLEANUP_RESERVE_MS = 30_000;
-/** Time the later phases need (estimates from runs on the 2-vCPU machine, with margin). */
-const SYNTH_PHASE_MS = 230_000;
-const AUTH_PHASE_MS = 140_000;
-const FOCUS_PHASE_MS = 140_000;
-const FOCUS_KEYS = ["direct", "body_16k", "proxy"];
+const CLEANUP_RESERVE_MS = 25_000;
+const ADDRESS_POOL = process.env.BENCH_ADDRESS_POOL ?? "base=10.214.0.0/16,size=24";
+const QUICK = process.argv.includes("--quick");
+/** `--only=flood,listings`: the phases whose names start with these words (for working on the bench; the report says the rest were left out). */
+const ONLY = process.argv.find((a) => a.startsWith("--only="))?.slice("--only=".length).split(",");
+const REPS = QUICK ? 1 : 5;
+const BLOB_BYTES = 128 * 2 ** 20;
+const MiB = 2 ** 20;
 
-const log = (line: string) => console.log(`  . ${line}`);
+const started = Date.now();
+const left = () => HARD_LIMIT_MS - CLEANUP_RESERVE_MS - (Date.now() - started);
+const log = (line: string) => console.log(`${((Date.now() - started) / 1000).toFixed(0).padStart(4)}s ${line}`);
 
-interface Args {
-  renderOnly: boolean;
-  explore?: ExploreStageName;
-  storage: boolean;
-  quick: boolean;
-  only: Set<string>;
-}
+const measured: Measured = { samples: {}, figures: {} };
+const cuts: string[] = [];
+let machine: Machine;
 
-function parseArgs(argv: string[]): Args {
-  const args: Args = { renderOnly: false, storage: false, quick: false, only: new Set(["proxy", "auth", "synth"]) };
-  let onlyGiven = false;
-  for (const a of argv) {
-    if (a === "--render-only") args.renderOnly = true;
-    else if (a === "--quick") args.quick = true;
-    else if (a === "--explore" || a.startsWith("--explore=")) {
-      const stage = a.slice("--explore=".length);
-      if (!(EXPLORE_STAGES as readonly string[]).includes(stage)) throw new Error(`${a}: name a stage: ${EXPLORE_STAGES.map((x) => `--explore=${x}`).join(" or ")} (together they would outgrow the time limit)`);
-      args.explore = stage as ExploreStageName;
-    }
-    else if (a === "--storage") args.storage = true;
-    else if (a.startsWith("--only=")) {
-      args.only = new Set(a.slice("--only=".length).split(",").filter(Boolean));
-      onlyGiven = true;
-    }
-    else throw new Error(`unknown argument ${a}; use --explore=tls|buffers, --storage, --quick or --only=proxy,auth,synth`);
-  }
-  if (args.storage) {
-    if (!onlyGiven) args.only = new Set(STORAGE_PARTS);
-    for (const part of args.only) if (!(STORAGE_PARTS as readonly string[]).includes(part)) throw new Error(`--storage --only: unknown part ${part}; use ${STORAGE_PARTS.join(", ")}`);
-    return args;
-  }
-  for (const part of args.only) if (!["proxy", "auth", "synth"].includes(part)) throw new Error(`--only: unknown part ${part}`);
-  if (args.only.has("auth") && !args.only.has("proxy")) throw new Error("--only=auth needs proxy too (the auth part reuses its registry and proxy)");
-  return args;
-}
-
-async function machine(): Promise<Machine> {
-  const version = async (cmd: string, a: string[]) => {
-    try {
-      const { stdout, stderr } = await run(cmd, a, { timeoutMs: 10_000 });
-      return (stdout || stderr).trim().split("\n")[0];
-    } catch {
-      return "unknown";
-    }
-  };
-  return {
-    cpus: os.cpus().length,
-    cpuModel: os.cpus()[0]?.model ?? "unknown",
-    memoryGiB: Math.round(os.totalmem() / 1024 ** 3),
-    kernel: `${os.type()} ${os.release()}`,
-    node: process.version,
-    dockerd: await version("/usr/sbin/dockerd", ["--version"]),
-    curl: await version("curl", ["--version"]),
-    skopeo: await version("skopeo", ["--version"]),
-    kernelTls: kernelTls(),
-    aeadMBps: await aeadSpeed(),
-  };
-}
-
-/** kTLS needs the kernel's `tls` module; /proc/net/tls_stat exists once it is there. */
-function kernelTls(): string {
-  if (fs.existsSync("/proc/net/tls_stat")) return "available (/proc/net/tls_stat present)";
-  let config = "";
-  try {
-    const gz = fs.readFileSync("/proc/config.gz");
-    config = zlib.gunzipSync(gz).toString().split("\n").find((l) => /CONFIG_TLS[ =]/.test(l)) ?? "";
-  } catch {
-    // no kernel config exposed
-  }
-  return `not available (no /proc/net/tls_stat${config ? `; ${config.trim()}` : ""})`;
+function uptime(): string {
+  const [a, b, c] = os.loadavg().map((x) => x.toFixed(2));
+  return `up ${(os.uptime() / 3600).toFixed(1)} h, load average: ${a}, ${b}, ${c}`;
 }
 
 async function aeadSpeed(): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
   for (const cipher of ["aes-128-gcm", "aes-256-gcm", "chacha20-poly1305"]) {
-    try {
-      const { stdout } = await run("openssl", ["speed", "-seconds", "1", "-bytes", "16384", "-evp", cipher], { timeoutMs: 20_000 });
-      const last = stdout.trim().split("\n").pop() ?? "";
-      const k = Number(/([\d.]+)k\s*$/.exec(last)?.[1]);
-      if (Number.isFinite(k)) out[cipher] = Math.round(k / 1000);
-    } catch {
-      // openssl missing: leave it out
-    }
+    const { stdout } = await run("openssl", ["speed", "-seconds", "1", "-bytes", "16384", "-evp", cipher], { timeoutMs: 20_000 });
+    const k = Number(/([\d.]+)k\s*$/.exec(stdout.trim().split("\n").pop() ?? "")?.[1]);
+    if (Number.isFinite(k)) out[cipher] = Math.round(k / 1000);
   }
   return out;
 }
 
-async function main(): Promise<number> {
-  const args = parseArgs(process.argv.slice(2));
-  if (args.renderOnly) {
-    const report = JSON.parse(fs.readFileSync(path.join(DOCS_DIR, "benchmarks.json"), "utf8")) as Report;
-    fs.writeFileSync(path.join(DOCS_DIR, "benchmarks.md"), renderMarkdown(report));
-    console.log(renderTable(report));
-    console.log("rewrote docs/benchmarks.md from docs/benchmarks.json");
-    const explore = readExplore();
-    if (explore) {
-      const file = mergeExploreFile(explore, undefined);
-      fs.writeFileSync(path.join(DOCS_DIR, "benchmarks-explore.md"), renderExploreMarkdown(file));
-      console.log("rewrote docs/benchmarks-explore.md from docs/benchmarks-explore.json");
-    }
-    return 0;
-  }
-  const budget = new Budget(HARD_LIMIT_MS);
-  if (args.storage) {
-    const parts = new Set([...args.only] as StoragePart[]);
-    return runStorageMode({ budget, hardLimitMs: HARD_LIMIT_MS, cleanupReserveMs: CLEANUP_RESERVE_MS, quick: args.quick, parts, docsDir: DOCS_DIR, machine, log });
-  }
-  // --quick: one repetition of every loop, to check the bench itself; the figures mean little.
-  const reps = (minClean: number, minReps: number, maxReps: number) =>
-    args.quick ? { minClean: 1, minReps: 1, maxReps: 1 } : { minClean, minReps, maxReps };
-  const lab = new Lab(log);
-  let aborted = false;
-  const watchdog = new Promise<never>((_, reject) => {
-    const timer = setTimeout(() => {
-      aborted = true;
-      reject(new Error(`time limit of ${HARD_LIMIT_MS / 1000} s reached`));
-    }, HARD_LIMIT_MS - CLEANUP_RESERVE_MS);
-    timer.unref();
-  });
+/** Phases not run yet: an intermediate report names them, so a run killed outright is not taken for complete. */
+let pending: string[] = [];
 
-  if (args.explore) {
-    const stage = args.explore;
-    const explore = async () => {
-      const info = await machine();
-      log("starting the bench engine and importing the e2e images");
-      await lab.start();
-      if (stage === "tls") {
-        // Plain HTTP through the proxy, as context for what TLS costs (downloads only).
-        const plain = { ...PLAIN_VARIANT, downloadOnly: true };
-        const { targets } = await startTransferTargets(lab, [...TLS_VARIANTS, plain], { registryTls: true, recipe: false });
-        const negotiated = await negotiatedTls(targets);
-        for (const [key, n] of Object.entries(negotiated)) log(`${key}: curl ${n.benchClient}; Go's client order ${n.goOrderClient}`);
-        const proxy = await measureTransfers(lab, targets, { ...reps(10, 12, 14), budget, reserveMs: CLEANUP_RESERVE_MS, log });
-        return buildExploreStage("tls", info, proxy, budget.elapsedMs() / 1000, { negotiated });
-      }
-      const { targets } = await startTransferTargets(lab, [...BUFFER_VARIANTS, PLAIN_VARIANT], { registryTls: false, recipe: true });
-      const proxy = await measureTransfers(lab, targets, { ...reps(3, 3, 4), budget, reserveMs: FOCUS_PHASE_MS + CLEANUP_RESERVE_MS, log });
-      // Second stage: the one knob whose effect is about the size of the spread above, with
-      // more repetitions (uploads only): nginx's 16k upload pieces against the default.
-      log("focus: upload piece size (client_body_buffer_size), more repetitions");
-      const focusTargets = targets.filter((x) => FOCUS_KEYS.includes(x.key));
-      const focus = await measureTransfers(lab, focusTargets, { ...reps(8, 3, 9), budget, reserveMs: CLEANUP_RESERVE_MS, log, uploadsOnly: true });
-      return buildExploreStage("buffers", info, proxy, budget.elapsedMs() / 1000, { focus });
-    };
-    let result: Awaited<ReturnType<typeof explore>> | undefined;
-    try {
-      result = await Promise.race([explore(), watchdog]);
-    } catch (err) {
-      console.error(`bench failed: ${(err as Error).message}`);
-      if (aborted) killAllChildren();
-    }
-    await lab.cleanup();
-    // A stage is one measuring loop: stopped inside it, nothing complete is left to write.
-    if (!result) return aborted ? 3 : 1;
-    const file = mergeExploreFile(readExplore(), result);
-    console.log(renderExploreMarkdown(file));
-    if (args.quick) {
-      console.log(`--quick: docs not written (total ${(budget.elapsedMs() / 1000).toFixed(0)} s)`);
-      return 0;
-    }
-    fs.writeFileSync(path.join(DOCS_DIR, "benchmarks-explore.json"), JSON.stringify(file, null, 2) + "\n");
-    fs.writeFileSync(path.join(DOCS_DIR, "benchmarks-explore.md"), renderExploreMarkdown(file));
-    console.log(`wrote the ${stage} stage of docs/benchmarks-explore.md and docs/benchmarks-explore.json (total ${(budget.elapsedMs() / 1000).toFixed(0)} s)`);
-    return 0;
-  }
-
-  // What has been measured so far: the watchdog writes these if the run does not finish.
-  const measured: { info?: Machine; proxy?: ProxyBenchResult; negotiated?: Record<string, NegotiatedTls>; auth?: AuthBenchResult; synth?: SynthBenchResult } = {};
-  let current = "machine information";
-  const work = async () => {
-    measured.info = await machine();
-    if (args.only.has("proxy")) {
-      current = "proxy throughput";
-      log("starting the bench engine and importing the e2e images");
-      await lab.start();
-      log("part 1: proxy throughput (512 MiB blob)");
-      const { targets, setup } = await startTransferTargets(lab, [DEFAULT_VARIANT, VIA_REGISTRY_VARIANT, OUTPUT_32K_VARIANT, PLAIN_VARIANT], { registryTls: true, recipe: true });
-      measured.negotiated = await negotiatedTls(targets);
-      const reserve = CLEANUP_RESERVE_MS + (args.only.has("auth") ? AUTH_PHASE_MS : 0) + (args.only.has("synth") ? SYNTH_PHASE_MS : 0);
-      measured.proxy = await measureTransfers(lab, targets, { ...reps(5, 3, 6), budget, reserveMs: reserve, log });
-      if (args.only.has("auth")) {
-        current = "authentication cost";
-        log("part 2: authentication cost");
-        measured.auth = await runAuthBench(lab, setup, {
-          budget,
-          minPullReps: reps(5, 5, 8).minClean,
-          maxPullReps: reps(5, 5, 8).maxReps,
-          minConcurrentReps: reps(3, 3, 5).minClean,
-          maxConcurrentReps: reps(3, 3, 5).maxReps,
-          loadMs: 5_000,
-          reserveMs: CLEANUP_RESERVE_MS + (args.only.has("synth") ? SYNTH_PHASE_MS : 0),
-          log,
-        });
-      }
-      // The engine is not needed for synth: stop it first so it does not compete for the CPUs.
-      await lab.cleanup();
-    }
-    if (args.only.has("synth")) {
-      current = "synth time";
-      log("part 3: synth time");
-      measured.synth = await runSynthBench(PROJECT_DIR, { ...reps(3, 3, 4), budget, reserveMs: CLEANUP_RESERVE_MS, log });
-    }
-  };
-
-  let failed = false;
-  try {
-    await Promise.race([work(), watchdog]);
-  } catch (err) {
-    console.error(`bench failed: ${(err as Error).message}`);
-    failed = true;
-    if (aborted) killAllChildren();
-  }
-  await lab.cleanup();
-  if (failed && (!aborted || !measured.info)) return aborted ? 3 : 1;
-  // The watchdog fired: what was measured is written, the rest marked as cut.
-  const stoppedIn = failed ? current : undefined;
-  const totalS = budget.elapsedMs() / 1000;
-  const wanted = (["proxy", "auth", "synth"] as const).filter((part) => args.only.has(part));
-  const notMeasured = wanted.filter((part) => measured[part] === undefined);
-  const report = buildReport(measured.info!, measured, totalS, readExplore(), {
-    stoppedIn: stoppedIn ? `the watchdog stopped the run at ${((HARD_LIMIT_MS - CLEANUP_RESERVE_MS) / 1000).toFixed(0)} s during ${stoppedIn}` : undefined,
-    notMeasured,
-  });
-  console.log(renderTable(report));
-  const fullRun = wanted.length === 3 && !args.quick;
-  if (fullRun) {
-    fs.writeFileSync(path.join(DOCS_DIR, "benchmarks.json"), JSON.stringify(report, null, 2) + "\n");
-    fs.writeFileSync(path.join(DOCS_DIR, "benchmarks.md"), renderMarkdown(report));
-    console.log(`wrote docs/benchmarks.md and docs/benchmarks.json (total run time ${totalS.toFixed(0)} s${report.complete ? "" : "; INCOMPLETE, see cuts"})`);
-  } else {
-    console.log(`partial run (--only or --quick): docs not written (total ${totalS.toFixed(0)} s)`);
-    if (args.quick) console.log(JSON.stringify({ ratios: report.ratios, complete: report.complete, cuts: report.cuts, disturbed: report.disturbed }, null, 2));
-    if (args.quick && wanted.length === 3) {
-      // The whole report is rendered as a full run would write it, outside docs/.
-      const file = path.join(os.tmpdir(), "rsbench-quick.md");
-      fs.writeFileSync(file, renderMarkdown(report));
-      console.log(`rendered the report of this quick run to ${file}`);
-    }
-  }
-  return stoppedIn ? 3 : 0;
+function write(end = false): void {
+  if (end) machine = { ...machine, uptimeAtEnd: uptime() };
+  const notYet = end || pending.length === 0 ? [] : [`run in progress, not yet run: ${pending.join(", ")}`];
+  const report = buildReport(machine, measured, { seconds: (Date.now() - started) / 1000, cuts: [...cuts, ...notYet] });
+  const dir = QUICK ? os.tmpdir() : DOCS_DIR;
+  fs.writeFileSync(path.join(dir, "benchmarks.json"), JSON.stringify(report, null, 2) + "\n");
+  fs.writeFileSync(path.join(dir, "benchmarks.md"), renderMarkdown(report));
+  if (end) console.log(`${renderTable(report)}\nwrote ${dir}/benchmarks.{json,md}`);
 }
 
-function readExplore(): unknown {
-  try {
-    return JSON.parse(fs.readFileSync(path.join(DOCS_DIR, "benchmarks-explore.json"), "utf8")) as unknown;
-  } catch {
-    return undefined;
+const add = (id: string, value: number) => (measured.samples[id] ??= []).push(value);
+const figure = (name: string, text: string) => (measured.figures[name] = text);
+const ms = (xs: number[]) => `median ${median(xs).toFixed(0)} ms (min ${Math.min(...xs).toFixed(0)}, max ${Math.max(...xs).toFixed(0)})`;
+
+/** Up to `n` repetitions, none started after `deadline`; says when the deadline cut them. */
+async function repeat(what: string, n: number, deadline: number, body: (i: number) => Promise<void>): Promise<void> {
+  for (let i = 0; i < n; i++) {
+    if (i > 0 && Date.now() > deadline) {
+      cuts.push(`${what}: ${i} of ${n} repetitions (time budget)`);
+      return;
+    }
+    await body(i);
   }
+}
+
+interface Stacks {
+  engine: Engine;
+  proxied: ProxiedStack;
+  registryTls: DeployedStack;
+  ws: Workspace;
+}
+
+async function transfers(s: Stacks, deadline: number): Promise<void> {
+  const blob: BlobFile = writeRandomBlob(path.join(s.ws.dir("blob"), "blob"), BLOB_BYTES);
+  const credentials = `${PUSHER.name}:${PUSHER.password}`;
+  const proxy: Endpoint = { label: "proxy", base: s.proxied.baseUrl, caFile: s.proxied.caFile, credentials };
+  const direct: Endpoint = { label: "direct", base: "http://localhost", unixSocket: s.proxied.registrySocket, credentials };
+  const tls: Endpoint = { label: "registry TLS", base: s.registryTls.baseUrl, caFile: s.registryTls.caFile, credentials };
+  const repo = "bench/upload";
+  const timeoutMs = 120_000;
+  for (const ep of [proxy, tls]) await uploadBlob(ep, repo, blob, timeoutMs);
+  const times: Record<string, number[]> = {};
+  const time = (k: string, v: number) => (times[k] ??= []).push(v);
+  const proxyCpu: number[] = [];
+  const curlCpu: number[] = [];
+  await repeat("transfers", REPS, deadline, async (i) => {
+    // Alternate who goes first, so that neither side always meets a warmer cache.
+    const ups = i % 2 === 0 ? [proxy, direct] : [direct, proxy];
+    for (const ep of ups) time(`up ${ep.label}`, await uploadBlob(ep, repo, blob, timeoutMs));
+    for (const ep of i % 2 === 0 ? [proxy, tls, direct] : [direct, tls, proxy]) {
+      const cpu = ep === proxy ? await containerCpuSeconds(s.engine, s.proxied.proxyContainer) : 0;
+      const client = childrenCpuSeconds();
+      time(`down ${ep.label}`, await downloadBlob(ep, repo, blob, timeoutMs));
+      if (ep === proxy) {
+        curlCpu.push(childrenCpuSeconds() - client);
+        proxyCpu.push((await containerCpuSeconds(s.engine, s.proxied.proxyContainer)) - cpu);
+      }
+    }
+    const last = (k: string) => times[k][times[k].length - 1];
+    add("upload_vs_direct", last("up direct") / last("up proxy"));
+    add("download_vs_registry_tls", last("down registry TLS") / last("down proxy"));
+    add("download_vs_direct", last("down direct") / last("down proxy"));
+  });
+  const rate = (k: string) => `${(BLOB_BYTES / MiB / median(times[k])).toFixed(0)} MiB/s`;
+  figure("upload (128 MiB blob, curl, POST + PATCH + PUT)", `proxy ${rate("up proxy")}, straight to the registry's socket ${rate("up direct")}`);
+  figure("download (128 MiB blob, curl)", `proxy ${rate("down proxy")}, registry's own TLS ${rate("down registry TLS")}, registry's socket ${rate("down direct")}`);
+  figure(
+    "proxy CPU per download",
+    `nginx ${median(proxyCpu).toFixed(2)} CPU-s and curl ${median(curlCpu).toFixed(2)} CPU-s for ${median(times["down proxy"]).toFixed(2)} s of transfer (medians; both on the same 2 cores as the machine's other work)`,
+  );
+}
+
+async function authPulls(s: Stacks, deadline: number): Promise<void> {
+  const storage = new RegistryStorage(s.proxied.dataDir);
+  const image = storeImage(storage, "bench/pull", "1", 10, 256 * 1024);
+  await handToRegistry(storage);
+  await pull(s.proxied, image, READER);
+  await pull(s.proxied, image);
+  const auth: number[] = [];
+  const anon: number[] = [];
+  await repeat("authenticated vs anonymous pulls", REPS, deadline, async () => {
+    let a = 0;
+    let b = 0;
+    for (let k = 0; k < 6; k++) {
+      a += await pull(s.proxied, image, READER);
+      b += await pull(s.proxied, image);
+    }
+    auth.push(a / 6);
+    anon.push(b / 6);
+    add("auth_pull_vs_anonymous", a / b);
+  });
+  figure("pull of a 10-layer image (2.5 MiB), fresh connections", `authenticated (cached login) ${ms(auth)}, anonymous ${ms(anon)}`);
+}
+
+async function flood(s: Stacks, deadline: number): Promise<void> {
+  const storage = new RegistryStorage(s.proxied.dataDir);
+  const image = storeImage(storage, "bench/flood", "1", 1, 1024);
+  await handToRegistry(storage);
+  const setup = await prepareFlood(s.engine, s.proxied.proxyContainer, NginxProxy.LISTEN_PORT, s.proxied);
+  const quiet: number[] = [];
+  const during: number[] = [];
+  const statuses: Record<string, number> = {};
+  let unanswered = 0;
+  let firstError = "";
+  try {
+    await repeat("wrong-password flood", REPS, deadline, async () => {
+      const r = await floodRound(setup, s.proxied, image, READER, 3_000);
+      quiet.push(r.quietP99);
+      during.push(r.floodP99);
+      for (const [k, v] of Object.entries(r.statuses)) statuses[k] = (statuses[k] ?? 0) + v;
+      unanswered += r.errors;
+      firstError ||= r.firstError;
+      add("flood_p99_vs_quiet", r.floodP99 / r.quietP99);
+    });
+  } finally {
+    await setup.remove();
+  }
+  figure(
+    `valid users' p99 (GET manifest, fresh TLS connections, 2 at a time) against a wrong-password flood from ${FLOOD_ADDRESSES} addresses (${FLOOD_PER_SECOND}/s asked of the client)`,
+    `without the flood ${ms(quiet)}, with it ${ms(during)}; the flood sent ${Object.values(statuses).reduce((a, b) => a + b, 0) + unanswered} in ${quiet.length} windows of 3.6 s, answers: ${Object.entries(statuses).map(([k, v]) => `${v} × ${k}`).join(", ") || "none"}, ${unanswered} unanswered within 5 s${firstError ? ` (${firstError})` : ""}`,
+  );
+}
+
+async function listings(s: Stacks, deadline: number): Promise<void> {
+  const storage = new RegistryStorage(s.proxied.dataDir);
+  const rounds = async (label: string) => {
+    const catalog: number[] = [];
+    const tags: number[] = [];
+    let counts = "";
+    await repeat(`listings (${label})`, REPS, deadline, async () => {
+      const c = await listCatalog(s.proxied, PUSHER);
+      const t = await listTags(s.proxied, PUSHER);
+      catalog.push(c.ms);
+      tags.push(t.ms);
+      counts = `${c.repositories} repositories, ${t.tags} tags`;
+    });
+    figure(`listings, ${counts}`, `catalog ${ms(catalog)}, tags ${ms(tags)}`);
+    return { catalog, tags };
+  };
+  const t0 = Date.now();
+  writeRepositories(storage, SCALE_REPOSITORIES / 10, SCALE_TAGS / 10);
+  await handToRegistry(storage);
+  const small = await rounds("small");
+  const t1 = Date.now();
+  writeRepositories(storage, SCALE_REPOSITORIES, SCALE_TAGS);
+  await handToRegistry(storage);
+  figure("writing the store", `${SCALE_REPOSITORIES} repositories × ${SCALE_TAGS} tags straight into the filesystem store in ${((Date.now() - t1) / 1000).toFixed(0)} s (the small case ${((t1 - t0) / 1000).toFixed(0)} s)`);
+  const big = await rounds("large");
+  big.catalog.forEach((x, i) => i < small.catalog.length && add("catalog_growth", x / small.catalog[i]));
+  big.tags.forEach((x, i) => i < small.tags.length && add("tags_growth", x / small.tags[i]));
+}
+
+async function manyClients(s: Stacks, deadline: number): Promise<void> {
+  const storage = new RegistryStorage(s.proxied.dataDir);
+  const large = storeImage(storage, "scale/pull50", "1", 50, 32 * 1024);
+  const small = storeImage(storage, "scale/pull5", "1", 5, 32 * 1024);
+  await handToRegistry(storage);
+  await pull(s.proxied, large, READER);
+  const big: number[] = [];
+  const little: number[] = [];
+  await repeat("32 clients pulling", REPS, deadline, async () => {
+    little.push(await concurrentPulls(s.proxied, small, 32, READER));
+    big.push(await concurrentPulls(s.proxied, large, 32, READER));
+    add("pull_growth", big[big.length - 1] / little[little.length - 1]);
+  });
+  figure("32 clients pulling at once (32 KiB layers, fresh connections)", `50-layer image ${ms(big)}, 5-layer image ${ms(little)}`);
+}
+
+async function idleMemory(s: Stacks, deadline: number): Promise<void> {
+  const m50: number[] = [];
+  const m500: number[] = [];
+  await repeat("idle connections", REPS, deadline, async () => {
+    m50.push(await idleConnectionMemory(s.engine, s.proxied.proxyContainer, s.proxied, READER, 50));
+    m500.push(await idleConnectionMemory(s.engine, s.proxied.proxyContainer, s.proxied, READER, 500));
+    add("memory_growth", m500[m500.length - 1] / Math.max(1, m50[m50.length - 1]));
+  });
+  const mib = (xs: number[]) => `${(median(xs) / MiB).toFixed(1)} MiB (min ${(Math.min(...xs) / MiB).toFixed(1)}, max ${(Math.max(...xs) / MiB).toFixed(1)})`;
+  figure("proxy memory above idle (docker stats: usage without inactive page cache)", `500 idle keep-alive TLS connections ${mib(m500)}, 50 connections ${mib(m50)}`);
+}
+
+async function deployRound(s: Stacks): Promise<void> {
+  const r = await deployLatency(s.proxied);
+  add("deploy_failures", r.during.failures);
+  add("deploy_p99_vs_before", r.during.p99 / Math.max(1, r.before.p99));
+  figure(
+    "client loop through a deploy that adds a user (e2e request loop, 2 requests/s on fresh connections)",
+    `before (10 s): ${r.before.requests} requests, p50 ${r.before.p50} ms, p99 ${r.before.p99} ms; during the deploy (${r.deploySeconds.toFixed(0)} s): ${r.during.requests} requests, ${r.during.failures} failed, p50 ${r.during.p50} ms, p99 ${r.during.p99} ms${r.during.failed.length ? `; ${r.during.failed.join("; ")}` : ""}`,
+  );
+}
+
+/** Phases in order, each with the time it needs at least (loaded 2-core machine) to be started. */
+const PHASES: Array<[string, number, (s: Stacks, deadline: number) => Promise<void>]> = [
+  ["transfers (upload, download)", 60_000, transfers],
+  ["authenticated vs anonymous pulls", 30_000, authPulls],
+  ["wrong-password flood", 45_000, flood],
+  ["listings at scale", 45_000, listings],
+  ["32 clients pulling", 30_000, manyClients],
+  ["idle keep-alive connections", 25_000, idleMemory],
+  // Last: the deploy replaces the verifier (every login is verified again) and the loop's wrong
+  // passwords spend the host address's login budget, which the phases above must not meet.
+  ["deploy with the client loop (issue 19)", 100_000, deployRound],
+];
+
+async function main(): Promise<number> {
+  machine = { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? "unknown", memoryGiB: Math.round(os.totalmem() / 2 ** 30), kernel: `${os.type()} ${os.release()}`, node: process.version, uptimeAtStart: uptime(), aeadMBps: {} };
+  const ws = new Workspace("rsbench-");
+  let engine: Engine | undefined;
+  let current = "setting up";
+  pending = ["setting up", ...PHASES.map(([name]) => name)];
+  const watchdog = setTimeout(() => {
+    cuts.push(`the time limit (${HARD_LIMIT_MS / 1000} s) stopped the run during: ${current}; later phases not run`);
+    killRunningCommands();
+    write(true);
+    void (engine?.stop() ?? Promise.resolve()).finally(() => {
+      ws.remove();
+      process.exit(3);
+    });
+  }, HARD_LIMIT_MS - CLEANUP_RESERVE_MS);
+  try {
+    machine = { ...machine, aeadMBps: await aeadSpeed() };
+    log("engine, tools, images");
+    engine = await startEngine({ addressPool: ADDRESS_POOL, log });
+    const [tools] = await Promise.all([ensureTerraformTools(log), prepareImages(engine, log, { debianRegistry: false })]);
+    const target = { engine, tools };
+    log("cdktf deploy: the default topology and the proxy-less one (proxy: false), at once");
+    const [proxied, registryTls] = await Promise.all([deployProxied(target, ws.dir("proxied")), deployRegistryTls(target, ws.dir("registry-tls"))]);
+    const stacks: Stacks = { engine, proxied, registryTls, ws };
+    log(`deployed: proxy ${proxied.baseUrl}, registry's own TLS ${registryTls.baseUrl}`);
+    pending = PHASES.map(([name]) => name);
+    write();
+    for (const [name, needsMs, phase] of PHASES) {
+      current = name;
+      pending = pending.filter((p) => p !== name);
+      if (ONLY && !ONLY.some((word) => name.startsWith(word))) {
+        cuts.push(`${name}: left out (--only)`);
+        continue;
+      }
+      if (left() < needsMs) {
+        cuts.push(`${name}: not run (${(left() / 1000).toFixed(0)} s left, it needs about ${needsMs / 1000} s)`);
+        continue;
+      }
+      log(name);
+      // A phase may use what the later phases do not need at least; no repetition starts after that.
+      const laterNeedMs = PHASES.slice(PHASES.findIndex(([n]) => n === name) + 1).reduce((sum, [n, ms]) => sum + (ONLY && !ONLY.some((w) => n.startsWith(w)) ? 0 : ms), 0);
+      await phase(stacks, Date.now() + Math.max(needsMs / 2, left() - laterNeedMs)).catch((err: Error) => cuts.push(`${name}: failed: ${err.message.slice(0, 500)}`));
+      write();
+    }
+  } catch (err) {
+    cuts.push(`${current}: failed: ${(err as Error).message.slice(0, 1000)}`);
+  }
+  clearTimeout(watchdog);
+  write(true);
+  await engine?.stop();
+  ws.remove();
+  log("done");
+  return cuts.length === 0 ? 0 : 3;
 }
 
 main().then(

@@ -39,8 +39,8 @@ export const ROOTFS_PACKAGES: readonly string[] = ["busybox", "docker-registry",
 const RECIPE_VERSION = 1;
 
 export interface E2eImages {
-  /** Local image IDs (sha256:…) */
-  registry: string;
+  /** Local image IDs (sha256:…); the Debian 2.8.2 registry only when asked for. */
+  registry?: string;
   registryV3: string;
   nginx: string;
 }
@@ -220,7 +220,7 @@ async function ensureRegistryV3Tarball(baseTarball: string, binary: string): Pro
 }
 
 /** Imports the images into the engine from the cached rootfs tarballs (~3-4 s each). */
-export async function importImages(engine: Engine, tarball: string, log: Log = () => undefined, v3Tarball?: string): Promise<E2eImages> {
+export async function importImages(engine: Engine, tarball: string, log: Log = () => undefined, v3Tarball?: string, debianRegistry = true): Promise<E2eImages> {
   const importOne = async (file: string, name: string, changes: readonly string[]): Promise<string> => {
     const started = Date.now();
     const args = ["import", ...changes.flatMap((c) => ["--change", c]), file, name];
@@ -228,18 +228,21 @@ export async function importImages(engine: Engine, tarball: string, log: Log = (
     log(`imported ${name} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     return stdout.trim();
   };
-  const registry = await importOne(tarball, REGISTRY_IMAGE, REGISTRY_CHANGES);
+  const registry = debianRegistry || !v3Tarball ? await importOne(tarball, REGISTRY_IMAGE, REGISTRY_CHANGES) : undefined;
   return {
     registry,
-    registryV3: v3Tarball ? await importOne(v3Tarball, REGISTRY_V3_IMAGE, REGISTRY_CHANGES) : registry,
+    registryV3: v3Tarball ? await importOne(v3Tarball, REGISTRY_V3_IMAGE, REGISTRY_CHANGES) : registry!,
     nginx: await importOne(tarball, NGINX_IMAGE, NGINX_CHANGES),
   };
 }
 
-/** ensureRootfsTarball + the distribution v3 binary + importImages */
-export async function prepareImages(engine: Engine, log: Log = () => undefined): Promise<E2eImages> {
+/**
+ * ensureRootfsTarball + the distribution v3 binary + importImages; `debianRegistry: false` leaves
+ * out the Debian 2.8.2 registry image (the bench deploys only what the stack pins).
+ */
+export async function prepareImages(engine: Engine, log: Log = () => undefined, options: { debianRegistry?: boolean } = {}): Promise<E2eImages> {
   const [tarball, binary] = await Promise.all([ensureRootfsTarball(log), ensureDistributionV3Binary(log)]);
-  return importImages(engine, tarball, log, await ensureRegistryV3Tarball(tarball, binary));
+  return importImages(engine, tarball, log, await ensureRegistryV3Tarball(tarball, binary), options.debianRegistry ?? true);
 }
 
 /** Gives a local image another name (e.g. the stack's configured "registry:2"), so no pull is needed. */

@@ -1,119 +1,78 @@
-import { buildReport, mergeExploreFile, renderExploreMarkdown, renderMarkdown, Report } from "../../bench/report";
-import { BLOB_BYTES, ProxyBenchResult, TransferResult } from "../../bench/proxy-bench";
-import { RepeatResult } from "../../bench/reps";
-import { Machine } from "../../bench/report";
+import { buildReport, Machine, renderMarkdown, renderTable } from "../../bench/report";
+import { describeJudged, judge, MIN_REPETITIONS, Target, TARGETS } from "../../bench/targets";
 
-const machine: Machine = {
-  cpus: 2,
-  cpuModel: "test CPU",
-  memoryGiB: 4,
-  kernel: "Linux test",
-  node: "v20",
-  dockerd: "Docker test",
-  curl: "curl test",
-  skopeo: "skopeo test",
-  kernelTls: "not available (test)",
-  aeadMBps: { "aes-128-gcm": 4000 },
-};
+const machine: Machine = { cpus: 2, cpuModel: "test CPU", memoryGiB: 4, kernel: "Linux test", node: "v20", uptimeAtStart: "load average: 1.00", aeadMBps: {} };
+const atMost: Target = { id: "x", issue: 22, what: "x ratio", comparison: "at most", limit: 1.1 };
+const atLeast: Target = { id: "y", issue: 22, what: "y ratio", comparison: "at least", limit: 0.95 };
 
-const reps = (cut: boolean): RepeatResult => ({ background: [0, 0, 0], used: [0, 1, 2], disturbed: false, cut, wanted: 5 });
-
-function transfer(key: string, uploadS: number, downloadS: number): TransferResult {
-  return {
-    key,
-    label: `label of ${key}`,
-    uploads: [uploadS, uploadS, uploadS],
-    downloads: [downloadS, downloadS, downloadS],
-    uploadMedianS: uploadS,
-    downloadMedianS: downloadS,
-    uploadMiBps: BLOB_BYTES / 2 ** 20 / uploadS,
-    downloadMiBps: BLOB_BYTES / 2 ** 20 / downloadS,
-    uploadServerCpuS: 1,
-    downloadServerCpuS: 1,
-    uploadClientCpuS: 1,
-    downloadClientCpuS: 1,
-  };
-}
-
-/** A proxy part as the bench measures it: every path the report's ratios name. */
-function proxyPart(cut: boolean): ProxyBenchResult {
-  return {
-    blobBytes: BLOB_BYTES,
-    repetitions: 3,
-    reps: reps(cut),
-    results: [
-      transfer("direct", 2, 0.6),
-      transfer("direct_tls", 2.1, 1.2),
-      transfer("proxy", 2.2, 0.96),
-      transfer("proxy_via_registry", 2.2, 1.5),
-      transfer("proxy_output_32k", 2.2, 1.0),
-      transfer("proxy_plain", 2.0, 0.5),
-      transfer("recipe", 3.0, 2.0),
-    ],
-    blob: { file: "/nonexistent", size: BLOB_BYTES, digest: "sha256:0" },
-    maxCommitSeconds: 0.1,
-  };
-}
-
-describe("bench report of a run the watchdog stopped", () => {
-  // GIVEN the proxy part measured (its loop cut by the time budget) and the watchdog stopping the run in the auth part
-  const report = buildReport(machine, { proxy: proxyPart(true) }, 540, undefined, {
-    stoppedIn: "the watchdog stopped the run at 540 s during authentication cost",
-    notMeasured: ["auth", "synth"],
+describe("judging a target", () => {
+  it("is met when the median meets an upper limit, even if the max does not", () => {
+    // GIVEN five paired repetitions whose median is 1.05 and whose max is 1.4
+    const j = judge(atMost, [1.0, 1.4, 1.05, 1.02, 1.08]);
+    // THEN the verdict follows the median, and the spread is kept
+    expect(j.verdict).toBe("met");
+    expect(j.spread).toEqual({ n: 5, median: 1.05, min: 1.0, max: 1.4 });
   });
 
-  test("is marked incomplete and names every cut", () => {
+  it("is missed when the median is above an upper limit by any amount", () => {
+    expect(judge(atMost, [1.118, 1.118, 1.2, 1.0, 1.11]).verdict).toBe("MISSED");
+  });
+
+  it("is missed when the median is below a lower limit", () => {
+    expect(judge(atLeast, [0.91, 0.9, 0.99, 0.93, 0.92]).verdict).toBe("MISSED");
+    expect(judge(atLeast, [0.96, 0.9, 0.99, 0.97, 0.92]).verdict).toBe("met");
+  });
+
+  it("is not judged on fewer than the minimum repetitions", () => {
+    expect(judge(atLeast, [1, 1, 1, 1].slice(0, MIN_REPETITIONS - 1)).verdict).toBe("too few repetitions");
+    expect(judge(atLeast, undefined).verdict).toBe("not measured");
+  });
+
+  it("judges a count target (limit 0) on a single run", () => {
+    const failures: Target = { ...atMost, limit: 0 };
+    expect(judge(failures, [0]).verdict).toBe("met");
+    expect(judge(failures, [3]).verdict).toBe("MISSED");
+  });
+
+  it("prints a miss as a miss, with the limit and the spread", () => {
+    const line = describeJudged(judge(atMost, [1.2, 1.3, 1.25, 1.22, 1.4]));
+    expect(line).toBe("MISSED  #22 x ratio ≤ 1.1: median 1.25 (min 1.20, max 1.40, n 5)");
+  });
+});
+
+describe("the table of targets", () => {
+  it("holds the limits issue 22 set, not looser ones", () => {
+    const limit = (id: string) => TARGETS.find((t) => t.id === id);
+    expect(limit("auth_pull_vs_anonymous")).toMatchObject({ issue: 22, comparison: "at most", limit: 1.1 });
+    expect(limit("upload_vs_direct")).toMatchObject({ issue: 22, comparison: "at least", limit: 0.95 });
+    expect(limit("flood_p99_vs_quiet")).toMatchObject({ issue: 22, comparison: "at most", limit: 1.5 });
+    expect(limit("download_vs_registry_tls")).toMatchObject({ issue: 22, comparison: "at least", limit: 1.0 });
+    expect(limit("download_vs_direct")).toMatchObject({ issue: 22, comparison: "at least", limit: 0.8, stretch: true });
+    expect(limit("deploy_failures")).toMatchObject({ issue: 19, limit: 0 });
+  });
+});
+
+describe("the report", () => {
+  // GIVEN a run cut after the upload ratio, with one target missed
+  const report = buildReport(
+    machine,
+    { samples: { upload_vs_direct: [0.9, 0.91, 0.88, 0.93, 0.95], catalog_growth: [8, 9, 10] }, figures: { "upload through the proxy": "300 MiB/s" } },
+    { seconds: 600, cuts: ["time budget: flood not measured"], now: new Date("2026-12-06T21:00:00Z") },
+  );
+
+  it("judges every target of the table, printing misses and what was not measured", () => {
+    expect(report.targets.map((t) => t.id)).toEqual(TARGETS.map((t) => t.id));
+    expect(report.targets.find((t) => t.id === "upload_vs_direct")?.verdict).toBe("MISSED");
+    expect(report.targets.find((t) => t.id === "flood_p99_vs_quiet")?.verdict).toBe("not measured");
+    expect(renderTable(report)).toContain("MISSED  #22 upload throughput through the proxy / straight to the registry's socket ≥ 0.95: median 0.91");
+  });
+
+  it("marks the run incomplete and says what was cut", () => {
     expect(report.complete).toBe(false);
-    expect(report.cuts).toEqual([
-      "the watchdog stopped the run at 540 s during authentication cost",
-      "auth: not measured (the run was stopped before it finished)",
-      "synth: not measured (the run was stopped before it finished)",
-      "blob transfers: the time budget stopped it after 3 repetitions, 5 undisturbed ones wanted",
-    ]);
-  });
-
-  test("keeps the figures of the part that was measured", () => {
-    expect(report.ratios.proxy_download_vs_registry_tls).toBeCloseTo(1.2 / 0.96, 3);
-    expect(report.ratios.proxy_upload_vs_direct).toBeCloseTo(2 / 2.2, 3);
-    expect(report.targets.map((t) => t.figure)).toContain("proxy_download_vs_registry_tls");
-    expect(Object.keys(report.ratios).some((k) => k.startsWith("auth_") || k.includes("synth"))).toBe(false);
-  });
-
-  test("renders the measured part, says which parts were not measured, and survives the JSON round trip", () => {
-    const md = renderMarkdown(JSON.parse(JSON.stringify(report)) as Report);
-    expect(md).toContain("INCOMPLETE RUN (`complete: false`)");
-    expect(md).toContain("- CUT: synth: not measured (the run was stopped before it finished)");
-    expect(md).toContain("### Blob transfers");
-    expect(md).toMatch(/### Authentication\n\nNot measured in this run/);
-    expect(md).toMatch(/### Synth\n\nNot measured in this run/);
-  });
-});
-
-describe("bench report of a complete part", () => {
-  test("is complete when nothing was left out or cut", () => {
-    const report = buildReport(machine, { proxy: proxyPart(false) }, 300, undefined);
-    expect(report.complete).toBe(true);
-    expect(report.cuts).toEqual([]);
-  });
-
-  test("renders a synth part from an older report without the type-checked synth", () => {
-    const report = buildReport(machine, { proxy: proxyPart(false) }, 300, undefined);
-    const older = { ...report, context: { ...report.context, synth: { repetitions: 3, cold_median_s: 9.5, cold_s: [9.4, 9.5, 9.6], resynth_median_s: { "1_users": 7.1 }, resynth_s: { "1_users": [7, 7.1, 7.2] } } } };
-    const md = renderMarkdown(older);
-    expect(md).toContain("| `npx cdktf synth`, cold (fresh material directory, 1 user) | 9.50 s | 9.40, 9.50, 9.60 |");
-    expect(md).not.toContain("type-checked at run time), re-synth");
-  });
-});
-
-describe("exploration file", () => {
-  test("keeps the earlier one-run file as the buffers stage when a tls stage is added", () => {
-    const older = { generated: "2026-11-28T22:57:36.006Z", totalRunSeconds: 439, repetitions: 3, machine, rows: [{ key: "direct", label: "registry directly", upload_median_s: 3, download_median_s: 0.8, upload_vs_direct: 1, download_vs_direct: 1, upload_s: [3], download_s: [0.8] }] };
-    const tls = { stage: "tls" as const, generated: "2026-11-29T07:00:00.000Z", totalRunSeconds: 400, repetitions: 8, machine, rows: [] };
-    const file = mergeExploreFile(older, tls);
-    expect(file.stages.buffers?.generated).toBe("2026-11-28T22:57:36.006Z");
-    expect(file.stages.buffers?.rows[0].key).toBe("direct");
-    expect(file.stages.tls?.generated).toBe("2026-11-29T07:00:00.000Z");
-    const md = renderExploreMarkdown(file);
-    expect(md.indexOf("## TLS downloads from storage")).toBeLessThan(md.indexOf("## Proxy buffering and upload pieces"));
+    const md = renderMarkdown(report);
+    expect(md).toContain("**INCOMPLETE**: time budget: flood not measured");
+    expect(md).toContain("| **MISSED** | #22 | upload throughput through the proxy / straight to the registry's socket | ≥ 0.95 | 0.91 | 0.88 – 0.95 | 5 |");
+    expect(md).toContain("| #22 | full catalog listing time, 1,000 / 100 repositories | 9 | 8 – 10 | 3 |");
+    expect(md).toContain("shared 2-core machine");
   });
 });

@@ -43,7 +43,7 @@ export const MIRROR_STATUS_PATH = "/registry-stack/mirror-status";
  * distribution v3.1.1's proxy mode sends a request for a blob that another request is still
  * fetching to the upstream again (registry/proxy/proxyblobstore.go, `inflight` only guards the
  * copy to its own storage): 8 concurrent cold pulls made 1 to 6 upstream downloads per blob
- * (docs/benchmarks-storage.md). nginx's cache lock makes them one.
+ * (measured on these machines). nginx's cache lock makes them one.
  */
 export interface MirrorBlobCache {
   /**

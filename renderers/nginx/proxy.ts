@@ -42,7 +42,7 @@ export interface ProxyTuning {
 }
 
 /**
- * Chosen with `npm run bench -- --explore=buffers|tls` (docs/benchmarks-explore.md): uploads
+ * Chosen by measurement (paired runs of tuning variants on these machines): uploads
  * stream to the registry in 128k pieces (nginx's 16k default was a few per cent slower on a
  * 512 MiB layer); downloads are buffered in memory only (no temp files; other buffer sizes and
  * unbuffered responses were not faster, nginx's 4k/8×4k defaults were slower). Blobs read from
