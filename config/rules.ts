@@ -297,3 +297,6 @@ export function systemFolderProblem(folder: string): string | undefined {
   const inTree = SYSTEM_TREES.some((tree) => normal === tree || normal.startsWith(`${tree}/`)) || /^\/lib/.test(topLevel);
   return inTree ? "is a system folder or inside one" : undefined;
 }
+
+/** Registry (and verifier) instances behind the proxy: each is a full registry process. */
+export const MAX_REGISTRY_INSTANCES = 4;

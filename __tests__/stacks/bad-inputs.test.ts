@@ -293,6 +293,7 @@ const BAD_INPUTS: BadInput[] = [
     },
   },
   { input: "failedLoginsScope without the proxy's login check", names: "failedLoginsScope", apply: (p) => p.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE, authCacheSeconds: 0, failedLoginsScope: "address-and-user" }) },
+  { input: "registryInstances above 1 without the proxy", names: "registryInstances", apply: (p) => p.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE, proxy: false, registryInstances: 3 }) },
 ];
 
 /** Inputs that are not refused but warned about once (`WARNING:` lines); the synth goes on. */

@@ -3,14 +3,14 @@ import { BODYLESS_GET_SUBREQUEST, block, registryError } from "./block";
 import { AUTH_UPSTREAM_NAME, CLIENT_ADDRESS_HEADER, LOGIN_LIMIT_ZONE, LOGIN_USER_VARIABLE } from "./login-limit";
 import type { LoginLimitScope } from "./login-limit";
 import { upstreamBlock } from "./proxy";
-import type { UpstreamAddress } from "./proxy";
+import type { UpstreamServers } from "./proxy";
 import { ANONYMOUS_CHALLENGE_VARIABLE } from "./ui";
 
 // The login check: auth_request to the verifier, successful logins cached for a while.
 
 export interface AuthCache {
-  /** Where the verifier listens. */
-  readonly verifier: UpstreamAddress;
+  /** Where the verifier listens: one address, or each of its instances. */
+  readonly verifier: UpstreamServers;
   /** How long a successful login is trusted without asking the verifier again. */
   readonly cacheSeconds: number;
   /** Basic-auth realm of the verifier, repeated in nginx's own 401s. */

@@ -91,9 +91,29 @@ export function eventsBlock(): string[] {
   return block("events", ["worker_connections 1024;"]);
 }
 
-export function upstreamBlock(name: string, upstream: UpstreamAddress, keepalive: number): string[] {
-  const server = "socketPath" in upstream ? `unix:${upstream.socketPath}` : `${upstream.host}:${upstream.port}`;
-  return block(`upstream ${name}`, [`server ${server};`, `keepalive ${keepalive};`]);
+/** One address, or the instances of one service (nginx balances and retries over them). */
+export type UpstreamServers = UpstreamAddress | readonly UpstreamAddress[];
+
+export function serverList(upstream: UpstreamServers): readonly UpstreamAddress[] {
+  return Array.isArray(upstream) ? upstream : [upstream as UpstreamAddress];
+}
+
+export function upstreamBlock(name: string, upstream: UpstreamServers, keepalive: number): string[] {
+  const servers = serverList(upstream).map((u) => ("socketPath" in u ? `unix:${u.socketPath}` : `${u.host}:${u.port}`));
+  if (servers.length === 0) throw new Error(`upstream ${name}: no server`);
+  return block(`upstream ${name}`, [...servers.map((s) => `server ${s};`), `keepalive ${keepalive};`]);
+}
+
+/**
+ * Where a service runs as several instances: a request that finds its instance gone (connection
+ * refused or reset before the answer's header, a 502/503) goes to the next one. nginx never
+ * passes on a POST or PATCH once sent (no `non_idempotent`), nor a request whose body it was
+ * still streaming (proxy_request_buffering off): a GET or HEAD, or a PUT whose whole body it had
+ * read, is sent again, to the same URL, so an upload continues in its own session on the other
+ * instance (same storage and http.secret).
+ */
+export function upstreamRetryDirectives(instances: number): string[] {
+  return ["proxy_next_upstream error timeout http_502 http_503;", `proxy_next_upstream_tries ${instances};`];
 }
 
 /**
