@@ -189,9 +189,18 @@ export async function zeroDowntimeScenario(ctx: SuiteContext, c: ZeroDowntimeChe
         const proxyBefore = await dep.containerId(`${PREFIX}-proxy`);
         const carrier = TRANSFER_KINDS.find(([k]) => k === kind)?.[1];
         const started = Date.now();
-        const transfers = carrier ? startWithNewInstances(ctx, carrier, transfer, big) : undefined;
-        await ctx.timings.time(`${TAG}: cdktf deploy (${kind})`, () => dep.deploy(s));
-        const ended = Date.now();
+        const deploying = { done: false };
+        const transfers = carrier
+          ? startWithNewInstances(ctx, carrier, transfer, big, deploying).catch((err: Error): TransferResult[] => [{ kind: "pull", ok: false, bytes: 0, digest: "", startedAt: started, endedAt: Date.now(), detail: err.message }])
+          : undefined;
+        let ended = 0;
+        try {
+          await ctx.timings.time(`${TAG}: cdktf deploy (${kind})`, () => dep.deploy(s));
+        } finally {
+          ended = Date.now();
+          deploying.done = true;
+          await transfers;
+        }
         if (transfers) transferProblems.push(...(await judgeTransfers(ctx, c.transfers, kind, await transfers, started, ended)));
         // Requests started just before the end may still be running.
         await new Promise((resolve) => setTimeout(resolve, 2_000));
@@ -322,13 +331,12 @@ function checkPlan(check: Check, kind: ChangeKind, plan: PlanSummary, expected: 
  * new instance (the apply has begun; the proxy still points at the old ones), so both are in
  * flight when the proxy reloads onto the new instances and Terraform stops the old ones.
  */
-async function startWithNewInstances(ctx: SuiteContext, service: string, t: TransferTarget, big: TransferResult): Promise<TransferResult[]> {
+async function startWithNewInstances(ctx: SuiteContext, service: string, t: TransferTarget, big: TransferResult, deploying: { done: boolean }): Promise<TransferResult[]> {
   const old = new Set((await runningInstances(ctx.engine, service)).map((i) => i.name));
-  const t0 = Date.now();
   for (;;) {
     const now = await runningInstances(ctx.engine, service);
     if (now.some((i) => !old.has(i.name))) break;
-    if (Date.now() - t0 > 10 * 60_000) throw new Error(`no new instance of ${service} within 10 min`);
+    if (deploying.done) throw new Error(`the deploy ended before a new instance of ${service} ran: no transfer started`);
     await sleep(250);
   }
   return Promise.all([pullBlob(t, { digest: big.digest, size: big.bytes }, BIG_BYTES_PER_SECOND), pushBlob(t, BIG_MIB, BIG_BYTES_PER_SECOND)]);
