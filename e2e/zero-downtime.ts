@@ -1,4 +1,6 @@
+import * as crypto from "crypto";
 import * as fs from "fs";
+import * as http from "http";
 import * as path from "path";
 import { describeTransfer, pullBlob, pushBlob, TransferResult, TransferTarget } from "./big-transfers";
 import { DockerClient, freePort } from "./clients";
@@ -272,6 +274,7 @@ export async function zeroDowntimeScenario(ctx: SuiteContext, c: ZeroDowntimeChe
         if (after.failures > 0) failures.push(`${what}: ${after.failures} of ${after.requests} failed (${after.failed.join("; ")})`);
         assert(after.requests >= 10, `${what}: only ${after.requests} requests in ${ms / 1000} s`);
       };
+      c.crashes.note(await uploadAcrossInstances(ctx));
       for (const service of [`${PREFIX}-registry`, `${PREFIX}-auth`]) {
         const before = await runningInstances(ctx.engine, service);
         assertEqual(before.length, 2, `running instances of ${service} before the crash`);
@@ -393,4 +396,46 @@ async function killIdleWorker(ctx: SuiteContext, proxy: string): Promise<{ pid: 
   const [pid, tries] = res.stdout.trim().split(" ").map(Number);
   assert(Number.isInteger(pid) && workers.includes(String(pid)), `no idle nginx worker found: ${res.stdout} ${res.stderr}`);
   return { pid, workers: workers.length, tries };
+}
+
+/**
+ * What lets nginx send an upload's requests to either instance: one upload started on instance
+ * 1's socket, its data sent (PATCH) on instance 2's and finished (PUT) on instance 1's again.
+ * Straight to the sockets from the host (the registries behind the login check have no auth).
+ */
+async function uploadAcrossInstances(ctx: SuiteContext): Promise<string> {
+  const instances = await runningInstances(ctx.engine, `${PREFIX}-registry`);
+  assertEqual(instances.length, 2, "running registry instances");
+  const socketDir = (await ctx.engine.docker(["volume", "inspect", "-f", "{{.Mountpoint}}", `${PREFIX}-sockets`])).stdout.trim();
+  const on = (instance: number, method: string, target: string, body?: Buffer) =>
+    new Promise<{ status: number; location?: string; text: string }>((resolve, reject) => {
+      const req = http.request(
+        { socketPath: path.join(socketDir, instances[instance].socket), method, path: target, timeout: 30_000, headers: { Host: "localhost", ...(body ? { "Content-Length": String(body.length), "Content-Type": "application/octet-stream" } : {}) } },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on("data", (ch: Buffer) => chunks.push(ch));
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, location: res.headers.location, text: Buffer.concat(chunks).toString("utf8").slice(0, 200) }));
+        },
+      );
+      req.on("timeout", () => req.destroy(new Error(`${method} ${target}: no answer in 30 s`)));
+      req.on("error", reject);
+      req.end(body);
+    });
+  const data = crypto.randomBytes(3 * 1024 * 1024);
+  const digest = `sha256:${crypto.createHash("sha256").update(data).digest("hex")}`;
+  const relative = (location: string | undefined) => {
+    const url = new URL(String(location), "http://localhost");
+    return `${url.pathname}${url.search}`;
+  };
+  const started = await on(0, "POST", "/v2/zd/sessions/blobs/uploads/");
+  assertEqual(started.status, 202, `POST on ${instances[0].name}: ${started.text}`);
+  const patched = await on(1, "PATCH", relative(started.location), data);
+  assertEqual(patched.status, 202, `PATCH of the same upload on ${instances[1].name}: ${patched.text}`);
+  const finish = new URL(String(patched.location), "http://localhost");
+  finish.searchParams.set("digest", digest);
+  const put = await on(0, "PUT", `${finish.pathname}${finish.search}`, Buffer.alloc(0));
+  assertEqual(put.status, 201, `PUT of the same upload on ${instances[0].name}: ${put.text}`);
+  const head = await on(1, "HEAD", `/v2/zd/sessions/blobs/${digest}`);
+  assertEqual(head.status, 200, `HEAD of the blob on ${instances[1].name}`);
+  return `one upload over both instances' sockets: POST on ${instances[0].name} → 202, PATCH 3 MiB on ${instances[1].name} → 202, PUT ?digest on ${instances[0].name} → 201, HEAD on ${instances[1].name} → 200 (shared storage and http.secret)`;
 }
