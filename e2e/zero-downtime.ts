@@ -301,7 +301,10 @@ export async function zeroDowntimeScenario(ctx: SuiteContext, c: ZeroDowntimeChe
         const at = Date.now();
         await ctx.engine.docker(["kill", name]);
         await sleep(8_000);
-        measure(`docker kill ${name} (instance 1 of ${before.length}; the restart policy brings it back)`, at, 8_000);
+        measure(`docker kill ${name} (instance 1 of ${before.length})`, at, 8_000);
+        // dockerd counts `docker kill` as a stop by hand: the restart policy leaves the instance
+        // down (a process that dies by itself is restarted). Started again for the next crash.
+        await ctx.engine.docker(["start", name]);
         await untilRunning(ctx, service, before.length);
         // Back to steady state (nginx tries a failed server again after fail_timeout, 10 s).
         await sleep(15_000);
