@@ -324,3 +324,6 @@ export const MAX_REDIS_ADDRESSES = 16;
 export const S3_ACCESS_KEY_ENV = "REGISTRY_S3_ACCESS_KEY";
 export const S3_SECRET_KEY_ENV = "REGISTRY_S3_SECRET_KEY";
 export const REDIS_PASSWORD_ENV = "REGISTRY_REDIS_PASSWORD";
+
+/** Registry (and verifier) instances behind the proxy: each is a full registry process. */
+export const MAX_REGISTRY_INSTANCES = 4;

@@ -3,6 +3,9 @@ import { z } from "zod";
 import { ConfigError } from "./config-error";
 import * as rules from "./rules";
 
+/** Two: a crash or restart of one instance is hidden by the other (issue 19). */
+export const DEFAULT_REGISTRY_INSTANCES = 2;
+
 /** The embedded default: one user who may do everything, deleting included (when deleteEnabled). */
 export const DEFAULT_USERS = [{ name: "admin", role: "admin" as const }];
 export const DEFAULT_ROLE: rules.Role = "push";
@@ -322,6 +325,11 @@ export const registryStackPropsSchema = z
       z.number().int().min(0, { error: "must be 0 or more seconds" }).max(3600, { error: "must be at most 3600" }).default(120),
       "Seconds a replaced or destroyed container gets to finish transfers in flight before it is killed.",
     ),
+    registryInstances: doc(
+      z.number().int().min(1, { error: "must be at least 1" }).max(rules.MAX_REGISTRY_INSTANCES, { error: `must be at most ${rules.MAX_REGISTRY_INSTANCES}` }).optional(),
+      "Instances of the registry and of the login verifier behind the proxy, each on its own unix socket and sharing the data volume and `http.secret`; nginx retries a request that found an instance gone on another (GET, HEAD and PUT whose body it holds; never POST or PATCH once sent), so one instance crashing or restarting loses no request. 1 turns this off. Needs the proxy.",
+      `${DEFAULT_REGISTRY_INSTANCES} with the proxy, 1 without`,
+    ),
     registryMemoryMb: doc(memoryMb.default(1024), "Memory limit of the registry container, in MiB."),
     proxyMemoryMb: doc(memoryMb.default(256), "Memory limit of the proxy container, in MiB."),
     authVerifierMemoryMb: doc(memoryMb.default(128), "Memory limit of the login verifier container, in MiB."),
@@ -389,6 +397,8 @@ export const registryStackPropsSchema = z
       if (props.failedLoginsBurst !== undefined) problem(["failedLoginsBurst"], "needs the proxy's login check (proxy: true and authCacheSeconds above 0), which has the login limit; remove it or enable the login check");
       if (props.failedLoginsScope !== "address") problem(["failedLoginsScope"], "needs the proxy's login check (proxy: true and authCacheSeconds above 0), which has the login limit; remove it or enable the login check");
     }
+    if (props.registryInstances !== undefined && props.registryInstances > 1 && !props.proxy)
+      problem(["registryInstances"], "needs proxy: true (the proxy spreads requests over the instances); set it to 1 or enable the proxy");
     if (props.debugPort === REGISTRY_LISTEN_PORT) problem(["debugPort"], "is the registry's own port; pick another");
     mirrorProblems(props, problem);
     if (props.cluster !== undefined) clusterProblems(props, problem);
@@ -479,8 +489,10 @@ export interface MirrorSettings extends Omit<z.output<typeof mirror>, "upstreamU
 export interface RegistrySettings
   extends Omit<
     ParsedProps,
-    "hostnames" | "ipAddresses" | "volumeName" | "materialDirectory" | "authCacheSeconds" | "projectDirectory" | "ui" | "deleteEnabled" | "mirrors" | "serveBlobsFromStorage" | "k3sRegistriesFile"
+    "hostnames" | "ipAddresses" | "volumeName" | "materialDirectory" | "authCacheSeconds" | "projectDirectory" | "ui" | "deleteEnabled" | "mirrors" | "serveBlobsFromStorage" | "k3sRegistriesFile" | "registryInstances"
   > {
+  /** Registry and verifier instances behind the proxy; 1 without it. */
+  readonly registryInstances: number;
   readonly k3sRegistriesFile: string;
   readonly mirrors: MirrorSettings[];
   readonly projectDirectory: string;
@@ -518,6 +530,7 @@ export function resolveSettings(props: RegistryStackConfig, stackId: string, sou
     authCacheSeconds,
     ui: parsed.ui ?? (parsed.proxy && single),
     serveBlobsFromStorage: parsed.serveBlobsFromStorage ?? (parsed.proxy && authCacheSeconds > 0 && single),
+    registryInstances: parsed.registryInstances ?? (parsed.proxy ? DEFAULT_REGISTRY_INSTANCES : 1),
     tls:
       parsed.tls.mode === "files"
         ? { ...parsed.tls, certificateFile: inProject(parsed.tls.certificateFile), keyFile: inProject(parsed.tls.keyFile), caFile: inProject(parsed.tls.caFile) }

@@ -7,7 +7,7 @@ import { Construct } from "constructs";
 import * as path from "path";
 import { MaterialStore } from "../material/material-store";
 import { AccessRules, renderAccessModule } from "../renderers/access-module";
-import { AUTH_CACHE_DIR, DEFAULT_PROXY_TUNING, GENERATION_PATH, LoginLimitScope, MirrorBlobCache, ProxyTuning, renderNginxConf } from "../renderers/nginx/nginx-conf";
+import { AUTH_CACHE_DIR, DEFAULT_PROXY_TUNING, GENERATION_PATH, LoginLimitScope, MirrorBlobCache, ProxyTuning, renderNginxConf, UpstreamAddress } from "../renderers/nginx/nginx-conf";
 import { renderProxySupervisor, renderReloadCheck } from "../renderers/proxy-supervisor";
 import { ConfigVolume, uploadsDigest } from "./config-volume";
 import { exitedZero, IGNORE_ENGINE_DEFAULTS, memoryLimit, NO_NEW_PRIVILEGES, SCRATCH_TMPFS } from "./container-defaults";
@@ -144,9 +144,10 @@ export class NginxProxy extends Construct {
     super(scope, id);
     const image = new Image(this, "image", { name: props.image, keepLocally: true });
 
-    const socketPath = (registry: Registry): string => {
-      if (registry.socketPath === undefined) throw new Error(`${registry.node.path}: the proxy reaches registries by unix socket; give it a socket endpoint`);
-      return registry.socketPath;
+    // Every instance of a registry: nginx balances over them and retries on another (see upstreamRetryDirectives).
+    const sockets = (registry: Registry): UpstreamAddress[] => {
+      if (registry.socketPaths.length === 0) throw new Error(`${registry.node.path}: the proxy reaches registries by unix socket; give it a socket endpoint`);
+      return registry.socketPaths.map((socketPath) => ({ socketPath }));
     };
     const verifier = props.authVerifier;
     const accessModule = verifier ? renderAccessModule(verifier.access) : undefined;
@@ -182,7 +183,7 @@ export class NginxProxy extends Construct {
       serverNames: props.serverNames,
       listenPort: NginxProxy.LISTEN_PORT,
       healthListenPort: NginxProxy.HEALTH_LISTEN_PORT,
-      upstream: { socketPath: socketPath(props.registry) },
+      upstream: sockets(props.registry),
       tls: props.tls ? { certificatePath: NginxProxy.CERTIFICATE_PATH, keyPath: NginxProxy.KEY_PATH } : undefined,
       httpRedirect:
         props.httpRedirectPort !== undefined ? { listenPort: NginxProxy.REDIRECT_LISTEN_PORT, publicPort: props.publish.port } : undefined,
@@ -196,7 +197,7 @@ export class NginxProxy extends Construct {
       generation,
       authCache: verifier
         ? {
-            verifier: { socketPath: socketPath(verifier.registry) },
+            verifier: sockets(verifier.registry),
             loginsGeneration,
             cacheSeconds: verifier.cacheSeconds,
             realm: Registry.REALM,
@@ -215,7 +216,7 @@ export class NginxProxy extends Construct {
       mirrors: mirrors.map((m) => ({
         name: m.name,
         listenPort: m.listenPort,
-        upstream: { socketPath: socketPath(m.registry) },
+        upstream: sockets(m.registry),
         mirrorOf: m.mirrorOf,
         pushTo: pushEndpoint,
         anonymousPull: m.anonymousPull,
@@ -262,7 +263,7 @@ export class NginxProxy extends Construct {
       directory: NginxProxy.CONFIG_DIRECTORY,
       uploads,
       reloaded: true,
-      dependsOn: upstreams.map((r) => r.container),
+      dependsOn: upstreams.flatMap((r) => r.containers),
     });
     const statusVolume = new Volume(this, "status", { name: `${props.containerName}-status` });
 
@@ -333,7 +334,7 @@ export class NginxProxy extends Construct {
       mustRun: false,
       restart: "no",
       ...memoryLimit(32),
-      dependsOn: [this.container, this.configVolume.seeder, ...upstreams.map((r) => r.container)],
+      dependsOn: [this.container, this.configVolume.seeder, ...upstreams.flatMap((r) => r.containers)],
       lifecycle: { ...IGNORE_ENGINE_DEFAULTS, postcondition: [exitedZero(`the proxy ${props.containerName} did not load its new configuration (docker logs ${props.containerName}-reload-check)`)] },
     });
   }

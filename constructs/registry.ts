@@ -74,6 +74,13 @@ export interface RegistryProps {
   readonly restartPolicy: string;
   /** Seconds in-flight requests get to finish when the container is replaced or destroyed. */
   readonly stopGraceSeconds: number;
+  /**
+   * Containers serving the same config and storage, each on a socket of its own (only with a
+   * socket endpoint): the proxy spreads requests over them and retries on another when one is
+   * gone, so that a crash or restart of one refuses nothing.
+   * @default 1
+   */
+  readonly instances?: number;
   readonly memoryMb: number;
   /**
    * Serve as a pull-through cache of an upstream registry (distribution's proxy mode).
@@ -118,20 +125,26 @@ export class Registry extends Construct {
   public static readonly SERVICE_LABEL = "registry-stack.service";
   /** Label naming an instance's socket file in the socket volume. */
   public static readonly SOCKET_LABEL = "registry-stack.socket";
+  /** Label numbering the instances of one generation, from 1. */
+  public static readonly INSTANCE_LABEL = "registry-stack.instance";
   /** Where the socket volume is mounted in the registry and the proxy. */
   public static readonly SOCKET_DIRECTORY = "/run/registry-stack";
 
   public readonly alias: string;
   public readonly port = Registry.PORT;
   /**
-   * The container's name: behind the proxy `<containerName>-<generation>`, a new one for every
-   * change (see the constructor), else containerName.
+   * The first container's name: behind the proxy `<containerName>-<generation>`, a new one for
+   * every change (see the constructor), else containerName. Instance n > 1 is `<instanceName>-<n>`.
    */
   public readonly instanceName: string;
-  /** Path of the unix socket inside the registry and the proxy, when reached by socket. */
+  /** Path of the first instance's unix socket inside the registry and the proxy, when reached by socket. */
   public readonly socketPath?: string;
   /** A supervised mirror's status file and offline flag in the socket volume (renderers/mirror-supervisor.ts). */
   public readonly mirrorModeFiles?: { readonly statusPath: string; readonly offlineFlagPath: string };
+  /** Every instance's socket path, in instance order (empty without a socket endpoint). */
+  public readonly socketPaths: string[];
+  /** Every instance's container; `container` is the first. */
+  public readonly containers: Container[];
   /** Names the htpasswd content (a hash), when the registry checks users. */
   public readonly loginsDigest?: string;
   public readonly container: Container;
@@ -166,6 +179,10 @@ export class Registry extends Construct {
     // A pull-through cache behind the proxy runs under the supervisor that keeps it serving
     // while the upstream is down (renderers/mirror-supervisor.ts).
     const supervised = socket !== undefined && props.pullThrough !== undefined;
+    const instances = props.instances ?? 1;
+    if (!Number.isInteger(instances) || instances < 1) throw new Error(`${this.node.path}: instances must be a whole number from 1, got ${instances}`);
+    if (instances > 1 && !socket) throw new Error(`${this.node.path}: several instances need a socket endpoint (a published port can be bound once)`);
+    if (supervised && instances > 1) throw new Error(`${this.node.path}: a mirror runs as one instance (its supervisor and cache-expiry scheduler would run twice)`);
     const debugPort = props.debugPort ?? Registry.DEFAULT_DEBUG_PORT;
     this.debugPort = debugPort;
     const htpasswdText = props.users ? renderHtpasswd(props.users) : undefined;
@@ -226,6 +243,7 @@ export class Registry extends Construct {
             props.restartPolicy,
             props.stopGraceSeconds,
             socket.egressNetworks ?? [],
+            instances,
             // Only for mirrors, so that the other registries keep their generation.
             ...(supervised
               ? [renderConfig(`${Registry.SOCKET_DIRECTORY}/${socket.socketName}`, "offline"), renderSupervisor(`${Registry.SOCKET_DIRECTORY}/${socket.socketName}`, props.pullThrough!.remoteUrl)]
@@ -235,10 +253,12 @@ export class Registry extends Construct {
         .digest("hex")
         .slice(0, 10);
       this.instanceName = `${props.containerName}-${generation}`;
-      this.socketPath = `${Registry.SOCKET_DIRECTORY}/${socketBase}-${generation}.sock`;
+      this.socketPaths = Array.from({ length: instances }, (_, i) => `${Registry.SOCKET_DIRECTORY}/${socketBase}-${generation}${i === 0 ? "" : `-${i + 1}`}.sock`);
+      this.socketPath = this.socketPaths[0];
       volumes.push({ volumeName: socket.socketVolume.name, containerPath: Registry.SOCKET_DIRECTORY });
     } else {
       this.instanceName = props.containerName;
+      this.socketPaths = [];
     }
     const config = renderConfig(this.socketPath);
     if (supervised) this.mirrorModeFiles = { statusPath: mirrorStatusPath(this.socketPath!), offlineFlagPath: mirrorOfflineFlagPath(this.socketPath!) };
@@ -294,44 +314,56 @@ export class Registry extends Construct {
       startPeriod: "10s",
     };
 
-    this.container = new Container(this, "container", {
-      name: this.instanceName,
-      image: props.image.imageId,
-      ...(this.socketPath !== undefined
-        ? {
-            entrypoint: ["/bin/sh", "-c", supervised ? terraformLiteral(renderSupervisor(this.socketPath, props.pullThrough!.remoteUrl)) : socketServeScript(this.socketPath, Registry.CONFIG_PATH)],
-          }
-        : {
-            // The image entrypoint turns a *.yml argument into `registry serve <file>` (2.8 and 3.x alike).
-            command: [Registry.CONFIG_PATH],
-          }),
-      env,
-      restart: props.restartPolicy,
-      mustRun: true,
-      wait: true,
-      waitTimeout: 120,
-      ...("networks" in props.endpoint
-        ? { networksAdvanced: props.endpoint.networks.map((network) => ({ name: network.name, aliases: [this.alias] })) }
-        : egress.length > 0
-          ? { networksAdvanced: egress.map((name) => ({ name })) }
-          : { networkMode: "none" }),
-      ports: props.publish ? [{ internal: Registry.PORT, external: props.publish.port, ip: props.publish.address }] : undefined,
-      volumes,
-      readOnly: true,
-      tmpfs: SCRATCH_TMPFS,
-      user: REGISTRY_USER,
-      dependsOn: [this.configVolume.seeder, this.volumeOwner.container],
-      healthcheck,
-      capabilities: { drop: ["ALL"] },
-      securityOpts: NO_NEW_PRIVILEGES,
-      ...memoryLimit(props.memoryMb),
-      destroyGraceSeconds: props.stopGraceSeconds,
-      labels: [
-        { label: Registry.SERVICE_LABEL, value: props.containerName },
-        ...(this.socketPath !== undefined ? [{ label: Registry.SOCKET_LABEL, value: this.socketPath.split("/").pop() as string }] : []),
-      ],
-      lifecycle: socket ? { ...IGNORE_ENGINE_DEFAULTS, createBeforeDestroy: true } : IGNORE_ENGINE_DEFAULTS,
-    });
+    // One config.yml (it names the first socket) for all instances; each instance's environment
+    // names its own (REGISTRY_HTTP_ADDR overrides http.addr).
+    const instance = (n: number): Container => {
+      const socketPath = this.socketPaths[n - 1] as string | undefined;
+      return new Container(this, n === 1 ? "container" : `instance-${n}`, {
+        name: n === 1 ? this.instanceName : `${this.instanceName}-${n}`,
+        image: props.image.imageId,
+        ...(socketPath !== undefined
+          ? {
+              entrypoint: ["/bin/sh", "-c", supervised ? terraformLiteral(renderSupervisor(socketPath, props.pullThrough!.remoteUrl)) : socketServeScript(socketPath, Registry.CONFIG_PATH)],
+            }
+          : {
+              // The image entrypoint turns a *.yml argument into `registry serve <file>` (2.8 and 3.x alike).
+              command: [Registry.CONFIG_PATH],
+            }),
+        env: instances > 1 && socketPath !== undefined ? [...env, `REGISTRY_HTTP_ADDR=${socketPath}`] : env,
+        restart: props.restartPolicy,
+        mustRun: true,
+        wait: true,
+        waitTimeout: 120,
+        ...("networks" in props.endpoint
+          ? { networksAdvanced: props.endpoint.networks.map((network) => ({ name: network.name, aliases: [this.alias] })) }
+          : egress.length > 0
+            ? { networksAdvanced: egress.map((name) => ({ name })) }
+            : { networkMode: "none" }),
+        ports: props.publish ? [{ internal: Registry.PORT, external: props.publish.port, ip: props.publish.address }] : undefined,
+        volumes,
+        readOnly: true,
+        tmpfs: SCRATCH_TMPFS,
+        user: REGISTRY_USER,
+        dependsOn: [this.configVolume.seeder, this.volumeOwner.container],
+        healthcheck,
+        capabilities: { drop: ["ALL"] },
+        securityOpts: NO_NEW_PRIVILEGES,
+        ...memoryLimit(props.memoryMb),
+        destroyGraceSeconds: props.stopGraceSeconds,
+        labels: [
+          { label: Registry.SERVICE_LABEL, value: props.containerName },
+          ...(socketPath !== undefined
+            ? [
+                { label: Registry.SOCKET_LABEL, value: socketPath.split("/").pop() as string },
+                { label: Registry.INSTANCE_LABEL, value: String(n) },
+              ]
+            : []),
+        ],
+        lifecycle: socket ? { ...IGNORE_ENGINE_DEFAULTS, createBeforeDestroy: true } : IGNORE_ENGINE_DEFAULTS,
+      });
+    };
+    this.containers = Array.from({ length: instances }, (_, i) => instance(i + 1));
+    this.container = this.containers[0];
   }
 }
 

@@ -8,7 +8,7 @@ import { Engine } from "./engine";
 import { assert, assertEqual, assertMatch, Check, clip } from "./harness";
 import { NGINX_IMAGE, REGISTRY_V3_IMAGE } from "./images";
 import { CommandError, run, sleep } from "./proc";
-import { instanceOf, socketOf } from "./stack-containers";
+import { instanceOf, logLinesOfAll, runningInstances, socketOf } from "./stack-containers";
 
 /**
  * Issue #8 checks on the default topology (proxy + login cache + verifier, both registries on
@@ -241,7 +241,7 @@ export async function readOnlyRootChecks(check: Check, t: HardeningTarget): Prom
 
 export async function reachabilityChecks(check: Check, t: HardeningTarget): Promise<void> {
   const services = [`${t.prefix}-registry`, `${t.prefix}-auth`];
-  const hidden = await Promise.all(services.map((s) => instanceOf(t.engine, s)));
+  const hidden = (await Promise.all(services.map((s) => runningInstances(t.engine, s)))).flat().map((i) => i.name);
   for (const name of hidden) {
     const info = await inspect(t.engine, name);
     assertEqual(info.HostConfig.NetworkMode, "none", `${name} network mode`);
@@ -261,7 +261,7 @@ export async function reachabilityChecks(check: Check, t: HardeningTarget): Prom
     for (const url of targets) await expectUnreachable([url], `${url} from the host as ${user ?? "root"}`, user);
   }
   const socketRefusals: string[] = [];
-  const sockets = await Promise.all(services.map((s) => socketOf(t.engine, s)));
+  const sockets = (await Promise.all(services.map((s) => runningInstances(t.engine, s)))).flat().map((i) => i.socket);
   for (const sock of sockets) {
     socketRefusals.push(await expectUnreachable(["--unix-socket", path.join(socketDir, sock), "http://registry/v2/"], `${sock} from the host as nobody`, "nobody"));
   }
@@ -370,8 +370,7 @@ export async function restartChecks(check: Check, t: HardeningTarget, ref: strin
 export async function anonymousChecks(check: Check, t: HardeningTarget): Promise<void> {
   // distribution logs every request it serves with its http.request.uri.
   const verifierLines = async () => {
-    const { stdout, stderr } = await t.engine.docker(["logs", await instanceOf(t.engine, `${t.prefix}-auth`)]);
-    return `${stdout}\n${stderr}`.split("\n").filter((line) => line.includes("http.request.uri")).length;
+    return (await logLinesOfAll(t.engine, `${t.prefix}-auth`)).filter((line) => line.includes("http.request.uri")).length;
   };
   const before = await verifierLines();
   const started = Date.now();

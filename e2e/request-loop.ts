@@ -71,7 +71,15 @@ export class RequestLoop {
 
   /** Requests that started in [from, to). */
   stats(from: number, to: number): WindowStats {
-    const inWindow = this.samples.filter((s) => s.at >= from && s.at < to);
+    return this.describe(this.samples.filter((s) => s.at >= from && s.at < to));
+  }
+
+  /** Requests in flight at any moment of [from, to): also those a sudden event cut half-way. */
+  inFlight(from: number, to: number): WindowStats {
+    return this.describe(this.samples.filter((s) => s.at < to && s.at + s.ms >= from));
+  }
+
+  private describe(inWindow: Sample[]): WindowStats {
     const failedSamples = inWindow.filter((s) => !s.ok);
     const times = inWindow.filter((s) => s.ok).map((s) => s.ms).sort((a, b) => a - b);
     return {

@@ -93,7 +93,10 @@ export class RegistryStack extends TerraformStack {
       restartPolicy: settings.restartPolicy,
       stopGraceSeconds: settings.stopGraceSeconds,
       memoryMb: settings.registryMemoryMb,
-      blobDescriptorCache: settings.retention === undefined,
+      instances: settings.registryInstances,
+      // Each instance caches descriptors in its own memory: a blob deleted through one (or by the
+      // garbage collector) would still be served from another's cache.
+      blobDescriptorCache: settings.retention === undefined && (settings.registryInstances === 1 || !settings.deleteEnabled),
     });
 
     if (settings.retention) {
@@ -127,6 +130,7 @@ export class RegistryStack extends TerraformStack {
         restartPolicy: settings.restartPolicy,
         stopGraceSeconds: settings.stopGraceSeconds,
         memoryMb: settings.authVerifierMemoryMb,
+        instances: settings.registryInstances,
       });
     }
 

@@ -86,8 +86,39 @@ describe("Registry", () => {
     expect(container.labels).toEqual([
       { label: "registry-stack.service", value: "r-registry" },
       { label: "registry-stack.socket", value: `registry-${generation}.sock` },
+      { label: "registry-stack.instance", value: "1" },
     ]);
     expect(container.healthcheck).toMatchObject({ test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:5001/debug/health"] });
+  });
+
+  test("runs several instances of one generation, each on its own socket, sharing config, storage and owner", () => {
+    const json = JSON.parse(
+      Testing.synthScope((scope) => {
+        const sockets = new Volume(scope, "sockets", { name: "r-sockets" });
+        registry(scope, new MaterialStore(tempDirectory()), { endpoint: { socketVolume: sockets, socketName: "registry.sock" }, instances: 3 });
+      }),
+    );
+    const containers = Object.values(json.resource.docker_container as Record<string, Record<string, unknown>>).filter((c) => /^r-registry-[0-9a-f]{10}(-\d)?$/.test(String(c.name)));
+    const first = registryContainer(json);
+    const generation = /^r-registry-([0-9a-f]{10})$/.exec(String(first.name))![1];
+    expect(containers.map((c) => c.name).sort()).toEqual([`r-registry-${generation}`, `r-registry-${generation}-2`, `r-registry-${generation}-3`]);
+    for (const c of containers) {
+      const number = /-(\d)$/.exec(String(c.name))?.[1] ?? "1";
+      const socket = `/run/registry-stack/registry-${generation}${number === "1" ? "" : `-${number}`}.sock`;
+      // config.yml names the first socket; each instance's environment names its own.
+      expect(c.env).toEqual(["OTEL_TRACES_EXPORTER=none", `REGISTRY_HTTP_ADDR=${socket}`]);
+      expect(c.entrypoint).toEqual(["/bin/sh", "-c", expect.stringContaining(`exec chmod 0666 ${socket};`)]);
+      expect(c.labels).toContainEqual({ label: "registry-stack.instance", value: number });
+      expect(c.volumes).toEqual(first.volumes);
+      expect(c.depends_on).toEqual(first.depends_on);
+      expect(c.lifecycle).toMatchObject({ create_before_destroy: true });
+    }
+    // One config volume and one owner run for the generation.
+    expect(Object.values(json.resource.docker_container as Record<string, Record<string, unknown>>).filter((c) => String(c.name).endsWith("-volume-owner"))).toHaveLength(1);
+  });
+
+  test("fails when several instances are asked of a registry that publishes a port", () => {
+    expect(() => Testing.synthScope((scope) => void registry(scope, new MaterialStore(tempDirectory()), { instances: 2 }))).toThrow(/several instances need a socket endpoint/);
   });
 
   test("behind a proxy, a new instance beside the old one at every change: name and socket from everything that replaces it", () => {
@@ -103,7 +134,7 @@ describe("Registry", () => {
     const base = instance({});
     expect(base.lifecycle).toMatchObject({ create_before_destroy: true });
     expect(instance({}).name).toBe(base.name);
-    for (const change of [{ logLevel: "debug" as const }, { memoryMb: 512 }, { users: [{ name: "a", hash: `$2b$10$${"x".repeat(53)}` }] }, { deleteEnabled: true }]) {
+    for (const change of [{ logLevel: "debug" as const }, { memoryMb: 512 }, { users: [{ name: "a", hash: `$2b$10$${"x".repeat(53)}` }] }, { deleteEnabled: true }, { instances: 2 }]) {
       expect(instance(change).name).not.toBe(base.name);
     }
     // Without a proxy (published port) the name stays and the container is replaced in place.

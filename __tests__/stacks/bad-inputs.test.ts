@@ -328,6 +328,7 @@ const BAD_INPUTS: BadInput[] = [
     apply: (p) => p.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE, cluster: CLUSTER_SECTION, retention: { rules: [{ repositories: "^a$", keepNewest: 1 }] } }),
     env: CLUSTER_KEYS,
   },
+  { input: "registryInstances above 1 without the proxy", names: "registryInstances", apply: (p) => p.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE, proxy: false, registryInstances: 3 }) },
 ];
 
 /** Inputs that are not refused but warned about once (`WARNING:` lines); the synth goes on. */

@@ -47,7 +47,7 @@ describe("RegistryStack, proxy + self-signed TLS (default topology)", () => {
     expect(synthesized).toHaveResourceWithProperties(Container, {
       name: expect.stringMatching(/^registry-registry-[0-9a-f]{10}$/),
       entrypoint: ["/bin/sh", "-c", `rm -f ${socket} && (for i in $(seq 200); do if [ -S ${socket} ]; then exec chmod 0666 ${socket}; fi; sleep 0.05; done) & exec registry serve /etc/registry-stack/config.yml`],
-      env: ["OTEL_TRACES_EXPORTER=none"],
+      env: ["OTEL_TRACES_EXPORTER=none", `REGISTRY_HTTP_ADDR=${socket}`],
       restart: "unless-stopped",
       volumes: [
         { volume_name: expect.stringMatching(/^\$\{docker_volume\.registry_data_[0-9A-F]{8}\.name\}$/), container_path: "/var/lib/registry" },
@@ -441,6 +441,58 @@ describe("RegistryStack with retention", () => {
     expect(Object.keys(plainJson.resource.docker_container).some((id) => id.startsWith("maintenance"))).toBe(false);
     expect(plain.settings.deleteEnabled).toBe(false);
     expect(fs.readFileSync(path.join(plain.settings.materialDirectory, "registry-registry.config.yml"), "utf8")).toMatch(/blobdescriptor: inmemory/);
+  });
+});
+
+describe("RegistryStack registry instances", () => {
+  const serviceInstances = (j: ReturnType<typeof synthJson>, service: string) =>
+    Object.values(j.resource.docker_container as Record<string, Record<string, unknown>>).filter((c) => (c.labels as Array<{ label: string; value: string }> | undefined)?.some((l) => l.label === "registry-stack.service" && l.value === service));
+  const socketsOf = (containers: Array<Record<string, unknown>>) =>
+    containers.map((c) => `/run/registry-stack/${(c.labels as Array<{ label: string; value: string }>).find((l) => l.label === "registry-stack.socket")!.value}`).sort();
+  const nginxConf = (j: ReturnType<typeof synthJson>) => uploadsOf(j, "proxy").find((u) => u.file === "/etc/registry-stack/nginx.conf")!.content!;
+  const upstreamServers = (conf: string, name: string) => [...new RegExp(`upstream ${name} \\{([^}]*)\\}`).exec(conf)![1].matchAll(/server unix:(\S+);/g)].map((m) => m[1]).sort();
+
+  test("runs two registry and two verifier instances by default, each socket in the proxy's upstream, with retries", () => {
+    const j = synthJson(buildStack(THREE_USERS));
+    const conf = nginxConf(j);
+    for (const [service, upstream] of [["registry-registry", "docker-registry"], ["registry-auth", "registry-auth"]]) {
+      const instances = serviceInstances(j, service);
+      expect(instances).toHaveLength(2);
+      expect(new Set(socketsOf(instances)).size).toBe(2);
+      expect(upstreamServers(conf, upstream)).toEqual(socketsOf(instances));
+    }
+    expect(conf).toContain("proxy_next_upstream error timeout http_502 http_503;");
+    expect(conf).toContain("proxy_next_upstream_tries 2;");
+    // The proxy waits for every instance before it loads a configuration pointing at them.
+    const seeder = resourceOf(j, "docker_container", "proxy_config_seeder");
+    const ids = Object.entries(j.resource.docker_container as Record<string, Record<string, unknown>>)
+      .filter(([, c]) => serviceInstances(j, "registry-registry").includes(c) || serviceInstances(j, "registry-auth").includes(c))
+      .map(([id]) => `docker_container.${id}`);
+    expect(seeder.depends_on).toEqual(expect.arrayContaining(ids));
+  });
+
+  test("runs one of each with registryInstances: 1, and without the proxy", () => {
+    const single = synthJson(buildStack({ ...THREE_USERS, registryInstances: 1 }));
+    expect(serviceInstances(single, "registry-registry")).toHaveLength(1);
+    expect(serviceInstances(single, "registry-auth")).toHaveLength(1);
+    expect(nginxConf(single)).not.toContain("proxy_next_upstream error timeout http_502 http_503;");
+    const direct = buildStack({ ...THREE_USERS, proxy: false, users: [{ name: "alice", password: "alice-password-1" }] });
+    expect(direct.settings.registryInstances).toBe(1);
+    expect(Object.values(synthJson(direct).resource.docker_container as Record<string, Record<string, unknown>>).filter((c) => c.name === "registry-registry")).toHaveLength(1);
+  });
+
+  test("keeps the blob-descriptor cache only where no instance can delete behind another's back", () => {
+    const cacheOf = (props: Record<string, unknown>) => {
+      const stack = buildStack({ ...THREE_USERS, ...props });
+      return /blobdescriptor: inmemory/.test(fs.readFileSync(path.join(stack.settings.materialDirectory, "registry-registry.config.yml"), "utf8"));
+    };
+    expect(cacheOf({})).toBe(true);
+    expect(cacheOf({ deleteEnabled: true })).toBe(false);
+    expect(cacheOf({ deleteEnabled: true, registryInstances: 1 })).toBe(true);
+  });
+
+  test("fails when several instances are asked without the proxy", () => {
+    expect(() => buildStack({ ...THREE_USERS, proxy: false, registryInstances: 2 })).toThrow(/registryInstances: 2 needs proxy: true/);
   });
 });
 

@@ -3,14 +3,14 @@ import { BODYLESS_GET_SUBREQUEST, block, registryError } from "./block";
 import { AUTH_UPSTREAM_NAME, CLIENT_ADDRESS_HEADER, LOGIN_LIMIT_ZONE, LOGIN_USER_VARIABLE } from "./login-limit";
 import type { LoginLimitScope } from "./login-limit";
 import { upstreamBlock } from "./proxy";
-import type { UpstreamAddress } from "./proxy";
+import type { UpstreamServers } from "./proxy";
 import { ANONYMOUS_CHALLENGE_VARIABLE } from "./ui";
 
 // The login check: auth_request to the verifier, successful logins cached for a while.
 
 export interface AuthCache {
-  /** Where the verifier listens. */
-  readonly verifier: UpstreamAddress;
+  /** Where the verifier listens: one address, or each of its instances. */
+  readonly verifier: UpstreamServers;
   /** How long a successful login is trusted without asking the verifier again. */
   readonly cacheSeconds: number;
   /** Basic-auth realm of the verifier, repeated in nginx's own 401s. */
@@ -60,6 +60,8 @@ const LOGIN_REFUSED_LOCATION = "/_registry_login_refused";
 
 const AUTH_CACHE_ZONE = "registry_auth";
 
+const LIMITER_UPSTREAM_NAME = "registry-login-limiter";
+
 /** Where nginx keeps cached logins; the proxy container mounts a tmpfs there so they never reach a disk. */
 export const AUTH_CACHE_DIR = "/tmp/nginx-auth-cache";
 
@@ -69,6 +71,10 @@ export function authCacheHttpDirectives(authCache: AuthCache): string[] {
     `proxy_cache_path ${AUTH_CACHE_DIR} levels=1 keys_zone=${AUTH_CACHE_ZONE}:1m max_size=16m inactive=${authCache.cacheSeconds}s use_temp_path=off;`,
     "",
     ...upstreamBlock(AUTH_UPSTREAM_NAME, authCache.verifier, 8),
+    "",
+    // The hop to this nginx's own login limiter, listed twice: a connection that a worker killed
+    // meanwhile had accepted is sent again (to a live worker) instead of failing the login check.
+    ...block(`upstream ${LIMITER_UPSTREAM_NAME}`, [`server 127.0.0.1:${authCache.limiterListenPort} max_fails=0;`, `server 127.0.0.1:${authCache.limiterListenPort} max_fails=0;`]),
     "",
     // Keyed on the client address the auth location passes on; only the limiter server sees it.
     `limit_req_zone $http_${CLIENT_ADDRESS_HEADER.toLowerCase().replace(/-/g, "_")} zone=${LOGIN_LIMIT_ZONE}:1m rate=${authCache.verificationsPerMinute}r/m;`,
@@ -121,7 +127,10 @@ export function authErrorLocation(scope: LoginLimitScope): string[] {
 export function authLocation(authCache: AuthCache): string[] {
   return block(`location = ${AUTH_LOCATION}`, [
     "internal;",
-    `proxy_pass http://127.0.0.1:${authCache.limiterListenPort}/v2/;`,
+    `proxy_pass http://${LIMITER_UPSTREAM_NAME}/v2/;`,
+    // Only a connection that failed before an answer: a 429 or 503 of the limiter is the answer.
+    "proxy_next_upstream error;",
+    "proxy_next_upstream_tries 2;",
     // The limiter's key: the client address, and with that scope the (configured) user name.
     `proxy_set_header ${CLIENT_ADDRESS_HEADER} ${authCache.limitScope === "address-and-user" ? `"$remote_addr ${LOGIN_USER_VARIABLE}"` : "$remote_addr"};`,
     ...BODYLESS_GET_SUBREQUEST,

@@ -1,7 +1,7 @@
 import { BLOB_DIGEST_VARIABLE } from "./blob-reads";
 import { block, registryError } from "./block";
 import { proxyDirectives } from "./proxy";
-import type { ProxyTarget, ProxyTuning, UpstreamAddress } from "./proxy";
+import type { ProxyTarget, ProxyTuning, UpstreamServers } from "./proxy";
 
 // Pull-through caches: one read-only server per mirror, and their blob caches.
 
@@ -12,7 +12,7 @@ export interface MirrorServer {
   /** Port nginx listens on for this mirror inside its container. */
   readonly listenPort: number;
   /** Where the mirror's registry listens. */
-  readonly upstream: UpstreamAddress;
+  readonly upstream: UpstreamServers;
   /** The registry it caches as clients name it (docker.io), for the push refusal message. */
   readonly mirrorOf: string;
   /** Where pushes belong instead (`host:port` of the private registry), for the same message. */

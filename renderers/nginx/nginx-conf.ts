@@ -10,8 +10,8 @@ import { LOGIN_USER_VARIABLE, loginLimiterServer } from "./login-limit";
 import { metricsAccessMaps, metricsAuthLocation, metricsLocation } from "./metrics";
 import { READ_ONLY_LOCATION, mirrorBlobCacheHttpDirectives, mirrorBlobLocation, mirrorManifestLocations, mirrorStatusLocation, mirrorUpstreamName, readOnlyLocation } from "./mirrors";
 import type { MirrorServer } from "./mirrors";
-import { ACCESS_LOG_FORMAT, ANCIENT_DOCKER_USER_AGENT, DEFAULT_UPSTREAM_KEEPALIVE, DOCKER_DNS_RESOLVER, DOCKER_DNS_VALID_SECONDS, UPSTREAM_NAME, eventsBlock, mainContext, proxyDirectives, upstreamBlock, upstreamReference, usesServiceDns } from "./proxy";
-import type { ProxyTarget, ProxyTuning, UpstreamAddress } from "./proxy";
+import { ACCESS_LOG_FORMAT, ANCIENT_DOCKER_USER_AGENT, DEFAULT_UPSTREAM_KEEPALIVE, DOCKER_DNS_RESOLVER, DOCKER_DNS_VALID_SECONDS, UPSTREAM_NAME, eventsBlock, mainContext, proxyDirectives, serverList, upstreamBlock, upstreamReference, upstreamRetryDirectives, usesServiceDns } from "./proxy";
+import type { ProxyTarget, ProxyTuning, UpstreamServers } from "./proxy";
 import { redirectServers } from "./redirect";
 import { tlsDirectives } from "./tls";
 import { challengeMaps, uiLocations } from "./ui";
@@ -21,7 +21,7 @@ import type { WriteHold } from "./write-hold";
 
 // The renderer's public face: what the constructs, the bench and the tests use.
 export { DEFAULT_PROXY_TUNING, NJS_MODULE_PATH } from "./proxy";
-export type { ProxyTuning, UpstreamAddress } from "./proxy";
+export type { ProxyTuning, UpstreamAddress, UpstreamServers } from "./proxy";
 export { AUTH_CACHE_DIR } from "./auth-cache";
 export type { AuthCache } from "./auth-cache";
 export type { LoginLimitScope } from "./login-limit";
@@ -39,8 +39,8 @@ export interface NginxConfInput {
   readonly serverNames: string[];
   /** Port nginx listens on inside its container, e.g. 8443. */
   readonly listenPort: number;
-  /** Where the registry listens. */
-  readonly upstream: UpstreamAddress;
+  /** Where the registry listens: one address, or each of its instances. */
+  readonly upstream: UpstreamServers;
   /**
    * Certificate and key paths inside the container.
    * @default - plain HTTP (lab mode)
@@ -218,6 +218,8 @@ function httpBlock(input: NginxConfInput, servers: string[][]): string[] {
     // Replicas come and go; ipv6=off: Docker's overlay networks here are IPv4 only.
     body.push("", `resolver ${DOCKER_DNS_RESOLVER} valid=${DOCKER_DNS_VALID_SECONDS}s ipv6=off;`, "resolver_timeout 5s;");
   }
+  const instances = Math.max(...upstreams.map((u) => serverList(u).length));
+  if (instances > 1) body.push("", ...upstreamRetryDirectives(instances));
   for (const mirror of input.mirrors ?? []) {
     body.push("", upstreamBlock(mirrorUpstreamName(mirror), mirror.upstream, input.tuning.upstreamKeepalive ?? DEFAULT_UPSTREAM_KEEPALIVE));
   }

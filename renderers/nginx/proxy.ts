@@ -104,22 +104,50 @@ export function eventsBlock(): string[] {
   return block("events", ["worker_connections 1024;"]);
 }
 
+/** One address, or the instances of one service (nginx balances and retries over them). */
+export type UpstreamServers = UpstreamAddress | readonly UpstreamAddress[];
+
+export function serverList(upstream: UpstreamServers): readonly UpstreamAddress[] {
+  return Array.isArray(upstream) ? upstream : [upstream as UpstreamAddress];
+}
+
+/** A Swarm service's name, resolved per request through Docker's DNS (its replicas come and go). */
+function serviceAddress(upstream: UpstreamServers): Extract<UpstreamAddress, { serviceName: string }> | undefined {
+  const service = serverList(upstream).find((u): u is Extract<UpstreamAddress, { serviceName: string }> => "serviceName" in u);
+  if (service !== undefined && serverList(upstream).length > 1) throw new Error("a service name stands for all its replicas: list it alone");
+  return service;
+}
+
 /** What `proxy_pass http://…` names: the upstream block, or the variable holding a service's name and port. */
-export function upstreamReference(name: string, upstream: UpstreamAddress): string {
-  return "serviceName" in upstream ? `$${name.replace(/-/g, "_")}_address` : name;
+export function upstreamReference(name: string, upstream: UpstreamServers): string {
+  return serviceAddress(upstream) !== undefined ? `$${name.replace(/-/g, "_")}_address` : name;
 }
 
-export function usesServiceDns(upstreams: readonly UpstreamAddress[]): boolean {
-  return upstreams.some((u) => "serviceName" in u);
+export function usesServiceDns(upstreams: readonly UpstreamServers[]): boolean {
+  return upstreams.some((u) => serviceAddress(u) !== undefined);
 }
 
-export function upstreamBlock(name: string, upstream: UpstreamAddress, keepalive: number): string[] {
+export function upstreamBlock(name: string, upstream: UpstreamServers, keepalive: number): string[] {
   // A variable in proxy_pass makes nginx resolve the name per request (through `resolver`); the
   // map only defines that variable at http level (its source is irrelevant: there is only a default).
   // No keepalive: connections to names resolved this way are not pooled.
-  if ("serviceName" in upstream) return block(`map $host ${upstreamReference(name, upstream)}`, [`default ${upstream.serviceName}:${upstream.port};`]);
-  const server = "socketPath" in upstream ? `unix:${upstream.socketPath}` : `${upstream.host}:${upstream.port}`;
-  return block(`upstream ${name}`, [`server ${server};`, `keepalive ${keepalive};`]);
+  const service = serviceAddress(upstream);
+  if (service !== undefined) return block(`map $host ${upstreamReference(name, upstream)}`, [`default ${service.serviceName}:${service.port};`]);
+  const servers = serverList(upstream).map((u) => ("socketPath" in u ? `unix:${u.socketPath}` : "host" in u ? `${u.host}:${u.port}` : `${u.serviceName}:${u.port}`));
+  if (servers.length === 0) throw new Error(`upstream ${name}: no server`);
+  return block(`upstream ${name}`, [...servers.map((s) => `server ${s};`), `keepalive ${keepalive};`]);
+}
+
+/**
+ * Where a service runs as several instances: a request that finds its instance gone (connection
+ * refused or reset before the answer's header, a 502/503) goes to the next one. nginx never
+ * passes on a POST or PATCH once sent (no `non_idempotent`), nor a request whose body it was
+ * still streaming (proxy_request_buffering off): a GET or HEAD, or a PUT whose whole body it had
+ * read, is sent again, to the same URL, so an upload continues in its own session on the other
+ * instance (same storage and http.secret).
+ */
+export function upstreamRetryDirectives(instances: number): string[] {
+  return ["proxy_next_upstream error timeout http_502 http_503;", `proxy_next_upstream_tries ${instances};`];
 }
 
 /**

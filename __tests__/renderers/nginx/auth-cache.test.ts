@@ -47,7 +47,11 @@ describe("renderNginxConf with an auth cache", () => {
   test("limits verifications per client address in a loopback server in front of the verifier", () => {
     expect(value(http, "limit_req_zone")).toBe("$http_x_registry_client zone=registry_logins:1m rate=30r/m");
     const auth = exactLocation("/_registry_auth");
-    expect(value(auth, "proxy_pass")).toBe("http://127.0.0.1:8082/v2/");
+    expect(value(auth, "proxy_pass")).toBe("http://registry-login-limiter/v2/");
+    // The limiter's own address twice: a connection a killed worker had accepted is tried again.
+    expect(conf).toMatch(/upstream registry-login-limiter {\n\s+server 127\.0\.0\.1:8082 max_fails=0;\n\s+server 127\.0\.0\.1:8082 max_fails=0;\n\s+}/);
+    expect(value(auth, "proxy_next_upstream")).toBe("error");
+    expect(value(auth, "proxy_next_upstream_tries")).toBe("2");
     expect(headers(auth)["X-Registry-Client"]).toBe("$remote_addr");
     const limiter = servers.find((s) => value(s.block!, "listen") === "127.0.0.1:8082")!.block!;
     const location = blockOf(limiter, "location", "/");
@@ -109,7 +113,7 @@ describe("renderNginxConf with an auth cache", () => {
   test("caches only successful verifications, keyed on the whole Authorization header, for the given time", () => {
     const auth = conf.slice(conf.indexOf("location = /_registry_auth {"), conf.indexOf("}", conf.indexOf("location = /_registry_auth {")));
     expect(auth).toContain("internal;");
-    expect(auth).toContain("proxy_pass http://127.0.0.1:8082/v2/;");
+    expect(auth).toContain("proxy_pass http://registry-login-limiter/v2/;");
     expect(auth).toContain("proxy_method GET;");
     expect(auth).toContain("proxy_pass_request_body off;");
     expect(auth).toContain("proxy_cache_key $registry_login;");

@@ -42,7 +42,7 @@ export const PORTABLE_DIRECTIVES = new Set([
   "client_max_body_size", "chunked_transfer_encoding", "client_body_buffer_size", "location", "if", "return",
   "proxy_pass", "proxy_http_version", "proxy_set_header", "proxy_read_timeout", "proxy_send_timeout",
   "proxy_request_buffering", "proxy_buffering", "proxy_buffer_size", "proxy_buffers", "proxy_busy_buffers_size",
-  "proxy_max_temp_file_size", "add_header", "log_format", "set", "root", "try_files", "types", "etag", "output_buffers",
+  "proxy_max_temp_file_size", "proxy_next_upstream", "proxy_next_upstream_tries", "add_header", "log_format", "set", "root", "try_files", "types", "etag", "output_buffers",
 ]);
 
 export function stripMapEntries(d: Directive): Directive {

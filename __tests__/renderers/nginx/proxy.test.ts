@@ -1,6 +1,6 @@
 import { renderNginxConf } from "../../../renderers/nginx/nginx-conf";
 import { all, blockOf, flatten, one, parseNginxConf, value } from "../nginx-conf-parser";
-import { input, render, headers, PORTABLE_DIRECTIVES, stripMapEntries } from "./fixtures";
+import { AUTH_CACHE, input, render, headers, PORTABLE_DIRECTIVES, stripMapEntries } from "./fixtures";
 
 describe("renderNginxConf", () => {
   describe("main context", () => {
@@ -55,6 +55,25 @@ describe("renderNginxConf", () => {
         { name: "keepalive", args: ["32"] },
       ]);
       expect(value(v2, "proxy_pass")).toBe(`http://${upstream.args[0]}`);
+    });
+
+    test("lists every instance of the registry and the verifier, and retries what found an instance gone on another", () => {
+      const sockets = (name: string, n: number) => Array.from({ length: n }, (_, i) => ({ socketPath: `/run/registry-stack/${name}-${i + 1}.sock` }));
+      const { http } = render({ upstream: sockets("registry", 2), authCache: { ...AUTH_CACHE, verifier: sockets("auth", 3) } });
+      const upstreams = Object.fromEntries(all(http, "upstream").map((u) => [u.args[0], all(u.block!, "server").map((s) => s.args.join(" "))]));
+      expect(upstreams["docker-registry"]).toEqual(["unix:/run/registry-stack/registry-1.sock", "unix:/run/registry-stack/registry-2.sock"]);
+      expect(upstreams["registry-auth"]).toEqual(["unix:/run/registry-stack/auth-1.sock", "unix:/run/registry-stack/auth-2.sock", "unix:/run/registry-stack/auth-3.sock"]);
+      // Retries only on errors before an answer, and 502/503; never `non_idempotent`: a POST or
+      // PATCH that reached an instance is never sent again.
+      expect(all(http, "proxy_next_upstream").map((d) => d.args)).toEqual([["error", "timeout", "http_502", "http_503"]]);
+      expect(value(http, "proxy_next_upstream_tries")).toBe("3");
+    });
+
+    test("keeps nginx's own retry policy with a single instance", () => {
+      const { http, text } = render({ upstream: { socketPath: "/run/registry-stack/registry.sock" }, authCache: AUTH_CACHE });
+      expect(all(http, "upstream").map((u) => all(u.block!, "server").length)).toEqual([1, 1, 2]);
+      // Only the login check's hop to the proxy's own limiter retries (see auth-cache.test.ts).
+      expect(text.replace(/location = \/_registry_auth {[^}]*}/, "")).not.toMatch(/proxy_next_upstream/);
     });
   });
 
