@@ -2,6 +2,7 @@ import { Network } from "@cdktf/provider-docker/lib/network";
 import { Service, ServiceTaskSpecContainerSpecConfigs, ServiceTaskSpecContainerSpecSecrets } from "@cdktf/provider-docker/lib/service";
 import { createHash } from "crypto";
 import { Construct } from "constructs";
+import { NginxProxy } from "./nginx-proxy";
 import { MaterialStore } from "../material/material-store";
 import { AccessRules, renderAccessModule } from "../renderers/access-module";
 import { AUTH_CACHE_DIR, DEFAULT_PROXY_TUNING, LoginLimitScope, renderNginxConf } from "../renderers/nginx/nginx-conf";
@@ -46,9 +47,10 @@ export interface ProxyServiceProps {
  * seconds, and a connection refused by one is retried on the next (proxy_next_upstream).
  */
 export class ProxyService extends Construct {
-  public static readonly LISTEN_PORT = 8443;
-  public static readonly HEALTH_LISTEN_PORT = 8081;
-  public static readonly LOGIN_LIMITER_LISTEN_PORT = 8082;
+  // The same nginx ports as on a single host (renderers and health checks assume them).
+  public static readonly LISTEN_PORT = NginxProxy.LISTEN_PORT;
+  public static readonly HEALTH_LISTEN_PORT = NginxProxy.HEALTH_LISTEN_PORT;
+  public static readonly LOGIN_LIMITER_LISTEN_PORT = NginxProxy.LOGIN_LIMITER_LISTEN_PORT;
   public static readonly REFUSAL_LISTEN_PORT = 8083;
   public static readonly CONFIG_PATH = "/etc/registry-stack/nginx.conf";
   public static readonly ACCESS_MODULE_PATH = "/etc/registry-stack/registry-access.js";
