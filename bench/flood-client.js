@@ -1,7 +1,7 @@
 // The wrong-password flood of bench/flood.ts, in a process of its own so that it does not share
 // an event loop with the valid users it disturbs. Plain JavaScript: started with `node`, no
 // compile step. Reads JSON {baseUrl, host, ca, user, addresses, perSecond, ms} from stdin. Sends
-// GET /v2/ with a wrong password from each address at `perSecond` in all, on keep-alive
+// GET /v2/ with a different wrong password each time from each address at `perSecond` in all, on keep-alive
 // connections (up to 16 an address, so that the client itself does not hold the flood back), for
 // `ms`; then prints {"statuses": {...}, "errors": n, "firstError": "..."} and
 // exits, at the latest 5 s later (requests still unanswered then count as errors).
@@ -13,7 +13,8 @@ let errors = 0;
 let firstError = "";
 let sent = 0;
 const agents = o.addresses.map((localAddress) => new https.Agent({ keepAlive: true, maxSockets: 16, ca: o.ca, localAddress }));
-const authorization = `Basic ${Buffer.from(`${o.user}:not-the-password-${process.pid}`).toString("base64")}`;
+// A new guess every request, as password guessing sends: each one misses the login cache.
+const guess = (i) => `Basic ${Buffer.from(`${o.user}:guess-${process.pid}-${i}`).toString("base64")}`;
 const end = Date.now() + o.ms;
 const gapMs = 1000 / o.perSecond;
 
@@ -23,7 +24,7 @@ function once(i) {
       agent: agents[i % agents.length],
       servername: o.host.split(":")[0],
       timeout: 5000,
-      headers: { Host: o.host, Authorization: authorization },
+      headers: { Host: o.host, Authorization: guess(i) },
     }, (res) => {
       res.resume();
       res.on("end", () => {

@@ -83,7 +83,9 @@ async function validUsers(server: Server, image: StoredImage, credentials: { nam
 export async function floodRound(flood: FloodSetup, published: Server, image: StoredImage, user: { name: string; password: string }, windowMs: number): Promise<FloodRound> {
   const quiet = await validUsers(published, image, user, windowMs);
   const input = JSON.stringify({ ...flood.target, user: user.name, addresses: flood.addresses, perSecond: FLOOD_PER_SECOND, ms: windowMs + 600 });
-  const floodDone = run(process.execPath, [path.join(__dirname, "flood-client.js")], { input, timeoutMs: windowMs + 30_000 });
+  // At the lowest priority: a real flood comes from other machines, and this client's own TLS work
+  // on the two shared cores would otherwise count as the server's slowdown.
+  const floodDone = run("nice", ["-n", "19", process.execPath, path.join(__dirname, "flood-client.js")], { input, timeoutMs: windowMs + 30_000 });
   await sleep(300);
   const during = await validUsers(published, image, user, windowMs);
   const result = JSON.parse((await floodDone).stdout) as { statuses: Record<string, number>; errors: number; firstError: string };

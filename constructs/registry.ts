@@ -83,6 +83,12 @@ export interface RegistryProps {
   readonly instances?: number;
   readonly memoryMb: number;
   /**
+   * CPU weight against the engine's other containers when the cores are busy (Docker's
+   * `--cpu-shares`; 1024 is the default weight).
+   * @default - the engine's default
+   */
+  readonly cpuShares?: number;
+  /**
    * Serve as a pull-through cache of an upstream registry (distribution's proxy mode).
    * @default - a registry of its own content
    */
@@ -349,6 +355,7 @@ export class Registry extends Construct {
         capabilities: { drop: ["ALL"] },
         securityOpts: NO_NEW_PRIVILEGES,
         ...memoryLimit(props.memoryMb),
+        cpuShares: props.cpuShares,
         destroyGraceSeconds: props.stopGraceSeconds,
         labels: [
           { label: Registry.SERVICE_LABEL, value: props.containerName },

@@ -18,6 +18,9 @@ import { accessRulesOf, declareProviders } from "./providers";
 import { declareRegistryOutputs } from "./registry-outputs";
 import { declareStateBackend } from "./state-backend";
 
+/** Docker's default CPU weight is 1024. */
+const VERIFIER_CPU_SHARES = 128;
+
 /** The configuration (config/schema.ts is its one definition) plus what only code can pass. */
 export type RegistryStackProps = RegistryStackConfig & {
   /**
@@ -130,6 +133,10 @@ export class RegistryStack extends TerraformStack {
         restartPolicy: settings.restartPolicy,
         stopGraceSeconds: settings.stopGraceSeconds,
         memoryMb: settings.authVerifierMemoryMb,
+        // A password-guessing flood from many addresses keeps the verifier's bcrypt busy within
+        // the login limit; at an eighth of the default weight it takes only the CPU that the
+        // proxy and the registry leave, so requests with a cached login keep their speed.
+        cpuShares: VERIFIER_CPU_SHARES,
         instances: settings.registryInstances,
       });
     }

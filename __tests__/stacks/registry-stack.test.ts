@@ -471,6 +471,13 @@ describe("RegistryStack registry instances", () => {
     expect(seeder.depends_on).toEqual(expect.arrayContaining(ids));
   });
 
+  test("gives the verifier instances a low CPU weight and leaves the registry's and the proxy's at the engine's default", () => {
+    const j = synthJson(buildStack(THREE_USERS));
+    expect(serviceInstances(j, "registry-auth").map((c) => c.cpu_shares)).toEqual([128, 128]);
+    expect(serviceInstances(j, "registry-registry").map((c) => c.cpu_shares)).toEqual([undefined, undefined]);
+    expect(resourceOf(j, "docker_container", "proxy_container").cpu_shares).toBeUndefined();
+  });
+
   test("runs one of each with registryInstances: 1, and without the proxy", () => {
     const single = synthJson(buildStack({ ...THREE_USERS, registryInstances: 1 }));
     expect(serviceInstances(single, "registry-registry")).toHaveLength(1);
