@@ -17,6 +17,11 @@ export interface Machine {
   readonly uptimeAtEnd?: string;
   /** openssl speed of the TLS ciphers on one core, MB/s (16 KiB records): a bound on TLS throughput. */
   readonly aeadMBps: Record<string, number>;
+  /**
+   * The kernel's TCP upper-layer protocols (/proc/sys/net/ipv4/tcp_available_ulp): without "tls"
+   * nginx cannot sendfile a blob through TLS and copies it through user space.
+   */
+  readonly tcpUlps?: string;
 }
 
 export interface Measured {
@@ -109,6 +114,7 @@ export function renderMarkdown(report: Report): string {
     "",
     ...Object.entries(report.figures).map(([k, v]) => `- ${k}: ${v}`),
     `- TLS ciphers on one core (openssl speed, 16 KiB records): ${Object.entries(m.aeadMBps).map(([c, v]) => `${c} ${v} MB/s`).join(", ") || "not measured"}`,
+    `- kernel TLS (sendfile through TLS): ${m.tcpUlps === undefined ? "not checked" : m.tcpUlps.split(" ").includes("tls") ? "available" : `not available (TCP upper-layer protocols: ${m.tcpUlps || "none"})`}`,
     "",
   ].join("\n");
 }

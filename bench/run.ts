@@ -52,6 +52,14 @@ function uptime(): string {
   return `up ${(os.uptime() / 3600).toFixed(1)} h, load average: ${a}, ${b}, ${c}`;
 }
 
+function tcpUlps(): string | undefined {
+  try {
+    return fs.readFileSync("/proc/sys/net/ipv4/tcp_available_ulp", "utf8").trim();
+  } catch {
+    return undefined;
+  }
+}
+
 async function aeadSpeed(): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
   for (const cipher of ["aes-128-gcm", "aes-256-gcm", "chacha20-poly1305"]) {
@@ -239,10 +247,10 @@ async function idleMemory(s: Stacks, deadline: number): Promise<void> {
   await repeat("idle connections", REPS, deadline, async () => {
     m50.push(await idleConnectionMemory(s.engine, s.proxied.proxyContainer, s.proxied, READER, 50));
     m500.push(await idleConnectionMemory(s.engine, s.proxied.proxyContainer, s.proxied, READER, 500));
-    add("memory_growth", m500[m500.length - 1] / Math.max(1, m50[m50.length - 1]));
+    add("memory_per_connection", (m500[m500.length - 1] - m50[m50.length - 1]) / 450 / 1024);
   });
   const mib = (xs: number[]) => `${(median(xs) / MiB).toFixed(1)} MiB (min ${(Math.min(...xs) / MiB).toFixed(1)}, max ${(Math.max(...xs) / MiB).toFixed(1)})`;
-  figure("proxy memory above idle (docker stats: usage without inactive page cache)", `500 idle keep-alive TLS connections ${mib(m500)}, 50 connections ${mib(m50)}`);
+  figure("proxy memory above idle (private memory of the nginx processes, /proc/<pid>/smaps_rollup)", `500 idle keep-alive TLS connections ${mib(m500)}, 50 connections ${mib(m50)}`);
 }
 
 async function deployRound(s: Stacks): Promise<void> {
@@ -269,7 +277,7 @@ const PHASES: Array<[string, number, (s: Stacks, deadline: number) => Promise<vo
 ];
 
 async function main(): Promise<number> {
-  machine = { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? "unknown", memoryGiB: Math.round(os.totalmem() / 2 ** 30), kernel: `${os.type()} ${os.release()}`, node: process.version, uptimeAtStart: uptime(), aeadMBps: {} };
+  machine = { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? "unknown", memoryGiB: Math.round(os.totalmem() / 2 ** 30), kernel: `${os.type()} ${os.release()}`, node: process.version, uptimeAtStart: uptime(), aeadMBps: {}, tcpUlps: tcpUlps() };
   const ws = new Workspace("rsbench-");
   let engine: Engine | undefined;
   let current = "setting up";

@@ -1,3 +1,4 @@
+import * as fs from "fs";
 import * as https from "https";
 import { Engine } from "../e2e/engine";
 import { RegistryStorage } from "../e2e/registry-storage";
@@ -50,10 +51,24 @@ export async function listTags(server: Server, credentials: { name: string; pass
   return { ms: reply.ms, tags: (JSON.parse(reply.body) as { tags: string[] }).tags.length };
 }
 
-/** The container's memory as `docker stats` shows it: usage without the inactive page cache. */
-export async function containerMemory(engine: Engine, container: string): Promise<number> {
-  const s = await engine.api.call<{ memory_stats: { usage: number; stats: Record<string, number> } }>({ method: "GET", path: `/containers/${container}/stats?stream=false&one-shot=true` });
-  return s.memory_stats.usage - (s.memory_stats.stats["inactive_file"] ?? s.memory_stats.stats["total_inactive_file"] ?? 0);
+/**
+ * Private memory (clean and dirty, KiB in /proc/<pid>/smaps_rollup) of the proxy container's nginx
+ * master and workers, in bytes: without the page cache and kernel buffers that make the
+ * container's own usage figure too noisy to see a few hundred connections in.
+ */
+export async function nginxPrivateMemory(engine: Engine, container: string): Promise<number> {
+  const top = await engine.api.call<{ Titles: string[]; Processes: string[][] }>({ method: "GET", path: `/containers/${container}/top` });
+  const pidColumn = top.Titles.indexOf("PID");
+  const commandColumn = top.Titles.indexOf("CMD");
+  let kib = 0;
+  // Only nginx's own processes: a health check's shell may be gone before its file is read.
+  const nginx = top.Processes.filter((r) => r[commandColumn].startsWith("nginx: "));
+  if (nginx.length === 0) throw new Error(`${container}: no nginx process in ${JSON.stringify(top.Processes)}`);
+  for (const row of nginx) {
+    const rollup = fs.readFileSync(`/proc/${row[pidColumn]}/smaps_rollup`, "utf8");
+    for (const m of rollup.matchAll(/^Private_(?:Clean|Dirty):\s+(\d+) kB$/gm)) kib += Number(m[1]);
+  }
+  return kib * 1024;
 }
 
 /**
@@ -61,14 +76,14 @@ export async function containerMemory(engine: Engine, container: string): Promis
  * leaves them idle, and returns the proxy's memory above what it used before they were opened.
  */
 export async function idleConnectionMemory(engine: Engine, container: string, server: Server, credentials: { name: string; password: string }, connections: number): Promise<number> {
-  const before = await containerMemory(engine, container);
+  const before = await nginxPrivateMemory(engine, container);
   const agent = new https.Agent({ keepAlive: true, maxSockets: connections, maxFreeSockets: connections, ca: server.ca, timeout: 120_000 });
   try {
     await Promise.all(Array.from({ length: connections }, () => expectGet(server, "/v2/", 200, { agent, credentials })));
     const open = Object.values(agent.freeSockets).reduce((n, list) => n + (list?.length ?? 0), 0);
     if (open !== connections) throw new Error(`${open} of ${connections} connections kept open`);
     await sleep(1_000);
-    return (await containerMemory(engine, container)) - before;
+    return (await nginxPrivateMemory(engine, container)) - before;
   } finally {
     agent.destroy();
     await sleep(500);
