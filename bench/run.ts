@@ -38,6 +38,8 @@ const ONLY = process.argv.find((a) => a.startsWith("--only="))?.slice("--only=".
 const REPS = QUICK ? 1 : 5;
 const BLOB_BYTES = 128 * 2 ** 20;
 const MiB = 2 ** 20;
+/** Long enough for a few hundred valid users' requests on a quiet machine, so that their p99 is not just the maximum. */
+const FLOOD_WINDOW_MS = 5_000;
 
 const started = Date.now();
 const left = () => HARD_LIMIT_MS - CLEANUP_RESERVE_MS - (Date.now() - started);
@@ -179,7 +181,7 @@ async function flood(s: Stacks, deadline: number): Promise<void> {
   let firstError = "";
   try {
     await repeat("wrong-password flood", REPS, deadline, async () => {
-      const r = await floodRound(setup, s.proxied, image, READER, 3_000);
+      const r = await floodRound(setup, s.proxied, image, READER, FLOOD_WINDOW_MS);
       quiet.push(r.quietP99);
       during.push(r.floodP99);
       for (const [k, v] of Object.entries(r.statuses)) statuses[k] = (statuses[k] ?? 0) + v;
@@ -192,7 +194,7 @@ async function flood(s: Stacks, deadline: number): Promise<void> {
   }
   figure(
     `valid users' p99 (GET manifest, fresh TLS connections, 2 at a time) against a wrong-password flood from ${FLOOD_ADDRESSES} addresses (${FLOOD_PER_SECOND}/s asked of the client)`,
-    `without the flood ${ms(quiet)}, with it ${ms(during)}; the flood sent ${Object.values(statuses).reduce((a, b) => a + b, 0) + unanswered} in ${quiet.length} windows of 3.6 s, answers: ${Object.entries(statuses).map(([k, v]) => `${v} × ${k}`).join(", ") || "none"}, ${unanswered} unanswered within 5 s${firstError ? ` (${firstError})` : ""}`,
+    `without the flood ${ms(quiet)}, with it ${ms(during)}; the flood sent ${Object.values(statuses).reduce((a, b) => a + b, 0) + unanswered} in ${quiet.length} windows of ${(FLOOD_WINDOW_MS + 600) / 1000} s, answers: ${Object.entries(statuses).map(([k, v]) => `${v} × ${k}`).join(", ") || "none"}, ${unanswered} unanswered within 5 s${firstError ? ` (${firstError})` : ""}`,
   );
 }
 
@@ -267,7 +269,7 @@ async function deployRound(s: Stacks): Promise<void> {
 const PHASES: Array<[string, number, (s: Stacks, deadline: number) => Promise<void>]> = [
   ["transfers (upload, download)", 60_000, transfers],
   ["authenticated vs anonymous pulls", 30_000, authPulls],
-  ["wrong-password flood", 45_000, flood],
+  ["wrong-password flood", 60_000, flood],
   ["listings at scale", 45_000, listings],
   ["32 clients pulling", 30_000, manyClients],
   ["idle keep-alive connections", 25_000, idleMemory],
