@@ -59,6 +59,9 @@ export async function prepareFlood(engine: Engine, proxyContainer: string, liste
 export interface FloodRound {
   readonly quietP99: number;
   readonly floodP99: number;
+  /** Valid users' requests in each window: how many latencies each p99 is taken from. */
+  readonly quietRequests: number;
+  readonly floodRequests: number;
   readonly statuses: Record<string, number>;
   readonly errors: number;
   readonly firstError: string;
@@ -91,5 +94,5 @@ export async function floodRound(flood: FloodSetup, published: Server, image: St
   const result = JSON.parse((await floodDone).stdout) as { statuses: Record<string, number>; errors: number; firstError: string };
   // Let the verifier drain what the flood queued before the next quiet window.
   await sleep(1_000);
-  return { quietP99: percentile(quiet, 99), floodP99: percentile(during, 99), ...result };
+  return { quietP99: percentile(quiet, 99), floodP99: percentile(during, 99), quietRequests: quiet.length, floodRequests: during.length, ...result };
 }
