@@ -7,6 +7,7 @@ import { Workspace } from "../e2e/harness";
 import { prepareImages } from "../e2e/images";
 import { killRunningCommands, run } from "../e2e/proc";
 import { RegistryStorage } from "../e2e/registry-storage";
+import { runningInstances } from "../e2e/stack-containers";
 import { ensureTerraformTools } from "../e2e/terraform-tools";
 import { deployLatency } from "./deploy-latency";
 import { floodRound, FLOOD_ADDRESSES, FLOOD_PER_SECOND, prepareFlood } from "./flood";
@@ -107,6 +108,19 @@ interface Stacks {
   ws: Workspace;
 }
 
+interface UploadCpu {
+  registry: number;
+  nginx: number;
+  curl: number;
+}
+
+/** CPU seconds used so far by the data registry's instances, the proxy and this process's curl children. */
+async function uploadCpu(s: Stacks): Promise<UploadCpu> {
+  const instances = await runningInstances(s.engine, `${s.proxied.prefix}-registry`);
+  const registry = (await Promise.all(instances.map((i) => containerCpuSeconds(s.engine, i.name)))).reduce((a, b) => a + b, 0);
+  return { registry, nginx: await containerCpuSeconds(s.engine, s.proxied.proxyContainer), curl: childrenCpuSeconds() };
+}
+
 async function transfers(s: Stacks, deadline: number): Promise<void> {
   const blob: BlobFile = writeRandomBlob(path.join(s.ws.dir("blob"), "blob"), BLOB_BYTES);
   const credentials = `${PUSHER.name}:${PUSHER.password}`;
@@ -120,10 +134,16 @@ async function transfers(s: Stacks, deadline: number): Promise<void> {
   const time = (k: string, v: number) => (times[k] ??= []).push(v);
   const proxyCpu: number[] = [];
   const curlCpu: number[] = [];
+  const upCpu: Record<string, number[]> = {};
   await repeat("transfers", REPS, deadline, async (i) => {
     // Alternate who goes first, so that neither side always meets a warmer cache.
     const ups = i % 2 === 0 ? [proxy, direct] : [direct, proxy];
-    for (const ep of ups) time(`up ${ep.label}`, await uploadBlob(ep, repo, blob, timeoutMs));
+    for (const ep of ups) {
+      const before = await uploadCpu(s);
+      time(`up ${ep.label}`, await uploadBlob(ep, repo, blob, timeoutMs));
+      const after = await uploadCpu(s);
+      for (const k of Object.keys(after) as Array<keyof UploadCpu>) (upCpu[`${ep.label} ${k}`] ??= []).push(after[k] - before[k]);
+    }
     for (const ep of i % 2 === 0 ? [proxy, tls, direct] : [direct, tls, proxy]) {
       const cpu = ep === proxy ? await containerCpuSeconds(s.engine, s.proxied.proxyContainer) : 0;
       const client = childrenCpuSeconds();
@@ -141,6 +161,11 @@ async function transfers(s: Stacks, deadline: number): Promise<void> {
   const rate = (k: string) => `${(BLOB_BYTES / MiB / median(times[k])).toFixed(0)} MiB/s`;
   figure("upload (128 MiB blob, curl, POST + PATCH + PUT)", `proxy ${rate("up proxy")}, straight to the registry's socket ${rate("up direct")}`);
   figure("download (128 MiB blob, curl)", `proxy ${rate("down proxy")}, registry's own TLS ${rate("down registry TLS")}, registry's socket ${rate("down direct")}`);
+  const cpu = (k: string) => median(upCpu[k]).toFixed(2);
+  figure(
+    "CPU per upload (CPU-s, medians)",
+    ["proxy", "direct"].map((via) => `${via === "proxy" ? "through the proxy" : "straight to the socket"}: registry instances ${cpu(`${via} registry`)}, nginx ${cpu(`${via} nginx`)}, curl ${cpu(`${via} curl`)} in ${median(times[`up ${via}`]).toFixed(2)} s`).join("; "),
+  );
   figure(
     "proxy CPU per download",
     `nginx ${median(proxyCpu).toFixed(2)} CPU-s and curl ${median(curlCpu).toFixed(2)} CPU-s for ${median(times["down proxy"]).toFixed(2)} s of transfer (medians; both on the same 2 cores as the machine's other work)`,
