@@ -140,7 +140,9 @@ async function transfers(s: Stacks, deadline: number): Promise<void> {
     const ups = i % 2 === 0 ? [proxy, direct] : [direct, proxy];
     for (const ep of ups) {
       const before = await uploadCpu(s);
-      time(`up ${ep.label}`, await uploadBlob(ep, repo, blob, timeoutMs));
+      const took = await uploadBlob(ep, repo, blob, timeoutMs);
+      time(`up ${ep.label}`, took.post + took.patch + took.put);
+      for (const [request, seconds] of Object.entries(took)) time(`up ${ep.label} ${request}`, seconds);
       const after = await uploadCpu(s);
       for (const k of Object.keys(after) as Array<keyof UploadCpu>) (upCpu[`${ep.label} ${k}`] ??= []).push(after[k] - before[k]);
     }
@@ -163,8 +165,13 @@ async function transfers(s: Stacks, deadline: number): Promise<void> {
   figure("download (128 MiB blob, curl)", `proxy ${rate("down proxy")}, registry's own TLS ${rate("down registry TLS")}, registry's socket ${rate("down direct")}`);
   const cpu = (k: string) => median(upCpu[k]).toFixed(2);
   figure(
-    "CPU per upload (CPU-s, medians)",
-    ["proxy", "direct"].map((via) => `${via === "proxy" ? "through the proxy" : "straight to the socket"}: registry instances ${cpu(`${via} registry`)}, nginx ${cpu(`${via} nginx`)}, curl ${cpu(`${via} curl`)} in ${median(times[`up ${via}`]).toFixed(2)} s`).join("; "),
+    "CPU and time per upload (CPU-s and s, medians)",
+    ["proxy", "direct"]
+      .map((via) => {
+        const requests = ["post", "patch", "put"].map((r) => `${r.toUpperCase()} ${median(times[`up ${via} ${r}`]).toFixed(3)}`).join(" + ");
+        return `${via === "proxy" ? "through the proxy" : "straight to the socket"}: registry instances ${cpu(`${via} registry`)}, nginx ${cpu(`${via} nginx`)}, curl ${cpu(`${via} curl`)} in ${median(times[`up ${via}`]).toFixed(2)} s (${requests} s)`;
+      })
+      .join("; "),
   );
   figure(
     "proxy CPU per download",

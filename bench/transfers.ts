@@ -67,6 +67,12 @@ async function curl(ep: Endpoint, args: string[], timeoutMs: number): Promise<Cu
   return { status: Number(code), seconds: Number(seconds), headers: lines.slice(0, -1).join("\n") };
 }
 
+export interface UploadTimes {
+  readonly post: number;
+  readonly patch: number;
+  readonly put: number;
+}
+
 function location(ep: Endpoint, headers: string, what: string): URL {
   const m = /^location:\s*(\S+)/im.exec(headers);
   if (!m) throw new Error(`${ep.label} ${what}: no Location header:\n${headers}`);
@@ -75,10 +81,10 @@ function location(ep: Endpoint, headers: string, what: string): URL {
 
 /**
  * Pushes a blob the way docker push sends a layer: POST (start), one PATCH streaming the file
- * with chunked transfer encoding, PUT ?digest= (commit). Returns the sum of curl's time_total of
- * the three requests, in seconds.
+ * with chunked transfer encoding, PUT ?digest= (commit). Returns curl's time_total of each of the
+ * three requests, in seconds.
  */
-export async function uploadBlob(ep: Endpoint, repo: string, blob: BlobFile, timeoutMs: number): Promise<number> {
+export async function uploadBlob(ep: Endpoint, repo: string, blob: BlobFile, timeoutMs: number): Promise<UploadTimes> {
   const started = await curl(ep, ["-X", "POST", `${ep.base}/v2/${repo}/blobs/uploads/`], 30_000);
   if (started.status !== 202) throw new Error(`${ep.label} POST upload: HTTP ${started.status}\n${started.headers}`);
   const patchUrl = location(ep, started.headers, "POST upload");
@@ -88,7 +94,7 @@ export async function uploadBlob(ep: Endpoint, repo: string, blob: BlobFile, tim
   putUrl.searchParams.set("digest", blob.digest);
   const put = await curl(ep, ["-X", "PUT", "-H", "Content-Length: 0", putUrl.toString()], 60_000);
   if (put.status !== 201) throw new Error(`${ep.label} PUT: HTTP ${put.status}\n${put.headers}`);
-  return started.seconds + patch.seconds + put.seconds;
+  return { post: started.seconds, patch: patch.seconds, put: put.seconds };
 }
 
 /** GETs the blob to /dev/null; returns curl's time_total in seconds. */
