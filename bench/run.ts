@@ -175,7 +175,8 @@ async function transfers(s: Stacks, deadline: number): Promise<void> {
   );
   figure(
     "proxy CPU per download",
-    `nginx ${median(proxyCpu).toFixed(2)} CPU-s and curl ${median(curlCpu).toFixed(2)} CPU-s for ${median(times["down proxy"]).toFixed(2)} s of transfer (medians; both on the same 2 cores as the machine's other work)`,
+    `nginx ${median(proxyCpu).toFixed(2)} CPU-s and curl ${median(curlCpu).toFixed(2)} CPU-s for ${median(times["down proxy"]).toFixed(2)} s of transfer (medians; both on the same 2 cores as the machine's other work); ` +
+      `curl's receiving through TLS alone, on a core of its own, could not go faster than ${(BLOB_BYTES / MiB / median(curlCpu)).toFixed(0)} MiB/s, ${(median(times["down direct"]) / median(curlCpu)).toFixed(2)}× the socket's median`,
   );
 }
 
