@@ -5,6 +5,8 @@ import * as rules from "./rules";
 
 /** Two: a crash or restart of one instance is hidden by the other (issue 19). */
 export const DEFAULT_REGISTRY_INSTANCES = 2;
+/** Cores of bcrypt for all the verifier instances together (authVerifierCpus). */
+export const DEFAULT_AUTH_VERIFIER_CPUS = 1;
 
 /** The embedded default: one user who may do everything, deleting included (when deleteEnabled). */
 export const DEFAULT_USERS = [{ name: "admin", role: "admin" as const }];
@@ -333,6 +335,11 @@ export const registryStackPropsSchema = z
     registryMemoryMb: doc(memoryMb.default(1024), "Memory limit of the registry container, in MiB."),
     proxyMemoryMb: doc(memoryMb.default(256), "Memory limit of the proxy container, in MiB."),
     authVerifierMemoryMb: doc(memoryMb.default(128), "Memory limit of the login verifier container, in MiB."),
+    authVerifierCpus: doc(
+      z.number().min(0.1, { error: "must be at least 0.1 (cores)" }).max(256, { error: "must be at most 256 (cores)" }).optional(),
+      "Cores the login verifier's instances may use together for bcrypt (Docker's `--cpus`, split between the instances); they also run at an eighth of the default CPU weight. A password-guessing flood from many addresses then leaves the other cores to requests with a cached login; new logins wait behind the flood's.",
+      `${DEFAULT_AUTH_VERIFIER_CPUS} on one host; not available in cluster mode`,
+    ),
     failedLoginsPerMinute: doc(
       z.number().int().min(1, { error: "must be at least 1" }).max(6000, { error: "must be at most 6000" }).default(30),
       `Logins the proxy sends to the verifier per minute and budget (wrong passwords, and a credential's first login per authCacheSeconds); more get 429 with Retry-After and no bcrypt work. ${loginCheckNeeded}`,
@@ -424,6 +431,7 @@ function clusterProblems(props: z.output<typeof registryStackPropsSchema>, probl
   if (props.httpRedirectPort !== undefined) notInCluster("httpRedirectPort", "the proxies publish only publicPort");
   if (props.storageHostPath !== undefined) notInCluster("storageHostPath", "the replicas share cluster.storage (S3)");
   if (props.volumeName !== undefined) notInCluster("volumeName", "the replicas share cluster.storage (S3)");
+  if (props.authVerifierCpus !== undefined) notInCluster("authVerifierCpus", "Swarm services have no CPU weight to pair the limit with");
   const storage = props.cluster!.storage;
   if (storage.accessKey === undefined) problem(["cluster", "storage", "accessKey"], `is required; set ${rules.S3_ACCESS_KEY_ENV}`);
   if (storage.secretKey === undefined) problem(["cluster", "storage", "secretKey"], `is required; set ${rules.S3_SECRET_KEY_ENV}`);

@@ -41,3 +41,13 @@ export { REGISTRY_GID, REGISTRY_UID, REGISTRY_USER } from "../renderers/volume-o
 export function exitedZero(message: string): { condition: string; errorMessage: string } {
   return { condition: "${self.exit_code == 0}", errorMessage: message };
 }
+
+/**
+ * Docker's `--cpus` as the provider reads it back (NanoCPUs to 9 decimals, trailing zeros cut,
+ * a whole number as "1.0"): written any other way, every plan would replace the container.
+ */
+export function cpusLiteral(cpus: number): string {
+  const nano = Math.round(cpus * 1e9);
+  const nine = (nano / 1e9).toFixed(9);
+  return (nine.match(/0/g) ?? []).length === 9 ? (nano / 1e9).toFixed(1) : nine.replace(/0+$/, "");
+}

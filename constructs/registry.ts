@@ -9,7 +9,7 @@ import { renderHtpasswd } from "../renderers/htpasswd";
 import { MIRROR_PROBE, mirrorHealthCommand, mirrorModeSocketPath, mirrorOfflineFlagPath, mirrorStatusPath, offlineDebugPort, renderMirrorSupervisor } from "../renderers/mirror-supervisor";
 import { renderRegistryConfig } from "../renderers/registry-config";
 import { ConfigVolume } from "./config-volume";
-import { IGNORE_ENGINE_DEFAULTS, memoryLimit, NO_NEW_PRIVILEGES, REGISTRY_USER, SCRATCH_TMPFS, terraformLiteral } from "./container-defaults";
+import { cpusLiteral, IGNORE_ENGINE_DEFAULTS, memoryLimit, NO_NEW_PRIVILEGES, REGISTRY_USER, SCRATCH_TMPFS, terraformLiteral } from "./container-defaults";
 import { secretUpload } from "./secret-upload";
 import { VolumeOwner } from "./volume-owner";
 
@@ -88,6 +88,11 @@ export interface RegistryProps {
    * @default - the engine's default
    */
   readonly cpuShares?: number;
+  /**
+   * Cores the container may use at most (Docker's `--cpus`).
+   * @default - no limit
+   */
+  readonly cpus?: number;
   /**
    * Serve as a pull-through cache of an upstream registry (distribution's proxy mode).
    * @default - a registry of its own content
@@ -356,6 +361,7 @@ export class Registry extends Construct {
         securityOpts: NO_NEW_PRIVILEGES,
         ...memoryLimit(props.memoryMb),
         cpuShares: props.cpuShares,
+        cpus: props.cpus === undefined ? undefined : cpusLiteral(props.cpus),
         destroyGraceSeconds: props.stopGraceSeconds,
         labels: [
           { label: Registry.SERVICE_LABEL, value: props.containerName },

@@ -9,7 +9,7 @@ import { Maintenance } from "../constructs/maintenance";
 import { MirrorSizeBound } from "../constructs/mirror-size-bound";
 import { NginxProxy } from "../constructs/nginx-proxy";
 import { Registry } from "../constructs/registry";
-import { RegistrySettings, RegistryStackConfig, resolveSettings } from "../config/schema";
+import { DEFAULT_AUTH_VERIFIER_CPUS, RegistrySettings, RegistryStackConfig, resolveSettings } from "../config/schema";
 import { mirrorTtlSeconds } from "../config/rules";
 import { Entropy, systemEntropy } from "../material/entropy";
 import { prepareMaterial } from "../material/prepare-material";
@@ -134,9 +134,10 @@ export class RegistryStack extends TerraformStack {
         stopGraceSeconds: settings.stopGraceSeconds,
         memoryMb: settings.authVerifierMemoryMb,
         // A password-guessing flood from many addresses keeps the verifier's bcrypt busy within
-        // the login limit; at an eighth of the default weight it takes only the CPU that the
-        // proxy and the registry leave, so requests with a cached login keep their speed.
+        // the login limit: capped, and at an eighth of the default weight, it leaves the proxy and
+        // the registry the CPU they need for requests with a cached login.
         cpuShares: VERIFIER_CPU_SHARES,
+        cpus: (settings.authVerifierCpus ?? DEFAULT_AUTH_VERIFIER_CPUS) / settings.registryInstances,
         instances: settings.registryInstances,
       });
     }

@@ -471,11 +471,22 @@ describe("RegistryStack registry instances", () => {
     expect(seeder.depends_on).toEqual(expect.arrayContaining(ids));
   });
 
-  test("gives the verifier instances a low CPU weight and leaves the registry's and the proxy's at the engine's default", () => {
+  test("gives the verifier instances a low CPU weight and authVerifierCpus between them; the registry and the proxy keep the engine's defaults", () => {
     const j = synthJson(buildStack(THREE_USERS));
-    expect(serviceInstances(j, "registry-auth").map((c) => c.cpu_shares)).toEqual([128, 128]);
-    expect(serviceInstances(j, "registry-registry").map((c) => c.cpu_shares)).toEqual([undefined, undefined]);
-    expect(resourceOf(j, "docker_container", "proxy_container").cpu_shares).toBeUndefined();
+    expect(serviceInstances(j, "registry-auth").map((c) => [c.cpu_shares, c.cpus])).toEqual([
+      [128, "0.5"],
+      [128, "0.5"],
+    ]);
+    expect(serviceInstances(j, "registry-registry").map((c) => [c.cpu_shares, c.cpus])).toEqual([
+      [undefined, undefined],
+      [undefined, undefined],
+    ]);
+    const proxy = resourceOf(j, "docker_container", "proxy_container");
+    expect([proxy.cpu_shares, proxy.cpus]).toEqual([undefined, undefined]);
+    const threeCores = synthJson(buildStack({ ...THREE_USERS, authVerifierCpus: 3 }));
+    expect(serviceInstances(threeCores, "registry-auth").map((c) => c.cpus)).toEqual(["1.5", "1.5"]);
+    const one = synthJson(buildStack({ ...THREE_USERS, registryInstances: 1 }));
+    expect(serviceInstances(one, "registry-auth").map((c) => c.cpus)).toEqual(["1.0"]);
   });
 
   test("runs one of each with registryInstances: 1, and without the proxy", () => {
