@@ -46,7 +46,7 @@ export interface Report {
 }
 
 export const SHARED_MACHINE_NOTE =
-  "Taken on a shared 2-core machine that other test runs loaded at the same time (see uptime): the figures are what that machine gave, not a quiet machine's.";
+  "Taken on a shared 2-core machine: the load averages at the start and at the end (uptime) say how quiet it was, and the figures vary between runs by as much as some margins.";
 
 export function buildReport(machine: Machine, measured: Measured, run: { seconds: number; cuts: string[]; now?: Date }): Report {
   const round = (xs: number[]) => xs.map((x) => Math.round(x * 1000) / 1000);
