@@ -418,7 +418,12 @@ function clusterProblems(props: z.output<typeof registryStackPropsSchema>, probl
   if (!props.proxy) notInCluster("proxy", "the proxy on every node is the cluster's entry point and login check");
   if (props.authCacheSeconds === 0) notInCluster("authCacheSeconds", "0 would have every registry replica hold the htpasswd file; the proxies check logins with the verifier service");
   if (props.mirrors.length > 0) notInCluster("mirrors", "pull-through caches run on one engine only");
-  if (props.retention !== undefined) notInCluster("retention", "the garbage collector is not yet coordinated across replicas (docs/cluster.md)");
+  // The collector plans through the registry API on S3: it lists tags, but neither push times nor untagged manifests.
+  props.retention?.rules.forEach((rule, i) => {
+    const notPlanned = (field: string, why: string) => problem(["retention", "rules", i, field], `is not available in cluster mode: ${why}; use keepTags (docs/cluster.md, Retention)`);
+    if (rule.keepNewest !== undefined) notPlanned("keepNewest", "the registry API on S3 gives no push time to order tags by");
+    if (rule.untaggedDays !== undefined) notPlanned("untaggedDays", "the registry API on S3 lists no untagged manifests");
+  });
   if (props.ui === true) notInCluster("ui", "the web page is served by the single-host proxy only");
   if (props.serveBlobsFromStorage === true) notInCluster("serveBlobsFromStorage", "blobs are in S3, not on a volume the proxy could read");
   if (props.httpRedirectPort !== undefined) notInCluster("httpRedirectPort", "the proxies publish only publicPort");
