@@ -171,22 +171,22 @@ const retentionRule = z.strictObject({
   repositories: doc(pattern, "Repositories the rule applies to (POSIX extended regular expression, anchor it); the first matching rule wins, unmatched repositories are left alone."),
   keepNewest: doc(
     z.number().int().min(0, { error: "must be 0 or more tags" }).max(100000, { error: "must be at most 100000" }).optional(),
-    "Keep this many tags, newest first by push time; older ones are deleted unless keepTags matches them.",
+    "Keep this many tags, newest first by push time; older ones are deleted unless keepTags matches them. Not in cluster mode (the registry API on S3 gives no push time).",
     "no count limit (with keepTags set, every tag it does not match is deleted)",
   ),
   keepTags: doc(boundedList(pattern, rules.MAX_KEEP_TAG_PATTERNS).default([]), "Tags matching any of these are always kept, e.g. `^v[0-9]+\\.[0-9]+\\.[0-9]+$`, `^latest$`."),
   untaggedDays: doc(
     z.number().int().min(0, { error: "must be 0 (every untagged manifest) or more days" }).max(36500, { error: "must be at most 36500" }).optional(),
-    "Delete manifests no tag points to once they were pushed at least this many days ago (0 = all). Children of a kept image index are never deleted.",
+    "Delete manifests no tag points to once they were pushed at least this many days ago (0 = all). Children of a kept image index are never deleted. Not in cluster mode (the registry API on S3 lists no untagged manifests).",
     "untagged manifests are kept (except those whose tags this rule deletes)",
   ),
 });
 const retention = z.strictObject({
-  schedule: doc(z.string().regex(rules.DAILY_TIME, { error: rules.DAILY_TIME_HINT }).default("03:00"), "Daily time (UTC, HH:MM) at which the maintenance container runs retention and the garbage collector."),
+  schedule: doc(z.string().regex(rules.DAILY_TIME, { error: rules.DAILY_TIME_HINT }).default("03:00"), "Daily time (UTC, HH:MM) at which the maintenance container (in cluster mode: the collector service) runs retention and the garbage collector."),
   dryRun: doc(z.boolean().default(false), "Scheduled runs only report what they would delete."),
   writeSettleSeconds: doc(
     z.number().int().min(0, { error: "must be 0 or more seconds" }).max(60, { error: "must be at most 60; writes are refused that long" }).default(2),
-    "Seconds between refusing writes and starting to delete, so that writes already past the proxy finish.",
+    "Seconds between refusing writes and starting to delete, so that writes already past the proxy finish. In cluster mode 3 s are added: the proxies learn of the hold by polling the collector each second.",
   ),
   rules: doc(boundedList(retentionRule, rules.MAX_RETENTION_RULES), "Which tags and manifests are deleted; a rule with none of keepNewest, keepTags and untaggedDays keeps everything in its repositories."),
 });
