@@ -490,7 +490,11 @@ async function gcCheck(ctx: Ctx, api: (node: SwarmNode) => RegistryApi): Promise
         }
         await sleep(100);
       }
-      const { stdout, stderr } = await job;
+      const result = await job.catch(async (err: Error) => {
+        const logs = await ctx.cluster.manager.engine.docker(["service", "logs", "--tail", "40", SERVICE.collector]).then((l) => l.stdout + l.stderr, (e: Error) => e.message);
+        throw new Error(`${err.message}\nwrites held seen at ${JSON.stringify(held)} s; the collector's log:\n${logs}`);
+      });
+      const { stdout, stderr } = result;
       keysAfter = await redisKeys(ctx);
       if (Object.keys(held).length < 2) throw new Error(`writes were not held on every node during the run: ${JSON.stringify(held)}`);
       report = JSON.parse(stdout) as MaintenanceReport;

@@ -178,7 +178,7 @@ paged() {
   last=""
   while :; do
     page=$(api GET "$1?n=1000${last:+&last=$last}") || fail "the job's registry did not answer $1"
-    [ "$(printf '%s\n' "$page" | api_status)" = 200 ] || fail "GET $1: $(printf '%s\n' "$page" | head -n 1)"
+    [ "$(printf '%s\n' "$page" | api_status)" = 200 ] || fail "GET $1: $(printf '%s\n' "$page" | head -n 1): $(printf '%s\n' "$page" | api_body | head -c 500)"
     entries=$(printf '%s\n' "$page" | api_body | json_list "$2")
     [ -n "$entries" ] || return 0
     printf '%s\n' "$entries"
