@@ -163,10 +163,23 @@ list_blobs() {
 }
 
 # api METHOD PATH: one HTTP/1.0 request to the job's own registry (REGISTRY_API, loopback);
-# prints the status line, the headers and the body (CRs removed).
+# prints the status line, the headers and the body (CRs removed). The request side stays open
+# until the registry closes the connection: nc half-closes at the end of its input, and Go's
+# server cancels a request whose client closed (a slow S3 listing then fails "context canceled").
 api() {
-  printf '%s %s HTTP/1.0\r\nHost: %s\r\nAccept: %s\r\n\r\n' "$1" "$2" "$REGISTRY_API" "$MANIFEST_TYPES" |
-    timeout 60 $NC "${REGISTRY_API%:*}" "${REGISTRY_API##*:}" | tr -d '\r'
+  api_dir=$(mktemp -d)
+  mkfifo "$api_dir/in"
+  timeout 60 $NC "${REGISTRY_API%:*}" "${REGISTRY_API##*:}" < "$api_dir/in" > "$api_dir/out" &
+  api_nc=$!
+  {
+    printf '%s %s HTTP/1.0\r\nHost: %s\r\nAccept: %s\r\n\r\n' "$1" "$2" "$REGISTRY_API" "$MANIFEST_TYPES"
+    while kill -0 "$api_nc" 2>/dev/null; do sleep 0.1; done
+  } > "$api_dir/in"
+  wait "$api_nc"
+  api_rc=$?
+  tr -d '\r' < "$api_dir/out"
+  rm -rf "$api_dir"
+  return "$api_rc"
 }
 api_status() { head -n 1 | awk '{ print $2 }'; }
 api_body() { awk 'body { print } /^$/ { body = 1 }'; }
