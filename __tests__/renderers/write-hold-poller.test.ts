@@ -1,3 +1,7 @@
+import { spawn } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
 import { renderWriteHoldPoller } from "../../renderers/write-hold-poller";
 
 const INPUT = {
@@ -31,4 +35,38 @@ describe("renderWriteHoldPoller", () => {
   test("quotes a URL with a single quote safely", () => {
     expect(renderWriteHoldPoller({ ...INPUT, stateUrl: "http://a/'b" })).toContain("url='http://a/'\\''b'");
   });
+});
+
+describe("renderWriteHoldPoller, run by sh with stand-ins for wget, timeout and nginx", () => {
+  const waitFor = async (what: string, condition: () => boolean, timeoutMs = 8000): Promise<void> => {
+    const deadline = Date.now() + timeoutMs;
+    while (!condition()) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  };
+
+  test("the flag follows the collector's answer: set from the start, cleared on 200, set again when it fails", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hold-poller-"));
+    const bin = path.join(dir, "bin");
+    fs.mkdirSync(bin);
+    const answer = path.join(dir, "answer");
+    // wget succeeds while the answer file says 200; timeout runs its command; nginx waits.
+    fs.writeFileSync(path.join(bin, "wget"), `#!/bin/sh\n[ "$(cat ${answer} 2>/dev/null)" = 200 ]\n`, { mode: 0o755 });
+    fs.writeFileSync(path.join(bin, "timeout"), `#!/bin/sh\nshift\nexec "$@"\n`, { mode: 0o755 });
+    fs.writeFileSync(path.join(bin, "nginx"), `#!/bin/sh\nexec sleep 30\n`, { mode: 0o755 });
+    const flag = path.join(dir, "write-hold");
+    const script = renderWriteHoldPoller({ ...INPUT, flagFile: flag, nginxCommand: ["nginx"] });
+    const child = spawn("/bin/sh", ["-c", script], { env: { PATH: `${bin}:/usr/bin:/bin` }, detached: true, stdio: "ignore" });
+    try {
+      await waitFor("the flag exists at the start", () => fs.existsSync(flag));
+      fs.writeFileSync(answer, "200");
+      await waitFor("the flag is cleared on 200", () => !fs.existsSync(flag));
+      fs.writeFileSync(answer, "503");
+      await waitFor("the flag is set again on 503", () => fs.existsSync(flag));
+    } finally {
+      process.kill(-child.pid!, "SIGKILL");
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
 });
