@@ -538,10 +538,12 @@ async function gcCheck(ctx: Ctx, api: (node: SwarmNode) => RegistryApi): Promise
       await ctx.cluster.manager.engine.docker(["kill", container]);
       let firstHeld: number | undefined;
       let reopened: number | undefined;
+      let newTask: number | undefined;
       let readFailures = 0;
       while (reopened === undefined && Date.now() - killedAt < 180_000) {
         const probes = await Promise.all(both.map((via) => probeWrite(via).then((p) => p.status, () => 0)));
         const now = (Date.now() - killedAt) / 1000;
+        if (newTask === undefined && (await ctx.cluster.taskContainers(ctx.cluster.manager, SERVICE.collector)).some((id) => id !== container)) newTask = now;
         if (firstHeld === undefined && probes.every((p) => p === 503)) firstHeld = now;
         if (firstHeld !== undefined && probes.every((p) => p === 202)) reopened = now;
         const read = await viaA.request("GET", `/v2/${GC_REPOSITORY}/manifests/v1`, undefined, { Accept: OCI_MANIFEST }).catch(() => undefined);
@@ -550,7 +552,9 @@ async function gcCheck(ctx: Ctx, api: (node: SwarmNode) => RegistryApi): Promise
       }
       if (firstHeld === undefined || reopened === undefined) throw new Error(`after the kill: writes held from ${firstHeld} s, reopened ${reopened} s`);
       if (readFailures > 0) throw new Error(`${readFailures} reads failed while the collector restarted`);
-      checks.gc.note(`collector killed: writes refused on both nodes from ${firstHeld.toFixed(1)} s until ${reopened.toFixed(1)} s after the kill (Swarm's restart delay 5 s, the new task's start and Redis flush); reads all 200`);
+      const [restarted] = await ctx.cluster.taskContainers(ctx.cluster.manager, SERVICE.collector);
+      const log = restarted ? (await ctx.cluster.manager.engine.docker(["logs", restarted]).then((l) => l.stdout + l.stderr, () => "")).split("\n").filter((l) => l.includes("maintenance:")) : [];
+      checks.gc.note(`collector killed: writes refused on both nodes from ${firstHeld.toFixed(1)} s until ${reopened.toFixed(1)} s after the kill; the new task's container running at ${newTask?.toFixed(1)} s; its job log: ${log.join(" | ").slice(0, 400)}; reads all 200`);
     });
 
     await checks.gc.phase("cdktf diff after the run", async () => {
