@@ -464,6 +464,31 @@ async function gcCheck(ctx: Ctx, api: (node: SwarmNode) => RegistryApi): Promise
       checks.gc.note(`pushed ${GC_REPOSITORY}:v1, old-1, old-shared and keep/other:t1 via ${a.address}, ${GC_REPOSITORY}:v2, old-2 via ${b.address}; ${expectedSwept.size} blobs only deleted tags reach, ${stored.size} blobs in S3`);
     });
 
+    await checks.gc.phase("npm run gc -- --dry-run: writes stay open, nothing deleted, the report lists what the real run deletes", async () => {
+      const storedBefore = s3Blobs(ctx);
+      const dry = run("npm", ["run", "--silent", "gc", "--", "--dry-run"], { cwd: ctx.deployed!.projectRoot, env: { ...ctx.deployed!.env, ...ctx.extraEnv }, timeoutMs: 300_000 });
+      let finished = false;
+      void dry.finally(() => (finished = true)).catch(() => undefined);
+      const statuses = new Set<number>();
+      while (!finished) {
+        for (const via of both) statuses.add(await probeWrite(via).then((p) => p.status, () => 0));
+        await sleep(200);
+      }
+      const dryReport = JSON.parse((await dry).stdout) as MaintenanceReport;
+      if ([...statuses].some((status) => status !== 202)) throw new Error(`writes answered ${[...statuses].join(", ")} during the dry run`);
+      const listed = dryReport.deleted.tags.map((t) => `${t.repository}:${t.tag}`).sort();
+      const expected = deletedTags.map((t) => `${GC_REPOSITORY}:${t}`).sort();
+      if (!dryReport.dryRun || JSON.stringify(listed) !== JSON.stringify(expected)) throw new Error(`the dry run lists ${listed.join(", ")}, expected ${expected.join(", ")}`);
+      for (const via of both) {
+        const tags = await via.request("GET", `/v2/${GC_REPOSITORY}/tags/list`);
+        const left = (JSON.parse(tags.body.toString("utf8")) as { tags: string[] }).tags.sort();
+        if (left.length !== 5) throw new Error(`after the dry run the tags are ${left.join(", ")}`);
+      }
+      const storedAfter = s3Blobs(ctx);
+      if ([...storedBefore].some((d) => !storedAfter.has(d))) throw new Error("the dry run deleted blobs");
+      checks.gc.note(`dry run: lists ${listed.length} tags and ${dryReport.deleted.manifests.length} manifests; writes 202 throughout; every tag and all ${storedAfter.size} blobs still there`);
+    });
+
     let report: MaintenanceReport | undefined;
     let keysBefore = 0;
     let keysAfter = 0;
