@@ -61,6 +61,7 @@ export class CollectorService extends Construct {
    * polls it each second, so a hold reaches every node within about two seconds.
    */
   public static readonly HOLD_PROPAGATION_SECONDS = 3;
+  public static readonly HEALTHCHECK_INTERVAL_SECONDS = 3;
 
   public readonly service: Service;
   public readonly serviceName: string;
@@ -146,7 +147,9 @@ export class CollectorService extends Construct {
           ],
           secrets,
           // Its API, not /debug/health: that one is 503 while a run holds writes, and Swarm would kill the run.
-          healthcheck: wgetHealthcheck(`http://127.0.0.1:${CollectorService.API_PORT}/v2/`, 20),
+          // Swarm's DNS answers for a task only once it is healthy, and the first check runs one
+          // interval after the start: every proxy holds writes until then (measured: 15 s at 15 s).
+          healthcheck: wgetHealthcheck(`http://127.0.0.1:${CollectorService.API_PORT}/v2/`, 20, CollectorService.HEALTHCHECK_INTERVAL_SECONDS),
           // A run stopped midway releases nothing: the next task holds writes until it flushed the cache.
           stopGracePeriod: swarmDuration(props.stopGraceSeconds),
           capDrop: ["ALL"],

@@ -248,7 +248,8 @@ describe("ClusterStack with retention: one collector for the cluster", () => {
       user: "65532:65532",
       read_only: true,
       cap_drop: ["ALL"],
-      healthcheck: expect.objectContaining({ test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:5000/v2/"] }),
+      // Every 3 s: Swarm's DNS names a task only once it is healthy, and the proxies hold writes until then.
+      healthcheck: expect.objectContaining({ test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:5000/v2/"], interval: "3s" }),
     });
     expect(configContent("registry-collector-script-")).toBe(fs.readFileSync(path.join(__dirname, "..", "..", "renderers", "maintenance.sh"), "utf8"));
   });
