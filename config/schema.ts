@@ -173,22 +173,22 @@ const retentionRule = z.strictObject({
   repositories: doc(pattern, "Repositories the rule applies to (POSIX extended regular expression, anchor it); the first matching rule wins, unmatched repositories are left alone."),
   keepNewest: doc(
     z.number().int().min(0, { error: "must be 0 or more tags" }).max(100000, { error: "must be at most 100000" }).optional(),
-    "Keep this many tags, newest first by push time; older ones are deleted unless keepTags matches them.",
+    "Keep this many tags, newest first by push time; older ones are deleted unless keepTags matches them. Not in cluster mode (the registry API on S3 gives no push time).",
     "no count limit (with keepTags set, every tag it does not match is deleted)",
   ),
   keepTags: doc(boundedList(pattern, rules.MAX_KEEP_TAG_PATTERNS).default([]), "Tags matching any of these are always kept, e.g. `^v[0-9]+\\.[0-9]+\\.[0-9]+$`, `^latest$`."),
   untaggedDays: doc(
     z.number().int().min(0, { error: "must be 0 (every untagged manifest) or more days" }).max(36500, { error: "must be at most 36500" }).optional(),
-    "Delete manifests no tag points to once they were pushed at least this many days ago (0 = all). Children of a kept image index are never deleted.",
+    "Delete manifests no tag points to once they were pushed at least this many days ago (0 = all). Children of a kept image index are never deleted. Not in cluster mode (the registry API on S3 lists no untagged manifests).",
     "untagged manifests are kept (except those whose tags this rule deletes)",
   ),
 });
 const retention = z.strictObject({
-  schedule: doc(z.string().regex(rules.DAILY_TIME, { error: rules.DAILY_TIME_HINT }).default("03:00"), "Daily time (UTC, HH:MM) at which the maintenance container runs retention and the garbage collector."),
+  schedule: doc(z.string().regex(rules.DAILY_TIME, { error: rules.DAILY_TIME_HINT }).default("03:00"), "Daily time (UTC, HH:MM) at which the maintenance container (in cluster mode: the collector service) runs retention and the garbage collector."),
   dryRun: doc(z.boolean().default(false), "Scheduled runs only report what they would delete."),
   writeSettleSeconds: doc(
     z.number().int().min(0, { error: "must be 0 or more seconds" }).max(60, { error: "must be at most 60; writes are refused that long" }).default(2),
-    "Seconds between refusing writes and starting to delete, so that writes already past the proxy finish.",
+    "Seconds between refusing writes and starting to delete, so that writes already past the proxy finish. In cluster mode 3 s are added: the proxies learn of the hold by polling the collector each second.",
   ),
   rules: doc(boundedList(retentionRule, rules.MAX_RETENTION_RULES), "Which tags and manifests are deleted; a rule with none of keepNewest, keepTags and untaggedDays keeps everything in its repositories."),
 });
@@ -425,7 +425,12 @@ function clusterProblems(props: z.output<typeof registryStackPropsSchema>, probl
   if (!props.proxy) notInCluster("proxy", "the proxy on every node is the cluster's entry point and login check");
   if (props.authCacheSeconds === 0) notInCluster("authCacheSeconds", "0 would have every registry replica hold the htpasswd file; the proxies check logins with the verifier service");
   if (props.mirrors.length > 0) notInCluster("mirrors", "pull-through caches run on one engine only");
-  if (props.retention !== undefined) notInCluster("retention", "the garbage collector is not yet coordinated across replicas (docs/cluster.md)");
+  // The collector plans through the registry API on S3: it lists tags, but neither push times nor untagged manifests.
+  props.retention?.rules.forEach((rule, i) => {
+    const notPlanned = (field: string, why: string) => problem(["retention", "rules", i, field], `is not available in cluster mode: ${why}; use keepTags (docs/cluster.md, Retention)`);
+    if (rule.keepNewest !== undefined) notPlanned("keepNewest", "the registry API on S3 gives no push time to order tags by");
+    if (rule.untaggedDays !== undefined) notPlanned("untaggedDays", "the registry API on S3 lists no untagged manifests");
+  });
   if (props.ui === true) notInCluster("ui", "the web page is served by the single-host proxy only");
   if (props.serveBlobsFromStorage === true) notInCluster("serveBlobsFromStorage", "blobs are in S3, not on a volume the proxy could read");
   if (props.httpRedirectPort !== undefined) notInCluster("httpRedirectPort", "the proxies publish only publicPort");

@@ -6,6 +6,7 @@ import { NginxProxy } from "./nginx-proxy";
 import { MaterialStore } from "../material/material-store";
 import { AccessRules, renderAccessModule } from "../renderers/access-module";
 import { AUTH_CACHE_DIR, DEFAULT_PROXY_TUNING, LoginLimitScope, renderNginxConf } from "../renderers/nginx/nginx-conf";
+import { renderWriteHoldPoller } from "../renderers/write-hold-poller";
 import { RegistryService } from "./registry-service";
 import { attachNetworks, RESTART_ALWAYS, rollingUpdate, SCRATCH_TMPFS_BYTES, swarmDuration, wgetHealthcheck } from "./swarm-defaults";
 import { SwarmConfig } from "./swarm-config";
@@ -38,6 +39,12 @@ export interface ProxyServiceProps {
   readonly secretFiles: MaterialStore;
   readonly stopGraceSeconds: number;
   readonly memoryMb: number;
+  /**
+   * Hold writes (503) while this URL does not answer 200: the collector's hold state, polled
+   * each second by every proxy task.
+   * @default - writes are never held (no collector)
+   */
+  readonly writeHoldStateUrl?: string;
 }
 
 /**
@@ -56,6 +63,10 @@ export class ProxyService extends Construct {
   public static readonly ACCESS_MODULE_PATH = "/etc/registry-stack/registry-access.js";
   public static readonly CERTIFICATE_PATH = "/etc/registry-stack/tls/server.crt";
   public static readonly KEY_FILE = "registry-server.key";
+  public static readonly HOLD_DIRECTORY = "/run/registry-stack-hold";
+  public static readonly HOLD_FLAG_FILE = `${ProxyService.HOLD_DIRECTORY}/write-hold`;
+  public static readonly HOLD_POLL_SECONDS = 1;
+  public static readonly RETRY_AFTER_SECONDS = 10;
 
   public readonly service: Service;
   /** The rendered nginx.conf (not secret). */
@@ -75,6 +86,7 @@ export class ProxyService extends Construct {
       upstream: { serviceName: props.registry.serviceName, port: props.registry.port },
       tls: props.tls ? { certificatePath: ProxyService.CERTIFICATE_PATH, keyPath } : undefined,
       tuning: DEFAULT_PROXY_TUNING,
+      writeHold: props.writeHoldStateUrl !== undefined ? { flagFile: ProxyService.HOLD_FLAG_FILE, retryAfterSeconds: ProxyService.RETRY_AFTER_SECONDS } : undefined,
       authCache: {
         verifier: { serviceName: verifier.service.serviceName, port: verifier.service.port },
         loginsGeneration,
@@ -94,6 +106,7 @@ export class ProxyService extends Construct {
     });
 
     const name = props.serviceName;
+    const nginxCommand = ["nginx", "-e", "stderr", "-c", ProxyService.CONFIG_PATH, "-g", "daemon off;"];
     const configs: ServiceTaskSpecContainerSpecConfigs[] = [
       new SwarmConfig(this, "nginx-conf", { name: `${name}-nginx-conf`, content: this.nginxConf }).mount(ProxyService.CONFIG_PATH),
       new SwarmConfig(this, "access-module", { name: `${name}-access-module`, content: accessModule }).mount(ProxyService.ACCESS_MODULE_PATH),
@@ -117,10 +130,18 @@ export class ProxyService extends Construct {
         containerSpec: {
           image: props.image,
           // Not the official image's entrypoint scripts, which would edit /etc/nginx.
-          command: ["nginx", "-e", "stderr", "-c", ProxyService.CONFIG_PATH, "-g", "daemon off;"],
+          command:
+            props.writeHoldStateUrl === undefined
+              ? nginxCommand
+              : [
+                  "/bin/sh",
+                  "-c",
+                  renderWriteHoldPoller({ stateUrl: props.writeHoldStateUrl, flagFile: ProxyService.HOLD_FLAG_FILE, intervalSeconds: ProxyService.HOLD_POLL_SECONDS, timeoutSeconds: 2, nginxCommand }),
+                ],
           readOnly: true,
           mounts: [
             { type: "tmpfs", target: "/tmp", tmpfsOptions: { sizeBytes: SCRATCH_TMPFS_BYTES } },
+            ...(props.writeHoldStateUrl !== undefined ? [{ type: "tmpfs", target: ProxyService.HOLD_DIRECTORY, tmpfsOptions: { sizeBytes: 64 * 1024, mode: 0o755 } }] : []),
             // Cache keys are the clients' Authorization headers: in memory, for nginx only.
             { type: "tmpfs", target: AUTH_CACHE_DIR, tmpfsOptions: { sizeBytes: 16 * 1024 * 1024, mode: 0o700 } },
           ],

@@ -17,10 +17,10 @@ export function swarmDuration(seconds: number): string {
 }
 
 /** A healthcheck probing a URL on the task's loopback with busybox wget (in the registry and nginx images). */
-export function wgetHealthcheck(url: string, startPeriodSeconds: number): ServiceTaskSpecContainerSpecHealthcheck {
+export function wgetHealthcheck(url: string, startPeriodSeconds: number, intervalSeconds = 15): ServiceTaskSpecContainerSpecHealthcheck {
   return {
     test: ["CMD", "wget", "-q", "-O", "/dev/null", url],
-    interval: swarmDuration(15),
+    interval: swarmDuration(intervalSeconds),
     timeout: swarmDuration(5),
     retries: 3,
     startPeriod: swarmDuration(startPeriodSeconds),

@@ -6,7 +6,8 @@ import { Deployment, SynthResult, TestUser } from "./deployment";
 import { Check, say, Timings, Workspace } from "./harness";
 import { NGINX_IMAGE, prepareImages, REGISTRY_V3_IMAGE } from "./images";
 import { CommandError, run, sleep } from "./proc";
-import { OCI_MANIFEST, RegistryApi, sha256Digest } from "./registry-api";
+import { OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, PushedImage, RegistryApi, sha256Digest } from "./registry-api";
+import type { MaintenanceReport } from "../renderers/maintenance-settings";
 import { ensureVersitygw, SwarmCluster, SwarmNode } from "./swarm-cluster";
 import { ensureTerraformTools } from "./terraform-tools";
 
@@ -18,7 +19,10 @@ import { ensureTerraformTools } from "./terraform-tools";
 
 const TAG = "swarm";
 const PUBLIC_PORT = 5443;
-const SERVICE = { registry: "registry-registry", proxy: "registry-proxy", auth: "registry-auth" };
+const SERVICE = { registry: "registry-registry", proxy: "registry-proxy", auth: "registry-auth", collector: "registry-collector" };
+/** Retention in the swarm suite: only the S8 repository's tags outside v<N> are deleted. */
+const GC_REPOSITORY = "gc/app";
+const GC_RULES = [{ repositories: "^gc/", keepTags: ["^v[0-9]+$"] }];
 const BIG_BLOB_MIB = 256;
 /** Slow enough that a replica can be killed while the body is still flowing. */
 const KILL_PULL_RATE = "20M";
@@ -33,6 +37,11 @@ const checks = {
   drain: new Check("S5", "node B drained: pulls keep working through node A", TAG),
   scale: new Check("S6", "registry replicas 2 → 3 by a config change and cdktf deploy (then an empty diff)", TAG),
   throughput: new Check("S7", "pull throughput with 1, 2 and 3 replicas; client recovery time after a killed replica", TAG),
+  gc: new Check(
+    "S8",
+    "retention + garbage collection by the one collector (npm run gc): writes held on both nodes while reads work; deleted tags 404 on both; every kept image intact on both; unreferenced blobs gone from S3; Redis cache flushed; writes refused while a killed collector restarts; then an empty diff",
+    TAG,
+  ),
 };
 
 interface Ctx {
@@ -41,7 +50,11 @@ interface Ctx {
   user: Required<TestUser>;
   dir: string;
   extraEnv: Record<string, string>;
+  /** Daily time of the collector, 12 hours from the start: it does not fire during the suite. */
+  gcSchedule: string;
   ca?: string;
+  /** What the last deploy synthesized (npm run gc reads its configuration). */
+  deployed?: SynthResult;
 }
 
 function nodeUrl(node: SwarmNode): string {
@@ -68,12 +81,14 @@ function clusterConfig(ctx: Ctx, registryReplicas: number): JsonObject {
       storage: { endpoint: s3!.endpoint, bucket: s3!.bucket },
       redis: { addresses: [redis!.address] },
     },
+    retention: { schedule: ctx.gcSchedule, writeSettleSeconds: 2, rules: GC_RULES },
   };
 }
 
 async function deployReplicas(ctx: Ctx, replicas: number): Promise<SynthResult> {
   const s = await ctx.dep.synth(`replicas-${replicas}`, clusterConfig(ctx, replicas), [ctx.user], `replicas-${replicas}`, ctx.extraEnv);
   await ctx.dep.deploy(s);
+  ctx.deployed = s;
   return s;
 }
 
@@ -187,6 +202,58 @@ async function throughput(ctx: Ctx, repository: string, digest: string): Promise
   return (results.reduce((a, r) => a + r.bytes, 0) / (1024 * 1024)) / seconds;
 }
 
+interface WriteProbe {
+  status: number;
+  retryAfter?: string;
+  body: string;
+}
+
+/** A write through a node's proxy: an upload started (202, then cancelled) or held (503). */
+async function probeWrite(api: RegistryApi): Promise<WriteProbe> {
+  const res = await api.request("POST", `/v2/${GC_REPOSITORY}-probe/blobs/uploads/`);
+  if (res.status === 202 && res.headers["location"]) await api.request("DELETE", String(res.headers["location"])).catch(() => undefined);
+  const retryAfter = res.headers["retry-after"];
+  return { status: res.status, retryAfter: retryAfter === undefined ? undefined : String(retryAfter), body: res.body.toString("utf8") };
+}
+
+/** Waits until writes pass through every node (the proxies hold them until the collector first answers). */
+async function waitForWritesOpen(apis: RegistryApi[], timeoutMs = 120_000): Promise<number> {
+  const started = Date.now();
+  for (;;) {
+    const statuses = await Promise.all(apis.map((api) => probeWrite(api).then((p) => p.status, () => 0)));
+    if (statuses.every((status) => status === 202)) return Date.now() - started;
+    if (Date.now() - started > timeoutMs) throw new Error(`writes still refused after ${timeoutMs / 1000} s: ${statuses.join(", ")}`);
+    await sleep(250);
+  }
+}
+
+/** Keys in the registry's Redis database (0): the blob-descriptor cache. */
+async function redisKeys(ctx: Ctx): Promise<number> {
+  const [host, port] = ctx.cluster.redis!.address.split(":");
+  // The password in the environment, not in the argument list.
+  const { stdout } = await run("redis-cli", ["-h", host, "-p", port, "-n", "0", "dbsize"], { env: { ...process.env, REDISCLI_AUTH: ctx.cluster.redis!.password }, timeoutMs: 15_000 });
+  return Number(stdout.trim());
+}
+
+/** The blob digests stored in the S3 bucket (versitygw's posix backend: one folder per object key). */
+function s3Blobs(ctx: Ctx): Set<string> {
+  const root = path.join(ctx.cluster.dir, "s3", ctx.cluster.s3!.bucket, "docker", "registry", "v2", "blobs", "sha256");
+  const found = new Set<string>();
+  if (!fs.existsSync(root)) return found;
+  for (const prefix of fs.readdirSync(root)) for (const hex of fs.readdirSync(path.join(root, prefix))) if (fs.existsSync(path.join(root, prefix, hex, "data"))) found.add(`sha256:${hex}`);
+  return found;
+}
+
+/** GET of a manifest by digest and of each of its blobs, each checked against its sha256. */
+async function verifyImage(api: RegistryApi, repository: string, image: PushedImage): Promise<void> {
+  const manifest = await api.request("GET", `/v2/${repository}/manifests/${image.digest}`, undefined, { Accept: OCI_MANIFEST });
+  if (manifest.status !== 200 || sha256Digest(manifest.body) !== image.digest) throw new Error(`${repository}@${image.digest}: ${manifest.status}, sha256 ${sha256Digest(manifest.body)}`);
+  for (const blob of [image.config, ...image.layers]) {
+    const res = await api.request("GET", `/v2/${repository}/blobs/${blob.digest}`);
+    if (res.status !== 200 || sha256Digest(res.body) !== blob.digest) throw new Error(`${repository} blob ${blob.digest}: ${res.status}, sha256 ${sha256Digest(res.body)}`);
+  }
+}
+
 async function main(): Promise<number> {
   if (process.getuid && process.getuid() !== 0) throw new Error("the swarm suite needs root (network namespaces, dockerd)");
   const startedAt = Date.now();
@@ -212,6 +279,7 @@ async function main(): Promise<number> {
       user: { name: "admin", password: crypto.randomBytes(15).toString("base64url") },
       dir,
       extraEnv: { REGISTRY_S3_ACCESS_KEY: s3Keys.access, REGISTRY_S3_SECRET_KEY: s3Keys.secret, REGISTRY_REDIS_PASSWORD: redisPassword },
+      gcSchedule: `${String((new Date().getUTCHours() + 12) % 24).padStart(2, "0")}:00`,
     };
     await runChecks(ctx, timings, [redisPassword, s3Keys.access, s3Keys.secret, ctx.user.password]);
   } finally {
@@ -235,6 +303,7 @@ async function runChecks(ctx: Ctx, timings: Timings, secrets: string[]): Promise
     for (const secret of secrets) if (json.includes(secret)) throw new Error("a secret is in cdk.tf.json");
     checks.deploy.note(`plan after deploy: ${ctx.dep.planSummaries.at(-1)}; no S3 key, Redis or user password in cdk.tf.json`);
     checks.deploy.note(`registry tasks per node: ${JSON.stringify(await waitForTasks(ctx, SERVICE.registry, 2))}, proxies: ${JSON.stringify(await waitForTasks(ctx, SERVICE.proxy, 2))}`);
+    checks.deploy.note(`collector tasks per node: ${JSON.stringify(await waitForTasks(ctx, SERVICE.collector, 1))}`);
   });
   checks.deploy.finish();
   if (!deployed) {
@@ -262,6 +331,8 @@ async function runChecks(ctx: Ctx, timings: Timings, secrets: string[]): Promise
     const viaA = api(a);
     const viaB = api(b);
     try {
+      // Every proxy holds writes until it first reached the collector (fail closed).
+      checks.crossNode.note(`writes open on both nodes ${(await waitForWritesOpen([viaA, viaB])) / 1000} s after the checks began`);
       const pushed = await viaA.pushImage("cluster/small", { os: "linux", architecture: "amd64", created: new Date(0).toISOString(), layerBytes: 1024 * 1024 });
       await viaA.tagManifest("cluster/small", pushed.digest, "v1", OCI_MANIFEST);
       const manifest = await viaB.request("GET", "/v2/cluster/small/manifests/v1", undefined, { Accept: OCI_MANIFEST });
@@ -353,6 +424,173 @@ async function runChecks(ctx: Ctx, timings: Timings, secrets: string[]): Promise
     checks.throughput.note(`1 replica: ${(await throughput(ctx, bigRepo, big.digest)).toFixed(0)} MiB/s`);
   });
   checks.throughput.finish();
+  await gcCheck(ctx, api);
+}
+
+async function gcCheck(ctx: Ctx, api: (node: SwarmNode) => RegistryApi): Promise<void> {
+  const [a, b] = ctx.cluster.nodes;
+  const viaA = api(a);
+  const viaB = api(b);
+  const both = [viaA, viaB];
+  const kept: Array<{ repository: string; image: PushedImage }> = [];
+  const deletedTags = ["old-1", "old-2", "old-shared"];
+  const expectedSwept = new Set<string>();
+  const image = (via: RegistryApi) => via.pushImage(GC_REPOSITORY, { os: "linux", architecture: "amd64", created: new Date(0).toISOString(), layerBytes: 256 * 1024 });
+  try {
+    await checks.gc.phase("push through A and B, read everything through both (the Redis cache fills)", async () => {
+      await waitForWritesOpen(both);
+      const v1 = await image(viaA);
+      await viaA.tagManifest(GC_REPOSITORY, v1.digest, "v1", OCI_MANIFEST);
+      const v2 = await image(viaB);
+      await viaB.tagManifest(GC_REPOSITORY, v2.digest, "v2", OCI_MANIFEST);
+      kept.push({ repository: GC_REPOSITORY, image: v1 }, { repository: GC_REPOSITORY, image: v2 });
+      const other = await viaA.pushImage("keep/other", { os: "linux", architecture: "arm64", created: new Date(0).toISOString(), layerBytes: 64 * 1024 });
+      await viaA.tagManifest("keep/other", other.digest, "t1", OCI_MANIFEST);
+      kept.push({ repository: "keep/other", image: other });
+      const old1 = await image(viaA);
+      await viaA.tagManifest(GC_REPOSITORY, old1.digest, "old-1", OCI_MANIFEST);
+      const old2 = await image(viaB);
+      await viaB.tagManifest(GC_REPOSITORY, old2.digest, "old-2", OCI_MANIFEST);
+      // A deleted image sharing v1's layer: the layer must survive.
+      const config = await viaB.pushBlob(GC_REPOSITORY, Buffer.from(JSON.stringify({ created: new Date(1).toISOString(), os: "linux", architecture: "amd64", config: {}, rootfs: { type: "layers", diff_ids: [] } })));
+      const shared = await viaB.putManifest(GC_REPOSITORY, "old-shared", OCI_MANIFEST, { schemaVersion: 2, mediaType: OCI_MANIFEST, config: { mediaType: OCI_CONFIG, ...config }, layers: [{ mediaType: OCI_LAYER, ...v1.layers[0] }] });
+      for (const d of [old1.digest, old1.config.digest, old1.layers[0].digest, old2.digest, old2.config.digest, old2.layers[0].digest, shared.digest, config.digest]) expectedSwept.add(d);
+      for (const via of both) {
+        for (const k of kept) await verifyImage(via, k.repository, k.image);
+        for (const old of [old1, old2]) await verifyImage(via, GC_REPOSITORY, old);
+      }
+      const stored = s3Blobs(ctx);
+      for (const d of expectedSwept) if (!stored.has(d)) throw new Error(`${d} is not in the S3 bucket after the push (cannot prove its deletion)`);
+      checks.gc.note(`pushed ${GC_REPOSITORY}:v1, old-1, old-shared and keep/other:t1 via ${a.address}, ${GC_REPOSITORY}:v2, old-2 via ${b.address}; ${expectedSwept.size} blobs only deleted tags reach, ${stored.size} blobs in S3`);
+    });
+
+    await checks.gc.phase("npm run gc -- --dry-run: writes stay open, nothing deleted, the report lists what the real run deletes", async () => {
+      const storedBefore = s3Blobs(ctx);
+      const dry = run("npm", ["run", "--silent", "gc", "--", "--dry-run"], { cwd: ctx.deployed!.projectRoot, env: { ...ctx.deployed!.env, ...ctx.extraEnv }, timeoutMs: 300_000 });
+      let finished = false;
+      void dry.finally(() => (finished = true)).catch(() => undefined);
+      const statuses = new Set<number>();
+      while (!finished) {
+        for (const via of both) statuses.add(await probeWrite(via).then((p) => p.status, () => 0));
+        await sleep(200);
+      }
+      const dryReport = JSON.parse((await dry).stdout) as MaintenanceReport;
+      if ([...statuses].some((status) => status !== 202)) throw new Error(`writes answered ${[...statuses].join(", ")} during the dry run`);
+      const listed = dryReport.deleted.tags.map((t) => `${t.repository}:${t.tag}`).sort();
+      const expected = deletedTags.map((t) => `${GC_REPOSITORY}:${t}`).sort();
+      if (!dryReport.dryRun || JSON.stringify(listed) !== JSON.stringify(expected)) throw new Error(`the dry run lists ${listed.join(", ")}, expected ${expected.join(", ")}`);
+      for (const via of both) {
+        const tags = await via.request("GET", `/v2/${GC_REPOSITORY}/tags/list`);
+        const left = (JSON.parse(tags.body.toString("utf8")) as { tags: string[] }).tags.sort();
+        if (left.length !== 5) throw new Error(`after the dry run the tags are ${left.join(", ")}`);
+      }
+      const storedAfter = s3Blobs(ctx);
+      if ([...storedBefore].some((d) => !storedAfter.has(d))) throw new Error("the dry run deleted blobs");
+      checks.gc.note(`dry run: lists ${listed.length} tags and ${dryReport.deleted.manifests.length} manifests; writes 202 throughout; every tag and all ${storedAfter.size} blobs still there`);
+    });
+
+    let report: MaintenanceReport | undefined;
+    let keysBefore = 0;
+    let keysAfter = 0;
+    await checks.gc.phase("npm run gc: writes held through A and B (503 + Retry-After), reads work", async () => {
+      keysBefore = await redisKeys(ctx);
+      if (keysBefore === 0) throw new Error("the Redis cache is empty before the run: its flush would prove nothing");
+      const t0 = Date.now();
+      let finished = false;
+      const job = run("npm", ["run", "--silent", "gc"], { cwd: ctx.deployed!.projectRoot, env: { ...ctx.deployed!.env, ...ctx.extraEnv }, timeoutMs: 300_000 }).finally(() => (finished = true));
+      const held: Record<string, number> = {};
+      const reads: string[] = [];
+      while (!finished && Object.keys(held).length < 2) {
+        for (const [i, via] of both.entries()) {
+          const name = [a, b][i].name;
+          if (held[name] !== undefined) continue;
+          const probe = await probeWrite(via).catch(() => undefined);
+          if (probe?.status !== 503) continue;
+          if (probe.retryAfter !== "10" || !probe.body.includes('"UNAVAILABLE"')) throw new Error(`node ${name}: 503 without Retry-After 10 or UNAVAILABLE: ${probe.retryAfter} ${probe.body.slice(0, 200)}`);
+          held[name] = (Date.now() - t0) / 1000;
+          // A read through the same node while writes are held.
+          const read = await via.request("GET", `/v2/${GC_REPOSITORY}/manifests/v1`, undefined, { Accept: OCI_MANIFEST });
+          if (read.status !== 200 || sha256Digest(read.body) !== kept[0].image.digest) throw new Error(`node ${name}: read during the hold: ${read.status}`);
+          reads.push(name);
+        }
+        await sleep(100);
+      }
+      const result = await job.catch(async (err: Error) => {
+        const logs = await ctx.cluster.manager.engine.docker(["service", "logs", "--tail", "40", SERVICE.collector]).then((l) => l.stdout + l.stderr, (e: Error) => e.message);
+        throw new Error(`${err.message}\nwrites held seen at ${JSON.stringify(held)} s; the collector's log:\n${logs}`);
+      });
+      const { stdout, stderr } = result;
+      keysAfter = await redisKeys(ctx);
+      if (Object.keys(held).length < 2) throw new Error(`writes were not held on every node during the run: ${JSON.stringify(held)}`);
+      report = JSON.parse(stdout) as MaintenanceReport;
+      checks.gc.note(`npm run gc: ${((Date.now() - t0) / 1000).toFixed(1)} s; writes held (503 UNAVAILABLE, Retry-After 10) seen at ${JSON.stringify(held)} s after the start; reads during the hold: 200 via ${reads.join(", ")}`);
+      checks.gc.note(`report: write window ${report.durationsMs.writeWindow} ms, retention ${report.durationsMs.retention} ms, collector ${report.durationsMs.collector} ms; job log: ${stderr.trim().split("\n").slice(-1)[0]}`);
+      checks.gc.note(`Redis keys (database 0): ${keysBefore} before the run, ${keysAfter} right after it`);
+      if (keysAfter !== 0) throw new Error(`the Redis cache holds ${keysAfter} keys after the run`);
+      if (report.collectorExitCode !== 0) throw new Error(`the collector exited ${report.collectorExitCode}`);
+    });
+
+    await checks.gc.phase("after the run: deleted tags 404 and kept images intact on both nodes, swept blobs gone from S3", async () => {
+      const reportTags = report!.deleted.tags.map((t) => `${t.repository}:${t.tag}`).sort();
+      const expectedTags = deletedTags.map((t) => `${GC_REPOSITORY}:${t}`).sort();
+      if (JSON.stringify(reportTags) !== JSON.stringify(expectedTags)) throw new Error(`the report deleted ${reportTags.join(", ")}, expected ${expectedTags.join(", ")}`);
+      const reportBlobs = new Set(report!.deleted.blobs.map((blob) => blob.digest));
+      for (const via of both) {
+        for (const tag of deletedTags) {
+          const res = await via.request("GET", `/v2/${GC_REPOSITORY}/manifests/${tag}`, undefined, { Accept: OCI_MANIFEST });
+          if (res.status !== 404) throw new Error(`${GC_REPOSITORY}:${tag} answers ${res.status} after the run`);
+        }
+        const tags = await via.request("GET", `/v2/${GC_REPOSITORY}/tags/list`);
+        const listed = (JSON.parse(tags.body.toString("utf8")) as { tags: string[] }).tags.sort();
+        if (JSON.stringify(listed) !== JSON.stringify(["v1", "v2"])) throw new Error(`tags left: ${listed.join(", ")}`);
+        for (const k of kept) await verifyImage(via, k.repository, k.image);
+      }
+      const stored = s3Blobs(ctx);
+      const keptBlobs = kept.flatMap((k) => [k.image.digest, k.image.config.digest, ...k.image.layers.map((l) => l.digest)]);
+      for (const d of keptBlobs) if (!stored.has(d) || reportBlobs.has(d)) throw new Error(`kept blob ${d} is gone from S3 or in the report`);
+      for (const d of expectedSwept) {
+        if (stored.has(d)) throw new Error(`${d}, which only deleted tags reached, is still in S3`);
+        if (!reportBlobs.has(d)) throw new Error(`${d} is gone but not in the report`);
+      }
+      checks.gc.note(`deleted ${deletedTags.join(", ")}: 404 via both nodes; tags left v1, v2; ${kept.length} kept images (manifest, config, layer; v1's layer shared with a deleted image) pulled by digest via both nodes, sha256 intact; ${expectedSwept.size} blobs only deleted tags reached are gone from the bucket (${stored.size} blobs left, report lists ${reportBlobs.size})`);
+      checks.gc.note(`writes open again on both nodes ${(await waitForWritesOpen(both, 30_000)) / 1000} s after the run`);
+    });
+
+    await checks.gc.phase("collector task killed: writes refused (fail closed) until Swarm restarted it, reads work", async () => {
+      const [container] = await ctx.cluster.taskContainers(ctx.cluster.manager, SERVICE.collector);
+      if (!container) throw new Error("no collector container on the manager");
+      const killedAt = Date.now();
+      await ctx.cluster.manager.engine.docker(["kill", container]);
+      let firstHeld: number | undefined;
+      let reopened: number | undefined;
+      let newTask: number | undefined;
+      let readFailures = 0;
+      while (reopened === undefined && Date.now() - killedAt < 180_000) {
+        const probes = await Promise.all(both.map((via) => probeWrite(via).then((p) => p.status, () => 0)));
+        const now = (Date.now() - killedAt) / 1000;
+        if (newTask === undefined && (await ctx.cluster.taskContainers(ctx.cluster.manager, SERVICE.collector)).some((id) => id !== container)) newTask = now;
+        if (firstHeld === undefined && probes.every((p) => p === 503)) firstHeld = now;
+        if (firstHeld !== undefined && probes.every((p) => p === 202)) reopened = now;
+        const read = await viaA.request("GET", `/v2/${GC_REPOSITORY}/manifests/v1`, undefined, { Accept: OCI_MANIFEST }).catch(() => undefined);
+        if (read?.status !== 200) readFailures++;
+        await sleep(200);
+      }
+      if (firstHeld === undefined || reopened === undefined) throw new Error(`after the kill: writes held from ${firstHeld} s, reopened ${reopened} s`);
+      if (readFailures > 0) throw new Error(`${readFailures} reads failed while the collector restarted`);
+      const [restarted] = await ctx.cluster.taskContainers(ctx.cluster.manager, SERVICE.collector);
+      const log = restarted ? (await ctx.cluster.manager.engine.docker(["logs", restarted]).then((l) => l.stdout + l.stderr, () => "")).split("\n").filter((l) => l.includes("maintenance:")) : [];
+      checks.gc.note(`collector killed: writes refused on both nodes from ${firstHeld.toFixed(1)} s until ${reopened.toFixed(1)} s after the kill; the new task's container running at ${newTask?.toFixed(1)} s; its job log: ${log.join(" | ").slice(0, 400)}; reads all 200`);
+    });
+
+    await checks.gc.phase("cdktf diff after the run", async () => {
+      await ctx.dep.assertNoChanges(ctx.deployed!);
+      checks.gc.note(`plan: ${ctx.dep.planSummaries.at(-1)}`);
+    });
+  } finally {
+    viaA.close();
+    viaB.close();
+  }
+  checks.gc.finish();
 }
 
 main().then(

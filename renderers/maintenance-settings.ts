@@ -32,6 +32,19 @@ export interface MaintenanceSettingsInput {
   readonly stateDirectory: string;
   /** config.yml for `registry garbage-collect`. */
   readonly collectorConfigPath: string;
+  /**
+   * Cluster mode (S3 storage): the job serves `serveConfigPath` on loopback and plans and deletes
+   * through its API at `address`; it also serves `holdStateConfigPath`, a registry whose health
+   * answers 503 while writes are held (a failing health check turns a registry's whole API to 503,
+   * so the hold cannot be the API registry's own).
+   * @default - the filesystem storage under dataDirectory
+   */
+  readonly registryApi?: { readonly address: string; readonly serveConfigPath: string; readonly holdStateConfigPath: string };
+  /**
+   * The registries' shared blob-descriptor cache, flushed (this database only) after each run.
+   * @default - none (one host: the cache is the registry's own memory)
+   */
+  readonly redisCache?: { readonly addresses: readonly string[]; readonly db: number; readonly passwordFile?: string };
   /** Daily time in UTC, HH:MM. */
   readonly schedule: string;
   readonly dryRun: boolean;
@@ -56,6 +69,11 @@ export function renderMaintenanceSettings(input: MaintenanceSettingsInput): stri
     ["METRICS_INTERVAL_SECONDS", String(input.metricsIntervalSeconds)],
     ["RULE_COUNT", String(input.rules.length)],
   ];
+  if (input.registryApi) lines.push(["STORAGE_ACCESS", "registry-api"], ["REGISTRY_API", input.registryApi.address], ["REGISTRY_SERVE_CONFIG", input.registryApi.serveConfigPath], ["HOLD_STATE_CONFIG", input.registryApi.holdStateConfigPath]);
+  if (input.redisCache) {
+    lines.push(["REDIS_ADDRESSES", input.redisCache.addresses.join(" ")], ["REDIS_DB", String(input.redisCache.db)]);
+    if (input.redisCache.passwordFile !== undefined) lines.push(["REDIS_PASSWORD_FILE", input.redisCache.passwordFile]);
+  }
   input.rules.forEach((rule, i) => {
     const prefix = `RULE_${i + 1}_`;
     lines.push(

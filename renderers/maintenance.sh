@@ -7,10 +7,14 @@
 #
 # POSIX sh with tools that busybox (the official Alpine registry image) and Debian both have:
 # find, stat -c, grep -E/-F/-o, sort, awk. Settings come from the file rendered by
-# renderers/maintenance-settings.ts. It works on the registry's filesystem storage directly:
+# renderers/maintenance-settings.ts. On one host it works on the registry's filesystem storage directly:
 #   <v2>/repositories/<name>/_manifests/tags/<tag>/current/link   tag -> manifest digest
 #   <v2>/repositories/<name>/_manifests/revisions/sha256/<hex>/link
 #   <v2>/blobs/sha256/<2 hex>/<hex>/data
+# In cluster mode (STORAGE_ACCESS=registry-api) the storage is S3: the job starts its own registry
+# on loopback (REGISTRY_SERVE_CONFIG) and plans and deletes through its API, and a second one
+# (HOLD_STATE_CONFIG) whose /debug/health, on the overlay, is 503 while the hold file exists:
+# every node's proxy polls it.
 set -u
 
 SETTINGS_FILE=${MAINTENANCE_SETTINGS:-/etc/registry-stack/maintenance.env}
@@ -26,6 +30,12 @@ LAST_RUN_METRICS="$STATE_DIR/last-run.prom"
 
 log() { printf '%s maintenance: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >&2; }
 fail() { log "ERROR: $*"; exit 1; }
+STORAGE_ACCESS=${STORAGE_ACCESS:-filesystem}
+# Manifest types the registry may hold; an Accept header with all of them gets each as it was pushed.
+MANIFEST_TYPES='application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json'
+# Debian's busybox package installs no applet links; the official (Alpine) images have nc.
+if command -v nc > /dev/null 2>&1; then NC=nc; else NC="busybox nc"; fi
+
 # Milliseconds of a monotonic clock (10 ms resolution); busybox date has no %N everywhere.
 now_ms() { awk '{ printf "%d\n", $1 * 1000 }' /proc/uptime; }
 blob_path() { h=${1#sha256:}; printf '%s/blobs/sha256/%s/%s/data\n' "$V2" "${h%"${h#??}"}" "$h"; }
@@ -152,6 +162,126 @@ list_blobs() {
     awk '{ n = split($2, p, "/"); print "sha256:" p[n - 1], $1 }' | sort
 }
 
+# api METHOD PATH: one HTTP/1.0 request to the job's own registry (REGISTRY_API, loopback);
+# prints the status line, the headers and the body (CRs removed). The request side stays open
+# until the registry closes the connection: nc half-closes at the end of its input, and Go's
+# server cancels a request whose client closed (a slow S3 listing then fails "context canceled").
+api() {
+  api_dir=$(mktemp -d)
+  mkfifo "$api_dir/in"
+  timeout 60 $NC "${REGISTRY_API%:*}" "${REGISTRY_API##*:}" < "$api_dir/in" > "$api_dir/out" &
+  api_nc=$!
+  {
+    printf '%s %s HTTP/1.0\r\nHost: %s\r\nAccept: %s\r\n\r\n' "$1" "$2" "$REGISTRY_API" "$MANIFEST_TYPES"
+    while kill -0 "$api_nc" 2>/dev/null; do sleep 0.1; done
+  } > "$api_dir/in"
+  wait "$api_nc"
+  api_rc=$?
+  tr -d '\r' < "$api_dir/out"
+  rm -rf "$api_dir"
+  return "$api_rc"
+}
+api_status() { head -n 1 | awk '{ print $2 }'; }
+api_body() { awk 'body { print } /^$/ { body = 1 }'; }
+# json_list KEY: the strings of the JSON array KEY (repository names and tags hold no quote or comma).
+json_list() { tr -d '\n' | sed -n "s/.*\"$1\":\[\([^]]*\)\].*/\1/p" | tr ',' '\n' | tr -d '" ' | sed '/^$/d'; }
+
+# paged PATH KEY: every entry of a paginated list (catalog, tags), 1000 at a time.
+paged() {
+  last=""
+  while :; do
+    page=$(api GET "$1?n=1000${last:+&last=$last}") || fail "the job's registry did not answer $1"
+    [ "$(printf '%s\n' "$page" | api_status)" = 200 ] || fail "GET $1: $(printf '%s\n' "$page" | head -n 1): $(printf '%s\n' "$page" | api_body | head -c 500)"
+    entries=$(printf '%s\n' "$page" | api_body | json_list "$2")
+    [ -n "$entries" ] || return 0
+    printf '%s\n' "$entries"
+    [ "$(printf '%s\n' "$entries" | wc -l)" -ge 1000 ] || return 0
+    last=$(printf '%s\n' "$entries" | tail -n 1)
+  done
+}
+
+# manifest REPO REF WORKDIR: the manifest's digest; its body is left in WORKDIR/body.
+manifest() {
+  api GET "/v2/$1/manifests/$2" > "$3/response" || return 1
+  [ "$(api_status < "$3/response")" = 200 ] || return 1
+  api_body < "$3/response" > "$3/body"
+  awk -F': ' 'tolower($1) == "docker-content-digest" { print $2; exit } /^$/ { exit }' "$3/response"
+}
+
+# plan_repo_api REPO WORKDIR: the tags a rule deletes and the manifests only they reach. The API
+# lists tags but neither push times nor untagged manifests: keepNewest and untaggedDays are refused
+# in cluster mode (config/schema.ts), and manifests no tag reaches are left alone.
+plan_repo_api() {
+  repo=$1 w=$2
+  rule=$(rule_for "$repo")
+  [ -n "$rule" ] || return 0
+  eval "keep_tags=\$RULE_${rule}_KEEP_TAGS"
+  [ -n "$keep_tags" ] || return 0
+  : > "$w/tags"; : > "$w/edges"
+  paged "/v2/$repo/tags/list" tags > "$w/tag_names" || return 1
+  while read -r tag; do
+    d=$(manifest "$repo" "$tag" "$w") || fail "GET /v2/$repo/manifests/$tag failed"
+    echo "$tag $d" >> "$w/tags"
+    # An image index: its children are manifests of this repository too.
+    if grep -q '"manifests"' "$w/body"; then grep -o 'sha256:[0-9a-f]\{64\}' "$w/body" | awk -v p="$d" '{ print p, $1 }' >> "$w/edges"; fi
+  done < "$w/tag_names"
+  printf '%s\n' "$keep_tags" > "$w/patterns"
+  awk '{ print $1 }' "$w/tags" | grep -E -f "$w/patterns" > "$w/matching" || true
+  awk 'FILENAME == ARGV[1] { s[$1] = 1; next } ($1 in s) { print $2 }' "$w/matching" "$w/tags" > "$w/kept_digests"
+  awk 'FILENAME == ARGV[1] { s[$1] = 1; next } !($1 in s)' "$w/matching" "$w/tags" > "$w/deleted"
+  awk -v r="$repo" '{ print r, $1, $2 }' "$w/deleted" >> "$w/delete_tags"
+  awk '{ print $2 }' "$w/deleted" > "$w/deleted_digests"
+  closure "$w/edges" "$w/kept_digests" > "$w/kept"
+  closure "$w/edges" "$w/deleted_digests" > "$w/reached"
+  minus "$w/kept" "$w/reached" | awk -v r="$repo" '{ print r, $1 }' >> "$w/delete_manifests"
+}
+
+plan_api() {
+  w=$1
+  : > "$w/delete_tags"; : > "$w/delete_manifests"; : > "$w/sweep"; : > "$w/blobs_before"
+  paged /v2/_catalog repositories > "$w/repositories" || fail "could not list the repositories"
+  while read -r repo; do plan_repo_api "$repo" "$w"; done < "$w/repositories"
+  sort -o "$w/delete_tags" "$w/delete_tags"
+  sort -u -o "$w/delete_manifests" "$w/delete_manifests"
+}
+
+# delete PATH: DELETE through the job's registry; a 404 (already gone) is fine.
+api_delete() {
+  code=$(api DELETE "$1" | api_status)
+  case "$code" in 202|404) ;; *) fail "DELETE $1 answered ${code:-nothing}" ;; esac
+}
+
+apply_deletions_api() {
+  w=$1
+  while read -r repo tag _; do api_delete "/v2/$repo/manifests/$tag"; done < "$w/delete_tags"
+  while read -r repo d; do api_delete "/v2/$repo/manifests/$d"; done < "$w/delete_manifests"
+}
+
+# resp ARG...: one Redis command (a RESP array).
+resp() {
+  printf '*%d\r\n' "$#"
+  for a in "$@"; do printf '$%d\r\n%s\r\n' "$(printf '%s' "$a" | wc -c)" "$a"; done
+}
+
+# flush_cache: empty the registry's blob-descriptor cache (its database only) on every Redis
+# address, so no replica answers for a blob the collector removed (distribution#4569). The
+# password is read from a secret file and sent from a shell builtin: never in an argument list.
+flush_cache() {
+  [ -n "${REDIS_ADDRESSES:-}" ] || return 0
+  for address in $REDIS_ADDRESSES; do
+    reply=$({
+      if [ -n "${REDIS_PASSWORD_FILE:-}" ]; then resp AUTH "$(cat "$REDIS_PASSWORD_FILE")"; fi
+      resp SELECT "$REDIS_DB"; resp FLUSHDB; resp QUIT
+    } | timeout 10 $NC "${address%:*}" "${address##*:}" | tr -d '\r')
+    expected=$([ -n "${REDIS_PASSWORD_FILE:-}" ] && echo 4 || echo 3)
+    if [ "$(printf '%s\n' "$reply" | grep -c '^+OK$')" != "$expected" ]; then
+      log "flushing the Redis cache at $address failed: $(printf '%s\n' "$reply" | grep '^-' | head -n 1)"
+      return 1
+    fi
+  done
+  log "Redis blob-descriptor cache flushed (database $REDIS_DB)"
+}
+
 apply_deletions() {
   w=$1
   while read -r repo tag _; do
@@ -240,7 +370,12 @@ metrics_loop() {
 }
 
 release() {
-  rm -f "$HOLD_FILE"
+  # A run that failed after deleting through the API: the shared cache may answer for what is gone.
+  if [ -n "${DELETED_THROUGH_API:-}" ] && [ -z "${KEEP_HOLD:-}" ] && ! flush_cache_retrying; then
+    KEEP_HOLD=1
+    log "ERROR: the Redis cache could not be flushed: writes stay held until a run (npm run gc) or a restart of the collector flushes it"
+  fi
+  [ -n "${KEEP_HOLD:-}" ] || rm -f "$HOLD_FILE"
   [ -n "${WORK:-}" ] && rm -rf "$WORK"
   rmdir "$RUN_LOCK" 2>/dev/null
   return 0
@@ -259,7 +394,9 @@ run_job() {
   window_ms=0 collector_ms=0 status=0
   : > "$WORK/deleted_blobs"
   if [ "$dry" = true ]; then
-    t0=$(now_ms); plan "$WORK"; retention_ms=$(( $(now_ms) - t0 ))
+    t0=$(now_ms)
+    if [ "$STORAGE_ACCESS" = registry-api ]; then plan_api "$WORK"; else plan "$WORK"; fi
+    retention_ms=$(( $(now_ms) - t0 ))
     cp "$WORK/sweep" "$WORK/deleted_blobs"
   else
     # Writes are held from here: the plan and the deletions see no concurrent push, and the
@@ -268,23 +405,39 @@ run_job() {
     : > "$HOLD_FILE" || fail "cannot create $HOLD_FILE"
     log "writes held; waiting ${SETTLE_SECONDS}s for writes already past the proxy"
     sleep "$SETTLE_SECONDS"
-    t0=$(now_ms); plan "$WORK"; apply_deletions "$WORK"; retention_ms=$(( $(now_ms) - t0 ))
+    t0=$(now_ms)
+    if [ "$STORAGE_ACCESS" = registry-api ]; then plan_api "$WORK"; DELETED_THROUGH_API=1; apply_deletions_api "$WORK"; else plan "$WORK"; apply_deletions "$WORK"; fi
+    retention_ms=$(( $(now_ms) - t0 ))
     g0=$(now_ms)
-    registry garbage-collect --quiet "$COLLECTOR_CONFIG" > "$WORK/collector.log" 2>&1 || status=$?
+    if [ "$STORAGE_ACCESS" = registry-api ]; then
+      # Without --quiet it names every blob it deletes: the only list of them S3 storage gives here
+      # (no sizes: the report's bytes stay 0 in cluster mode).
+      registry garbage-collect "$COLLECTOR_CONFIG" > "$WORK/collector.log" 2>&1 || status=$?
+      sed -n 's/^blob eligible for deletion: \(sha256:[0-9a-f]\{64\}\).*/\1 0/p' "$WORK/collector.log" | sort -u > "$WORK/deleted_blobs"
+    else
+      registry garbage-collect --quiet "$COLLECTOR_CONFIG" > "$WORK/collector.log" 2>&1 || status=$?
+      list_blobs > "$WORK/blobs_after"
+      minus "$WORK/blobs_after" "$WORK/blobs_before" > "$WORK/deleted_blobs"
+    fi
     collector_ms=$(( $(now_ms) - g0 ))
-    list_blobs > "$WORK/blobs_after"
-    rm -f "$HOLD_FILE"
-    window_ms=$(( $(now_ms) - w0 ))
-    log "writes released after ${window_ms} ms"
-    minus "$WORK/blobs_after" "$WORK/blobs_before" > "$WORK/deleted_blobs"
     if [ "$status" != 0 ]; then log "registry garbage-collect exited $status:"; tail -n 20 "$WORK/collector.log" >&2; fi
+    # A replica that still found a removed blob in the shared cache would accept a push that skips it.
+    if ! flush_cache_retrying; then
+      KEEP_HOLD=1
+      log "ERROR: the Redis cache could not be flushed: writes stay held until a run (npm run gc) or a restart of the collector flushes it"
+      status=1
+    fi
+    DELETED_THROUGH_API=""
+    [ -n "${KEEP_HOLD:-}" ] || rm -f "$HOLD_FILE"
+    window_ms=$(( $(now_ms) - w0 ))
+    [ -n "${KEEP_HOLD:-}" ] || log "writes released after ${window_ms} ms"
   fi
   report "$WORK" "$id" "$trigger" "$dry" "$retention_ms" "$window_ms" "$collector_ms" "$status" > "$REPORTS/$id.json.tmp"
   mv "$REPORTS/$id.json.tmp" "$REPORTS/$id.json"
   cp "$REPORTS/$id.json" "$REPORTS/latest.json.tmp" && mv "$REPORTS/latest.json.tmp" "$REPORTS/latest.json"
   if [ "$dry" != true ]; then
     last_run_metrics "$WORK" "$status" "$retention_ms" "$window_ms" "$collector_ms"
-    write_metrics || log "the registry's metrics did not answer (storage and run metrics written)"
+    [ "$STORAGE_ACCESS" = registry-api ] || write_metrics || log "the registry's metrics did not answer (storage and run metrics written)"
   fi
   log "$([ "$dry" = true ] && echo "dry run: would delete" || echo deleted) $(wc -l < "$WORK/delete_tags") tags, $(wc -l < "$WORK/delete_manifests") manifests, $(wc -l < "$WORK/deleted_blobs") blobs ($(awk '{ s += $2 } END { printf "%d", s }' "$WORK/deleted_blobs") bytes); report $REPORTS/$id.json"
   echo "$REPORTS/$id.json"
@@ -293,12 +446,37 @@ run_job() {
   [ "$status" = 0 ]
 }
 
+flush_cache_retrying() {
+  for _ in 1 2 3 4 5; do flush_cache && return 0; sleep 2; done
+  return 1
+}
+
+# serve_registry: the job's two registries (cluster mode), in the background: one on S3 whose API
+# the job uses, one whose health is the hold state the proxies poll. A run killed with the task may
+# have left the shared cache stale, so writes stay held until the cache is flushed.
+serve_registry() {
+  mkdir -p "$STATE_DIR"
+  : > "$HOLD_FILE"
+  registry serve "$REGISTRY_SERVE_CONFIG" &
+  api_pid=$!
+  registry serve "$HOLD_STATE_CONFIG" &
+  hold_pid=$!
+  until flush_cache; do
+    kill -0 "$api_pid" 2>/dev/null && kill -0 "$hold_pid" 2>/dev/null || fail "the job's registry exited"
+    log "retrying the Redis flush in 5 s; writes stay held"
+    sleep 5
+  done
+  rm -f "$HOLD_FILE"
+  # Without them no run works, or every proxy holds writes: let Swarm restart the task.
+  ( while kill -0 "$api_pid" 2>/dev/null && kill -0 "$hold_pid" 2>/dev/null; do sleep 5; done; log "the job's registry exited"; kill -USR1 $$ ) &
+}
+
 schedule_loop() {
   # A run killed with its container leaves its hold and lock behind: nothing else runs now.
-  rm -f "$HOLD_FILE"; rmdir "$RUN_LOCK" 2>/dev/null
+  rmdir "$RUN_LOCK" 2>/dev/null
   trap 'exit 0' INT TERM
   trap 'exit 1' USR1
-  metrics_loop &
+  if [ "$STORAGE_ACCESS" = registry-api ]; then serve_registry; else rm -f "$HOLD_FILE"; metrics_loop & fi
   h=${SCHEDULE%:*} mi=${SCHEDULE#*:}
   h=${h#0} mi=${mi#0}
   while :; do

@@ -10,7 +10,7 @@ export interface RegistryConfigInput {
    * Where the registry listens: a TCP port inside its container (it terminates TLS itself),
    * or a unix socket that only the proxy can reach (the registry then has no network at all).
    */
-  readonly listen: { readonly port: number } | { readonly socketPath: string };
+  readonly listen: { readonly port: number; /** @default - every address */ readonly host?: string } | { readonly socketPath: string };
   /**
    * Path of the htpasswd file inside the container.
    * @default - no auth section (authentication is left to the proxy)
@@ -36,6 +36,18 @@ export interface RegistryConfigInput {
    * the healthcheck probes it, nothing outside the container can reach it.
    */
   readonly debugPort: number;
+  /**
+   * Serve the debug server on every address instead: the collector's, whose health other
+   * containers poll (see writeHoldFile).
+   * @default false
+   */
+  readonly debugOnAllAddresses?: boolean;
+  /**
+   * /debug/health answers 503 while this file exists (distribution's `health.file` check, every
+   * second): the cluster's write hold, which each node's proxy polls.
+   * @default - no file check
+   */
+  readonly writeHoldFile?: string;
   /**
    * Run as a pull-through cache of this upstream (distribution's proxy mode): pulls of missing
    * content are fetched from `remoteUrl` and kept for `ttl` (a Go duration such as "168h").
@@ -129,7 +141,7 @@ function blobDescriptorCache(input: RegistryConfigInput): Record<string, unknown
 export function renderRegistryConfig(input: RegistryConfigInput): string {
   if (input.pullThrough && input.readOnly) throw new Error("a pull-through cache cannot be read-only: it stores what it fetches");
   if (input.pullThrough && !input.deleteEnabled) throw new Error("a pull-through cache needs deleteEnabled: its TTL expiry deletes through the storage API");
-  const listen = "socketPath" in input.listen ? { net: "unix", addr: input.listen.socketPath } : { addr: `:${input.listen.port}` };
+  const listen = "socketPath" in input.listen ? { net: "unix", addr: input.listen.socketPath } : { addr: `${input.listen.host ?? ""}:${input.listen.port}` };
   const http: Record<string, unknown> = {
     ...listen,
     secret: input.httpSecret,
@@ -144,7 +156,7 @@ export function renderRegistryConfig(input: RegistryConfigInput): string {
     };
   }
   http.debug = {
-    addr: `127.0.0.1:${input.debugPort}`,
+    addr: `${input.debugOnAllAddresses ? "" : "127.0.0.1"}:${input.debugPort}`,
     prometheus: { enabled: true, path: "/metrics" },
   };
 
@@ -173,7 +185,10 @@ export function renderRegistryConfig(input: RegistryConfigInput): string {
   if (input.htpasswdPath !== undefined) {
     config.auth = { htpasswd: { realm: input.realm, path: input.htpasswdPath } };
   }
-  config.health = { storagedriver: { enabled: true, interval: "10s", threshold: 3 } };
+  config.health = {
+    storagedriver: { enabled: true, interval: "10s", threshold: 3 },
+    ...(input.writeHoldFile !== undefined ? { file: [{ file: input.writeHoldFile, interval: "1s" }] } : {}),
+  };
 
   return stringify(config);
 }

@@ -2,6 +2,7 @@ import { Network } from "@cdktf/provider-docker/lib/network";
 import { TerraformStack } from "cdktf";
 import { Construct } from "constructs";
 import { ClientConfig } from "../constructs/client-config";
+import { CollectorService } from "../constructs/collector-service";
 import { ProxyService } from "../constructs/proxy-service";
 import { RegistryService } from "../constructs/registry-service";
 import { ClusterSettings, RegistrySettings, resolveSettings } from "../config/schema";
@@ -29,6 +30,8 @@ export class ClusterStack extends TerraformStack {
   /** The one registry task that purges abandoned uploads (distribution#4074); it serves no client. */
   public readonly uploadPurger: RegistryService;
   public readonly proxy: ProxyService;
+  /** The one garbage collector, with retention configured. */
+  public readonly collector?: CollectorService;
   public readonly client: ClientConfig;
   /** `host:port` values clients use: every node's address. */
   public readonly endpoints: string[];
@@ -99,6 +102,25 @@ export class ClusterStack extends TerraformStack {
       deleteEnabled: false,
       memoryMb: settings.authVerifierMemoryMb,
     });
+    const retention = settings.retention;
+    if (retention) {
+      this.collector = new CollectorService(this, "collector", {
+        serviceName: `${prefix}-collector`,
+        image: settings.registryImage,
+        network: this.network,
+        s3,
+        redis: cluster.redis,
+        httpSecret,
+        schedule: retention.schedule,
+        dryRun: retention.dryRun,
+        writeSettleSeconds: retention.writeSettleSeconds,
+        rules: retention.rules,
+        logLevel: settings.logLevel,
+        secretFiles: store,
+        stopGraceSeconds: settings.stopGraceSeconds,
+        memoryMb: settings.registryMemoryMb,
+      });
+    }
     this.proxy = new ProxyService(this, "proxy", {
       serviceName: `${prefix}-proxy`,
       image: settings.proxyImage,
@@ -118,6 +140,7 @@ export class ClusterStack extends TerraformStack {
       secretFiles: store,
       stopGraceSeconds: settings.stopGraceSeconds,
       memoryMb: settings.proxyMemoryMb,
+      writeHoldStateUrl: this.collector?.holdStateUrl,
     });
 
     // Every node's address (cluster.nodes are in hostnames/ipAddresses): a client that loses one node uses another.

@@ -91,6 +91,19 @@ describe("renderRegistryConfig", () => {
     });
   });
 
+  test("the collector's hold state: a health check failing while the hold file exists, the debug server on every address", () => {
+    const config = renderParsed({ listen: { host: "127.0.0.1", port: 5002 }, debugPort: 5001, debugOnAllAddresses: true, writeHoldFile: "/var/lib/x/write-hold" });
+    expect(config.http.addr).toBe("127.0.0.1:5002");
+    expect(config.http.debug.addr).toBe(":5001");
+    expect(config.health).toEqual({ storagedriver: { enabled: true, interval: "10s", threshold: 3 }, file: [{ file: "/var/lib/x/write-hold", interval: "1s" }] });
+  });
+
+  test("listens on every address by default and has no file check", () => {
+    const config = renderParsed({ listen: { port: 5000 } });
+    expect(config.http.addr).toBe(":5000");
+    expect(config.health.file).toBeUndefined();
+  });
+
   test("is deterministic", () => {
     expect(renderRegistryConfig(BASE)).toBe(renderRegistryConfig({ ...BASE }));
   });

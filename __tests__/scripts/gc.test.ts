@@ -2,7 +2,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { resolveSettings } from "../../config/schema";
-import { gcDockerArgs, main } from "../../scripts/gc";
+import { collectorLookupArgs, gcDockerArgs, main } from "../../scripts/gc";
 
 const retention = { rules: [{ repositories: "^", keepNewest: 5 }] };
 
@@ -19,6 +19,20 @@ describe("npm run gc", () => {
       "--host", "tcp://build.example.test:2376", "--tlsverify",
       "--tlscacert", "/srv/p/certs/ca.pem", "--tlscert", "/srv/p/certs/cert.pem", "--tlskey", "/srv/p/certs/key.pem",
     ]);
+  });
+
+  test("cluster mode: looks up the collector task's container on the manager, then runs the job in it", () => {
+    const settings = resolveSettings(
+      {
+        namePrefix: "store",
+        dockerHost: "ssh://admin@manager-1",
+        retention: { rules: [{ repositories: "^", keepTags: ["^v"] }] },
+        cluster: { nodes: ["10.0.0.1"], storage: { endpoint: "http://s3:9000", bucket: "b", accessKey: "a", secretKey: "s" }, redis: { addresses: ["redis:6379"] } },
+      },
+      "registry",
+    );
+    expect(collectorLookupArgs(settings)).toEqual(["--host", "ssh://admin@manager-1", "ps", "-q", "--filter", "label=com.docker.swarm.service.name=store-collector"]);
+    expect(gcDockerArgs(settings, true, "0123abcd")).toEqual(["--host", "ssh://admin@manager-1", "exec", "0123abcd", "/bin/sh", "/etc/registry-stack/maintenance.sh", "run", "--dry-run"]);
   });
 
   test("fails when retention is not configured, or on an unknown argument", () => {

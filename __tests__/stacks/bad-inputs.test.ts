@@ -323,9 +323,9 @@ const BAD_INPUTS: BadInput[] = [
   },
   { input: "cluster mode without the S3 keys in the environment", names: "REGISTRY_S3_ACCESS_KEY", apply: (p) => p.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE, cluster: CLUSTER_SECTION }) },
   {
-    input: "retention in cluster mode",
-    names: "retention",
-    apply: (p) => p.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE, cluster: CLUSTER_SECTION, retention: { rules: [{ repositories: "^a$", keepNewest: 1 }] } }),
+    input: "retention by push time (keepNewest, untaggedDays) in cluster mode",
+    names: "retention.rules[0].keepNewest",
+    apply: (p) => p.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE, cluster: CLUSTER_SECTION, retention: { rules: [{ repositories: "^a$", keepNewest: 1, untaggedDays: 7 }] } }),
     env: CLUSTER_KEYS,
   },
   { input: "registryInstances above 1 without the proxy", names: "registryInstances", apply: (p) => p.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE, proxy: false, registryInstances: 3 }) },

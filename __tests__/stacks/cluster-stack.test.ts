@@ -194,11 +194,10 @@ describe("ClusterStack: refused input", () => {
   });
 
   test("fails when features that need one engine are configured, and never quotes a secret", () => {
-    const problems = problemsOf({ ...CLUSTER, retention: { rules: [{ repositories: "^a$", keepNewest: 1 }] }, ui: true, proxy: false, cluster: { ...CLUSTER.cluster!, redis: { addresses: ["redis"], password: REDIS_PASSWORD } } });
+    const problems = problemsOf({ ...CLUSTER, ui: true, proxy: false, cluster: { ...CLUSTER.cluster!, redis: { addresses: ["redis"], password: REDIS_PASSWORD } } });
     expect(problems).toEqual(
       expect.arrayContaining([
         expect.stringMatching(/^proxy: .*not available in cluster mode/),
-        expect.stringMatching(/^retention: .*not available in cluster mode/),
         expect.stringMatching(/^ui: .*not available in cluster mode/),
         'cluster.redis.addresses[0]: "redis" must be host:port with a DNS name or IPv4 address and a port from 1 to 65535, e.g. redis.internal:6379',
       ]),
@@ -206,9 +205,107 @@ describe("ClusterStack: refused input", () => {
     expect(problems.join("\n")).not.toContain(REDIS_PASSWORD);
   });
 
+  test("refuses the retention rules that need push times or untagged manifests, naming each field", () => {
+    const problems = problemsOf({ ...CLUSTER, retention: { rules: [{ repositories: "^a$", keepTags: ["^v"] }, { repositories: "^b$", keepNewest: 3, untaggedDays: 7 }] } });
+    expect(problems).toEqual([
+      "retention.rules[1].keepNewest: 3 is not available in cluster mode: the registry API on S3 gives no push time to order tags by; use keepTags (docs/cluster.md, Retention)",
+      "retention.rules[1].untaggedDays: 7 is not available in cluster mode: the registry API on S3 lists no untagged manifests; use keepTags (docs/cluster.md, Retention)",
+    ]);
+  });
+
   test("fails when no node is listed", () => {
     expect(problemsOf({ ...CLUSTER, cluster: { ...CLUSTER.cluster!, nodes: [] } })).toEqual([
       "cluster.nodes: is empty; list the address of every Swarm node clients may use (each runs a proxy)",
     ]);
+  });
+});
+
+describe("ClusterStack with retention: one collector for the cluster", () => {
+  const materialDirectory = tempDirectory();
+  const props: RegistryStackProps = { ...CLUSTER, retention: { schedule: "04:30", writeSettleSeconds: 4, rules: [{ repositories: "^ci/", keepTags: ["^v[0-9]+$", "^main$"] }] } };
+  const stack = buildCluster(props, materialDirectory);
+  const text = Testing.synth(stack);
+  const json = synthJson(stack);
+  const byName = (name: string) => Object.values(services(json)).find((s) => s.name === name) as Json;
+  const configContent = (prefix: string) => {
+    const config = Object.values(json.resource.docker_config as Record<string, Json>).find((c) => String(c.name).startsWith(prefix)) as Json;
+    return Buffer.from(String(config.data), "base64").toString("utf8");
+  };
+  const collector = byName("registry-collector");
+
+  test("declares exactly one collector task, on a manager, stopped before a new one starts", () => {
+    expect(collector.mode).toEqual({ replicated: { replicas: 1 } });
+    expect(taskSpec(collector).placement).toEqual({ constraints: ["node.role==manager"] });
+    expect(collector.update_config).toMatchObject({ parallelism: 1, order: "stop-first" });
+    expect(Object.values(services(json)).filter((s) => String(s.name).includes("collector"))).toHaveLength(1);
+  });
+
+  test("runs the one-host maintenance script with the registry image, as the registry's user, health checked on its API (not the hold state)", () => {
+    expect(containerSpec(collector)).toMatchObject({
+      image: "registry:3.1.1",
+      command: ["/bin/sh", "/etc/registry-stack/maintenance.sh", "schedule"],
+      env: { MAINTENANCE_SETTINGS: "/etc/registry-stack/maintenance.env", OTEL_TRACES_EXPORTER: "none" },
+      user: "65532:65532",
+      read_only: true,
+      cap_drop: ["ALL"],
+      // Every 3 s: Swarm's DNS names a task only once it is healthy, and the proxies hold writes until then.
+      healthcheck: expect.objectContaining({ test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:5000/v2/"], interval: "3s" }),
+    });
+    expect(configContent("registry-collector-script-")).toBe(fs.readFileSync(path.join(__dirname, "..", "..", "renderers", "maintenance.sh"), "utf8"));
+  });
+
+  test("the settings: the schedule, the rules, the registry API, the Redis database and a settle time with the hold's propagation", () => {
+    const settings = configContent("registry-collector-settings-");
+    expect(settings).toContain("SCHEDULE='04:30'\n");
+    expect(settings).toContain("SETTLE_SECONDS='7'\n");
+    expect(settings).toContain("STORAGE_ACCESS='registry-api'\n");
+    expect(settings).toContain("REDIS_ADDRESSES='10.143.0.1:6379'\nREDIS_DB='0'\nREDIS_PASSWORD_FILE='/run/secrets/collector-redis-password'\n");
+    expect(settings).toContain("RULE_1_KEEP_TAGS='^v[0-9]+$\n^main$'");
+  });
+
+  test("its registries: S3 with deletes and no cache on loopback; an empty one whose health is the hold state, on the overlay", () => {
+    const config = YAML.parse(fs.readFileSync(path.join(materialDirectory, "registry-collector.config.yml"), "utf8"));
+    expect(config.http.addr).toBe("127.0.0.1:5000");
+    expect(config.http.debug.addr).toBe("127.0.0.1:5003");
+    expect(config.storage).toMatchObject({ s3: { bucket: "registry", accesskey: ACCESS_KEY }, delete: { enabled: true }, maintenance: { uploadpurging: { enabled: false } } });
+    expect(config.storage.cache).toBeUndefined();
+    expect(config.redis).toBeUndefined();
+    const hold = YAML.parse(fs.readFileSync(path.join(materialDirectory, "registry-collector.hold-state.yml"), "utf8"));
+    expect(hold.storage.inmemory).toEqual({});
+    expect(hold.http.debug.addr).toBe(":5001");
+    expect(hold.health.file).toEqual([{ file: "/var/lib/registry-stack-maintenance/write-hold", interval: "1s" }]);
+    expect(stack.collector!.holdStateUrl).toBe("http://registry-collector:5001/debug/health");
+  });
+
+  test("its config files and the Redis password are Swarm secrets; none of it in cdk.tf.json", () => {
+    expect(containerSpec(collector).secrets).toEqual([
+      expect.objectContaining({ file_name: "collector-config.yml", file_uid: "65532", file_mode: 0o400 }),
+      expect.objectContaining({ file_name: "collector-hold-state.yml", file_uid: "65532", file_mode: 0o400 }),
+      expect.objectContaining({ file_name: "collector-redis-password", file_uid: "65532", file_mode: 0o400 }),
+    ]);
+    expect(fs.readFileSync(path.join(materialDirectory, "registry-collector.redis-password"), "utf8")).toBe(REDIS_PASSWORD);
+    for (const secret of [ACCESS_KEY, SECRET_KEY, REDIS_PASSWORD]) expect(text).not.toContain(secret);
+    for (const config of Object.values(json.resource.docker_config as Record<string, Json>)) {
+      const content = Buffer.from(String(config.data), "base64").toString("utf8");
+      for (const secret of [ACCESS_KEY, SECRET_KEY, REDIS_PASSWORD]) expect(content).not.toContain(secret);
+    }
+  });
+
+  test("every proxy polls the hold state into its own flag file and holds writes (503, Retry-After) while it exists", () => {
+    const proxy = containerSpec(byName("registry-proxy"));
+    const command = proxy.command as string[];
+    expect(command.slice(0, 2)).toEqual(["/bin/sh", "-c"]);
+    expect(command[2]).toContain("url='http://registry-collector:5001/debug/health'");
+    expect(command[2]).toContain("flag='/run/registry-stack-hold/write-hold'");
+    expect(proxy.mounts).toEqual(expect.arrayContaining([expect.objectContaining({ type: "tmpfs", target: "/run/registry-stack-hold" })]));
+    expect(stack.proxy.nginxConf).toContain("if (!-f /run/registry-stack-hold/write-hold)");
+    expect(stack.proxy.nginxConf).toContain("add_header Retry-After 10 always;");
+    expect(stack.proxy.nginxConf).toContain("map $request_method $registry_write_request");
+  });
+
+  test("without retention there is no collector and no write hold", () => {
+    const plain = buildCluster();
+    expect(plain.collector).toBeUndefined();
+    expect(plain.proxy.nginxConf).not.toContain("write-hold");
   });
 });
