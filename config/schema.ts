@@ -337,7 +337,7 @@ export const registryStackPropsSchema = z
     authVerifierMemoryMb: doc(memoryMb.default(128), "Memory limit of the login verifier container, in MiB."),
     authVerifierCpus: doc(
       z.number().min(0.1, { error: "must be at least 0.1 (cores)" }).max(256, { error: "must be at most 256 (cores)" }).optional(),
-      "Cores the login verifier's instances may use together for bcrypt (Docker's `--cpus`, split between the instances); they also run at an eighth of the default CPU weight. A password-guessing flood from many addresses then leaves the other cores to requests with a cached login; new logins wait behind the flood's.",
+      "Cores the login verifier's instances may use together for bcrypt (Docker's `--cpus`, split between the instances); they also run at an eighth of the default CPU weight. A password-guessing flood from many addresses then cannot take every core for bcrypt; new logins wait behind the flood's (docs/benchmarks.md measures what valid users still see).",
       `${DEFAULT_AUTH_VERIFIER_CPUS} on one host; not available in cluster mode`,
     ),
     failedLoginsPerMinute: doc(
