@@ -115,9 +115,8 @@ interface UploadCpu {
 }
 
 /** CPU seconds used so far by the data registry's instances, the proxy and this process's curl children. */
-async function uploadCpu(s: Stacks): Promise<UploadCpu> {
-  const instances = await runningInstances(s.engine, `${s.proxied.prefix}-registry`);
-  const registry = (await Promise.all(instances.map((i) => containerCpuSeconds(s.engine, i.name)))).reduce((a, b) => a + b, 0);
+async function uploadCpu(s: Stacks, registryInstances: string[]): Promise<UploadCpu> {
+  const registry = (await Promise.all(registryInstances.map((name) => containerCpuSeconds(s.engine, name)))).reduce((a, b) => a + b, 0);
   return { registry, nginx: await containerCpuSeconds(s.engine, s.proxied.proxyContainer), curl: childrenCpuSeconds() };
 }
 
@@ -135,15 +134,16 @@ async function transfers(s: Stacks, deadline: number): Promise<void> {
   const proxyCpu: number[] = [];
   const curlCpu: number[] = [];
   const upCpu: Record<string, number[]> = {};
+  const registryInstances = (await runningInstances(s.engine, `${s.proxied.prefix}-registry`)).map((i) => i.name);
   await repeat("transfers", REPS, deadline, async (i) => {
     // Alternate who goes first, so that neither side always meets a warmer cache.
     const ups = i % 2 === 0 ? [proxy, direct] : [direct, proxy];
     for (const ep of ups) {
-      const before = await uploadCpu(s);
+      const before = await uploadCpu(s, registryInstances);
       const took = await uploadBlob(ep, repo, blob, timeoutMs);
       time(`up ${ep.label}`, took.post + took.patch + took.put);
       for (const [request, seconds] of Object.entries(took)) time(`up ${ep.label} ${request}`, seconds);
-      const after = await uploadCpu(s);
+      const after = await uploadCpu(s, registryInstances);
       for (const k of Object.keys(after) as Array<keyof UploadCpu>) (upCpu[`${ep.label} ${k}`] ??= []).push(after[k] - before[k]);
     }
     for (const ep of i % 2 === 0 ? [proxy, tls, direct] : [direct, tls, proxy]) {

@@ -1,16 +1,9 @@
 import { DEFAULT_PROXY_TUNING, renderNginxConf } from "../../../renderers/nginx/nginx-conf";
 import { all, blockOf, one, parseNginxConf, value } from "../nginx-conf-parser";
-import { AUTH_CACHE, render, headers } from "./fixtures";
+import { AUTH_CACHE, render, headers, WITH_AUTH_CACHE } from "./fixtures";
 
 describe("renderNginxConf with an auth cache", () => {
-  const conf = renderNginxConf({
-    serverNames: ["store.example.test"],
-    listenPort: 8443,
-    upstream: { socketPath: "/run/registry-stack/registry.sock" },
-    tls: { certificatePath: "/c.crt", keyPath: "/c.key" },
-    authCache: AUTH_CACHE,
-    tuning: DEFAULT_PROXY_TUNING,
-  });
+  const conf = renderNginxConf(WITH_AUTH_CACHE);
   const parsed = parseNginxConf(conf);
   const http = blockOf(parsed, "http");
   const servers = all(http, "server").filter((d) => d.block);

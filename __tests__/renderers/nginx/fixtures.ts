@@ -6,6 +6,16 @@ export const TLS = { certificatePath: "/etc/nginx/tls/server.crt", keyPath: "/et
 /** nginx checks the logins itself, asking the verifier on its socket (the default topology). */
 export const AUTH_CACHE = { verifier: { socketPath: "/run/registry-stack/auth.sock" }, cacheSeconds: 60, realm: "Registry", verificationsPerMinute: 30, limiterListenPort: 8082 };
 
+/** The private registry on its socket with nginx checking the logins (the default topology). */
+export const WITH_AUTH_CACHE: NginxConfInput = {
+  serverNames: ["store.example.test"],
+  listenPort: 8443,
+  upstream: { socketPath: "/run/registry-stack/registry.sock" },
+  tls: { certificatePath: "/c.crt", keyPath: "/c.key" },
+  authCache: AUTH_CACHE,
+  tuning: DEFAULT_PROXY_TUNING,
+};
+
 export function input(overrides: Partial<NginxConfInput> = {}): NginxConfInput {
   return {
     serverNames: ["registry.example.test", "localhost"],

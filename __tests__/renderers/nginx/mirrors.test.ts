@@ -1,16 +1,6 @@
 import { DEFAULT_PROXY_TUNING, NginxConfInput, renderNginxConf } from "../../../renderers/nginx/nginx-conf";
 import { Directive, all, blockOf, one, parseNginxConf, value } from "../nginx-conf-parser";
-import { AUTH_CACHE, input, headers } from "./fixtures";
-
-/** The private registry's server with nginx checking the logins; each test adds its mirrors. */
-const WITH_AUTH_CACHE = {
-  serverNames: ["store.example.test"],
-  listenPort: 8443,
-  upstream: { socketPath: "/run/registry-stack/registry.sock" },
-  tls: { certificatePath: "/c.crt", keyPath: "/c.key" },
-  authCache: AUTH_CACHE,
-  tuning: DEFAULT_PROXY_TUNING,
-};
+import { AUTH_CACHE, input, headers, WITH_AUTH_CACHE } from "./fixtures";
 
 describe("renderNginxConf with mirrors", () => {
   const mirror = (name: string, listenPort: number, anonymousPull: boolean) => ({
