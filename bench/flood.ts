@@ -1,5 +1,6 @@
 import * as path from "path";
 import { Engine } from "../e2e/engine";
+import { addClientAddresses } from "../e2e/client-addresses";
 import { run, sleep } from "../e2e/proc";
 import { get, MANIFEST_ACCEPT, percentile, Server } from "./http";
 import { StoredImage } from "./pulls";
@@ -16,11 +17,6 @@ export const FLOOD_ADDRESSES = 8;
 /** Wrong passwords per second, all addresses together: a flood, bounded so the client itself does not take the two cores. */
 export const FLOOD_PER_SECOND = 200;
 
-interface NetworkInfo {
-  IPAddress: string;
-  Gateway: string;
-}
-
 export interface FloodSetup {
   /** The proxy on its network: https://<address>:<listen port> */
   readonly target: Server;
@@ -28,32 +24,10 @@ export interface FloodSetup {
   remove(): Promise<void>;
 }
 
-/** Adds FLOOD_ADDRESSES host addresses on the bridge of the proxy's published network. */
+/** FLOOD_ADDRESSES host addresses on the bridge of the proxy's published network. */
 export async function prepareFlood(engine: Engine, proxyContainer: string, listenPort: number, published: Server): Promise<FloodSetup> {
-  const networks = JSON.parse((await engine.docker(["inspect", "-f", "{{json .NetworkSettings.Networks}}", proxyContainer])).stdout) as Record<string, NetworkInfo>;
-  const links = (await run("ip", ["-o", "-4", "addr", "show"], { timeoutMs: 10_000 })).stdout.split("\n");
-  for (const net of Object.values(networks)) {
-    const line = net.Gateway ? links.find((l) => l.includes(` inet ${net.Gateway}/`)) : undefined;
-    if (!line) continue;
-    const iface = line.split(/\s+/)[1];
-    const prefix = net.Gateway.split(".").slice(0, 3).join(".");
-    const addresses = Array.from({ length: FLOOD_ADDRESSES }, (_, i) => `${prefix}.${200 + i}`);
-    const added: string[] = [];
-    const remove = async () => {
-      for (const a of added.splice(0)) await run("ip", ["addr", "del", `${a}/32`, "dev", iface], { timeoutMs: 10_000 }).catch(() => undefined);
-    };
-    try {
-      for (const a of addresses) {
-        await run("ip", ["addr", "add", `${a}/32`, "dev", iface], { timeoutMs: 10_000 });
-        added.push(a);
-      }
-    } catch (err) {
-      await remove();
-      throw err;
-    }
-    return { target: { baseUrl: `https://${net.IPAddress}:${listenPort}`, host: published.host, ca: published.ca }, addresses, remove };
-  }
-  throw new Error(`${proxyContainer}: no network whose gateway is a host address (${JSON.stringify(networks)})`);
+  const clients = await addClientAddresses(engine, proxyContainer, FLOOD_ADDRESSES);
+  return { target: { baseUrl: `https://${clients.containerAddress}:${listenPort}`, host: published.host, ca: published.ca }, addresses: clients.addresses, remove: clients.remove };
 }
 
 export interface FloodRound {
@@ -86,9 +60,10 @@ async function validUsers(server: Server, image: StoredImage, credentials: { nam
 export async function floodRound(flood: FloodSetup, published: Server, image: StoredImage, user: { name: string; password: string }, windowMs: number): Promise<FloodRound> {
   const quiet = await validUsers(published, image, user, windowMs);
   const input = JSON.stringify({ ...flood.target, user: user.name, addresses: flood.addresses, perSecond: FLOOD_PER_SECOND, ms: windowMs + 600 });
-  // At the lowest priority: a real flood comes from other machines, and this client's own TLS work
-  // on the two shared cores would otherwise count as the server's slowdown.
-  const floodDone = run("nice", ["-n", "19", process.execPath, path.join(__dirname, "flood-client.js")], { input, timeoutMs: windowMs + 30_000 });
+  // In the idle scheduling class (it runs only when no other task wants the core): a real flood
+  // comes from other machines, and this client's own TLS work (about half a core) would otherwise
+  // count as the server's slowdown. nice 19 left it that half core on these machines.
+  const floodDone = run("chrt", ["--idle", "0", process.execPath, path.join(__dirname, "flood-client.js")], { input, timeoutMs: windowMs + 30_000 });
   await sleep(300);
   const during = await validUsers(published, image, user, windowMs);
   const result = JSON.parse((await floodDone).stdout) as { statuses: Record<string, number>; errors: number; firstError: string };

@@ -8,6 +8,18 @@ export const DEFAULT_REGISTRY_INSTANCES = 2;
 /** Cores of bcrypt for all the verifier instances together (authVerifierCpus). */
 export const DEFAULT_AUTH_VERIFIER_CPUS = 1;
 
+/**
+ * Logins the proxy sends to the verifier per minute from all addresses together, at bcrypt cost
+ * 10 (loginVerificationsPerMinute): 4 a second, about a quarter of a core of bcrypt at ~64 ms each
+ * on the benchmark's machine. Each cost step doubles bcrypt's work, so the default halves with it.
+ */
+const DEFAULT_LOGIN_VERIFICATIONS_AT_COST_10 = 240;
+const MIN_DEFAULT_LOGIN_VERIFICATIONS = 15;
+
+export function defaultLoginVerificationsPerMinute(bcryptCost: number): number {
+  return Math.max(MIN_DEFAULT_LOGIN_VERIFICATIONS, Math.round(DEFAULT_LOGIN_VERIFICATIONS_AT_COST_10 * 2 ** (10 - bcryptCost)));
+}
+
 /** The embedded default: one user who may do everything, deleting included (when deleteEnabled). */
 export const DEFAULT_USERS = [{ name: "admin", role: "admin" as const }];
 export const DEFAULT_ROLE: rules.Role = "push";
@@ -349,6 +361,11 @@ export const registryStackPropsSchema = z
       "Logins a budget may spend at once above the rate before the 429s start (nginx `burst`). 0: one login per 60/rate seconds.",
       "failedLoginsPerMinute",
     ),
+    loginVerificationsPerMinute: doc(
+      z.number().int().min(1, { error: "must be at least 1" }).max(60000, { error: "must be at most 60000" }).optional(),
+      `Logins the proxy sends to the verifier per minute from all addresses together (per proxy in cluster mode), besides each budget's failedLoginsPerMinute: a password-guessing flood spread over many addresses then costs at most this much bcrypt. Logins above the rate wait in a queue of up to 5 seconds' worth, and beyond it get 429 with Retry-After and no bcrypt work; a credential the proxy verified before keeps working meanwhile (its cached answer is used past authCacheSeconds while the verifier is refused to it). ${loginCheckNeeded}`,
+      `${DEFAULT_LOGIN_VERIFICATIONS_AT_COST_10} at bcryptCost 10, halved for each step above and doubled for each below (at least ${MIN_DEFAULT_LOGIN_VERIFICATIONS})`,
+    ),
     failedLoginsScope: doc(
       z.enum(rules.LOGIN_LIMIT_SCOPES, { error: `must be one of ${rules.LOGIN_LIMIT_SCOPES.map((s) => `'${s}'`).join(", ")}` }).default("address"),
       "What one budget covers: `address` (one client address; users behind one NAT share it) or `address-and-user` (one address and configured user name; names nobody configured share one budget per address).",
@@ -402,6 +419,7 @@ export const registryStackPropsSchema = z
       if (props.anonymousPull) problem(["anonymousPull"], `${why}; remove it or enable the login check`);
       // There is no limiter at all without it: a setting of the limiter would promise one.
       if (props.failedLoginsBurst !== undefined) problem(["failedLoginsBurst"], "needs the proxy's login check (proxy: true and authCacheSeconds above 0), which has the login limit; remove it or enable the login check");
+      if (props.loginVerificationsPerMinute !== undefined) problem(["loginVerificationsPerMinute"], "needs the proxy's login check (proxy: true and authCacheSeconds above 0), which has the login limit; remove it or enable the login check");
       if (props.failedLoginsScope !== "address") problem(["failedLoginsScope"], "needs the proxy's login check (proxy: true and authCacheSeconds above 0), which has the login limit; remove it or enable the login check");
     }
     if (props.registryInstances !== undefined && props.registryInstances > 1 && !props.proxy)
@@ -502,8 +520,10 @@ export interface MirrorSettings extends Omit<z.output<typeof mirror>, "upstreamU
 export interface RegistrySettings
   extends Omit<
     ParsedProps,
-    "hostnames" | "ipAddresses" | "volumeName" | "materialDirectory" | "authCacheSeconds" | "projectDirectory" | "ui" | "deleteEnabled" | "mirrors" | "serveBlobsFromStorage" | "k3sRegistriesFile" | "registryInstances"
+    "hostnames" | "ipAddresses" | "volumeName" | "materialDirectory" | "authCacheSeconds" | "projectDirectory" | "ui" | "deleteEnabled" | "mirrors" | "serveBlobsFromStorage" | "k3sRegistriesFile" | "registryInstances" | "loginVerificationsPerMinute"
   > {
+  /** Logins sent to the verifier per minute from all addresses together. */
+  readonly loginVerificationsPerMinute: number;
   /** Registry and verifier instances behind the proxy; 1 without it. */
   readonly registryInstances: number;
   readonly k3sRegistriesFile: string;
@@ -544,6 +564,7 @@ export function resolveSettings(props: RegistryStackConfig, stackId: string, sou
     ui: parsed.ui ?? (parsed.proxy && single),
     serveBlobsFromStorage: parsed.serveBlobsFromStorage ?? (parsed.proxy && authCacheSeconds > 0 && single),
     registryInstances: parsed.registryInstances ?? (parsed.proxy ? DEFAULT_REGISTRY_INSTANCES : 1),
+    loginVerificationsPerMinute: parsed.loginVerificationsPerMinute ?? defaultLoginVerificationsPerMinute(parsed.bcryptCost),
     tls:
       parsed.tls.mode === "files"
         ? { ...parsed.tls, certificateFile: inProject(parsed.tls.certificateFile), keyFile: inProject(parsed.tls.keyFile), caFile: inProject(parsed.tls.caFile) }

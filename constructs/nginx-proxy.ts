@@ -33,6 +33,8 @@ export interface NginxProxyProps {
     readonly verificationsPerMinute: number;
     /** @default - verificationsPerMinute */
     readonly verificationBurst?: number;
+    /** Logins verified per minute from all client addresses together. */
+    readonly totalVerificationsPerMinute: number;
     /** @default "address" */
     readonly limitScope?: LoginLimitScope;
     /** What each verified login (and anyone, with anonymous pull) may do. */
@@ -203,6 +205,7 @@ export class NginxProxy extends Construct {
             realm: Registry.REALM,
             verificationsPerMinute: verifier.verificationsPerMinute,
             verificationBurst: verifier.verificationBurst,
+            totalVerificationsPerMinute: verifier.totalVerificationsPerMinute,
             limitScope: verifier.limitScope,
             limiterListenPort: NginxProxy.LOGIN_LIMITER_LISTEN_PORT,
             access: {

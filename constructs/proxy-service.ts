@@ -25,6 +25,8 @@ export interface ProxyServiceProps {
     readonly verificationsPerMinute: number;
     /** @default - verificationsPerMinute */
     readonly verificationBurst?: number;
+    /** Logins verified per minute from all client addresses together. */
+    readonly totalVerificationsPerMinute: number;
     readonly limitScope: LoginLimitScope;
     readonly access: AccessRules;
   };
@@ -94,6 +96,7 @@ export class ProxyService extends Construct {
         realm: RegistryService.REALM,
         verificationsPerMinute: verifier.verificationsPerMinute,
         verificationBurst: verifier.verificationBurst,
+        totalVerificationsPerMinute: verifier.totalVerificationsPerMinute,
         limitScope: verifier.limitScope,
         limiterListenPort: ProxyService.LOGIN_LIMITER_LISTEN_PORT,
         access: {

@@ -2,6 +2,8 @@ import * as fs from "fs";
 import * as https from "https";
 import * as path from "path";
 import { REGISTRY_GID, REGISTRY_UID, REGISTRY_USER } from "../constructs/container-defaults";
+import { NginxProxy } from "../constructs/nginx-proxy";
+import { addClientAddresses } from "./client-addresses";
 import { curl, DockerClient, freePort, writeLayeredContext } from "./clients";
 import { pollUntil } from "./docker-api";
 import { Engine } from "./engine";
@@ -515,4 +517,92 @@ export async function loginLimitChecks(check: Check, t: HardeningTarget, perMinu
       `server CPU meanwhile (flood and pulls): proxy ${serverCpuMs[0].toFixed(0)} ms, verifier ${serverCpuMs[1].toFixed(0)} ms; the flooding client (this process) ${((clientCpu.user + clientCpu.system) / 1000).toFixed(0)} ms on the same 2 cores; ` +
       "a cached login still gets 200 (a new login from the same address waits for the limit like a wrong one)",
   );
+}
+
+interface LoginAnswer {
+  status: number;
+  body: string;
+  retryAfter?: string;
+  ms: number;
+}
+
+/** GET /v2/ of the proxy on its network, sent from `localAddress` with Basic credentials. */
+function loginFrom(proxy: { address: string; ca: string }, localAddress: string, name: string, password: string): Promise<LoginAnswer> {
+  const started = Date.now();
+  return new Promise((resolve, reject) => {
+    const req = https.get(
+      { host: proxy.address, port: NginxProxy.LISTEN_PORT, path: "/v2/", localAddress, ca: proxy.ca, servername: "localhost", agent: false, timeout: 20_000, headers: { Authorization: `Basic ${Buffer.from(`${name}:${password}`).toString("base64")}` } },
+      (res) => {
+        let body = "";
+        res.on("data", (c: Buffer) => (body += c.toString("utf8")));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body, retryAfter: res.headers["retry-after"] as string | undefined, ms: Date.now() - started }));
+      },
+    );
+    req.on("timeout", () => req.destroy(new Error(`a login from ${localAddress}: no answer within 20 s`)));
+    req.on("error", reject);
+  });
+}
+
+const MANY_ADDRESSES = 8;
+
+/**
+ * Logins from many addresses, each within its own budget (issue 22): the budget of all addresses
+ * together lets `perMinuteAll` a minute reach the verifier, `queue` of them waiting their turn,
+ * and answers the rest 429 at once, instead of every guess sharing the verifier's cores. A login
+ * verified before keeps working when its cached answer has expired while that budget is spent.
+ */
+export async function manyAddressesLoginChecks(check: Check, t: HardeningTarget, o: { user: { name: string; password: string }; cacheSeconds: number; perMinuteAll: number; queue: number }): Promise<void> {
+  const clients = await addClientAddresses(t.engine, `${t.prefix}-proxy`, MANY_ADDRESSES);
+  const proxy = { address: clients.containerAddress, ca: fs.readFileSync(t.cacert, "utf8") };
+  const [own, ...others] = clients.addresses;
+  try {
+    const verifiedAt = Date.now();
+    assertEqual((await loginFrom(proxy, own, o.user.name, o.user.password)).status, 200, `${o.user.name}'s first login from ${own}`);
+
+    // 10 wrong passwords from each address at once: 80 logins, each address within its budget of 30.
+    const started = Date.now();
+    const wrong = await Promise.all(clients.addresses.flatMap((a, i) => Array.from({ length: 10 }, (_, k) => loginFrom(proxy, a, o.user.name, `guess-${i}-${k}`))));
+    const seconds = (Date.now() - started) / 1000;
+    const count = (status: number) => wrong.filter((w) => w.status === status).length;
+    wrong.forEach((w) => assert(w.status === 401 || w.status === 429, `a wrong password: expected 401 or 429, got ${w.status}`));
+    const admitted = 1 + o.queue + Math.ceil((o.perMinuteAll / 60) * seconds);
+    assert(count(401) <= admitted, `${count(401)} wrong passwords verified (401) in ${seconds.toFixed(1)} s; the budget of all addresses admits at most ${admitted}`);
+    const refused = wrong.find((w) => w.status === 429);
+    assert(refused !== undefined, `no 429 among ${wrong.length} wrong passwords from ${MANY_ADDRESSES} addresses (${count(401)} × 401 in ${seconds.toFixed(1)} s)`);
+    assertEqual((JSON.parse(refused.body) as { errors: { code: string }[] }).errors[0].code, "TOOMANYREQUESTS", "429 body");
+    assertEqual(refused.retryAfter, "60", "Retry-After");
+    const slowest = Math.max(...wrong.map((w) => w.ms));
+    check.note(
+      `${wrong.length} wrong passwords at once from ${MANY_ADDRESSES} addresses (10 each, within each address's budget): ${count(401)} × 401 (verified), ${count(429)} × 429, ` +
+        `all answered within ${(slowest / 1000).toFixed(1)} s (budget of all addresses ${o.perMinuteAll}/min, ${o.queue} waiting)`,
+    );
+
+    // Keep the cached answer in use (nginx drops entries unused for cacheSeconds), then let it expire.
+    await sleep(Math.max(0, verifiedAt + (o.cacheSeconds * 2000) / 3 - Date.now()));
+    assertEqual((await loginFrom(proxy, own, o.user.name, o.user.password)).status, 200, `${o.user.name} within authCacheSeconds`);
+    await sleep(Math.max(0, verifiedAt + (o.cacheSeconds + 3) * 1000 - Date.now()));
+    // Spend the budget of all addresses from the other addresses; once it refuses, log in with the expired answer.
+    let refusals = 0;
+    const spending = Promise.all(
+      others.flatMap((a, i) =>
+        Array.from({ length: 6 }, (_, k) =>
+          loginFrom(proxy, a, o.user.name, `again-${i}-${k}`).then((w) => {
+            if (w.status === 429) refusals++;
+            return w;
+          }),
+        ),
+      ),
+    );
+    await pollUntil("the budget of all addresses refusing guesses", async () => (refusals >= 5 ? true : undefined), { timeoutMs: 20_000, intervalMs: 20 });
+    const expired = await loginFrom(proxy, own, o.user.name, o.user.password);
+    const after = await loginFrom(proxy, own, o.user.name, "one-more-guess");
+    const spent = await spending;
+    assertEqual(expired.status, 200, `${o.user.name}'s login ${o.cacheSeconds + 3} s after its verification, while the budget is spent`);
+    check.note(
+      `${o.user.name}, verified ${((Date.now() - verifiedAt) / 1000).toFixed(0)} s before (authCacheSeconds ${o.cacheSeconds}), logs in while ${spent.filter((w) => w.status === 429).length} of ${spent.length} ` +
+        `guesses from ${others.length} addresses get 429: 200 in ${expired.ms} ms (the expired cached answer; a wrong password right after: ${after.status})`,
+    );
+  } finally {
+    await clients.remove();
+  }
 }

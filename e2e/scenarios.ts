@@ -2,6 +2,8 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import { parse } from "yaml";
+import { DEFAULT_AUTH_CACHE_SECONDS, defaultLoginVerificationsPerMinute } from "../config/schema";
+import { VERIFICATION_QUEUE_SECONDS } from "../renderers/nginx/login-limit";
 import {
   curl,
   DockerClient,
@@ -23,6 +25,7 @@ import {
   anonymousChecks,
   HardeningTarget,
   loginLimitChecks,
+  manyAddressesLoginChecks,
   reachabilityChecks,
   readOnlyRootChecks,
   LegacyRootData,
@@ -65,6 +68,7 @@ export interface SuiteChecks {
   readOnlyRoot: Check;
   restarts: Check;
   loginLimit: Check;
+  manyAddresses: Check;
   redirect: Check;
   uiHeaders: Check;
   uiBrowser: Check;
@@ -726,6 +730,12 @@ export async function authCacheScenario(ctx: SuiteContext, c: SuiteChecks): Prom
     // Last: it leaves this client address limited for about a minute.
     await c.loginLimit.phase("failed logins limited per client address", () => loginLimitChecks(c.loginLimit, hard, 30, restartRef));
     c.loginLimit.finish();
+    // This deployment's defaults (bcryptCost 10, authCacheSeconds 60).
+    const perMinuteAll = defaultLoginVerificationsPerMinute(10);
+    await c.manyAddresses.phase("logins from many addresses: one budget for all of them", () =>
+      manyAddressesLoginChecks(c.manyAddresses, hard, { user: known[1], cacheSeconds: DEFAULT_AUTH_CACHE_SECONDS, perMinuteAll, queue: Math.ceil((perMinuteAll * VERIFICATION_QUEUE_SECONDS) / 60) }),
+    );
+    c.manyAddresses.finish();
   } catch (err) {
     c.authCache.abort(`scenario ${tag} failed: ${(err as Error).message}`);
   } finally {

@@ -131,6 +131,7 @@ export class ClusterStack extends TerraformStack {
         cacheSeconds: settings.authCacheSeconds,
         verificationsPerMinute: settings.failedLoginsPerMinute,
         verificationBurst: settings.failedLoginsBurst,
+        totalVerificationsPerMinute: settings.loginVerificationsPerMinute,
         limitScope: settings.failedLoginsScope,
         access: accessRulesOf(settings),
       },

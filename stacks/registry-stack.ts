@@ -197,6 +197,7 @@ export class RegistryStack extends TerraformStack {
               cacheSeconds: settings.authCacheSeconds,
               verificationsPerMinute: settings.failedLoginsPerMinute,
               verificationBurst: settings.failedLoginsBurst,
+              totalVerificationsPerMinute: settings.loginVerificationsPerMinute,
               limitScope: settings.failedLoginsScope,
               access: accessRulesOf(settings),
             }

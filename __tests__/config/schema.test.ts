@@ -169,6 +169,19 @@ describe("resolveSettings", () => {
     ]);
   });
 
+  test("limits logins sent to the verifier from all addresses together, by default a constant bcrypt load (issue 22)", () => {
+    // 240 a minute at cost 10; each cost step doubles bcrypt's work and halves the default
+    expect(resolveSettings({}, "registry").loginVerificationsPerMinute).toBe(240);
+    expect(resolveSettings({ bcryptCost: 12 }, "registry").loginVerificationsPerMinute).toBe(60);
+    expect(resolveSettings({ bcryptCost: 9 }, "registry").loginVerificationsPerMinute).toBe(480);
+    expect(resolveSettings({ bcryptCost: 15 }, "registry").loginVerificationsPerMinute).toBe(15);
+    expect(resolveSettings({ loginVerificationsPerMinute: 600 }, "registry").loginVerificationsPerMinute).toBe(600);
+    expect(problemsOf({ loginVerificationsPerMinute: 0 })).toEqual(["loginVerificationsPerMinute: 0 must be at least 1"]);
+    expect(problemsOf({ authCacheSeconds: 0, loginVerificationsPerMinute: 60 })).toEqual([
+      "loginVerificationsPerMinute: 60 needs the proxy's login check (proxy: true and authCacheSeconds above 0), which has the login limit; remove it or enable the login check",
+    ]);
+  });
+
   test("fails when the TLS mode is unknown or files are missing from files mode", () => {
     expect(problemsOf({ tls: { mode: "letsencrypt" } })).toEqual(["tls.mode: must be one of 'self-signed', 'files', 'none'"]);
     expect(problemsOf({ tls: { mode: "files", certificateFile: "a.crt" } })).toEqual(["tls.keyFile: is required", "tls.caFile: is required"]);

@@ -89,7 +89,7 @@ describe("NginxProxy", () => {
   });
 
   test("refers to no registry instance, so a new instance changes only the uploaded files (a reload)", () => {
-    const proxy = proxyJson((_scope, registry) => ({ authVerifier: { registry, cacheSeconds: 30, verificationsPerMinute: 30, access: ACCESS } }));
+    const proxy = proxyJson((_scope, registry) => ({ authVerifier: { registry, cacheSeconds: 30, verificationsPerMinute: 30, totalVerificationsPerMinute: 240, access: ACCESS } }));
     const { uploads, seeder, reloadCheck, registryName, ...container } = proxy;
     expect(registryName).toMatch(/^r-[0-9a-f]{10}$/);
     expect(JSON.stringify(container)).not.toMatch(/docker_container\.registry|r-[0-9a-f]{10}/);
@@ -122,14 +122,14 @@ describe("NginxProxy", () => {
 
   test("keys cached logins on the users and rules in force, so a change asks the verifier again", () => {
     const keyOf = (access: AccessRules) => {
-      const proxy = proxyJson((_scope, registry) => ({ authVerifier: { registry, cacheSeconds: 30, verificationsPerMinute: 30, access } }));
+      const proxy = proxyJson((_scope, registry) => ({ authVerifier: { registry, cacheSeconds: 30, verificationsPerMinute: 30, totalVerificationsPerMinute: 240, access } }));
       return /proxy_cache_key "([0-9a-f]{12}):\$registry_login";/.exec(proxy.uploads.find((u) => u.file === "/etc/registry-stack/nginx.conf")!.content!)![1];
     };
     expect(keyOf(ACCESS)).not.toBe(keyOf({ ...ACCESS, users: [{ name: "ci", role: "push" }] }));
   });
 
   test("uploads the access module as content, so a role change shows in the diff", () => {
-    const withRoles = (access: AccessRules) => proxyJson((_scope, registry) => ({ authVerifier: { registry, cacheSeconds: 30, verificationsPerMinute: 30, access } }));
+    const withRoles = (access: AccessRules) => proxyJson((_scope, registry) => ({ authVerifier: { registry, cacheSeconds: 30, verificationsPerMinute: 30, totalVerificationsPerMinute: 240, access } }));
     const module = withRoles(ACCESS).uploads.find((u) => u.file === "/etc/registry-stack/registry-access.js")!;
     expect(module.content).toContain('"role": "pull"');
     expect(module.permissions).toBe("0644");

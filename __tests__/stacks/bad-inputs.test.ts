@@ -331,6 +331,7 @@ const BAD_INPUTS: BadInput[] = [
   { input: "registryInstances above 1 without the proxy", names: "registryInstances", apply: (p) => p.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE, proxy: false, registryInstances: 3 }) },
   { input: "authVerifierCpus of 0", names: "authVerifierCpus", apply: (p) => p.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE, authVerifierCpus: 0 }) },
   { input: "authVerifierCpus in cluster mode", names: "authVerifierCpus", apply: (p) => p.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE, cluster: CLUSTER_SECTION, authVerifierCpus: 2 }), env: CLUSTER_KEYS },
+  { input: "loginVerificationsPerMinute without the login check", names: "loginVerificationsPerMinute", apply: (p) => p.writeConfig({ ...BASE_CONFIG, ...VALID_CHANGE, authCacheSeconds: 0, loginVerificationsPerMinute: 60 }) },
 ];
 
 /** Inputs that are not refused but warned about once (`WARNING:` lines); the synth goes on. */

@@ -1,6 +1,6 @@
 import type { AccessControl } from "./access";
 import { BODYLESS_GET_SUBREQUEST, block, registryError } from "./block";
-import { AUTH_UPSTREAM_NAME, CLIENT_ADDRESS_HEADER, LOGIN_LIMIT_ZONE, LOGIN_USER_VARIABLE } from "./login-limit";
+import { AUTH_UPSTREAM_NAME, CLIENT_ADDRESS_HEADER, LOGIN_LIMIT_ZONE, LOGIN_USER_VARIABLE, VERIFICATION_LIMIT_ZONE } from "./login-limit";
 import type { LoginLimitScope } from "./login-limit";
 import { upstreamBlock } from "./proxy";
 import type { UpstreamServers } from "./proxy";
@@ -26,6 +26,12 @@ export interface AuthCache {
    * @default - verificationsPerMinute
    */
   readonly verificationBurst?: number;
+  /**
+   * Logins the verifier checks per minute from all client addresses together: those above it
+   * wait in a short queue, then get 429, so a flood spread over many addresses, each within its
+   * own budget, still cannot keep bcrypt busy beyond this rate.
+   */
+  readonly totalVerificationsPerMinute: number;
   /**
    * What one budget covers: one client address, or one client address and user name (users behind
    * one NAT address then do not share it; user names nobody configured share one per address).
@@ -78,6 +84,9 @@ export function authCacheHttpDirectives(authCache: AuthCache): string[] {
     "",
     // Keyed on the client address the auth location passes on; only the limiter server sees it.
     `limit_req_zone $http_${CLIENT_ADDRESS_HEADER.toLowerCase().replace(/-/g, "_")} zone=${LOGIN_LIMIT_ZONE}:1m rate=${authCache.verificationsPerMinute}r/m;`,
+    // One key for every request: the budget of all addresses together.
+    ...block(`map $http_${CLIENT_ADDRESS_HEADER.toLowerCase().replace(/-/g, "_")} $registry_verification_pool`, ["default all;"]),
+    `limit_req_zone $registry_verification_pool zone=${VERIFICATION_LIMIT_ZONE}:64k rate=${authCache.totalVerificationsPerMinute}r/m;`,
     ...block("map $registry_auth_status $registry_retry_after", ["429 60;", "default '';"]),
     // What the verifier checks: Basic credentials, or the same credentials as a Bearer token
     // (the anonymous-pull token realm hands them back as the token).
@@ -107,15 +116,15 @@ export function loginRefusedLocation(): string[] {
   ]);
 }
 
-// auth_request turns any verifier answer other than 2xx/401/403 into 500.
-export function authErrorLocation(scope: LoginLimitScope): string[] {
-  const whose = scope === "address-and-user" ? "from this address for this user" : "from this address";
+// auth_request turns any verifier answer other than 2xx/401/403 into 500. The 429 comes from
+// either budget (this client's, or all addresses' together): the limiter cannot say which.
+export function authErrorLocation(): string[] {
   return block(`location ${AUTH_ERROR_LOCATION}`, [
     "default_type application/json;",
     "add_header Docker-Distribution-Api-Version registry/2.0 always;",
     "add_header Retry-After $registry_retry_after always;",
     ...block("if ($registry_auth_status = 429)", [
-      `return 429 '${registryError("TOOMANYREQUESTS", `too many logins to verify ${whose}; retry later`)}';`,
+      `return 429 '${registryError("TOOMANYREQUESTS", "too many logins to verify; retry later")}';`,
     ]),
     `return 503 '${registryError("UNAVAILABLE", "login verification is unavailable")}';`,
   ]);
@@ -148,7 +157,9 @@ export function authLocation(authCache: AuthCache): string[] {
     // expired 200 meanwhile: with a slow verifier they would otherwise pass the lock's timeout
     // together and spend the login limit's budget (a valid user answered 429). The key holds the
     // logins generation, so an entry never outlives a change of users, passwords or roles.
-    "proxy_cache_use_stale updating;",
+    // The same when the limiter refuses the check (a flood has spent the budgets): a credential
+    // verified before keeps working, instead of its user being locked out by other people's guesses.
+    "proxy_cache_use_stale updating http_429;",
   ]);
 }
 

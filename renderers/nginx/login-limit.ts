@@ -11,6 +11,11 @@ export const AUTH_UPSTREAM_NAME = "registry-auth";
 
 export const LOGIN_LIMIT_ZONE = "registry_logins";
 
+export const VERIFICATION_LIMIT_ZONE = "registry_verifications";
+
+/** Logins above the budget of all addresses wait up to this long for their turn before a 429. */
+export const VERIFICATION_QUEUE_SECONDS = 5;
+
 export const LOGIN_USER_VARIABLE = "$registry_login_user";
 
 export const CLIENT_ADDRESS_HEADER = "X-Registry-Client";
@@ -19,13 +24,19 @@ export const CLIENT_ADDRESS_HEADER = "X-Registry-Client";
 // bounds password guessing and the verifier's bcrypt load without slowing cached logins.
 // auth_request hands the verifier's challenge from this server's answer on to the client, so
 // the UI's requests lose it here.
+// The budget of all addresses queues (no nodelay): the verifier then gets the logins spaced out
+// instead of a burst that would share the cores among many bcrypt checks at once, each slower.
+// nginx counts a login in neither budget when either refuses it.
 export function loginLimiterServer(authCache: AuthCache, withUi: boolean): string[] {
   return block("server", [
     `listen 127.0.0.1:${authCache.limiterListenPort};`,
     "",
     ...block("location /", [
       `limit_req zone=${LOGIN_LIMIT_ZONE} burst=${authCache.verificationBurst ?? authCache.verificationsPerMinute} nodelay;`,
+      `limit_req zone=${VERIFICATION_LIMIT_ZONE} burst=${Math.ceil((authCache.totalVerificationsPerMinute * VERIFICATION_QUEUE_SECONDS) / 60)};`,
       "limit_req_status 429;",
+      // Refusals stay in the error log (warn); logins waiting their turn (notice) do not.
+      "limit_req_log_level warn;",
       `proxy_pass http://${upstreamReference(AUTH_UPSTREAM_NAME, authCache.verifier)};`,
       "proxy_http_version 1.1;",
       'proxy_set_header Connection "";',

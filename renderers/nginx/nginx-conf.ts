@@ -173,7 +173,7 @@ function serverLocations(
   if (access) locations.push(catalogLocation(input.tuning, checks, withUi), ...stackLocations(access));
   locations.push(healthLocation(), fallbackLocation());
   if (options.ui) locations.push(...uiLocations(options.ui.directory));
-  if (authCache) locations.push(authLocation(authCache), anonymousLocation(authCache.realm, withUi), loginRefusedLocation(), authErrorLocation(authCache.limitScope ?? "address"));
+  if (authCache) locations.push(authLocation(authCache), anonymousLocation(authCache.realm, withUi), loginRefusedLocation(), authErrorLocation());
   if (access?.anonymousPull) locations.push(anonymousPullLocation(input.tuning), anonymousTokenLocation());
   if (options.readOnly) locations.push(readOnlyLocation(options.readOnly));
   if (options.writeHold) locations.push(writeHeldLocation(options.writeHold));

@@ -38,7 +38,7 @@ describe("renderNginxConf with an auth cache", () => {
   });
 
   test("limits verifications per client address in a loopback server in front of the verifier", () => {
-    expect(value(http, "limit_req_zone")).toBe("$http_x_registry_client zone=registry_logins:1m rate=30r/m");
+    expect(all(http, "limit_req_zone")[0].args.join(" ")).toBe("$http_x_registry_client zone=registry_logins:1m rate=30r/m");
     const auth = exactLocation("/_registry_auth");
     expect(value(auth, "proxy_pass")).toBe("http://registry-login-limiter/v2/");
     // The limiter's own address twice: a connection a killed worker had accepted is tried again.
@@ -48,10 +48,29 @@ describe("renderNginxConf with an auth cache", () => {
     expect(headers(auth)["X-Registry-Client"]).toBe("$remote_addr");
     const limiter = servers.find((s) => value(s.block!, "listen") === "127.0.0.1:8082")!.block!;
     const location = blockOf(limiter, "location", "/");
-    expect(value(location, "limit_req")).toBe("zone=registry_logins burst=30 nodelay");
+    expect(all(location, "limit_req").map((d) => d.args.join(" "))).toEqual(["zone=registry_logins burst=30 nodelay", "zone=registry_verifications burst=20"]);
     expect(value(location, "limit_req_status")).toBe("429");
     expect(value(location, "proxy_pass")).toBe("http://registry-auth");
     expect(headers(location)["X-Registry-Client"]).toBe("");
+  });
+
+  test("limits verifications from all addresses together, queueing five seconds' worth before the 429s (issue 22)", () => {
+    // GIVEN 240 a minute (the fixture) and 90 a minute
+    const slow = render({ authCache: { ...AUTH_CACHE, totalVerificationsPerMinute: 90 } });
+    for (const [rendered, rate, queued] of [
+      [{ http, servers }, 240, 20],
+      [slow, 90, 8],
+    ] as const) {
+      // THEN every request has the same key: one budget for all addresses
+      const pool = all(rendered.http, "map").find((d) => d.args[1] === "$registry_verification_pool")!;
+      expect(pool.block).toEqual([{ name: "default", args: ["all"] }]);
+      expect(all(rendered.http, "limit_req_zone")[1].args.join(" ")).toBe(`$registry_verification_pool zone=registry_verifications:64k rate=${rate}r/m`);
+      const limiter = blockOf(rendered.servers.find((s) => value(s.block!, "listen") === "127.0.0.1:8082")!.block!, "location", "/");
+      // and logins above the rate wait (no nodelay) up to 5 s' worth, rounded up
+      expect(all(limiter, "limit_req")[1].args).toEqual(["zone=registry_verifications", `burst=${queued}`]);
+      // and the waits are not logged, the refusals are (error_log's level is warn)
+      expect(value(limiter, "limit_req_log_level")).toBe("warn");
+    }
   });
 
   test("takes the login limit's burst and its scope per address and user from the input (issue 20)", () => {
@@ -60,13 +79,11 @@ describe("renderNginxConf with an auth cache", () => {
     const limited = render({ authCache: { ...AUTH_CACHE, verificationBurst: 5, limitScope: "address-and-user", access } });
     // WHEN / THEN
     const limiter = limited.servers.find((s) => value(s.block!, "listen") === "127.0.0.1:8082")!.block!;
-    expect(value(blockOf(limiter, "location", "/"), "limit_req")).toBe("zone=registry_logins burst=5 nodelay");
+    expect(all(blockOf(limiter, "location", "/"), "limit_req")[0].args.join(" ")).toBe("zone=registry_logins burst=5 nodelay");
     const auth = all(limited.proxy, "location").find((d) => d.args.join(" ") === "= /_registry_auth")!.block!;
     // One argument (quoted): the address and the user name together are the limiter's key.
     expect(all(auth, "proxy_set_header").find((d) => d.args[0] === "X-Registry-Client")!.args).toEqual(["X-Registry-Client", "$remote_addr $registry_login_user"]);
     expect(all(limited.http, "js_set").map((d) => d.args.join(" "))).toContain("$registry_login_user registry_access.loginUser");
-    const error = blockOf(limited.proxy, "location", "@registry_auth_error");
-    expect(JSON.parse(one(error, "if").block![0].args[1]).errors[0].message).toBe("too many logins to verify from this address for this user; retry later");
     // and without access control (no njs to read the user) it cannot be rendered
     expect(() => render({ authCache: { ...AUTH_CACHE, limitScope: "address-and-user" } })).toThrow(/needs access control/);
   });
@@ -78,6 +95,8 @@ describe("renderNginxConf with an auth cache", () => {
     expect(limited.args).toEqual(["($registry_auth_status", "=", "429)"]);
     expect(limited.block![0].args[0]).toBe("429");
     expect(JSON.parse(limited.block![0].args[1]).errors[0].code).toBe("TOOMANYREQUESTS");
+    // Either budget refused it (this client's or all addresses'): the message names neither.
+    expect(JSON.parse(limited.block![0].args[1]).errors[0].message).toBe("too many logins to verify; retry later");
     expect(one(error, "return").args[0]).toBe("503");
     const retryMap = all(http, "map").find((d) => d.args[0] === "$registry_auth_status")!;
     expect(retryMap.block).toEqual([
@@ -113,8 +132,9 @@ describe("renderNginxConf with an auth cache", () => {
     expect(auth).toContain("proxy_cache_valid 200 60s;");
     expect(auth).toContain("proxy_cache_valid any 0;");
     expect(auth).toContain("proxy_cache_lock on;");
-    // An expiring login is asked again by one request; the others are not held at the lock.
-    expect(auth).toContain("proxy_cache_use_stale updating;");
+    // An expiring login is asked again by one request; the others are not held at the lock. A
+    // login verified before is not refused when the limiter refuses to verify it again.
+    expect(auth).toContain("proxy_cache_use_stale updating http_429;");
     expect(conf).toContain("proxy_cache_path /tmp/nginx-auth-cache levels=1 keys_zone=registry_auth:1m max_size=16m inactive=60s use_temp_path=off;");
     expect(conf).toMatch(/upstream registry-auth {\n\s+server unix:\/run\/registry-stack\/auth.sock;/);
   });

@@ -4,7 +4,7 @@ import { Directive, all, blockOf, parseNginxConf } from "../nginx-conf-parser";
 
 export const TLS = { certificatePath: "/etc/nginx/tls/server.crt", keyPath: "/etc/nginx/tls/server.key" };
 /** nginx checks the logins itself, asking the verifier on its socket (the default topology). */
-export const AUTH_CACHE = { verifier: { socketPath: "/run/registry-stack/auth.sock" }, cacheSeconds: 60, realm: "Registry", verificationsPerMinute: 30, limiterListenPort: 8082 };
+export const AUTH_CACHE = { verifier: { socketPath: "/run/registry-stack/auth.sock" }, cacheSeconds: 60, realm: "Registry", verificationsPerMinute: 30, totalVerificationsPerMinute: 240, limiterListenPort: 8082 };
 
 /** The private registry on its socket with nginx checking the logins (the default topology). */
 export const WITH_AUTH_CACHE: NginxConfInput = {

@@ -74,7 +74,7 @@ describe("renderNginxConf with the web UI", () => {
     const names = new Set(flatten(main.map(stripMapEntries)).map((d) => d.name));
     const known = new Set([...PORTABLE_DIRECTIVES, "alias", "index", "types", "absolute_redirect", "proxy_hide_header", "internal", "auth_request", "auth_request_set",
       "error_page", "proxy_method", "proxy_pass_request_body", "proxy_cache_path", "proxy_cache", "proxy_cache_key", "proxy_cache_valid", "proxy_ignore_headers",
-      "proxy_cache_lock", "proxy_cache_lock_timeout", "proxy_cache_use_stale", "limit_req_zone", "limit_req", "limit_req_status", "rewrite", "text/html", "text/css", "text/javascript", "application/json"]);
+      "proxy_cache_lock", "proxy_cache_lock_timeout", "proxy_cache_use_stale", "limit_req_zone", "limit_req", "limit_req_status", "limit_req_log_level", "rewrite", "text/html", "text/css", "text/javascript", "application/json"]);
     expect([...names].filter((n) => !known.has(n))).toEqual([]);
   });
 });
