@@ -1,6 +1,7 @@
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { RegistryStackConfig, resolveSettings } from "../config/schema";
 import { NginxProxy } from "../constructs/nginx-proxy";
 import { Engine, startEngine } from "../e2e/engine";
 import { Workspace } from "../e2e/harness";
@@ -169,7 +170,12 @@ async function transfers(s: Stacks, deadline: number): Promise<void> {
     ["proxy", "direct"]
       .map((via) => {
         const requests = ["post", "patch", "put"].map((r) => `${r.toUpperCase()} ${median(times[`up ${via} ${r}`]).toFixed(3)}`).join(" + ");
-        return `${via === "proxy" ? "through the proxy" : "straight to the socket"}: registry instances ${cpu(`${via} registry`)}, nginx ${cpu(`${via} nginx`)}, curl ${cpu(`${via} curl`)} in ${median(times[`up ${via}`]).toFixed(2)} s (${requests} s)`;
+        const total = ["registry", "nginx", "curl"].reduce((sum, k) => sum + median(upCpu[`${via} ${k}`]), 0);
+        const seconds = median(times[`up ${via}`]);
+        return (
+          `${via === "proxy" ? "through the proxy" : "straight to the socket"}: registry instances ${cpu(`${via} registry`)}, nginx ${cpu(`${via} nginx`)}, curl ${cpu(`${via} curl`)} in ${seconds.toFixed(2)} s (${requests} s); ` +
+          `${total.toFixed(2)} CPU-s in all, ${(total / seconds).toFixed(2)} of the 2 cores busy on average (the whole of both would take ${(total / 2).toFixed(2)} s)`
+        );
       })
       .join("; "),
   );
@@ -207,6 +213,10 @@ async function flood(s: Stacks, deadline: number): Promise<void> {
   const image = storeImage(storage, "bench/flood", "1", 1, 1024);
   await handToRegistry(storage);
   const setup = await prepareFlood(s.engine, s.proxied.proxyContainer, NginxProxy.LISTEN_PORT, s.proxied);
+  const verifiers = (await runningInstances(s.engine, `${s.proxied.prefix}-auth`)).map((i) => i.name);
+  const verifierCpu = async () => (await Promise.all(verifiers.map((name) => containerCpuSeconds(s.engine, name)))).reduce((a, b) => a + b, 0);
+  const cpuBefore = await verifierCpu();
+  const phaseStarted = Date.now();
   const quiet: number[] = [];
   const during: number[] = [];
   const requests = { quiet: [] as number[], flood: [] as number[] };
@@ -228,6 +238,12 @@ async function flood(s: Stacks, deadline: number): Promise<void> {
   } finally {
     await setup.remove();
   }
+  const bcryptCpu = (await verifierCpu()) - cpuBefore;
+  const phaseSeconds = (Date.now() - phaseStarted) / 1000;
+  figure(
+    "the verifier's bcrypt work during the flood phase (all windows, quiet ones included)",
+    `${bcryptCpu.toFixed(1)} CPU-s in ${phaseSeconds.toFixed(0)} s (${(bcryptCpu / phaseSeconds).toFixed(2)} cores on average) for ${statuses["401"] ?? 0} wrong passwords verified; the budget of all addresses admits ${resolveSettings(s.proxied.config as RegistryStackConfig, s.proxied.prefix).loginVerificationsPerMinute} a minute`,
+  );
   figure(
     `valid users' p99 (GET manifest, fresh TLS connections, 2 at a time) against a wrong-password flood from ${FLOOD_ADDRESSES} addresses (${FLOOD_PER_SECOND}/s asked of the client)`,
     `without the flood ${ms(quiet)}, with it ${ms(during)} (p99 of a median ${median(requests.quiet)} and ${median(requests.flood)} requests a window); the flood sent ${Object.values(statuses).reduce((a, b) => a + b, 0) + unanswered} in ${quiet.length} windows of ${(FLOOD_WINDOW_MS + 600) / 1000} s, answers: ${Object.entries(statuses).map(([k, v]) => `${v} × ${k}`).join(", ") || "none"}, ${unanswered} unanswered within 5 s${firstError ? ` (${firstError})` : ""}`,
