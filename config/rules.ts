@@ -149,6 +149,9 @@ export const MAX_REPOSITORY_SCOPES = 100;
 /** What one login-limit budget covers (see README.md, "Login limit"). */
 export const LOGIN_LIMIT_SCOPES = ["address", "address-and-user"] as const;
 
+/** Logins above the budget of all addresses (loginVerificationsPerMinute) wait up to this long for their turn before a 429. */
+export const VERIFICATION_QUEUE_SECONDS = 5;
+
 /** What a user may do: pull (GET/HEAD), push (also POST/PUT/PATCH), admin (also DELETE). */
 export const ROLES = ["pull", "push", "admin"] as const;
 export type Role = (typeof ROLES)[number];

@@ -363,7 +363,7 @@ export const registryStackPropsSchema = z
     ),
     loginVerificationsPerMinute: doc(
       z.number().int().min(1, { error: "must be at least 1" }).max(60000, { error: "must be at most 60000" }).optional(),
-      `Logins the proxy sends to the verifier per minute from all addresses together (per proxy in cluster mode), besides each budget's failedLoginsPerMinute: a password-guessing flood spread over many addresses then costs at most this much bcrypt. Logins above the rate wait in a queue of up to 5 seconds' worth, and beyond it get 429 with Retry-After and no bcrypt work; a credential the proxy verified before keeps working meanwhile (its cached answer is used past authCacheSeconds while the verifier is refused to it). ${loginCheckNeeded}`,
+      `Logins the proxy sends to the verifier per minute from all addresses together (per proxy in cluster mode), besides each budget's failedLoginsPerMinute: a password-guessing flood spread over many addresses then costs at most this much bcrypt. Logins above the rate wait in a queue of up to ${rules.VERIFICATION_QUEUE_SECONDS} seconds' worth, and beyond it get 429 with Retry-After and no bcrypt work; a credential the proxy verified before keeps working meanwhile (its cached answer is used past authCacheSeconds while the limiter refuses to check it again). ${loginCheckNeeded}`,
       `${DEFAULT_LOGIN_VERIFICATIONS_AT_COST_10} at bcryptCost 10, halved for each step above and doubled for each below (at least ${MIN_DEFAULT_LOGIN_VERIFICATIONS})`,
     ),
     failedLoginsScope: doc(

@@ -3,7 +3,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { parse } from "yaml";
 import { DEFAULT_AUTH_CACHE_SECONDS, defaultLoginVerificationsPerMinute } from "../config/schema";
-import { VERIFICATION_QUEUE_SECONDS } from "../renderers/nginx/login-limit";
+import { VERIFICATION_QUEUE_SECONDS } from "../config/rules";
 import {
   curl,
   DockerClient,

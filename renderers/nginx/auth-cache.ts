@@ -1,6 +1,6 @@
 import type { AccessControl } from "./access";
 import { BODYLESS_GET_SUBREQUEST, block, registryError } from "./block";
-import { AUTH_UPSTREAM_NAME, CLIENT_ADDRESS_HEADER, LOGIN_LIMIT_ZONE, LOGIN_USER_VARIABLE, VERIFICATION_LIMIT_ZONE } from "./login-limit";
+import { AUTH_UPSTREAM_NAME, CLIENT_ADDRESS_HEADER, CLIENT_ADDRESS_VARIABLE, LOGIN_LIMIT_ZONE, LOGIN_USER_VARIABLE, VERIFICATION_LIMIT_ZONE } from "./login-limit";
 import type { LoginLimitScope } from "./login-limit";
 import { upstreamBlock } from "./proxy";
 import type { UpstreamServers } from "./proxy";
@@ -83,9 +83,9 @@ export function authCacheHttpDirectives(authCache: AuthCache): string[] {
     ...block(`upstream ${LIMITER_UPSTREAM_NAME}`, [`server 127.0.0.1:${authCache.limiterListenPort} max_fails=0;`, `server 127.0.0.1:${authCache.limiterListenPort} max_fails=0;`]),
     "",
     // Keyed on the client address the auth location passes on; only the limiter server sees it.
-    `limit_req_zone $http_${CLIENT_ADDRESS_HEADER.toLowerCase().replace(/-/g, "_")} zone=${LOGIN_LIMIT_ZONE}:1m rate=${authCache.verificationsPerMinute}r/m;`,
+    `limit_req_zone ${CLIENT_ADDRESS_VARIABLE} zone=${LOGIN_LIMIT_ZONE}:1m rate=${authCache.verificationsPerMinute}r/m;`,
     // One key for every request: the budget of all addresses together.
-    ...block(`map $http_${CLIENT_ADDRESS_HEADER.toLowerCase().replace(/-/g, "_")} $registry_verification_pool`, ["default all;"]),
+    ...block(`map ${CLIENT_ADDRESS_VARIABLE} $registry_verification_pool`, ["default all;"]),
     `limit_req_zone $registry_verification_pool zone=${VERIFICATION_LIMIT_ZONE}:64k rate=${authCache.totalVerificationsPerMinute}r/m;`,
     ...block("map $registry_auth_status $registry_retry_after", ["429 60;", "default '';"]),
     // What the verifier checks: Basic credentials, or the same credentials as a Bearer token

@@ -1,3 +1,4 @@
+import { VERIFICATION_QUEUE_SECONDS } from "../../config/rules";
 import type { AuthCache } from "./auth-cache";
 import { block } from "./block";
 import { upstreamReference } from "./proxy";
@@ -13,12 +14,12 @@ export const LOGIN_LIMIT_ZONE = "registry_logins";
 
 export const VERIFICATION_LIMIT_ZONE = "registry_verifications";
 
-/** Logins above the budget of all addresses wait up to this long for their turn before a 429. */
-export const VERIFICATION_QUEUE_SECONDS = 5;
-
 export const LOGIN_USER_VARIABLE = "$registry_login_user";
 
 export const CLIENT_ADDRESS_HEADER = "X-Registry-Client";
+
+/** The header as nginx names it in the limiter server. */
+export const CLIENT_ADDRESS_VARIABLE = `$http_${CLIENT_ADDRESS_HEADER.toLowerCase().replace(/-/g, "_")}`;
 
 // Cache misses only (new or wrong credentials) get here, so limiting them per client address
 // bounds password guessing and the verifier's bcrypt load without slowing cached logins.
