@@ -110,6 +110,12 @@ export async function synthAndDeploy(
   return result;
 }
 
+/** Terraform's diagnostics (the boxed `│ Error: …` lines) in cdktf's output. */
+function terraformErrors(output: string): string {
+  const lines = output.split("\n").filter((line) => /[│╷╵]|\bError:/.test(line));
+  return lines.length === 0 ? "(no Error: lines in cdktf's output)" : lines.join("\n").slice(0, 2500);
+}
+
 /** cdktf's output without its progress lines and terminal sequences. */
 function cdktfOutput(text: string): string {
   return text
@@ -190,7 +196,11 @@ export class Deployment {
       });
       return stdout;
     } catch (err) {
-      if (err instanceof CommandError) throw new Error(`cdktf ${args[0]} (${this.tag}) failed:\n${cdktfOutput(err.stdout).slice(-4000)}\n${err.stderr.slice(-2000)}`);
+      if (err instanceof CommandError) {
+        const output = cdktfOutput(err.stdout);
+        // Terraform's error blocks first: a report clipped in the middle still shows the cause.
+        throw new Error(`cdktf ${args[0]} (${this.tag}) failed:\n${terraformErrors(output)}\n--- output's end:\n${output.slice(-4000)}\n${err.stderr.slice(-2000)}`);
+      }
       throw err;
     }
   }
