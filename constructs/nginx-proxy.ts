@@ -164,6 +164,7 @@ export class NginxProxy extends Construct {
       generationPath: NginxProxy.GENERATION_PATH,
       statusPath: `${NginxProxy.STATUS_DIRECTORY}/generation`,
       generationUrl: `http://127.0.0.1:${NginxProxy.HEALTH_LISTEN_PORT}${GENERATION_PATH}`,
+      answerTimeoutSeconds: NginxProxy.RELOAD_TIMEOUT_SECONDS,
     };
     const firstName = props.serverNames[0];
     const pushEndpoint = `${firstName.includes(":") ? `[${firstName}]` : firstName}:${props.publish.port}`;

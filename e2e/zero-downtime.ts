@@ -227,7 +227,8 @@ export async function zeroDowntimeScenario(ctx: SuiteContext, c: ZeroDowntimeChe
         const during = loop!.stats(started, ended);
         check.note(`${describeStats("before (10 s)", before)}; ${describeStats(`during the deploy (${((ended - started) / 1000).toFixed(0)} s)`, during)}; p99 during/before ${(during.p99 / Math.max(1, before.p99)).toFixed(2)}`);
         const proxyAfter = await dep.containerId(`${PREFIX}-proxy`);
-        check.note(`proxy container ${proxyAfter === proxyBefore ? "kept (reloaded)" : "replaced"}; registry instance now ${await instanceOf(ctx.engine, `${PREFIX}-registry`)}`);
+        const proxyFate = proxyAfter === proxyBefore ? `kept (reloaded: ${await lastReload(ctx, `${PREFIX}-proxy`)})` : "replaced";
+        check.note(`proxy container ${proxyFate}; registry instance now ${await instanceOf(ctx.engine, `${PREFIX}-registry`)}`);
         assert(during.requests > 10, `only ${during.requests} requests during the deploy`);
         assertEqual(during.failed, [], "failed requests during the deploy");
         assertEqual(before.failures, 0, "failed requests before the deploy");
@@ -356,6 +357,14 @@ function checkPlan(check: Check, kind: ChangeKind, plan: PlanSummary, expected: 
  * new instance (the apply has begun; the proxy still points at the old ones), so both are in
  * flight when the proxy reloads onto the new instances and Terraform stops the old ones.
  */
+/** How long nginx took to answer the proxy's latest configuration, from its supervisor's log line. */
+async function lastReload(ctx: SuiteContext, proxy: string): Promise<string> {
+  const { stderr } = await ctx.engine.docker(["logs", proxy]);
+  const answers = [...stderr.matchAll(/registry-stack: serving configuration (\S+) \(answered ([\d.]+) s after the reload\)/g)];
+  const last = answers[answers.length - 1];
+  return last ? `configuration ${last[1]} answered ${last[2]} s after the reload signal` : "no reload line in its log";
+}
+
 async function startWithNewInstances(ctx: SuiteContext, service: string, t: TransferTarget, big: TransferResult, deploying: { done: boolean }): Promise<TransferResult[]> {
   const old = new Set((await runningInstances(ctx.engine, service)).map((i) => i.name));
   for (;;) {

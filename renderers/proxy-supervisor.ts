@@ -26,6 +26,11 @@ export interface ProxySupervisorInput {
   readonly statusPath: string;
   /** Answers the generation nginx serves (NginxConfInput.generation). */
   readonly generationUrl: string;
+  /**
+   * How long nginx may take to answer a new generation after the reload signal before it counts
+   * as refused: the reload check's own timeout, since a busy host can take more than a few seconds.
+   */
+  readonly answerTimeoutSeconds: number;
 }
 
 /** Status file line of a generation nginx refused. */
@@ -44,15 +49,22 @@ record() {
   printf '%s\\n' "$1" > "$status.tmp" && mv -f "$status.tmp" "$status"
 }
 
-# Waits (10 s at most) until nginx answers generation $1.
+# Hundredths of a second since boot (busybox date has whole seconds only).
+hundredths() {
+  read -r up _ < /proc/uptime
+  echo "\${up%.*}\${up#*.}"
+}
+
+# Waits (${input.answerTimeoutSeconds} s at most) until nginx answers generation $1; $waited: how long, in hundredths of a second.
 serving() {
-  i=0
-  while [ "$i" -lt 100 ]; do
-    [ "$(wget -q -O - "$url" 2>/dev/null)" = "$1" ] && return 0
-    i=$((i + 1))
+  start=$(hundredths)
+  while :; do
+    answer=$(wget -q -O - "$url" 2>/dev/null)
+    waited=$(($(hundredths) - start))
+    [ "$answer" = "$1" ] && return 0
+    [ "$waited" -ge ${input.answerTimeoutSeconds * 100} ] && return 1
     sleep 0.1
   done
-  return 1
 }
 
 nginx -e stderr -c "$conf" -g 'daemon off;' &
@@ -81,10 +93,10 @@ while kill -0 "$nginx_pid" 2>/dev/null; do
       fi
     fi
     if serving "$wanted"; then
-      echo "registry-stack: serving configuration $wanted" >&2
+      echo "registry-stack: serving configuration $wanted (answered $((waited / 100)).$((waited % 100 / 10)) s after the reload)" >&2
       record "$wanted"
     else
-      echo "registry-stack: nginx did not answer configuration $wanted within 10 s" >&2
+      echo "registry-stack: nginx did not answer configuration $wanted within ${input.answerTimeoutSeconds} s; still serving $served" >&2
       record "${REFUSED_PREFIX} $wanted"
     fi
     served=$wanted
