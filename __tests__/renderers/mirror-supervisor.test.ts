@@ -11,6 +11,7 @@ import {
   renderMirrorSupervisor,
   MirrorSupervisorInput,
 } from "../../renderers/mirror-supervisor";
+import { stopScript, until } from "../fixtures/script-runs";
 
 /**
  * The supervisor run for real by /bin/sh (dash here; busybox ash in the image: the e2e
@@ -70,16 +71,6 @@ function input(dir: string): MirrorSupervisorInput {
   };
 }
 
-async function until<T>(what: string, fn: () => T | undefined, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = fn();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 function status(socketPath: string): MirrorStatus | undefined {
   try {
     return JSON.parse(fs.readFileSync(mirrorStatusPath(socketPath), "utf8")) as MirrorStatus;
@@ -107,11 +98,7 @@ describe("renderMirrorSupervisor", () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), "mirror-supervisor-"));
   });
   afterEach(async () => {
-    if (child && child.exitCode === null) {
-      const exited = new Promise((r) => child!.once("exit", r));
-      child.kill("SIGTERM");
-      await exited;
-    }
+    await stopScript(child);
     child = undefined;
     fs.rmSync(dir, { recursive: true, force: true });
   });

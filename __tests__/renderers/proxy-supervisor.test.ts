@@ -5,6 +5,7 @@ import * as net from "net";
 import * as os from "os";
 import * as path from "path";
 import { REFUSED_PREFIX, ProxySupervisorInput, renderProxySupervisor } from "../../renderers/proxy-supervisor";
+import { stopScript, until } from "../fixtures/script-runs";
 
 /**
  * The supervisor run for real by /bin/sh (dash here; busybox ash in the image: every e2e
@@ -63,16 +64,6 @@ function freePort(): Promise<number> {
   });
 }
 
-async function until<T>(what: string, fn: () => T | undefined, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = fn();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 describe("renderProxySupervisor", () => {
   let dir: string;
   let child: ChildProcess | undefined;
@@ -85,11 +76,7 @@ describe("renderProxySupervisor", () => {
     stderr = "";
   });
   afterEach(async () => {
-    if (child && child.exitCode === null) {
-      const exited = new Promise((r) => child!.once("exit", r));
-      child.kill("SIGTERM");
-      await exited;
-    }
+    await stopScript(child);
     child = undefined;
     fs.rmSync(dir, { recursive: true, force: true });
   });
