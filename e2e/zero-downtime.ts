@@ -352,19 +352,19 @@ function checkPlan(check: Check, kind: ChangeKind, plan: PlanSummary, expected: 
   return problems;
 }
 
+/** How long nginx took to answer the proxy's latest configuration, from its supervisor's log line. */
+async function lastReload(ctx: SuiteContext, proxy: string): Promise<string> {
+  const { stderr } = await ctx.engine.docker(["logs", proxy]);
+  const answers = [...stderr.matchAll(/registry-stack: serving configuration (\S+) \(nginx answered it after ([\d.]+) s\)/g)];
+  const last = answers[answers.length - 1];
+  return last ? `configuration ${last[1]} answered ${last[2]} s after the reload signal` : "no reload line in its log";
+}
+
 /**
  * Starts a throttled pull of `big` and a throttled push of a new blob as soon as `service` has a
  * new instance (the apply has begun; the proxy still points at the old ones), so both are in
  * flight when the proxy reloads onto the new instances and Terraform stops the old ones.
  */
-/** How long nginx took to answer the proxy's latest configuration, from its supervisor's log line. */
-async function lastReload(ctx: SuiteContext, proxy: string): Promise<string> {
-  const { stderr } = await ctx.engine.docker(["logs", proxy]);
-  const answers = [...stderr.matchAll(/registry-stack: serving configuration (\S+) \(answered ([\d.]+) s after the reload\)/g)];
-  const last = answers[answers.length - 1];
-  return last ? `configuration ${last[1]} answered ${last[2]} s after the reload signal` : "no reload line in its log";
-}
-
 async function startWithNewInstances(ctx: SuiteContext, service: string, t: TransferTarget, big: TransferResult, deploying: { done: boolean }): Promise<TransferResult[]> {
   const old = new Set((await runningInstances(ctx.engine, service)).map((i) => i.name));
   for (;;) {

@@ -93,7 +93,7 @@ while kill -0 "$nginx_pid" 2>/dev/null; do
       fi
     fi
     if serving "$wanted"; then
-      echo "registry-stack: serving configuration $wanted (answered $((waited / 100)).$((waited % 100 / 10)) s after the reload)" >&2
+      echo "registry-stack: serving configuration $wanted (nginx answered it after $((waited / 100)).$((waited % 100 / 10)) s)" >&2
       record "$wanted"
     else
       echo "registry-stack: nginx did not answer configuration $wanted within ${input.answerTimeoutSeconds} s; still serving $served" >&2

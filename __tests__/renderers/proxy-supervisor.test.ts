@@ -119,7 +119,7 @@ describe("renderProxySupervisor", () => {
     fs.writeFileSync(path.join(dir, "reload-delay-ms"), "3000");
     upload(i, "gen-2");
     await until("gen-2 served", () => (status(i) === "gen-2" ? true : undefined));
-    const answered = /serving configuration gen-2 \(answered (\d+\.\d) s after the reload\)/.exec(stderr);
+    const answered = /serving configuration gen-2 \(nginx answered it after (\d+\.\d) s\)/.exec(stderr);
     expect(answered).not.toBeNull();
     expect(Number(answered![1])).toBeGreaterThanOrEqual(2.9);
     expect(Number(answered![1])).toBeLessThan(5);
