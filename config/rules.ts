@@ -152,6 +152,11 @@ export const LOGIN_LIMIT_SCOPES = ["address", "address-and-user"] as const;
 /** Logins above the budget of all addresses (loginVerificationsPerMinute) wait up to this long for their turn before a 429. */
 export const VERIFICATION_QUEUE_SECONDS = 5;
 
+/** How many logins the budget of all addresses lets wait (nginx `burst`): VERIFICATION_QUEUE_SECONDS' worth at its rate. */
+export function verificationQueueLength(perMinute: number): number {
+  return Math.ceil((perMinute * VERIFICATION_QUEUE_SECONDS) / 60);
+}
+
 /** What a user may do: pull (GET/HEAD), push (also POST/PUT/PATCH), admin (also DELETE). */
 export const ROLES = ["pull", "push", "admin"] as const;
 export type Role = (typeof ROLES)[number];

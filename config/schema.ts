@@ -418,9 +418,10 @@ export const registryStackPropsSchema = z
       });
       if (props.anonymousPull) problem(["anonymousPull"], `${why}; remove it or enable the login check`);
       // There is no limiter at all without it: a setting of the limiter would promise one.
-      if (props.failedLoginsBurst !== undefined) problem(["failedLoginsBurst"], "needs the proxy's login check (proxy: true and authCacheSeconds above 0), which has the login limit; remove it or enable the login check");
-      if (props.loginVerificationsPerMinute !== undefined) problem(["loginVerificationsPerMinute"], "needs the proxy's login check (proxy: true and authCacheSeconds above 0), which has the login limit; remove it or enable the login check");
-      if (props.failedLoginsScope !== "address") problem(["failedLoginsScope"], "needs the proxy's login check (proxy: true and authCacheSeconds above 0), which has the login limit; remove it or enable the login check");
+      const limiterNeeds = "needs the proxy's login check (proxy: true and authCacheSeconds above 0), which has the login limit; remove it or enable the login check";
+      if (props.failedLoginsBurst !== undefined) problem(["failedLoginsBurst"], limiterNeeds);
+      if (props.loginVerificationsPerMinute !== undefined) problem(["loginVerificationsPerMinute"], limiterNeeds);
+      if (props.failedLoginsScope !== "address") problem(["failedLoginsScope"], limiterNeeds);
     }
     if (props.registryInstances !== undefined && props.registryInstances > 1 && !props.proxy)
       problem(["registryInstances"], "needs proxy: true (the proxy spreads requests over the instances); set it to 1 or enable the proxy");

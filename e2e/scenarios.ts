@@ -3,7 +3,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { parse } from "yaml";
 import { DEFAULT_AUTH_CACHE_SECONDS, defaultLoginVerificationsPerMinute } from "../config/schema";
-import { VERIFICATION_QUEUE_SECONDS } from "../config/rules";
+import { verificationQueueLength } from "../config/rules";
 import {
   curl,
   DockerClient,
@@ -733,7 +733,7 @@ export async function authCacheScenario(ctx: SuiteContext, c: SuiteChecks): Prom
     // This deployment's defaults (bcryptCost 10, authCacheSeconds 60).
     const perMinuteAll = defaultLoginVerificationsPerMinute(10);
     await c.manyAddresses.phase("logins from many addresses: one budget for all of them", () =>
-      manyAddressesLoginChecks(c.manyAddresses, hard, { user: known[1], cacheSeconds: DEFAULT_AUTH_CACHE_SECONDS, perMinuteAll, queue: Math.ceil((perMinuteAll * VERIFICATION_QUEUE_SECONDS) / 60) }),
+      manyAddressesLoginChecks(c.manyAddresses, hard, { user: known[1], cacheSeconds: DEFAULT_AUTH_CACHE_SECONDS, perMinuteAll, queue: verificationQueueLength(perMinuteAll) }),
     );
     c.manyAddresses.finish();
   } catch (err) {

@@ -1,4 +1,4 @@
-import { VERIFICATION_QUEUE_SECONDS } from "../../config/rules";
+import { verificationQueueLength } from "../../config/rules";
 import type { AuthCache } from "./auth-cache";
 import { block } from "./block";
 import { upstreamReference } from "./proxy";
@@ -34,7 +34,7 @@ export function loginLimiterServer(authCache: AuthCache, withUi: boolean): strin
     "",
     ...block("location /", [
       `limit_req zone=${LOGIN_LIMIT_ZONE} burst=${authCache.verificationBurst ?? authCache.verificationsPerMinute} nodelay;`,
-      `limit_req zone=${VERIFICATION_LIMIT_ZONE} burst=${Math.ceil((authCache.totalVerificationsPerMinute * VERIFICATION_QUEUE_SECONDS) / 60)};`,
+      `limit_req zone=${VERIFICATION_LIMIT_ZONE} burst=${verificationQueueLength(authCache.totalVerificationsPerMinute)};`,
       "limit_req_status 429;",
       // Refusals stay in the error log (warn); logins waiting their turn (notice) do not.
       "limit_req_log_level warn;",
