@@ -110,10 +110,39 @@ export async function synthAndDeploy(
   return result;
 }
 
-/** Terraform's diagnostics (the boxed `│ Error: …` lines) in cdktf's output. */
+/**
+ * Terraform's diagnostics in cdktf's output: each `Error:` line and the lines after it (cdktf
+ * strips the box, so the resource and a postcondition's message have no mark of their own).
+ */
 function terraformErrors(output: string): string {
-  const lines = output.split("\n").filter((line) => /[│╷╵]|\bError:/.test(line));
-  return lines.length === 0 ? "(no Error: lines in cdktf's output)" : lines.join("\n").slice(0, 2500);
+  const lines = output.split("\n");
+  const starts = lines.flatMap((line, i) => (/\bError:/.test(line) ? [i] : []));
+  if (starts.length === 0) return "(no Error: lines in cdktf's output)";
+  return starts.map((i) => lines.slice(i, i + 14).join("\n")).join("\n").slice(0, 3000);
+}
+
+/**
+ * The stack's one-shot containers that exited non-zero (reload checks, volume owners), with the
+ * end of their logs: what a failed postcondition points to, gone once the scenario tears down.
+ */
+async function failedOneShots(engine: Engine, stackFile: string): Promise<string> {
+  const stack = JSON.parse(fs.readFileSync(stackFile, "utf8")) as { resource?: { docker_container?: Record<string, { name?: string; attach?: boolean }> } };
+  const names = Object.values(stack.resource?.docker_container ?? {}).filter((c) => c.attach === true && typeof c.name === "string").map((c) => c.name as string);
+  const reports: string[] = [];
+  for (const name of names) {
+    const state = await engine.docker(["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", name]).then((r) => r.stdout.trim(), () => "");
+    const [status, code] = state.split(" ");
+    if (status !== "exited" || code === "0") continue;
+    const logs = await engine.docker(["logs", "--tail", "20", name]).then((r) => `${r.stdout}${r.stderr}`.trim(), (err: Error) => err.message);
+    // The container it prepared or checked (the proxy, a registry instance): its own account.
+    const served = name.replace(/-(reload-check|volume-owner)$/, "");
+    const servedLog = await engine.docker(["logs", "--tail", "200", served]).then(
+      (r) => `${r.stdout}\n${r.stderr}`.split("\n").filter((l) => /registry-stack|\[(emerg|alert|crit|error)\]|level=(error|fatal)/.test(l)).slice(-15).join("\n"),
+      (err: Error) => err.message,
+    );
+    reports.push(`${name} exited ${code}:\n${logs}\n  ${served}'s log (registry-stack lines and errors):\n${servedLog}`);
+  }
+  return reports.length === 0 ? "(no one-shot container exited non-zero)" : reports.join("\n");
 }
 
 /** cdktf's output without its progress lines and terminal sequences. */
@@ -199,7 +228,8 @@ export class Deployment {
       if (err instanceof CommandError) {
         const output = cdktfOutput(err.stdout);
         // Terraform's error blocks first: a report clipped in the middle still shows the cause.
-        throw new Error(`cdktf ${args[0]} (${this.tag}) failed:\n${terraformErrors(output)}\n--- output's end:\n${output.slice(-4000)}\n${err.stderr.slice(-2000)}`);
+        const oneShots = await failedOneShots(this.engine, s.stackFile).catch((e: Error) => `(could not inspect the one-shot containers: ${e.message})`);
+        throw new Error(`cdktf ${args[0]} (${this.tag}) failed:\n${terraformErrors(output)}\n--- one-shot containers:\n${oneShots}\n--- output's end:\n${output.slice(-4000)}\n${err.stderr.slice(-2000)}`);
       }
       throw err;
     }
