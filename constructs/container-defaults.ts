@@ -35,11 +35,13 @@ export function terraformLiteral(text: string): string {
 export { REGISTRY_GID, REGISTRY_UID, REGISTRY_USER } from "../renderers/volume-ownership";
 
 /**
- * For a one-shot container run with `attach` (the provider waits for it to exit but does not
- * look at its exit code): a non-zero exit fails the deploy with `message`.
+ * For a one-shot container run with `attach` and `logs` (the provider waits for it to exit but
+ * does not look at its exit code): a non-zero exit fails the deploy with `message` and what the
+ * container printed, which says why (it is gone from `docker logs` once the container is replaced).
  */
 export function exitedZero(message: string): { condition: string; errorMessage: string } {
-  return { condition: "${self.exit_code == 0}", errorMessage: message };
+  const output = '${self.container_logs == null ? "(not captured)" : trimspace(self.container_logs)}';
+  return { condition: "${self.exit_code == 0}", errorMessage: `${message}. It printed: ${output}` };
 }
 
 /**

@@ -4,7 +4,6 @@ import { Network } from "@cdktf/provider-docker/lib/network";
 import { Volume } from "@cdktf/provider-docker/lib/volume";
 import { createHash } from "crypto";
 import { Construct } from "constructs";
-import * as path from "path";
 import { MaterialStore } from "../material/material-store";
 import { AccessRules, renderAccessModule } from "../renderers/access-module";
 import { AUTH_CACHE_DIR, DEFAULT_PROXY_TUNING, GENERATION_PATH, LoginLimitScope, MirrorBlobCache, ProxyTuning, renderNginxConf, UpstreamAddress } from "../renderers/nginx/nginx-conf";
@@ -117,20 +116,24 @@ export class NginxProxy extends Construct {
   public static readonly REDIRECT_LISTEN_PORT = 8080;
   public static readonly HEALTH_LISTEN_PORT = 8081;
   public static readonly LOGIN_LIMITER_LISTEN_PORT = 8082;
-  public static readonly CONFIG_DIRECTORY = "/etc/registry-stack";
+  /** The folder a deploy uploads into (the config volume). nginx never reads it: see renderProxySupervisor. */
+  public static readonly UPLOAD_DIRECTORY = "/etc/registry-stack";
+  /** A link to the verified copy of the uploaded folder that nginx reads, on the container's tmpfs. */
+  public static readonly SERVED_DIRECTORY = "/tmp/registry-stack/served";
   /** Mirror i listens on this port + i inside the container. */
   public static readonly MIRROR_LISTEN_PORT_BASE = 8500;
-  public static readonly CONFIG_PATH = "/etc/registry-stack/nginx.conf";
-  public static readonly GENERATION_PATH = "/etc/registry-stack/generation";
+  /** The configuration's files, relative to both folders. */
+  public static readonly CONFIG_FILE = "nginx.conf";
+  public static readonly MARKER_FILE = "generation";
   /** A volume of the proxy's own: the generation it serves, read by the reload check. */
   public static readonly STATUS_DIRECTORY = "/run/registry-stack-proxy";
   public static readonly RELOAD_TIMEOUT_SECONDS = 90;
-  public static readonly CERTIFICATE_PATH = "/etc/registry-stack/tls/server.crt";
-  public static readonly KEY_PATH = "/etc/registry-stack/tls/server.key";
-  /** The web UI's files, on the config volume with nginx.conf. */
-  public static readonly UI_DIRECTORY = "/etc/registry-stack/ui";
+  public static readonly CERTIFICATE_FILE = "tls/server.crt";
+  public static readonly KEY_FILE = "tls/server.key";
+  /** The web UI's files, uploaded with nginx.conf. */
+  public static readonly UI_FOLDER = "ui";
   public static readonly REFUSAL_LISTEN_PORT = 8083;
-  public static readonly ACCESS_MODULE_PATH = "/etc/registry-stack/registry-access.js";
+  public static readonly ACCESS_MODULE_FILE = "registry-access.js";
   /** Mirror <name>'s blob cache volume is mounted at <this>/mirror-<name>. */
   public static readonly MIRROR_CACHE_DIRECTORY = "/var/cache/registry-stack";
 
@@ -145,6 +148,8 @@ export class NginxProxy extends Construct {
   constructor(scope: Construct, id: string, props: NginxProxyProps) {
     super(scope, id);
     const image = new Image(this, "image", { name: props.image, keepLocally: true });
+    const uploaded = (file: string) => `${NginxProxy.UPLOAD_DIRECTORY}/${file}`;
+    const served = (file: string) => `${NginxProxy.SERVED_DIRECTORY}/${file}`;
 
     // Every instance of a registry: nginx balances over them and retries on another (see upstreamRetryDirectives).
     const sockets = (registry: Registry): UpstreamAddress[] => {
@@ -159,9 +164,10 @@ export class NginxProxy extends Construct {
       ? createHash("sha256").update(JSON.stringify([verifier.registry.loginsDigest ?? "", accessModule])).digest("hex").slice(0, 12)
       : undefined;
     const supervisor = {
-      configDirectory: NginxProxy.CONFIG_DIRECTORY,
-      configPath: NginxProxy.CONFIG_PATH,
-      generationPath: NginxProxy.GENERATION_PATH,
+      uploadDirectory: NginxProxy.UPLOAD_DIRECTORY,
+      markerName: NginxProxy.MARKER_FILE,
+      configName: NginxProxy.CONFIG_FILE,
+      servedDirectory: NginxProxy.SERVED_DIRECTORY,
       statusPath: `${NginxProxy.STATUS_DIRECTORY}/generation`,
       generationUrl: `http://127.0.0.1:${NginxProxy.HEALTH_LISTEN_PORT}${GENERATION_PATH}`,
       answerTimeoutSeconds: NginxProxy.RELOAD_TIMEOUT_SECONDS,
@@ -187,11 +193,11 @@ export class NginxProxy extends Construct {
       listenPort: NginxProxy.LISTEN_PORT,
       healthListenPort: NginxProxy.HEALTH_LISTEN_PORT,
       upstream: sockets(props.registry),
-      tls: props.tls ? { certificatePath: NginxProxy.CERTIFICATE_PATH, keyPath: NginxProxy.KEY_PATH } : undefined,
+      tls: props.tls ? { certificatePath: served(NginxProxy.CERTIFICATE_FILE), keyPath: served(NginxProxy.KEY_FILE) } : undefined,
       httpRedirect:
         props.httpRedirectPort !== undefined ? { listenPort: NginxProxy.REDIRECT_LISTEN_PORT, publicPort: props.publish.port } : undefined,
       tuning: props.tuning ?? DEFAULT_PROXY_TUNING,
-      ui: props.uiFiles ? { directory: NginxProxy.UI_DIRECTORY } : undefined,
+      ui: props.uiFiles ? { directory: served(NginxProxy.UI_FOLDER) } : undefined,
       metricsFile: props.maintenance ? `${Maintenance.PROXY_STATE_DIRECTORY}/${Maintenance.METRICS_FILE_NAME}` : undefined,
       writeHold: props.maintenance
         ? { flagFile: `${Maintenance.PROXY_STATE_DIRECTORY}/${Maintenance.HOLD_FILE_NAME}`, retryAfterSeconds: Maintenance.RETRY_AFTER_SECONDS }
@@ -210,7 +216,7 @@ export class NginxProxy extends Construct {
             limitScope: verifier.limitScope,
             limiterListenPort: NginxProxy.LOGIN_LIMITER_LISTEN_PORT,
             access: {
-              modulePath: NginxProxy.ACCESS_MODULE_PATH,
+              modulePath: served(NginxProxy.ACCESS_MODULE_FILE),
               anonymousPull: verifier.access.anonymousPull,
               refusalListenPort: NginxProxy.REFUSAL_LISTEN_PORT,
               publicPort: props.publish.port,
@@ -230,41 +236,41 @@ export class NginxProxy extends Construct {
     });
     const uploads: ContainerUpload[] = [];
     // What each file holds once written: the marker lists their checksums (see below).
+    // Per file (relative to both folders), what it holds once written: the marker lists their checksums (see below).
     const written = new Map<string, string>();
-    const place = (file: string, text: string, upload: ContainerUpload) => {
+    const place = (file: string, text: string, upload: (at: string) => ContainerUpload) => {
       written.set(file, text);
-      uploads.push(upload);
+      uploads.push(upload(uploaded(file)));
     };
     // Not secret, and like nginx.conf visible in `cdktf diff`.
     for (const file of props.uiFiles ?? []) {
-      const at = `${NginxProxy.UI_DIRECTORY}/${file.path}`;
-      place(at, file.content, { file: at, content: terraformLiteral(file.content), permissions: "0644" });
+      place(`${NginxProxy.UI_FOLDER}/${file.path}`, file.content, (at) => ({ file: at, content: terraformLiteral(file.content), permissions: "0644" }));
     }
     // User names and roles are not secret: as content, a role change shows in `cdktf diff`.
     if (accessModule !== undefined) {
-      place(NginxProxy.ACCESS_MODULE_PATH, accessModule, { file: NginxProxy.ACCESS_MODULE_PATH, content: terraformLiteral(accessModule), permissions: "0644" });
+      place(NginxProxy.ACCESS_MODULE_FILE, accessModule, (at) => ({ file: at, content: terraformLiteral(accessModule), permissions: "0644" }));
     }
     if (props.tls) {
-      place(NginxProxy.CERTIFICATE_PATH, props.tls.certificateChainPem, { file: NginxProxy.CERTIFICATE_PATH, content: props.tls.certificateChainPem, permissions: "0644" });
-      const key = secretUpload(this, "tls-key-file", props.secretFiles.write(`${props.containerName}.server.key`, props.tls.privateKeyPem), NginxProxy.KEY_PATH);
-      place(NginxProxy.KEY_PATH, props.tls.privateKeyPem, key);
+      const tls = props.tls;
+      place(NginxProxy.CERTIFICATE_FILE, tls.certificateChainPem, (at) => ({ file: at, content: tls.certificateChainPem, permissions: "0644" }));
+      place(NginxProxy.KEY_FILE, tls.privateKeyPem, (at) => secretUpload(this, "tls-key-file", props.secretFiles.write(`${props.containerName}.server.key`, tls.privateKeyPem), at));
     }
 
     // The generation names everything uploaded; nginx.conf answers it, so it is hashed without it.
-    this.generation = uploadsDigest([...uploads, { file: NginxProxy.CONFIG_PATH, content: renderConfig(undefined) }]);
+    this.generation = uploadsDigest([...uploads, { file: uploaded(NginxProxy.CONFIG_FILE), content: renderConfig(undefined) }]);
     // nginx.conf holds no secret: uploading it as content makes every change visible in `cdktf diff`.
     const config = renderConfig(this.generation);
-    place(NginxProxy.CONFIG_PATH, config, { file: NginxProxy.CONFIG_PATH, content: config, permissions: "0644" });
+    place(NginxProxy.CONFIG_FILE, config, (at) => ({ file: at, content: config, permissions: "0644" }));
     // The provider uploads the files one by one, in no fixed order: the marker names the
-    // generation and every file's checksum, so the supervisor reloads only once all are there.
-    const sums = [...written].map(([file, text]) => `${createHash("sha256").update(text).digest("hex")}  ${path.posix.relative(NginxProxy.CONFIG_DIRECTORY, file)}`);
-    uploads.push({ file: NginxProxy.GENERATION_PATH, content: [this.generation, ...sums, ""].join("\n"), permissions: "0644" });
+    // generation and every file's checksum, so the supervisor serves only a copy in which all match.
+    const sums = [...written].map(([file, text]) => `${createHash("sha256").update(text).digest("hex")}  ${file}`);
+    uploads.push({ file: uploaded(NginxProxy.MARKER_FILE), content: [this.generation, ...sums, ""].join("\n"), permissions: "0644" });
     // The registries the configuration points to serve before it is uploaded (see ProxySupervisor).
     const upstreams = [props.registry, ...(verifier ? [verifier.registry] : []), ...mirrors.map((m) => m.registry)];
     this.configVolume = new ConfigVolume(this, "config", {
       containerName: props.containerName,
       image: image.imageId,
-      directory: NginxProxy.CONFIG_DIRECTORY,
+      directory: NginxProxy.UPLOAD_DIRECTORY,
       uploads,
       reloaded: true,
       dependsOn: upstreams.flatMap((r) => r.containers),
@@ -335,11 +341,12 @@ export class NginxProxy extends Construct {
       capabilities: { drop: ["ALL"] },
       securityOpts: NO_NEW_PRIVILEGES,
       attach: true,
+      logs: true,
       mustRun: false,
       restart: "no",
       ...memoryLimit(32),
       dependsOn: [this.container, this.configVolume.seeder, ...upstreams.flatMap((r) => r.containers)],
-      lifecycle: { ...IGNORE_ENGINE_DEFAULTS, postcondition: [exitedZero(`the proxy ${props.containerName} did not load its new configuration (docker logs ${props.containerName}-reload-check)`)] },
+      lifecycle: { ...IGNORE_ENGINE_DEFAULTS, postcondition: [exitedZero(`the proxy ${props.containerName} did not load its new configuration`)] },
     });
   }
 }

@@ -42,7 +42,8 @@ export interface VolumeOwnerProps {
  * kreuzwerker/docker with `attach = true` starts the container and waits until it is no longer
  * running before the apply goes on, so the volumes are ready when the dependant starts. It does
  * not judge the exit code (4.6 as 3.6.2: only stores it in `exit_code`), so a postcondition
- * fails the deploy on a non-zero exit, naming the volumes' container. `must_run` must be false:
+ * fails the deploy on a non-zero exit, naming the volumes' container and quoting what it printed
+ * (`logs`). `must_run` must be false:
  * with true the provider would delete the exited container and fail. The
  * exited container stays in state and is replaced, so run again, whenever one of its mounts
  * changes (a new config volume at every config change); `docker start -a` re-runs it by hand.
@@ -76,13 +77,14 @@ export class VolumeOwner extends Construct {
       readOnly: true,
       volumes: [...props.mounts, ...always].map((m) => ({ ...m, readOnly: false })),
       attach: true,
+      logs: true,
       mustRun: false,
       restart: "no",
       ...memoryLimit(128),
       dependsOn: props.dependsOn,
       lifecycle: {
         ...IGNORE_ENGINE_DEFAULTS,
-        postcondition: [exitedZero(`could not make the volumes of ${props.containerName} owned by ${this.owner}: see docker logs ${props.containerName}-volume-owner`)],
+        postcondition: [exitedZero(`could not make the volumes of ${props.containerName} owned by ${this.owner}`)],
       },
     });
   }

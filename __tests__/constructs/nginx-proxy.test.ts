@@ -86,6 +86,22 @@ describe("NginxProxy", () => {
     const key = uploads.find((u) => u.file === "/etc/registry-stack/tls/server.key")!;
     expect(key.content).toBeUndefined();
     expect(key.source).toMatch(/^assets\/.*\/p\.server\.key$/);
+    // nginx reads them from the supervisor's verified copy, never from the volume being uploaded into.
+    const conf = uploads.find((u) => u.file === "/etc/registry-stack/nginx.conf")!.content!;
+    expect(conf).toContain("ssl_certificate /tmp/registry-stack/served/tls/server.crt;");
+    expect(conf).toContain("ssl_certificate_key /tmp/registry-stack/served/tls/server.key;");
+    expect(conf).not.toContain("/etc/registry-stack");
+  });
+
+  test("fails the deploy quoting what a one-shot container printed", () => {
+    const proxy = proxyJson();
+    expect(proxy.reloadCheck.logs).toBe(true);
+    expect((proxy.reloadCheck.lifecycle as { postcondition: unknown }).postcondition).toEqual([
+      {
+        condition: "${self.exit_code == 0}",
+        error_message: 'the proxy p did not load its new configuration. It printed: ${self.container_logs == null ? "(not captured)" : trimspace(self.container_logs)}',
+      },
+    ]);
   });
 
   test("refers to no registry instance, so a new instance changes only the uploaded files (a reload)", () => {
@@ -134,7 +150,7 @@ describe("NginxProxy", () => {
     expect(module.content).toContain('"role": "pull"');
     expect(module.permissions).toBe("0644");
     const conf = withRoles(ACCESS).uploads.find((u) => u.file === "/etc/registry-stack/nginx.conf")!.content!;
-    expect(conf).toContain("js_import registry_access from /etc/registry-stack/registry-access.js;");
+    expect(conf).toContain("js_import registry_access from /tmp/registry-stack/served/registry-access.js;");
     const changed = withRoles({ ...ACCESS, users: [{ name: "ci", role: "push" }] }).uploads.find((u) => u.file === "/etc/registry-stack/registry-access.js")!;
     expect(changed.content).not.toBe(module.content);
     expect(proxyJson().uploads.map((u) => u.file)).not.toContain("/etc/registry-stack/registry-access.js");

@@ -342,7 +342,7 @@ describe("RegistryStack web UI", () => {
     expect(JSON.parse(uploads.find((u) => u.file.endsWith("/settings.json"))!.content)).toEqual({ deleteEnabled: true, requestHeader: "X-Registry-UI" });
     const conf = uploadsOf(json, "proxy").find((u) => u.file === "/etc/registry-stack/nginx.conf")!.content;
     expect(conf).toContain("location /ui/ {");
-    expect(conf).toContain("alias /etc/registry-stack/ui/;");
+    expect(conf).toContain("alias /tmp/registry-stack/served/ui/;");
   });
 
   test("escapes the scripts' template literals, which Terraform would interpolate", () => {
